@@ -1,0 +1,1 @@
+"""plait: multimodal fusion you can trust and serve."""

@@ -1,0 +1,289 @@
+"""The YAML schema: frozen records validated on load.
+
+Errors name the key path, what was expected and what came:
+`fields.photo.kind: unknown kind 'imag'; did you mean 'image'? Available: audio, embedding, …`.
+Field options (size, max_tokens, …) are checked by the modality's own constructor in build.py,
+so each value is checked where it is used; this module checks the shape of the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from plait.errors import ConfigError
+from plait.registry import suggest, unknown_name_message
+from plait.types import KINDS
+
+TASK_TYPES = ("auto", "classification", "regression")
+PRECISIONS = ("32-true", "32", "bf16-mixed", "bf16-true", "16-mixed", "64-true")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    path: str | None = None  # the sample table (CSV, Parquet, JSONL), relative to the config file
+    root: str | None = None  # media root for file paths; default: the table's folder
+    split_column: str | None = None  # values train/val/test; otherwise a seeded stratified split
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    label: str = ""
+    type: str = "auto"  # auto: classification for strings/bools/few integers, else regression
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    kind: str
+    options: Mapping[str, Any] = field(default_factory=dict)  # the modality's constructor arguments
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    fusion: str = "gated"
+    dim: int = 64  # width of every encoder's features
+    hidden: int = 128  # width of the head's hidden layer
+    dropout: float = 0.1
+    fusion_options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    epochs: int = 40
+    batch_size: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    modality_dropout: float = 0.2  # per sample and field; at least one field is always kept
+    patience: int = 8  # early stopping on the validation loss
+    precision: str = "32-true"
+    seed: int = 0
+    accelerator: str = "cpu"
+    devices: int = 1
+    strategy: str = "auto"
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class Config:
+    task: TaskSpec
+    fields: tuple[FieldSpec, ...]
+    data: DataSpec = DataSpec()
+    model: ModelSpec = ModelSpec()
+    train: TrainSpec = TrainSpec()
+    output: str = "bundle"
+    base_dir: Path = Path(".")  # folder relative paths are resolved against (not saved)
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields)
+
+    def resolve(self, path: str) -> Path:
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+    def table_path(self) -> Path:
+        if self.data.path is None:
+            raise ConfigError("data.path: no table given; set data.path to a CSV, Parquet or JSONL file")
+        return self.resolve(self.data.path)
+
+    def media_root(self) -> Path:
+        if self.data.root is not None:
+            return self.resolve(self.data.root)
+        return self.table_path().parent if self.data.path is not None else self.base_dir
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data, the same shape as the YAML file."""
+        return {
+            "data": asdict(self.data),
+            "task": asdict(self.task),
+            "fields": {f.name: {"kind": f.kind, **dict(f.options)} for f in self.fields},
+            "model": {**asdict(self.model), "fusion_options": dict(self.model.fusion_options)},
+            "train": asdict(self.train),
+            "output": self.output,
+        }
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def with_overrides(self, **sections: Mapping[str, Any]) -> Config:
+        """A new config with some keys replaced, e.g. `with_overrides(train={"epochs": 5})`."""
+        raw = self.to_dict()
+        for section, values in sections.items():
+            if section not in raw:
+                raise ConfigError(unknown_name_message("config section", section, list(raw)))
+            if isinstance(raw[section], dict):
+                raw[section] = {**raw[section], **dict(values)}
+            else:
+                raw[section] = values
+        return Config.from_dict(raw, base_dir=self.base_dir)
+
+    @staticmethod
+    def from_dict(raw: Mapping[str, Any], base_dir: Path | str = ".") -> Config:
+        return parse_config(raw, Path(base_dir))
+
+    @staticmethod
+    def from_yaml(path: Path | str) -> Config:
+        return load_config(path)
+
+
+def load_config(path: Path | str) -> Config:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist; create one with `plait init TABLE --label COLUMN`")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{path}: expected a mapping of sections (data, task, fields, …), got {type(raw).__name__}")
+    try:
+        return parse_config(raw, path.parent)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+_SECTIONS = ("data", "task", "fields", "model", "train", "output")
+
+
+def parse_config(raw: Mapping[str, Any], base_dir: Path) -> Config:
+    _no_unknown_keys(raw, _SECTIONS, "")
+    if "task" not in raw:
+        raise ConfigError("task: missing; add `task: {label: COLUMN}` naming the column to predict")
+    if "fields" not in raw:
+        raise ConfigError("fields: missing; list the model's inputs, e.g. `fields: {photo: {kind: image}}`")
+    output = raw.get("output", "bundle")
+    if not isinstance(output, str):
+        raise ConfigError(f"output: expected a folder path (string), got {output!r}")
+    cfg = Config(
+        data=_record(DataSpec, raw.get("data"), "data"),
+        task=_record(TaskSpec, raw["task"], "task"),
+        fields=_fields(raw["fields"]),
+        model=_record(ModelSpec, raw.get("model"), "model"),
+        train=_record(TrainSpec, raw.get("train"), "train"),
+        output=output,
+        base_dir=base_dir,
+    )
+    _check_values(cfg)
+    return cfg
+
+
+def _no_unknown_keys(raw: Mapping[str, Any], allowed: tuple[str, ...], path: str) -> None:
+    for key in raw:
+        if key not in allowed:
+            where = f"{path}.{key}" if path else str(key)
+            hint = suggest(str(key), list(allowed))
+            raise ConfigError(f"{where}: unknown key;{hint} Allowed here: {', '.join(allowed)}")
+
+
+def _record(cls: Any, raw: Any, path: str) -> Any:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{path}: expected a mapping, got {type(raw).__name__} {raw!r}")
+    allowed = tuple(f.name for f in fields(cls))
+    _no_unknown_keys(raw, allowed, path)
+    defaults = cls()
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        expected = type(getattr(defaults, key))
+        values[key] = _coerce(value, expected, getattr(defaults, key), f"{path}.{key}")
+    return replace(defaults, **values)
+
+
+def _coerce(value: Any, expected: type, default: Any, path: str) -> Any:
+    if default is None:  # optional string keys
+        if value is None or isinstance(value, str):
+            return value
+        raise ConfigError(f"{path}: expected a string or null, got {value!r}")
+    if expected is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{path}: expected true or false, got {value!r}")
+    if expected is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{path}: expected an integer, got {value!r}")
+    if expected is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML reads 3e-3 as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{path}: expected a number, got {value!r}")
+    if expected is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{path}: expected a string, got {value!r}")
+    if isinstance(default, Mapping):
+        if isinstance(value, Mapping):
+            return dict(value)
+        raise ConfigError(f"{path}: expected a mapping, got {value!r}")
+    return value
+
+
+def _fields(raw: Any) -> tuple[FieldSpec, ...]:
+    if not isinstance(raw, Mapping) or not raw:
+        raise ConfigError(
+            f"fields: expected a non-empty mapping of field name → {{kind: …}}, got {raw!r}; "
+            "`plait init TABLE --label COLUMN` writes one for you"
+        )
+    specs = []
+    for name, spec in raw.items():
+        path = f"fields.{name}"
+        if isinstance(spec, str):  # shorthand `photo: image`
+            spec = {"kind": spec}
+        if not isinstance(spec, Mapping):
+            raise ConfigError(f"{path}: expected a mapping with at least `kind`, got {spec!r}")
+        kind = spec.get("kind")
+        if kind is None:
+            raise ConfigError(f"{path}.kind: missing; one of {', '.join(KINDS)}")
+        if kind not in KINDS:
+            raise ConfigError(f"{path}.kind: {unknown_name_message('kind', str(kind), list(KINDS))}")
+        options = {k: v for k, v in spec.items() if k != "kind"}
+        specs.append(FieldSpec(name=str(name), kind=str(kind), options=options))
+    return tuple(specs)
+
+
+def _check_values(cfg: Config) -> None:
+    if not cfg.task.label:
+        raise ConfigError("task.label: empty; name the column to predict")
+    if cfg.task.type not in TASK_TYPES:
+        raise ConfigError(f"task.type: {unknown_name_message('task type', cfg.task.type, list(TASK_TYPES))}")
+    if cfg.task.label in cfg.field_names:
+        raise ConfigError(f"fields.{cfg.task.label}: the label column cannot also be an input field; remove it")
+    for key in ("val_fraction", "test_fraction"):
+        value = getattr(cfg.data, key)
+        if not 0.0 <= value < 1.0:
+            raise ConfigError(f"data.{key}: expected a fraction in [0, 1), got {value}")
+    if cfg.data.val_fraction + cfg.data.test_fraction >= 1.0:
+        raise ConfigError(
+            f"data: val_fraction + test_fraction = {cfg.data.val_fraction + cfg.data.test_fraction} "
+            "leaves no training rows; keep their sum below 1"
+        )
+    t = cfg.train
+    checks = [
+        ("train.epochs", t.epochs >= 1, t.epochs, "an integer ≥ 1"),
+        ("train.batch_size", t.batch_size >= 1, t.batch_size, "an integer ≥ 1"),
+        ("train.lr", t.lr > 0, t.lr, "a positive number"),
+        ("train.weight_decay", t.weight_decay >= 0, t.weight_decay, "a number ≥ 0"),
+        ("train.modality_dropout", 0.0 <= t.modality_dropout < 1.0, t.modality_dropout, "a probability in [0, 1)"),
+        ("train.patience", t.patience >= 1, t.patience, "an integer ≥ 1"),
+        ("train.devices", t.devices >= 1, t.devices, "an integer ≥ 1"),
+        ("model.dim", cfg.model.dim >= 1, cfg.model.dim, "an integer ≥ 1"),
+        ("model.hidden", cfg.model.hidden >= 1, cfg.model.hidden, "an integer ≥ 1"),
+        ("model.dropout", 0.0 <= cfg.model.dropout < 1.0, cfg.model.dropout, "a probability in [0, 1)"),
+    ]
+    for path, ok, got, expected in checks:
+        if not ok:
+            raise ConfigError(f"{path}: expected {expected}, got {got!r}")
+    if t.precision not in PRECISIONS:
+        raise ConfigError(f"train.precision: {unknown_name_message('precision', t.precision, list(PRECISIONS))}")

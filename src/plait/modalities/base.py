@@ -1,0 +1,127 @@
+"""The modality plug-in contract and helpers shared by the plug-ins.
+
+A modality plug-in is constructed per field with plain typed arguments (its options from the
+config), learns JSON-serialisable state on the training split only (`fit`), turns one row into a
+tensor or `Absent` (`load`), stacks items into a batch (`collate`) and builds its default encoder.
+Nothing here is pickled: `get_state`/`set_state` round-trip through JSON.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import polars as pl
+import torch
+from torch import Tensor
+
+from plait.errors import DataError
+from plait.types import Absent, EncoderOutput
+
+JSONState = dict[str, Any]
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """nn.Module turning one field's collated tensor into tokens and a pooled vector."""
+
+    output_dim: int
+
+    def __call__(self, x: Tensor, present: Tensor, mask: Tensor | None = None) -> EncoderOutput:
+        """x: the collated values [B, ...]; present: BoolTensor[B]; mask: BoolTensor[B, L] or None.
+        Returns tokens [B, L, output_dim] and pooled [B, output_dim], pooled zero where absent."""
+        ...
+
+
+class Modality(Protocol):
+    """One field's preprocessing. `name` is the field name; `kind` one of plait.types.KINDS."""
+
+    kind: ClassVar[str]
+    name: str
+
+    def columns(self) -> tuple[str, ...]:
+        """The table columns this field reads."""
+        ...
+
+    def fit(self, table: pl.DataFrame, root: Path) -> None:
+        """Learn state from the TRAINING rows only (vocabulary, statistics, levels)."""
+        ...
+
+    def get_state(self) -> JSONState:
+        """The fitted state as plain JSON data (raises if not fitted)."""
+        ...
+
+    def set_state(self, state: JSONState) -> None:
+        """Restore state produced by `get_state` (from a bundle's preprocessing.json)."""
+        ...
+
+    def load(self, row: Mapping[str, Any], root: Path) -> Tensor | Absent:
+        """Decode + preprocess one row's value. Empty/unreadable/undecodable → Absent(reason).
+        Raises DataError only for input that must stop the run (a path escaping the root)."""
+        ...
+
+    def collate(self, items: Sequence[Tensor | None]) -> tuple[Tensor, Tensor | None]:
+        """Stack items (None = absent → zero-filled) into values [B, ...] and an optional
+        step mask BoolTensor[B, L] (True = real step) for padded sequences."""
+        ...
+
+    def build_encoder(self, dim: int) -> Encoder:
+        """The default encoder for this field, producing `dim`-wide features."""
+        ...
+
+
+class NotFittedError(RuntimeError):
+    pass
+
+
+def is_empty(value: object) -> bool:
+    """None, NaN, empty or whitespace-only strings, empty lists count as empty (0 and 0.0 do not)."""
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    if isinstance(value, str) and not value.strip():
+        return True
+    if isinstance(value, (list, tuple)) and len(value) == 0:
+        return True
+    return False
+
+
+def resolve_media_path(value: str, root: Path, field: str) -> Path:
+    """Resolve a file path from the table relative to `root`; it may not escape the root.
+
+    Absolute paths are allowed only when they lie inside the root as well.
+    """
+    root = root.resolve()
+    candidate = Path(value)
+    path = (candidate if candidate.is_absolute() else root / candidate).resolve()
+    if not path.is_relative_to(root):
+        raise DataError(
+            f"field '{field}': path '{value}' resolves to {path}, outside the media root {root}; "
+            "keep media files under data.root or set data.root to a folder that contains them"
+        )
+    return path
+
+
+def zeros_like_batch(items: Sequence[Tensor | None], shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
+    """Stack same-shape items, filling None with zeros of `shape`."""
+    out = torch.zeros((len(items), *shape), dtype=dtype)
+    for i, item in enumerate(items):
+        if item is not None:
+            out[i] = item
+    return out
+
+
+def masked_mean(tokens: Tensor, mask: Tensor | None) -> Tensor:
+    """Mean over L of tokens [B, L, D] using mask [B, L] (True = real) → [B, D]."""
+    if mask is None:
+        return tokens.mean(dim=1)
+    weights = mask.to(tokens.dtype).unsqueeze(-1)  # (B, L, 1)
+    return (tokens * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+
+
+def zero_absent(pooled: Tensor, present: Tensor) -> Tensor:
+    """Zero the pooled vector [B, D] of absent samples so nothing leaks from zero-filled input."""
+    return pooled * present.to(pooled.dtype).unsqueeze(-1)

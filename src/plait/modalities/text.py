@@ -1,0 +1,5 @@
+"""PLACEHOLDER — being written; replaced in this session."""
+
+
+class TextModality:
+    kind = "text"

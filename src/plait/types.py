@@ -1,0 +1,75 @@
+"""Shared vocabulary: field kinds, batches and the typed outputs of encoders, fusions and models.
+
+Shapes: B = batch, L = tokens per field, D = feature width, M = number of fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal, get_args
+
+from torch import Tensor
+
+Kind = Literal["text", "image", "audio", "timeseries", "tabular", "embedding"]
+KINDS: tuple[str, ...] = get_args(Kind)
+
+TaskType = Literal["classification", "regression"]
+
+
+@dataclass(frozen=True)
+class Absent:
+    """What `Modality.load` returns for a value that is not there: the field is absent for
+    that row (presence mask) and the reason is counted. Never a fabricated value."""
+
+    reason: str  # "empty", "unreadable", "undecodable", "non-finite", "too short", …
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One batch. A missing field is zero-filled in `values` AND False in `present`.
+
+    values[f]: the collated tensor of field f, first dim B.
+    present[f]: BoolTensor[B], True where field f was observed for that sample.
+    masks[f]: BoolTensor[B, L] of valid steps for padded sequence fields (True = real step).
+    target: LongTensor[B] (classification) or FloatTensor[B] (regression), or None at predict time.
+    """
+
+    values: Mapping[str, Tensor]
+    present: Mapping[str, Tensor]
+    masks: Mapping[str, Tensor] = field(default_factory=dict)
+    target: Tensor | None = None
+
+    @property
+    def size(self) -> int:
+        return int(next(iter(self.present.values())).shape[0])
+
+
+@dataclass(frozen=True)
+class EncoderOutput:
+    """tokens [B, L, D]; pooled [B, D] (zero where the field is absent);
+    token_mask BoolTensor[B, L] (True = real token) or None when every token is real."""
+
+    tokens: Tensor
+    pooled: Tensor
+    token_mask: Tensor | None = None
+
+
+@dataclass(frozen=True)
+class FusionOutput:
+    """fused [B, D_out]; weights [B, M] (gates, attention mass; 0 for absent fields) in the
+    fusion's field order, or None for fusions that have none."""
+
+    fused: Tensor
+    weights: Tensor | None = None
+
+
+@dataclass(frozen=True)
+class ModelOutput:
+    """output [B, K]: logits for classification (K classes), predictions for regression (K=1).
+    weights [B, M] from the fusion, or None; field_order names the M columns of weights."""
+
+    output: Tensor
+    weights: Tensor | None
+    field_order: tuple[str, ...]
