@@ -136,13 +136,17 @@ class Config:
 def load_config(path: Path | str) -> Config:
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist; create one with `plait init TABLE --label COLUMN`")
+        raise ConfigError(
+            f"config file {path} does not exist; create one with `plait init TABLE --label COLUMN`"
+        )
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, Mapping):
-        raise ConfigError(f"{path}: expected a mapping of sections (data, task, fields, …), got {type(raw).__name__}")
+        raise ConfigError(
+            f"{path}: expected a mapping of sections (data, task, fields, …), got {type(raw).__name__}"
+        )
     try:
         return parse_config(raw, path.parent)
     except ConfigError as exc:
@@ -259,7 +263,9 @@ def _check_values(cfg: Config) -> None:
     if cfg.task.type not in TASK_TYPES:
         raise ConfigError(f"task.type: {unknown_name_message('task type', cfg.task.type, list(TASK_TYPES))}")
     if cfg.task.label in cfg.field_names:
-        raise ConfigError(f"fields.{cfg.task.label}: the label column cannot also be an input field; remove it")
+        raise ConfigError(
+            f"fields.{cfg.task.label}: the label column cannot also be an input field; remove it"
+        )
     for key in ("val_fraction", "test_fraction"):
         value = getattr(cfg.data, key)
         if not 0.0 <= value < 1.0:
@@ -275,7 +281,12 @@ def _check_values(cfg: Config) -> None:
         ("train.batch_size", t.batch_size >= 1, t.batch_size, "an integer ≥ 1"),
         ("train.lr", t.lr > 0, t.lr, "a positive number"),
         ("train.weight_decay", t.weight_decay >= 0, t.weight_decay, "a number ≥ 0"),
-        ("train.modality_dropout", 0.0 <= t.modality_dropout < 1.0, t.modality_dropout, "a probability in [0, 1)"),
+        (
+            "train.modality_dropout",
+            0.0 <= t.modality_dropout < 1.0,
+            t.modality_dropout,
+            "a probability in [0, 1)",
+        ),
         ("train.patience", t.patience >= 1, t.patience, "an integer ≥ 1"),
         ("train.devices", t.devices >= 1, t.devices, "an integer ≥ 1"),
         ("model.dim", cfg.model.dim >= 1, cfg.model.dim, "an integer ≥ 1"),
@@ -286,4 +297,6 @@ def _check_values(cfg: Config) -> None:
         if not ok:
             raise ConfigError(f"{path}: expected {expected}, got {got!r}")
     if t.precision not in PRECISIONS:
-        raise ConfigError(f"train.precision: {unknown_name_message('precision', t.precision, list(PRECISIONS))}")
+        raise ConfigError(
+            f"train.precision: {unknown_name_message('precision', t.precision, list(PRECISIONS))}"
+        )

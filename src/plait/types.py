@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
+import torch
 from torch import Tensor
 
 Kind = Literal["text", "image", "audio", "timeseries", "tabular", "embedding"]
@@ -44,6 +45,19 @@ class Batch:
     @property
     def size(self) -> int:
         return int(next(iter(self.present.values())).shape[0])
+
+    def to(self, device: torch.device | str) -> Batch:
+        """A copy on `device` (frozen records cannot be moved in place)."""
+        return Batch(
+            values={k: v.to(device) for k, v in self.values.items()},
+            present={k: v.to(device) for k, v in self.present.items()},
+            masks={k: v.to(device) for k, v in self.masks.items()},
+            target=None if self.target is None else self.target.to(device),
+        )
+
+    def with_present(self, present: Mapping[str, Tensor]) -> Batch:
+        """The same batch under another presence mask (modality dropout, ablation)."""
+        return Batch(values=self.values, present=present, masks=self.masks, target=self.target)
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,7 @@ class Fusion(Protocol):
     output_dim: int
     field_order: tuple[str, ...]
 
-    def __call__(
-        self, inputs: Mapping[str, EncoderOutput], present: Mapping[str, Tensor]
-    ) -> FusionOutput:
+    def __call__(self, inputs: Mapping[str, EncoderOutput], present: Mapping[str, Tensor]) -> FusionOutput:
         """inputs[f]: tokens [B, L_f, D_f] and pooled [B, D_f]; present[f]: BoolTensor[B].
         Returns fused [B, output_dim] and weights [B, M] over field_order (or None)."""
         ...

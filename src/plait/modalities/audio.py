@@ -1,5 +1,288 @@
-"""PLACEHOLDER — being written; replaced in this session."""
+"""An audio file (or a segment of one) per row → a standardised log-mel spectrogram.
+
+`AudioModality("sound", offset_column="start_s", duration_column="length_s", max_seconds=2.0)`
+reads with soundfile only the frames it needs (the segment, at most `max_seconds` of it, from its
+start), mixes to mono, resamples to `sample_rate` when the file differs, and returns
+FloatTensor[n_mels, frames] with frames = 1 + samples // hop_length, standardised with the global
+mean/std of the training log-mel values. `collate` pads frames and returns the frame mask.
+A missing offset value means the file start; a missing duration means up to `max_seconds`.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import polars as pl
+import soundfile as sf
+import torch
+from torch import Tensor
+
+from plait.errors import BundleError, ConfigError, DataError
+from plait.modalities.base import JSONState, NotFittedError, is_empty, resolve_media_path
+from plait.modalities.melspec import MelSpectrogram
+from plait.modalities.timeseries import MaskedConv1dEncoder
+from plait.types import Absent
+
+FIT_LIMIT = 256  # decodable training clips used for the log-mel statistics
+ANTI_ALIAS_HALF_WIDTH = 32  # taps each side of the low-pass used before downsampling
+
+
+def resample(wave: np.ndarray, source_hz: int, target_hz: int) -> np.ndarray:
+    """Linear interpolation onto the target grid. When downsampling, a Hann-windowed sinc
+    low-pass at the new Nyquist frequency runs first, so content above it does not alias.
+    (Not polyphase: simpler and fast enough for clips of a few seconds; the interpolation
+    slightly dulls the top octave.)"""
+    if target_hz < source_hz:
+        cutoff = 0.5 * target_hz / source_hz  # cycles per input sample
+        taps = np.arange(-ANTI_ALIAS_HALF_WIDTH, ANTI_ALIAS_HALF_WIDTH + 1)
+        kernel = 2.0 * cutoff * np.sinc(2.0 * cutoff * taps) * np.hanning(taps.size)
+        kernel /= kernel.sum()
+        full = np.convolve(wave, kernel)  # (N + K - 1,)
+        wave = full[ANTI_ALIAS_HALF_WIDTH : ANTI_ALIAS_HALF_WIDTH + wave.size]  # centred, (N,)
+    n_out = round(wave.size * target_hz / source_hz)
+    positions = np.arange(n_out) * (source_hz / target_hz)
+    return np.interp(positions, np.arange(wave.size), wave).astype(np.float32)
+
+
+def _short(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"[:200]
+
+
+def _positive_int(name: str, key: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"fields.{name}.{key}: expected a positive integer, got {value!r}")
+    return value
+
+
+def _optional_column(name: str, key: str, value: object) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"fields.{name}.{key}: expected a column name, got {value!r}")
+    return value
+
+
+def _seconds(value: object) -> float | None:
+    """A finite float, or None when the cell is empty or not a number."""
+    if is_empty(value) or isinstance(value, bool):
+        return None
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return seconds if math.isfinite(seconds) else None
 
 
 class AudioModality:
-    kind = "audio"
+    """One clip per row → standardised log-mel FloatTensor[n_mels, frames]."""
+
+    kind: ClassVar[str] = "audio"
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        column: str | None = None,
+        offset_column: str | None = None,
+        duration_column: str | None = None,
+        sample_rate: int = 16000,
+        max_seconds: float = 2.0,
+        n_mels: int = 40,
+        n_fft: int = 400,
+        hop_length: int = 160,
+    ) -> None:
+        self.name = name
+        self.column = _optional_column(name, "column", column) or name
+        self.offset_column = _optional_column(name, "offset_column", offset_column)
+        self.duration_column = _optional_column(name, "duration_column", duration_column)
+        self.sample_rate = _positive_int(name, "sample_rate", sample_rate)
+        if isinstance(max_seconds, bool) or not isinstance(max_seconds, int | float) or not max_seconds > 0:
+            raise ConfigError(f"fields.{name}.max_seconds: expected a positive number, got {max_seconds!r}")
+        if not math.isfinite(max_seconds):
+            raise ConfigError(f"fields.{name}.max_seconds: expected a finite number, got {max_seconds!r}")
+        self.max_seconds = float(max_seconds)
+        self.n_mels = _positive_int(name, "n_mels", n_mels)
+        self.n_fft = _positive_int(name, "n_fft", n_fft)
+        self.hop_length = _positive_int(name, "hop_length", hop_length)
+        self.melspec = MelSpectrogram(self.sample_rate, self.n_fft, self.hop_length, self.n_mels)
+        self._stats: tuple[float, float] | None = None  # (mean, std) of training log-mel values
+
+    def columns(self) -> tuple[str, ...]:
+        optional = (self.offset_column, self.duration_column)
+        return (self.column, *(c for c in optional if c is not None))
+
+    # ---- reading ---------------------------------------------------------------------------
+
+    def _segment(self, row: Mapping[str, Any]) -> tuple[float, float | None] | Absent:
+        """(offset_s, duration_s or None) from the row's optional segment columns."""
+        offset_s, duration_s = 0.0, None
+        if self.offset_column is not None and not is_empty(row.get(self.offset_column)):
+            offset = _seconds(row.get(self.offset_column))
+            if offset is None or offset < 0:
+                return Absent("bad segment", f"offset {row.get(self.offset_column)!r} is not a number >= 0 s")
+            offset_s = offset
+        if self.duration_column is not None and not is_empty(row.get(self.duration_column)):
+            duration = _seconds(row.get(self.duration_column))
+            if duration is None or duration <= 0:
+                return Absent(
+                    "bad segment", f"duration {row.get(self.duration_column)!r} is not a number > 0 s"
+                )
+            duration_s = duration
+        return offset_s, duration_s
+
+    def _wave(self, row: Mapping[str, Any], root: Path) -> np.ndarray | Absent:
+        """Mono float32 [N] at `sample_rate`, at most max_seconds long."""
+        value = row.get(self.column)
+        if is_empty(value) or (isinstance(value, bytes | bytearray) and len(value) == 0):
+            return Absent("empty")
+        segment = self._segment(row)
+        if isinstance(segment, Absent):
+            return segment
+        if isinstance(value, bytes | bytearray):
+            return self._read(io.BytesIO(value), *segment)
+        if not isinstance(value, str | os.PathLike):
+            return Absent("undecodable", f"expected a file path or audio bytes, got {type(value).__name__}")
+        path = resolve_media_path(str(value), root, self.name)
+        if not path.is_file():
+            return Absent("unreadable", detail=str(path))
+        try:
+            with path.open("rb") as fh:
+                return self._read(fh, *segment)
+        except OSError as exc:
+            return Absent("unreadable", f"{path}: {_short(exc)}")
+
+    def _read(self, source: Any, offset_s: float, duration_s: float | None) -> np.ndarray | Absent:
+        try:
+            with sf.SoundFile(source) as audio:
+                source_hz = audio.samplerate
+                start = round(offset_s * source_hz)
+                if start > 0 and start >= audio.frames:
+                    length_s = audio.frames / source_hz
+                    return Absent(
+                        "empty", f"offset {offset_s:g} s is past the end of the {length_s:.3f} s file"
+                    )
+                wanted = math.ceil(self.max_seconds * source_hz)
+                if duration_s is not None:
+                    wanted = min(wanted, round(duration_s * source_hz))
+                if start > 0:
+                    audio.seek(start)
+                frames = audio.read(wanted, dtype="float32", always_2d=True)  # (N, channels)
+        except Exception as exc:  # libsndfile reports corrupt or unknown files with varied errors
+            reason = getattr(exc, "error_string", None)  # libsndfile's own words, without the file object
+            return Absent("undecodable", reason if isinstance(reason, str) else _short(exc))
+        if frames.shape[0] == 0:
+            return Absent("empty")
+        if not np.isfinite(frames).all():
+            return Absent("non-finite", f"{int((~np.isfinite(frames)).sum())} samples are NaN or infinite")
+        wave = frames.mean(axis=1)  # (N, channels) -> (N,)
+        if source_hz != self.sample_rate:
+            wave = resample(wave, source_hz, self.sample_rate)
+            if wave.size == 0:
+                return Absent("too short", f"{frames.shape[0]} sample(s) at {source_hz} Hz")
+        return wave.astype(np.float32, copy=False)
+
+    def _logmel(self, row: Mapping[str, Any], root: Path) -> Tensor | Absent:
+        wave = self._wave(row, root)
+        if isinstance(wave, Absent):
+            return wave
+        with torch.no_grad():
+            return self.melspec(torch.from_numpy(wave))  # (N,) -> (n_mels, frames)
+
+    def load(self, row: Mapping[str, Any], root: Path) -> Tensor | Absent:
+        mean, std = self._fitted()
+        logmel = self._logmel(row, root)
+        if isinstance(logmel, Absent):
+            return logmel
+        return (logmel - mean) / std  # (n_mels, frames)
+
+    # ---- fitting and state -----------------------------------------------------------------
+
+    def fit(self, table: pl.DataFrame, root: Path) -> None:
+        missing = [c for c in self.columns() if c not in table.columns]
+        if missing:
+            raise DataError(
+                f"field '{self.name}': column(s) {', '.join(missing)} not in the table "
+                f"(columns: {', '.join(table.columns)}); add them or fix fields.{self.name} "
+                "(column, offset_column, duration_column)"
+            )
+        rows = [r for r in table.select(self.columns()).iter_rows(named=True) if not is_empty(r[self.column])]
+        total = squares = 0.0
+        count = used = 0
+        # A seeded permutation: a deterministic sample that does not depend on the row order.
+        for index in np.random.default_rng(0).permutation(len(rows)).tolist():
+            if used >= FIT_LIMIT:
+                break
+            logmel = self._logmel(rows[index], root)
+            if isinstance(logmel, Absent):
+                continue
+            values = logmel.double()
+            total += float(values.sum())
+            squares += float(values.square().sum())
+            count += values.numel()
+            used += 1
+        if count == 0:  # nothing decodable: leave the log-mel values as they are
+            self._stats = (0.0, 1.0)
+            return
+        mean = total / count
+        self._stats = (mean, max(math.sqrt(max(squares / count - mean**2, 0.0)), 1e-3))
+
+    def _fitted(self) -> tuple[float, float]:
+        if self._stats is None:
+            raise NotFittedError(
+                f"field '{self.name}': the audio modality is not fitted; call fit(table, root) "
+                "on the training rows or set_state(...) with a saved state first"
+            )
+        return self._stats
+
+    def get_state(self) -> JSONState:
+        mean, std = self._fitted()
+        return {
+            "column": self.column,
+            "sample_rate": self.sample_rate,
+            "n_mels": self.n_mels,
+            "mean": mean,
+            "std": std,
+        }
+
+    def set_state(self, state: JSONState) -> None:
+        try:
+            column = str(state["column"])
+            sample_rate, n_mels = int(state["sample_rate"]), int(state["n_mels"])
+            mean, std = float(state["mean"]), float(state["std"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BundleError(
+                f"field '{self.name}': audio state is malformed ({_short(exc)}); expected keys "
+                "column, sample_rate, n_mels, mean, std — re-save the bundle"
+            ) from None
+        if (sample_rate, n_mels) != (self.sample_rate, self.n_mels):
+            raise BundleError(
+                f"field '{self.name}': the saved state is for sample_rate={sample_rate}, n_mels={n_mels} but "
+                f"the field is configured with {self.sample_rate}, {self.n_mels}; use the bundle's config"
+            )
+        if not (math.isfinite(mean) and math.isfinite(std) and std > 0):
+            raise BundleError(
+                f"field '{self.name}': audio state mean={mean}, std={std} is not usable; re-save"
+            )
+        self.column = column
+        self._stats = (mean, std)
+
+    # ---- batching and encoder --------------------------------------------------------------
+
+    def collate(self, items: Sequence[Tensor | None]) -> tuple[Tensor, Tensor | None]:
+        """values [B, n_mels, F_max] zero-padded; mask [B, F_max] True for real frames."""
+        longest = max((item.shape[1] for item in items if item is not None), default=1)
+        values = torch.zeros(len(items), self.n_mels, longest)
+        mask = torch.zeros(len(items), longest, dtype=torch.bool)
+        for i, item in enumerate(items):
+            if item is not None:
+                values[i, :, : item.shape[1]] = item
+                mask[i, : item.shape[1]] = True
+        return values, mask
+
+    def build_encoder(self, dim: int) -> MaskedConv1dEncoder:
+        """Conv over time with the mel bins as channels, stride 2 twice: F frames → ceil(F / 4) tokens."""
+        return MaskedConv1dEncoder(self.n_mels, dim, strides=(2, 2, 1))

@@ -17,10 +17,21 @@ import polars as pl
 import torch
 from torch import Tensor
 
-from plait.errors import DataError
+from plait.errors import DataError, PlaitError
 from plait.types import Absent, EncoderOutput
 
 JSONState = dict[str, Any]
+
+# `fit` sees only the training rows; this column, when present, carries each row's number in the
+# whole table so that errors raised during fit name the row the user can find.
+ROW_COLUMN = "__plait_row__"
+
+
+def row_numbers(table: pl.DataFrame) -> list[int]:
+    """Each row's number in the user's table: ROW_COLUMN when present, else its position."""
+    if ROW_COLUMN in table.columns:
+        return [int(r) for r in table[ROW_COLUMN].to_list()]
+    return list(range(table.height))
 
 
 @runtime_checkable
@@ -54,7 +65,8 @@ class Modality(Protocol):
         ...
 
     def set_state(self, state: JSONState) -> None:
-        """Restore state produced by `get_state` (from a bundle's preprocessing.json)."""
+        """Restore state produced by `get_state` (from a bundle's preprocessing.json). Options
+        recorded in the state win over the constructor's: the bundle is what the model was trained on."""
         ...
 
     def load(self, row: Mapping[str, Any], root: Path) -> Tensor | Absent:
@@ -72,21 +84,22 @@ class Modality(Protocol):
         ...
 
 
-class NotFittedError(RuntimeError):
-    pass
+class NotFittedError(PlaitError, RuntimeError):
+    """A modality was used before `fit` or `set_state`."""
 
 
 def is_empty(value: object) -> bool:
-    """None, NaN, empty or whitespace-only strings, empty lists count as empty (0 and 0.0 do not)."""
+    """None, NaN, blank strings, empty lists/bytes/arrays count as empty (0 and 0.0 do not)."""
     if value is None:
         return True
     if isinstance(value, float) and math.isnan(value):
         return True
-    if isinstance(value, str) and not value.strip():
-        return True
-    if isinstance(value, (list, tuple)) and len(value) == 0:
-        return True
-    return False
+    if isinstance(value, str):
+        return not value.strip()
+    if isinstance(value, (list, tuple, bytes, bytearray)):
+        return len(value) == 0
+    size = getattr(value, "size", None)  # numpy arrays and tensors
+    return isinstance(size, int) and size == 0
 
 
 def resolve_media_path(value: str, root: Path, field: str) -> Path:

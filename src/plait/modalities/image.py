@@ -1,5 +1,237 @@
-"""PLACEHOLDER — being written; replaced in this session."""
+"""An image file per row (or encoded image bytes), and a small CNN encoder.
+
+`ImageModality("photo", size=64, channels=3)` decodes with Pillow, converts to RGB (or L for
+channels=1), resizes to size × size (bilinear, aspect ratio not kept) and standardises each channel
+with the training mean/std → FloatTensor[C, size, size]. JPEGs are decoded at a reduced scale
+(`Image.draft`), about twice as fast. Images with more than `max_pixels` pixels are absent
+("too large") before any pixel is decoded, so a decompression bomb costs nothing.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO, ClassVar
+
+import numpy as np
+import polars as pl
+import torch
+from PIL import Image, ImageOps
+from torch import Tensor, nn
+
+from plait.errors import BundleError, ConfigError, DataError
+from plait.modalities.base import (
+    JSONState,
+    NotFittedError,
+    is_empty,
+    resolve_media_path,
+    zero_absent,
+    zeros_like_batch,
+)
+from plait.types import Absent, EncoderOutput
+
+FIT_LIMIT = 256  # decodable training images used for the channel statistics
+DEFAULT_MEAN, DEFAULT_STD = 0.5, 0.25  # when no training image decodes
+
+
+def _short(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"[:200]
+
+
+def _positive_int(name: str, key: str, value: object, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"fields.{name}.{key}: expected an integer >= {minimum}, got {value!r}")
+    return value
 
 
 class ImageModality:
-    kind = "image"
+    """One image per row → standardised FloatTensor[channels, size, size]."""
+
+    kind: ClassVar[str] = "image"
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        column: str | None = None,
+        size: int = 64,
+        channels: int = 3,
+        max_pixels: int = 40_000_000,
+    ) -> None:
+        if column is not None and not isinstance(column, str):
+            raise ConfigError(f"fields.{name}.column: expected a column name, got {column!r}")
+        if isinstance(channels, bool) or not isinstance(channels, int) or channels not in (1, 3):
+            raise ConfigError(f"fields.{name}.channels: expected 1 (greyscale) or 3 (RGB), got {channels!r}")
+        self.name = name
+        self.column = column if column is not None else name
+        self.size = _positive_int(name, "size", size, minimum=8)
+        self.channels = channels
+        self.max_pixels = _positive_int(name, "max_pixels", max_pixels)
+        self._mean: Tensor | None = None  # (C,), set by fit/set_state
+        self._std = torch.ones(channels)
+
+    def columns(self) -> tuple[str, ...]:
+        return (self.column,)
+
+    # ---- decoding --------------------------------------------------------------------------
+
+    def _pixels(self, value: object, root: Path) -> np.ndarray | Absent:
+        """float32 (C, size, size) in [0, 1], or why there is none."""
+        if is_empty(value) or (isinstance(value, bytes | bytearray) and len(value) == 0):
+            return Absent("empty")
+        if isinstance(value, bytes | bytearray):
+            return self._decode(io.BytesIO(value))
+        if not isinstance(value, str | os.PathLike):
+            return Absent("undecodable", f"expected a file path or image bytes, got {type(value).__name__}")
+        path = resolve_media_path(str(value), root, self.name)
+        if not path.is_file():
+            return Absent("unreadable", detail=str(path))
+        try:
+            with path.open("rb") as fh:  # Pillow reads lazily: a huge file is never read whole
+                return self._decode(fh)
+        except OSError as exc:  # opening failed; decoding errors are caught in _decode
+            return Absent("unreadable", f"{path}: {_short(exc)}")
+
+    def _decode(self, source: BinaryIO) -> np.ndarray | Absent:
+        mode = "RGB" if self.channels == 3 else "L"
+        try:
+            with Image.open(source) as image:
+                width, height = image.size
+                if width * height > self.max_pixels:
+                    return Absent("too large", f"{width}x{height} pixels > max_pixels={self.max_pixels}")
+                if image.format == "JPEG":
+                    image.draft(mode, (self.size, self.size))  # decode at 1/2, 1/4 or 1/8 scale
+                image.load()  # a truncated file raises OSError here, not later
+                upright = ImageOps.exif_transpose(image)
+                small = upright.convert(mode).resize((self.size, self.size), Image.Resampling.BILINEAR)
+        except Image.DecompressionBombError as exc:  # beyond Pillow's own limit
+            return Absent("too large", _short(exc))
+        except Exception as exc:  # Pillow's decoders raise many exception types on corrupt input
+            return Absent("undecodable", _short(exc))
+        pixels = np.asarray(small, dtype=np.float32) / 255.0  # (S, S) or (S, S, C)
+        if pixels.ndim == 2:
+            return pixels[None]  # (S, S) -> (1, S, S)
+        return np.ascontiguousarray(pixels.transpose(2, 0, 1))  # (S, S, C) -> (C, S, S)
+
+    def load(self, row: Mapping[str, Any], root: Path) -> Tensor | Absent:
+        mean, std = self._stats()
+        pixels = self._pixels(row.get(self.column), root)
+        if isinstance(pixels, Absent):
+            return pixels
+        x = torch.from_numpy(pixels)
+        return (x - mean[:, None, None]) / std[:, None, None]  # (C, S, S)
+
+    # ---- fitting and state -----------------------------------------------------------------
+
+    def fit(self, table: pl.DataFrame, root: Path) -> None:
+        if self.column not in table.columns:
+            raise DataError(
+                f"field '{self.name}': column '{self.column}' is not in the table "
+                f"(columns: {', '.join(table.columns)}); add it or set fields.{self.name}.column"
+            )
+        values = [v for v in table[self.column].to_list() if not is_empty(v)]
+        total = np.zeros(self.channels)
+        squares = np.zeros(self.channels)
+        used = 0
+        # A seeded permutation: a deterministic sample that does not depend on the row order.
+        for index in np.random.default_rng(0).permutation(len(values)).tolist():
+            if used >= FIT_LIMIT:
+                break
+            pixels = self._pixels(values[index], root)
+            if isinstance(pixels, Absent):
+                continue
+            flat = pixels.reshape(self.channels, -1).astype(np.float64)  # (C, S*S)
+            total += flat.mean(axis=1)
+            squares += np.square(flat).mean(axis=1)
+            used += 1
+        if used == 0:
+            mean, std = [DEFAULT_MEAN] * self.channels, [DEFAULT_STD] * self.channels
+        else:
+            m = total / used
+            mean = m.tolist()
+            std = np.maximum(np.sqrt(np.maximum(squares / used - m**2, 0.0)), 1e-3).tolist()
+        self._set_stats(mean, std)
+
+    def _set_stats(self, mean: list[float], std: list[float]) -> None:
+        self._mean = torch.tensor(mean, dtype=torch.float32)
+        self._std = torch.tensor(std, dtype=torch.float32)
+
+    def _stats(self) -> tuple[Tensor, Tensor]:
+        if self._mean is None:
+            raise NotFittedError(
+                f"field '{self.name}': the image modality is not fitted; call fit(table, root) "
+                "on the training rows or set_state(...) with a saved state first"
+            )
+        return self._mean, self._std
+
+    def get_state(self) -> JSONState:
+        mean, std = self._stats()
+        return {"column": self.column, "channels": self.channels, "mean": mean.tolist(), "std": std.tolist()}
+
+    def set_state(self, state: JSONState) -> None:
+        try:
+            column = str(state["column"])
+            channels = int(state["channels"])
+            mean = [float(m) for m in state["mean"]]
+            std = [float(s) for s in state["std"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BundleError(
+                f"field '{self.name}': image state is malformed ({_short(exc)}); expected keys "
+                "column, channels, mean, std — re-save the bundle"
+            ) from None
+        if channels != self.channels:
+            raise BundleError(
+                f"field '{self.name}': the saved state is for {channels} channel(s) but the field is "
+                f"configured with channels={self.channels}; use the config saved with the bundle"
+            )
+        if len(mean) != channels or len(std) != channels or not all(s > 0 and math.isfinite(s) for s in std):
+            raise BundleError(
+                f"field '{self.name}': image state holds {len(mean)} means and {len(std)} stds for "
+                f"{channels} channel(s) (stds must be finite and > 0); re-save the bundle"
+            )
+        self.column = column
+        self._set_stats(mean, std)
+
+    # ---- batching and encoder --------------------------------------------------------------
+
+    def collate(self, items: Sequence[Tensor | None]) -> tuple[Tensor, Tensor | None]:
+        shape = (self.channels, self.size, self.size)
+        return zeros_like_batch(items, shape, torch.float32), None  # (B, C, S, S)
+
+    def build_encoder(self, dim: int) -> ImageEncoder:
+        return ImageEncoder(self.channels, dim)
+
+
+def _groups(channels: int) -> int:
+    """The most GroupNorm groups (≤ 8) that divide `channels`."""
+    return next(g for g in (8, 4, 2, 1) if channels % g == 0)
+
+
+class ImageEncoder(nn.Module):
+    """Four 3×3 stride-2 conv blocks (GroupNorm + GELU), widths growing to `dim`; each cell of
+    the final feature map is a token: size 64 → 4×4 = 16 tokens, size 32 → 2×2 = 4."""
+
+    def __init__(self, in_channels: int, dim: int) -> None:
+        super().__init__()
+        self.output_dim = dim
+        widths = [in_channels, max(8, dim // 8), max(8, dim // 4), max(8, dim // 2), dim]
+        blocks: list[nn.Module] = []
+        for c_in, c_out in itertools.pairwise(widths):
+            blocks += [
+                nn.Conv2d(c_in, c_out, kernel_size=3, stride=2, padding=1),
+                nn.GroupNorm(_groups(c_out), c_out),
+                nn.GELU(),
+            ]
+        self.features = nn.Sequential(*blocks)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: Tensor, present: Tensor, mask: Tensor | None = None) -> EncoderOutput:
+        feature_map = self.features(x)  # (B, C, S, S) -> (B, D, S/16, S/16)
+        tokens = self.proj(feature_map.flatten(2).transpose(1, 2))  # (B, D, h, w) -> (B, h*w, D)
+        tokens = tokens * present.to(tokens.dtype)[:, None, None]  # nothing leaks from absent images
+        pooled = zero_absent(tokens.mean(dim=1), present)  # (B, D)
+        return EncoderOutput(tokens=tokens, pooled=pooled, token_mask=None)

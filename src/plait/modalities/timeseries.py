@@ -1,5 +1,341 @@
-"""PLACEHOLDER — being written; replaced in this session."""
+"""A multichannel sensor sequence per row, and the masked 1-D conv encoder (shared with audio).
+
+`TimeseriesModality("vibration", channels=3, max_length=512)` reads, per row, either an array in
+the table (list of lists [T][C], a flat list [T] meaning C = 1, a numpy array, or the same as JSON
+text such as "[[0.1, 2], [0.3, 1]]") or a path to a per-row file under the media root (.npy;
+.csv with one column per channel and an optional header; .parquet, one numeric column per channel).
+Longer sequences keep their first `max_length` steps.
+
+Missing readings are never filled in: `load` returns FloatTensor[T, C] (standardised) with NaN
+where a reading is NaN or infinite, and `collate` turns NaN into 0 and builds the step mask.
+A step counts as real when AT LEAST ONE of its channels is finite; its non-finite channels are 0
+(= the training mean after standardisation) in the values. We keep such steps because sensor
+streams often drop one channel at a time, and dropping the whole step would discard the readings
+that did arrive; a step with no finite channel is masked out.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import polars as pl
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from plait.errors import BundleError, ConfigError, DataError
+from plait.modalities.base import (
+    JSONState,
+    NotFittedError,
+    is_empty,
+    masked_mean,
+    resolve_media_path,
+    zero_absent,
+)
+from plait.types import Absent, EncoderOutput
+
+FIT_LIMIT = 1024  # training values used for the channel statistics
+FILE_TYPES = (".npy", ".csv", ".parquet")
+
+
+def group_count(channels: int) -> int:
+    """The most GroupNorm groups (≤ 8) that divide `channels`."""
+    return next(g for g in (8, 4, 2, 1) if channels % g == 0)
+
+
+class MaskedGroupNorm(nn.Module):
+    """GroupNorm whose statistics cover only real steps, so a sample's features do not depend
+    on how much padding its batch happened to need."""
+
+    def __init__(self, channels: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.groups = group_count(channels)
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        """x (B, C, L), mask BoolTensor[B, L] → (B, C, L), zero at masked steps."""
+        b, c, length = x.shape
+        grouped = x.reshape(b, self.groups, c // self.groups, length)  # (B, G, C/G, L)
+        weights = mask.to(x.dtype)[:, None, None, :]  # (B, 1, 1, L)
+        count = (weights.sum(dim=(2, 3)) * (c // self.groups)).clamp_min(1.0)  # (B, 1)
+        mean = (grouped * weights).sum(dim=(2, 3)) / count  # (B, G)
+        centred = grouped - mean[:, :, None, None]
+        var = (centred.square() * weights).sum(dim=(2, 3)) / count  # (B, G)
+        normed = (centred / torch.sqrt(var[:, :, None, None] + self.eps)).reshape(b, c, length)
+        out = normed * self.weight[None, :, None] + self.bias[None, :, None]
+        return out * mask[:, None, :].to(x.dtype)
+
+
+class MaskedConv1dEncoder(nn.Module):
+    """Conv1d(k=3) → masked GroupNorm → GELU blocks over time, then a linear projection.
+
+    Masked steps are zeroed before every conv, so a real step never sees padding or a missing
+    reading as a value; a strided conv keeps the mask of its centre step. Tokens [B, L', D],
+    token_mask [B, L'], pooled = masked mean over real tokens, zero where the field is absent.
+    """
+
+    def __init__(
+        self, in_channels: int, dim: int, strides: Sequence[int] = (2, 2, 1), channels_last: bool = False
+    ) -> None:
+        super().__init__()
+        self.output_dim = dim
+        self.strides = tuple(strides)
+        self.channels_last = channels_last
+        widths = [in_channels] + [dim] * len(self.strides)
+        self.convs = nn.ModuleList(
+            nn.Conv1d(widths[i], widths[i + 1], kernel_size=3, stride=s, padding=1)
+            for i, s in enumerate(self.strides)
+        )
+        self.norms = nn.ModuleList(MaskedGroupNorm(dim) for _ in self.strides)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: Tensor, present: Tensor, mask: Tensor | None = None) -> EncoderOutput:
+        if self.channels_last:
+            x = x.transpose(1, 2)  # (B, L, C) -> (B, C, L)
+        steps = (
+            torch.ones(x.shape[0], x.shape[2], dtype=torch.bool, device=x.device) if mask is None else mask
+        )
+        steps = steps & present[:, None]  # a dropped-out field contributes nothing
+        for conv, norm, stride in zip(self.convs, self.norms, self.strides, strict=True):
+            x = conv(x * steps[:, None, :].to(x.dtype))  # (B, C, L) -> (B, D, ceil(L / stride))
+            steps = steps[:, ::stride]
+            x = F.gelu(norm(x, steps))
+        tokens = self.proj(x.transpose(1, 2))  # (B, D, L') -> (B, L', D)
+        tokens = tokens * steps[:, :, None].to(tokens.dtype)
+        pooled = zero_absent(masked_mean(tokens, steps), present)  # (B, D)
+        return EncoderOutput(tokens=tokens, pooled=pooled, token_mask=steps)
+
+
+def _read_csv(path: Path) -> np.ndarray:
+    """One column per channel; the first line is a header when any of its cells is not a number."""
+    with path.open("r", encoding="utf-8", errors="replace") as fh:
+        first = fh.readline()
+    header = False
+    for cell in first.strip().split(","):
+        try:
+            float(cell) if cell.strip() else None
+        except ValueError:
+            header = True
+    return np.genfromtxt(path, delimiter=",", skip_header=int(header), dtype=np.float64, ndmin=2)
+
+
+def read_series_file(path: Path) -> np.ndarray:
+    """float64 array of a per-row file; raises on any decoding problem (the caller reports it)."""
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        return np.asarray(np.load(path, allow_pickle=False), dtype=np.float64)
+    if suffix == ".csv":
+        return _read_csv(path)
+    return pl.read_parquet(path).to_numpy().astype(np.float64)
+
+
+def _short(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"[:200]
+
+
+def _positive_int(name: str, key: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"fields.{name}.{key}: expected a positive integer, got {value!r}")
+    return value
 
 
 class TimeseriesModality:
-    kind = "timeseries"
+    """One sequence per row → standardised FloatTensor[T, C] (NaN = missing reading)."""
+
+    kind: ClassVar[str] = "timeseries"
+
+    def __init__(
+        self, name: str, *, column: str | None = None, channels: int | None = None, max_length: int = 1024
+    ) -> None:
+        if column is not None and not isinstance(column, str):
+            raise ConfigError(f"fields.{name}.column: expected a column name, got {column!r}")
+        self.name = name
+        self.column = column if column is not None else name
+        self.channels = None if channels is None else _positive_int(name, "channels", channels)
+        self.max_length = _positive_int(name, "max_length", max_length)
+        self._mean: np.ndarray | None = None  # (C,) float64, set by fit/set_state
+        self._std = np.ones(0)
+
+    def columns(self) -> tuple[str, ...]:
+        return (self.column,)
+
+    # ---- reading ---------------------------------------------------------------------------
+
+    def _raw(self, value: object, root: Path) -> np.ndarray | Absent:
+        """float64 (T, C) with NaN for non-finite readings, before the channel check."""
+        if is_empty(value):
+            return Absent("empty")
+        try:
+            if isinstance(value, str) and value.lstrip().startswith("["):
+                array = np.asarray(json.loads(value), dtype=np.float64)  # JSON text from a CSV table
+            elif isinstance(value, str):
+                path = resolve_media_path(value, root, self.name)
+                if not path.is_file():
+                    return Absent("unreadable", detail=str(path))
+                if path.suffix.lower() not in FILE_TYPES:
+                    return Absent(
+                        "undecodable", f"unsupported file type '{path.suffix}'; use .npy, .csv or .parquet"
+                    )
+                array = read_series_file(path)
+            else:
+                array = np.asarray(value, dtype=np.float64)
+        except DataError:
+            raise
+        except OSError as exc:
+            return Absent("unreadable", _short(exc))
+        except Exception as exc:  # numpy/polars raise many types on malformed files or cells
+            return Absent("undecodable", _short(exc))
+        return self._shape(array)
+
+    def _shape(self, array: np.ndarray) -> np.ndarray | Absent:
+        if array.ndim == 1:
+            array = array[:, None]  # (T,) -> (T, 1)
+        if array.ndim != 2 or array.shape[1] == 0:
+            return Absent("wrong shape", f"expected [T] or [T, C] values, got shape {array.shape}")
+        if array.shape[0] == 0:
+            return Absent("empty")
+        array = array[: self.max_length].copy()
+        array[~np.isfinite(array)] = np.nan
+        if not np.isfinite(array).any():
+            return Absent("non-finite", f"none of the {array.shape[0]} steps has a finite reading")
+        return array
+
+    def load(self, row: Mapping[str, Any], root: Path) -> Tensor | Absent:
+        mean, std = self._stats()
+        array = self._raw(row.get(self.column), root)
+        if isinstance(array, Absent):
+            return array
+        if array.shape[1] != mean.shape[0]:
+            return Absent("wrong shape", f"expected {mean.shape[0]} channels, got {array.shape[1]}")
+        scaled = ((array - mean) / std).astype(np.float32)  # (T, C)
+        scaled[~np.isfinite(scaled)] = np.nan  # float32 overflow of absurd readings is missing too
+        return torch.from_numpy(scaled)
+
+    # ---- fitting and state -----------------------------------------------------------------
+
+    def fit(self, table: pl.DataFrame, root: Path) -> None:
+        if self.column not in table.columns:
+            raise DataError(
+                f"field '{self.name}': column '{self.column}' is not in the table "
+                f"(columns: {', '.join(table.columns)}); add it or set fields.{self.name}.column"
+            )
+        values = [v for v in table[self.column].to_list() if not is_empty(v)]
+        channels = self.channels if self.channels is not None else self._first_channel_count(values, root)
+        if channels is None:
+            raise DataError(
+                f"field '{self.name}': column '{self.column}' has no decodable sequence in the "
+                f"{table.height} training rows to take the channel count from; fix the values or "
+                f"set fields.{self.name}.channels"
+            )
+        total, squares, counts = np.zeros(channels), np.zeros(channels), np.zeros(channels)
+        used = 0
+        # A seeded permutation: a deterministic sample that does not depend on the row order.
+        for index in np.random.default_rng(0).permutation(len(values)).tolist():
+            if used >= FIT_LIMIT:
+                break
+            array = self._raw(values[index], root)
+            if isinstance(array, Absent) or array.shape[1] != channels:
+                continue
+            finite = np.isfinite(array)
+            clean = np.where(finite, array, 0.0)  # (T, C)
+            total += clean.sum(axis=0)
+            squares += np.square(clean).sum(axis=0)
+            counts += finite.sum(axis=0)
+            used += 1
+        self._set_stats(*self._finish(total, squares, counts))
+
+    def _first_channel_count(self, values: list[Any], root: Path) -> int | None:
+        """The channel count of the first decodable training value in table order."""
+        for value in values:
+            array = self._raw(value, root)
+            if not isinstance(array, Absent):
+                return int(array.shape[1])
+        return None
+
+    @staticmethod
+    def _finish(total: np.ndarray, squares: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        safe = np.maximum(counts, 1.0)
+        mean = total / safe
+        std = np.sqrt(np.maximum(squares / safe - mean**2, 0.0))
+        # A channel never observed, or constant, is centred but not scaled.
+        std = np.where((counts > 0) & (std > 1e-8), std, 1.0)
+        return np.where(counts > 0, mean, 0.0), std
+
+    def _set_stats(self, mean: np.ndarray, std: np.ndarray) -> None:
+        self._mean = np.asarray(mean, dtype=np.float64)
+        self._std = np.asarray(std, dtype=np.float64)
+
+    def _stats(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._mean is None:
+            raise NotFittedError(
+                f"field '{self.name}': the timeseries modality is not fitted; call fit(table, root) "
+                "on the training rows or set_state(...) with a saved state first"
+            )
+        return self._mean, self._std
+
+    def get_state(self) -> JSONState:
+        mean, std = self._stats()
+        return {
+            "column": self.column,
+            "channels": int(mean.shape[0]),
+            "mean": mean.tolist(),
+            "std": std.tolist(),
+        }
+
+    def set_state(self, state: JSONState) -> None:
+        try:
+            channels = int(state["channels"])
+            mean = [float(m) for m in state["mean"]]
+            std = [float(s) for s in state["std"]]
+            column = str(state["column"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BundleError(
+                f"field '{self.name}': timeseries state is malformed ({_short(exc)}); expected keys "
+                "column, channels, mean, std — re-save the bundle"
+            ) from None
+        if len(mean) != channels or len(std) != channels or not all(s > 0 for s in std):
+            raise BundleError(
+                f"field '{self.name}': timeseries state says {channels} channels but holds {len(mean)} "
+                f"means and {len(std)} stds (all stds must be > 0); re-save the bundle"
+            )
+        if self.channels is not None and self.channels != channels:
+            raise BundleError(
+                f"field '{self.name}': the saved state has {channels} channels but the field is "
+                f"configured with channels={self.channels}; use the config saved with the bundle"
+            )
+        self.column = column
+        self._set_stats(np.array(mean), np.array(std))
+
+    # ---- batching and encoder --------------------------------------------------------------
+
+    def collate(self, items: Sequence[Tensor | None]) -> tuple[Tensor, Tensor | None]:
+        """values [B, T_max, C] (0 where missing), mask [B, T_max] (True = step with a reading)."""
+        channels = self._stats()[0].shape[0]
+        longest = max((item.shape[0] for item in items if item is not None), default=1)
+        values = torch.zeros(len(items), longest, channels)
+        mask = torch.zeros(len(items), longest, dtype=torch.bool)
+        for i, item in enumerate(items):
+            if item is None:
+                continue
+            finite = torch.isfinite(item)  # (T, C)
+            values[i, : item.shape[0]] = torch.where(finite, item, torch.zeros_like(item))
+            mask[i, : item.shape[0]] = finite.any(dim=1)
+        return values, mask
+
+    def strides(self) -> tuple[int, ...]:
+        """Downsample long series so the token count stays modest (≤ max_length / 4)."""
+        if self.max_length >= 256:
+            return (2, 2, 1)
+        if self.max_length >= 64:
+            return (2, 1, 1)
+        return (1, 1, 1)
+
+    def build_encoder(self, dim: int) -> MaskedConv1dEncoder:
+        channels = self._stats()[0].shape[0] if self.channels is None else self.channels
+        return MaskedConv1dEncoder(channels, dim, strides=self.strides(), channels_last=True)

@@ -1,0 +1,182 @@
+"""Sample table → tensors: every row is loaded once through its fields' modality plug-ins.
+
+A value that cannot be used becomes an absent field for that row and is counted here with its
+reason and row numbers; no row is dropped and no value is borrowed from another row.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from dataclasses import field as dc_field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+from torch import Tensor
+
+from plait.errors import DataError
+from plait.modalities.base import Modality
+from plait.types import Absent, Batch
+
+EXAMPLE_ROWS = 5
+
+
+@dataclass(frozen=True)
+class FieldLoadReport:
+    field: str
+    kind: str
+    rows: int
+    absent: int
+    reasons: Mapping[str, int] = dc_field(default_factory=dict)  # reason → count
+    example_rows: Mapping[str, tuple[int, ...]] = dc_field(default_factory=dict)  # reason → first rows
+    example_detail: Mapping[str, str] = dc_field(default_factory=dict)  # reason → first detail
+
+    @property
+    def present(self) -> int:
+        return self.rows - self.absent
+
+    def line(self) -> str:
+        if self.absent == 0:
+            return f"{self.field} ({self.kind}): all {self.rows} rows present"
+        parts = []
+        for reason, count in sorted(self.reasons.items(), key=lambda kv: -kv[1]):
+            rows = ", ".join(str(r) for r in self.example_rows.get(reason, ()))
+            more = "…" if count > len(self.example_rows.get(reason, ())) else ""
+            detail = self.example_detail.get(reason, "")
+            parts.append(f"{count} {reason} (rows {rows}{more}{'; ' + detail if detail else ''})")
+        return f"{self.field} ({self.kind}): {self.absent} of {self.rows} rows absent — " + "; ".join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "field": self.field,
+            "kind": self.kind,
+            "rows": self.rows,
+            "absent": self.absent,
+            "reasons": dict(self.reasons),
+            "example_rows": {k: list(v) for k, v in self.example_rows.items()},
+        }
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    rows: int
+    fields: tuple[FieldLoadReport, ...]
+
+    @property
+    def absent_total(self) -> int:
+        return sum(f.absent for f in self.fields)
+
+    def lines(self) -> list[str]:
+        return [f.line() for f in self.fields]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rows": self.rows, "fields": [f.to_json() for f in self.fields]}
+
+
+@dataclass(frozen=True)
+class TensorTable:
+    """All rows as tensors. values[f]: [N, ...]; present[f]: BoolTensor[N]; masks[f]: BoolTensor[N, L];
+    target: [N] (long for classes, float for regression) or None."""
+
+    values: Mapping[str, Tensor]
+    present: Mapping[str, Tensor]
+    masks: Mapping[str, Tensor]
+    target: Tensor | None
+
+    def __len__(self) -> int:
+        return int(next(iter(self.present.values())).shape[0])
+
+    def batch(self, indices: Tensor | Sequence[int]) -> Batch:
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        return Batch(
+            values={f: v[idx] for f, v in self.values.items()},
+            present={f: p[idx] for f, p in self.present.items()},
+            masks={f: m[idx] for f, m in self.masks.items()},
+            target=None if self.target is None else self.target[idx],
+        )
+
+
+def load_rows(
+    rows: Sequence[Mapping[str, Any]],
+    modalities: Mapping[str, Modality],
+    root: Path,
+    *,
+    target: np.ndarray | None = None,
+    progress: bool = False,
+    row_offset: int = 0,
+) -> tuple[TensorTable, LoadReport]:
+    """Load every row through every field. `row_offset` shifts the row numbers in messages."""
+    items: dict[str, list[Tensor | None]] = {f: [] for f in modalities}
+    absences: dict[str, list[tuple[int, Absent]]] = {f: [] for f in modalities}
+    for i, row in enumerate(_track(rows, progress)):
+        for name, modality in modalities.items():
+            try:
+                loaded = modality.load(row, root)
+            except DataError as exc:
+                raise DataError(f"row {i + row_offset}: {exc}") from None
+            if isinstance(loaded, Absent):
+                items[name].append(None)
+                absences[name].append((i + row_offset, loaded))
+            else:
+                items[name].append(loaded)
+    values: dict[str, Tensor] = {}
+    present: dict[str, Tensor] = {}
+    masks: dict[str, Tensor] = {}
+    for name, modality in modalities.items():
+        values[name], mask = modality.collate(items[name])
+        if mask is not None:
+            masks[name] = mask
+        present[name] = torch.tensor([item is not None for item in items[name]], dtype=torch.bool)
+    report = LoadReport(
+        rows=len(rows),
+        fields=tuple(
+            _field_report(name, modalities[name].kind, len(rows), absences[name]) for name in modalities
+        ),
+    )
+    tensor_target = None if target is None else torch.as_tensor(target)
+    return TensorTable(values=values, present=present, masks=masks, target=tensor_target), report
+
+
+def load_table(
+    df: pl.DataFrame,
+    modalities: Mapping[str, Modality],
+    root: Path,
+    *,
+    target: np.ndarray | None = None,
+    progress: bool = False,
+) -> tuple[TensorTable, LoadReport]:
+    needed = sorted({c for m in modalities.values() for c in m.columns() if c in df.columns})
+    return load_rows(df.select(needed).to_dicts(), modalities, root, target=target, progress=progress)
+
+
+def _field_report(name: str, kind: str, rows: int, absences: list[tuple[int, Absent]]) -> FieldLoadReport:
+    reasons = Counter(a.reason for _, a in absences)
+    examples: dict[str, list[int]] = {}
+    details: dict[str, str] = {}
+    for row, absent in absences:
+        rows_for = examples.setdefault(absent.reason, [])
+        if len(rows_for) < EXAMPLE_ROWS:
+            rows_for.append(row)
+        if absent.detail and absent.reason not in details:
+            details[absent.reason] = absent.detail
+    return FieldLoadReport(
+        field=name,
+        kind=kind,
+        rows=rows,
+        absent=len(absences),
+        reasons=dict(reasons),
+        example_rows={k: tuple(v) for k, v in examples.items()},
+        example_detail=details,
+    )
+
+
+def _track(rows: Sequence[Mapping[str, Any]], progress: bool) -> Any:
+    if not progress or len(rows) < 200:
+        return rows
+    from rich.progress import track
+
+    return track(rows, description=f"Loading {len(rows)} rows", transient=True)

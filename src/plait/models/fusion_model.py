@@ -1,0 +1,65 @@
+"""The model as an assembly: one encoder per field → a fusion → a head. Plain nn.Module.
+
+`FusionModel(encoders={"photo": ..., "note": ...}, fusion=GatedFusion(...), head=MLPHead(...))`.
+A decision-level fusion (late fusion) already produces the output, so it takes no head.
+
+Every field the model was built with must be in `batch.values` and `batch.present` (zero-filled
+and marked absent where it is missing): encoders need a tensor to run on even for absent samples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from torch import Tensor, nn
+
+from plait.errors import ConfigError
+from plait.types import Batch, EncoderOutput, FusionOutput, ModelOutput
+
+
+class FusionModel(nn.Module):
+    def __init__(
+        self, encoders: Mapping[str, nn.Module], fusion: nn.Module, head: nn.Module | None = None
+    ) -> None:
+        super().__init__()
+        bad = [f for f in encoders if "." in f or f == ""]
+        if bad:
+            raise ConfigError(f"fields {bad}: a field name may not be empty or contain '.'; rename the field")
+        order: tuple[str, ...] = tuple(getattr(fusion, "field_order", ()))
+        if set(order) != set(encoders):
+            raise ConfigError(
+                f"the fusion was built for fields {list(order)} but the encoders are for {list(encoders)}; "
+                "build both from the same field list"
+            )
+        decision_level = bool(getattr(fusion, "decision_level", False))
+        if decision_level and head is not None and not isinstance(head, nn.Identity):
+            raise ConfigError(
+                f"{type(fusion).__name__} is decision-level (its output is the prediction); pass head=None"
+            )
+        if not decision_level and head is None:
+            raise ConfigError(f"{type(fusion).__name__} produces features; it needs a head (e.g. MLPHead)")
+        self.encoders = nn.ModuleDict(dict(encoders))
+        self.fusion = fusion
+        self.head = head if head is not None else nn.Identity()
+        self.field_order = order
+
+    def encode(self, batch: Batch) -> dict[str, EncoderOutput]:
+        missing = [f for f in self.encoders if f not in batch.values or f not in batch.present]
+        if missing:
+            raise KeyError(
+                f"batch has no values or presence mask for fields {missing}; the model needs every field "
+                f"{list(self.encoders)} (zero-filled and marked absent where missing)"
+            )
+        return {
+            f: encoder(batch.values[f], batch.present[f], batch.masks.get(f))
+            for f, encoder in self.encoders.items()
+        }
+
+    def fuse(self, encoded: Mapping[str, EncoderOutput], present: Mapping[str, Tensor]) -> FusionOutput:
+        out: FusionOutput = self.fusion(encoded, present)
+        return out
+
+    def forward(self, batch: Batch) -> ModelOutput:
+        fused = self.fuse(self.encode(batch), batch.present)
+        output = self.head(fused.fused)  # (B, D) -> (B, K); identity for decision-level fusions
+        return ModelOutput(output=output, weights=fused.weights, field_order=self.field_order)

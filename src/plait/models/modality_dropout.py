@@ -1,0 +1,42 @@
+"""Modality dropout: hide present fields at random during training so the model learns to cope
+with any subset of its inputs, as it will meet them at prediction time.
+
+Only the presence masks change; the model zeroes what a mask hides (encoders zero the pooled
+vector of absent samples and fusions ignore absent fields).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor
+
+from plait.errors import ConfigError
+
+
+def drop_modalities(
+    present: Mapping[str, Tensor], p: float, generator: torch.Generator | None = None
+) -> dict[str, Tensor]:
+    """New presence masks where each present field of each sample is dropped with probability p.
+
+    A sample never loses its last present field: when every present field of a sample was drawn
+    for dropping, one of them (chosen uniformly) is kept. Absent fields stay absent. p = 0 returns
+    copies of the masks. `generator` must live on the masks' device.
+    """
+    if not 0.0 <= p <= 1.0:
+        raise ConfigError(
+            f"modality dropout p (train.modality_dropout) must be a probability in [0, 1]; got {p!r}"
+        )
+    names = list(present)
+    if len(names) == 0 or p == 0.0:
+        return {f: m.clone() for f, m in present.items()}
+    mask = torch.stack([present[f].bool() for f in names], dim=1)  # (B, M)
+    draws = torch.rand(mask.shape, generator=generator, device=mask.device)
+    kept = mask & (draws >= p)
+    lost_all = mask.any(dim=1) & ~kept.any(dim=1)  # (B,)
+    # Pick one originally present field per sample at random: the largest fresh draw among them.
+    scores = torch.rand(mask.shape, generator=generator, device=mask.device).masked_fill(~mask, -1.0)
+    rescue = torch.zeros_like(mask).scatter(1, scores.argmax(dim=1, keepdim=True), True)
+    kept = kept | (rescue & lost_all.unsqueeze(1))
+    return {f: kept[:, i].to(present[f].dtype) for i, f in enumerate(names)}

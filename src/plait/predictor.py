@@ -1,0 +1,226 @@
+"""`Predictor`: the Python face of plait — fit, evaluate, predict, save, load. Framework-free at
+predict time: Lightning is imported only inside `fit`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import torch
+
+from plait.bundle import TrainedModel, load_bundle, save_bundle
+from plait.config import Config, DataSpec, ModelSpec, TrainSpec
+from plait.data.dataset import LoadReport, load_rows
+from plait.data.table import read_table
+from plait.errors import ConfigError, PlaitError
+from plait.evaluation.evaluate import Evaluation, evaluate
+from plait.models.inference import run_model
+from plait.registry import suggest
+
+Rows = pl.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Any] | Path | str
+
+_SECTION_OF = {
+    **{k: "train" for k in TrainSpec.__dataclass_fields__},
+    **{k: "model" for k in ModelSpec.__dataclass_fields__ if k != "fusion"},
+    **{k: "data" for k in DataSpec.__dataclass_fields__ if k not in ("path", "root")},
+}
+
+
+@dataclass(frozen=True)
+class Prediction:
+    prediction: str | float
+    probabilities: dict[str, float] | None  # classification only
+    fields_used: tuple[str, ...]
+    fields_missing: tuple[str, ...]
+    degraded: bool  # True when any field was missing
+    weights: dict[str, float] | None  # the fusion's per-field weights for this row, when it has them
+    model_id: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "prediction": self.prediction,
+            "probabilities": self.probabilities,
+            "fields_used": list(self.fields_used),
+            "fields_missing": list(self.fields_missing),
+            "degraded": self.degraded,
+            "weights": self.weights,
+            "model_id": self.model_id,
+        }
+
+
+class Predictor:
+    """Train, evaluate and serve a multimodal model.
+
+    >>> predictor = Predictor(label="fault", fusion="gated").fit("train.parquet")
+    >>> predictor.predict([{"note": "bearing noise", "thermal": "img/7.png"}])[0].prediction
+    """
+
+    def __init__(
+        self,
+        label: str | None = None,
+        *,
+        fields: Mapping[str, Mapping[str, Any] | str] | None = None,
+        fusion: str = "gated",
+        task_type: str = "auto",
+        config: Config | None = None,
+        **options: Any,
+    ) -> None:
+        if config is None and label is None:
+            raise ConfigError("Predictor: give `label=` (the column to predict) or `config=`")
+        self.label = label
+        self.fields = None if fields is None else dict(fields)
+        self.fusion = fusion
+        self.task_type = task_type
+        self.config = config
+        self.options = options
+        for key in options:
+            if key not in _SECTION_OF:
+                raise ConfigError(
+                    f"Predictor: unknown option '{key}';{suggest(key, list(_SECTION_OF))} "
+                    f"Options: {', '.join(sorted(_SECTION_OF))}"
+                )
+        self.trained_: TrainedModel | None = None
+
+    # -- training ---------------------------------------------------------------------------------
+    def fit(
+        self, data: Path | str | pl.DataFrame | None = None, *, root: Path | str | None = None
+    ) -> Predictor:
+        from plait.training.fit import train  # Lightning is imported only when training
+
+        config, table = self._config_for(data, root)
+        self.config = config
+        self.trained_ = train(config, table=table).trained
+        return self
+
+    def _config_for(
+        self, data: Path | str | pl.DataFrame | None, root: Path | str | None
+    ) -> tuple[Config, pl.DataFrame | None]:
+        if data is None:
+            if self.config is None:
+                raise ConfigError("Predictor.fit: no data given and no config with data.path")
+            return self.config, None
+        table = data if isinstance(data, pl.DataFrame) else read_table(data)
+        base = Path.cwd()
+        data_section: dict[str, Any] = {}
+        if not isinstance(data, pl.DataFrame):
+            data_section["path"] = str(Path(data).resolve())
+        if root is not None:
+            data_section["root"] = str(Path(root).resolve())
+        elif isinstance(data, pl.DataFrame):
+            data_section["root"] = str(base)
+        if self.config is not None:
+            return self.config.with_overrides(data={**self.config.to_dict()["data"], **data_section}), table
+        fields: Mapping[str, Any] | None = self.fields
+        if fields is None:
+            from plait.data.infer import infer_fields
+
+            media_root = Path(data_section.get("root", Path(data_section.get("path", base)).parent))
+            fields = infer_fields(table, str(self.label), media_root).fields
+        raw: dict[str, Any] = {
+            "data": data_section,
+            "task": {"label": self.label, "type": self.task_type},
+            "fields": fields,
+            "model": {"fusion": self.fusion},
+            "train": {},
+        }
+        for key, value in self.options.items():
+            raw[_SECTION_OF[key]][key] = value
+        return Config.from_dict(raw, base_dir=base), table
+
+    # -- using a trained model --------------------------------------------------------------------
+    @property
+    def trained(self) -> TrainedModel:
+        if self.trained_ is None:
+            raise PlaitError("this Predictor is not trained yet; call .fit(data) or Predictor.load(bundle)")
+        return self.trained_
+
+    def evaluate(self, data: Path | str | pl.DataFrame, *, root: Path | str | None = None) -> dict[str, Any]:
+        return self._evaluation(data, root).to_json()
+
+    def _evaluation(self, data: Path | str | pl.DataFrame, root: Path | str | None) -> Evaluation:
+        return evaluate(self.trained, data, root=None if root is None else Path(root))
+
+    def predict(self, rows: Rows, *, root: Path | str | None = None) -> list[Prediction]:
+        """Predict each row; a row may hold any subset of the fields (keys are table column names)."""
+        return self.predict_with_report(rows, root=root)[0]
+
+    def predict_with_report(
+        self, rows: Rows, *, root: Path | str | None = None
+    ) -> tuple[list[Prediction], LoadReport]:
+        records, media_root = _records(rows, root)
+        if not records:
+            return [], LoadReport(rows=0, fields=())
+        trained = self.trained
+        tensors, report = load_rows(records, trained.modalities, media_root)
+        out = run_model(trained.model, tensors)
+        return [self._prediction(i, out, tensors.present) for i in range(len(records))], report
+
+    def _prediction(self, i: int, out: Any, present: Mapping[str, torch.Tensor]) -> Prediction:
+        trained = self.trained
+        used = tuple(f for f in trained.modalities if bool(present[f][i]))
+        missing = tuple(f for f in trained.modalities if not bool(present[f][i]))
+        weights = None
+        if out.weights is not None:
+            weights = {f: round(float(out.weights[i, j]), 6) for j, f in enumerate(out.field_order)}
+        if trained.task.type == "classification":
+            probs = out.output[i].softmax(dim=-1)
+            label: str | float = trained.task.classes[int(probs.argmax())]
+            probabilities: dict[str, float] | None = {
+                c: round(float(p), 6) for c, p in zip(trained.task.classes, probs, strict=True)
+            }
+        else:
+            label = float(out.output[i].reshape(-1)[0]) * trained.task.target_std + trained.task.target_mean
+            probabilities = None
+        return Prediction(
+            prediction=label,
+            probabilities=probabilities,
+            fields_used=used,
+            fields_missing=missing,
+            degraded=bool(missing),
+            weights=weights,
+            model_id=trained.model_id,
+        )
+
+    # -- persistence --------------------------------------------------------------------------------
+    def save(self, path: Path | str) -> Path:
+        return save_bundle(self.trained, path)
+
+    @classmethod
+    def load(cls, path: Path | str) -> Predictor:
+        trained = load_bundle(path)
+        predictor = cls(config=trained.config)
+        predictor.trained_ = trained
+        return predictor
+
+    @classmethod
+    def from_trained(cls, trained: TrainedModel) -> Predictor:
+        predictor = cls(config=trained.config)
+        predictor.trained_ = trained
+        return predictor
+
+
+def _records(rows: Rows, root: Path | str | None) -> tuple[Sequence[Mapping[str, Any]], Path]:
+    if isinstance(rows, (str, Path)):
+        path = Path(rows)
+        return read_table(path).to_dicts(), Path(root) if root is not None else path.parent
+    media_root = Path(root) if root is not None else Path.cwd()
+    if isinstance(rows, pl.DataFrame):
+        return rows.to_dicts(), media_root
+    if isinstance(rows, Mapping):
+        return [rows], media_root
+    return list(rows), media_root
+
+
+def predictions_table(predictions: Sequence[Prediction], classes: Sequence[str]) -> pl.DataFrame:
+    """One row per prediction: prediction, prob_<class> columns, fields used/missing, degraded, model_id."""
+    data: dict[str, list[Any]] = {"prediction": [p.prediction for p in predictions]}
+    for c in classes:
+        data[f"prob_{c}"] = [None if p.probabilities is None else p.probabilities[c] for p in predictions]
+    data["fields_used"] = [",".join(p.fields_used) for p in predictions]
+    data["fields_missing"] = [",".join(p.fields_missing) for p in predictions]
+    data["degraded"] = [p.degraded for p in predictions]
+    data["model_id"] = [p.model_id for p in predictions]
+    return pl.DataFrame(data)

@@ -1,0 +1,313 @@
+"""Contract checks a plug-in author can run on a fusion or an encoder (like scikit-learn's
+`check_estimator`). Each check raises AssertionError with a message saying what was violated.
+
+    from plait.testing.conformance import check_fusion
+    check_fusion(MyFusion, heads=2)      # options are passed to the constructor
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from typing import Any, cast
+
+import torch
+from torch import Tensor, nn
+
+from plait.types import EncoderOutput, FusionOutput
+
+# Field layouts of 1, 2 and 3 fields of different widths; every presence pattern is tried on each.
+_LAYOUTS: tuple[dict[str, int], ...] = ({"a": 5}, {"a": 5, "b": 7}, {"a": 5, "b": 7, "c": 3})
+_ATOL = 1e-5
+
+
+def _require(condition: bool, message: str) -> None:
+    # Not `assert`: the checks must also run under `python -O`.
+    if not condition:
+        raise AssertionError(message)
+
+
+# ---------------------------------------------------------------- fusions
+
+
+def check_fusion(cls: type, output_dim: int = 8, **options: Any) -> None:
+    """Run the fusion contract on `cls(field_to_dim, output_dim, **options)` for 1, 2 and 3
+    fields and every subset of present fields, including none."""
+    for layout in _LAYOUTS:
+        _check_layout(cls, dict(layout), output_dim, options)
+
+
+def _build(
+    cls: type, field_to_dim: dict[str, int], output_dim: int, options: Mapping[str, Any], seed: int
+) -> Any:
+    torch.manual_seed(seed)
+    fusion = cls(dict(field_to_dim), output_dim, **options)
+    name = cls.__name__
+    _require(isinstance(fusion, nn.Module), f"{name} must be an nn.Module; got {type(fusion).__name__}")
+    _require(
+        isinstance(getattr(cls, "decision_level", None), bool),
+        f"{name} must declare a class attribute decision_level: ClassVar[bool]",
+    )
+    _require(
+        getattr(fusion, "output_dim", None) == output_dim,
+        f"{name}.output_dim is {getattr(fusion, 'output_dim', None)!r}; expected {output_dim}",
+    )
+    _require(
+        tuple(getattr(fusion, "field_order", ())) == tuple(field_to_dim),
+        f"{name}.field_order is {getattr(fusion, 'field_order', None)!r}; expected {tuple(field_to_dim)} "
+        "(the insertion order of field_to_dim)",
+    )
+    return fusion
+
+
+def _make_inputs(
+    field_to_dim: Mapping[str, int], present: Tensor, seed: int, requires_grad: bool = False
+) -> tuple[dict[str, EncoderOutput], dict[str, Tensor]]:
+    """Random encoder outputs for presence matrix present [B, M]: fields have 2, 3, 4… tokens;
+    the second field carries a token mask (real tokens only, none for absent samples)."""
+    gen = torch.Generator().manual_seed(seed)
+    b = present.shape[0]
+    inputs, masks = {}, {}
+    for i, (f, dim) in enumerate(field_to_dim.items()):
+        keep = present[:, i].float()
+        tokens = (torch.randn(b, 2 + i, dim, generator=gen) * keep[:, None, None]).requires_grad_(
+            requires_grad
+        )
+        pooled = (torch.randn(b, dim, generator=gen) * keep[:, None]).requires_grad_(requires_grad)
+        token_mask = None
+        if i == 1:
+            token_mask = present[:, i : i + 1].expand(b, 2 + i).clone()
+            token_mask[::2, -1] = False  # padding on every other sample
+        inputs[f] = EncoderOutput(tokens=tokens, pooled=pooled, token_mask=token_mask)
+        masks[f] = present[:, i].clone()
+    return inputs, masks
+
+
+def _check_output(fusion: Any, out: object, present: Tensor, where: str, output_dim: int) -> FusionOutput:
+    _require(
+        isinstance(out, FusionOutput), f"{where}: forward must return FusionOutput; got {type(out).__name__}"
+    )
+    out = cast(FusionOutput, out)
+    b, m = present.shape
+    fused, weights = out.fused, out.weights
+    _require(
+        tuple(fused.shape) == (b, output_dim),
+        f"{where}: fused has shape {tuple(fused.shape)}; expected {(b, output_dim)}",
+    )
+    _require(bool(torch.isfinite(fused).all()), f"{where}: fused holds NaN or inf")
+    if weights is None:
+        return out
+    _require(
+        tuple(weights.shape) == (b, m),
+        f"{where}: weights have shape {tuple(weights.shape)}; expected {(b, m)}",
+    )
+    _require(bool(torch.isfinite(weights).all()), f"{where}: weights hold NaN or inf")
+    _require(bool((weights >= 0).all()), f"{where}: weights must be ≥ 0; got {weights.tolist()}")
+    absent_mass = weights.detach().masked_select(~present)
+    _require(
+        bool((absent_mass.abs() <= _ATOL).all()),
+        f"{where}: absent fields must get weight 0; got {weights.tolist()} for presence {present.tolist()}",
+    )
+    any_present = present.any(dim=1)
+    sums = weights.detach().sum(dim=1)[any_present]
+    _require(
+        bool(torch.allclose(sums, torch.ones_like(sums), atol=1e-4)),
+        f"{where}: weights of a sample with a present field must sum to 1; got sums {sums.tolist()}",
+    )
+    return out
+
+
+def _check_layout(
+    cls: type, field_to_dim: dict[str, int], output_dim: int, options: Mapping[str, Any]
+) -> None:
+    name = f"{cls.__name__} with fields {field_to_dim}"
+    fusion = _build(cls, field_to_dim, output_dim, options, seed=0)
+    patterns = torch.tensor(list(itertools.product([False, True], repeat=len(field_to_dim))))  # (2^M, M)
+    for training in (True, False):
+        fusion.train(training)
+        inputs, present = _make_inputs(field_to_dim, patterns, seed=1)
+        mode = "train" if training else "eval"
+        _check_output(
+            fusion, fusion(inputs, present), patterns, f"{name} ({mode}, every pattern)", output_dim
+        )
+        for pattern in patterns:
+            same = pattern.unsqueeze(0).expand(3, -1).clone()  # a whole batch with one pattern
+            inputs, present = _make_inputs(field_to_dim, same, seed=2)
+            where = f"{name} ({mode}, batch where every sample has presence {pattern.tolist()})"
+            _check_output(fusion, fusion(inputs, present), same, where, output_dim)
+    fusion.eval()
+    _check_gradients(fusion, field_to_dim, patterns, name)
+    _check_absent_ignored(fusion, field_to_dim, patterns, name)
+    _check_state_round_trip(cls, fusion, field_to_dim, output_dim, options, patterns, name)
+
+
+def _check_gradients(fusion: Any, field_to_dim: dict[str, int], patterns: Tensor, name: str) -> None:
+    inputs, present = _make_inputs(field_to_dim, patterns, seed=3, requires_grad=True)
+    out = fusion(inputs, present)
+    gen = torch.Generator().manual_seed(4)
+    loss = (out.fused * torch.randn(out.fused.shape, generator=gen)).sum()
+    if out.weights is not None:
+        loss = loss + (out.weights * torch.randn(out.weights.shape, generator=gen)).sum()
+    loss.backward()
+    for i, f in enumerate(field_to_dim):
+        rows = patterns[:, i]
+        grads = [g for g in (inputs[f].pooled.grad, inputs[f].tokens.grad) if g is not None]
+        per_sample = sum((g.abs().flatten(1).sum(dim=1) for g in grads), torch.zeros(len(rows)))  # (B,)
+        _require(
+            bool((per_sample[rows] > 0).any()),
+            f"{name}: no gradient reaches the pooled vector or tokens of present field '{f}'",
+        )
+        _require(
+            bool((per_sample[~rows] == 0).all()),
+            f"{name}: gradient reaches field '{f}' in samples where it is absent "
+            f"(per-sample gradient norms {per_sample.tolist()}, present {rows.tolist()}); mask absent fields",
+        )
+
+
+def _check_absent_ignored(fusion: Any, field_to_dim: dict[str, int], patterns: Tensor, name: str) -> None:
+    inputs, present = _make_inputs(field_to_dim, patterns, seed=5)
+    gen = torch.Generator().manual_seed(6)
+    changed = {}
+    for i, (f, enc) in enumerate(inputs.items()):
+        absent = ~patterns[:, i]
+        tokens = torch.where(
+            absent[:, None, None], 10 * torch.randn(enc.tokens.shape, generator=gen), enc.tokens
+        )
+        pooled = torch.where(absent[:, None], 10 * torch.randn(enc.pooled.shape, generator=gen), enc.pooled)
+        changed[f] = EncoderOutput(tokens=tokens, pooled=pooled, token_mask=enc.token_mask)
+    with torch.no_grad():
+        before, after = fusion(inputs, present), fusion(changed, present)
+    _require(
+        bool(torch.allclose(before.fused, after.fused, atol=_ATOL)),
+        f"{name}: changing the inputs of ABSENT fields changed the fused output; "
+        "the presence mask is not honoured",
+    )
+    if before.weights is not None:
+        _require(
+            bool(torch.allclose(before.weights, after.weights, atol=_ATOL)),
+            f"{name}: changing the inputs of ABSENT fields changed the weights; "
+            "the presence mask is not honoured",
+        )
+
+
+def _check_state_round_trip(
+    cls: type,
+    fusion: Any,
+    field_to_dim: dict[str, int],
+    output_dim: int,
+    options: Mapping[str, Any],
+    patterns: Tensor,
+    name: str,
+) -> None:
+    fresh = _build(cls, field_to_dim, output_dim, options, seed=7)
+    fresh.load_state_dict(fusion.state_dict())
+    fresh.eval()
+    inputs, present = _make_inputs(field_to_dim, patterns, seed=8)
+    with torch.no_grad():
+        a, b = fusion(inputs, present), fresh(inputs, present)
+    same = bool(torch.allclose(a.fused, b.fused, atol=_ATOL)) and (
+        (a.weights is None) == (b.weights is None)
+        and (a.weights is None or bool(torch.allclose(a.weights, b.weights, atol=_ATOL)))
+    )
+    _require(
+        same,
+        f"{name}: a fresh instance loaded with state_dict() gives different outputs in eval mode; "
+        "keep all learned state in parameters or buffers",
+    )
+
+
+# ---------------------------------------------------------------- encoders
+
+
+def check_encoder(encoder: nn.Module, x: Tensor, present: Tensor, mask: Tensor | None = None) -> None:
+    """Run the encoder contract on one collated batch x with presence present [B] (it needs at
+    least one present and one absent sample) and the step mask [B, L] the modality produced."""
+    present = present.bool()
+    if bool(present.all()) or not bool(present.any()):
+        raise ValueError("check_encoder needs a batch with at least one present and one absent sample")
+    name = type(encoder).__name__
+    norms = [type(m).__name__ for m in encoder.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    _require(
+        not norms, f"{name} uses {norms}; absent zero-filled rows poison batch statistics, use LayerNorm"
+    )
+    dim = getattr(encoder, "output_dim", None)
+    _require(isinstance(dim, int), f"{name} must declare an integer output_dim; got {dim!r}")
+    was_training = encoder.training
+    encoder.eval()
+    try:
+        out = _check_encoder_output(encoder, x, present, mask, f"{name}")
+        _check_encoder_output(encoder, x, torch.zeros_like(present), mask, f"{name} (every sample absent)")
+        _check_encoder_absent_ignored(encoder, x, present, mask, out, name)
+        _check_encoder_gradient(encoder, x, present, mask, name)
+    finally:
+        encoder.train(was_training)
+
+
+def _check_encoder_output(
+    encoder: nn.Module, x: Tensor, present: Tensor, mask: Tensor | None, where: str
+) -> EncoderOutput:
+    with torch.no_grad():
+        out = encoder(x, present, mask)
+    _require(isinstance(out, EncoderOutput), f"{where}: must return EncoderOutput; got {type(out).__name__}")
+    b, dim = present.shape[0], encoder.output_dim
+    tokens, pooled = out.tokens, out.pooled
+    _require(
+        tokens.dim() == 3 and tokens.shape[0] == b and tokens.shape[2] == dim,
+        f"{where}: tokens have shape {tuple(tokens.shape)}; expected [{b}, L, {dim}]",
+    )
+    _require(
+        tuple(pooled.shape) == (b, dim),
+        f"{where}: pooled has shape {tuple(pooled.shape)}; expected [{b}, {dim}]",
+    )
+    _require(bool(torch.isfinite(tokens).all()), f"{where}: tokens hold NaN or inf")
+    _require(bool(torch.isfinite(pooled).all()), f"{where}: pooled holds NaN or inf")
+    _require(
+        bool((pooled[~present] == 0).all()),
+        f"{where}: pooled must be exactly zero for absent samples (use zero_absent)",
+    )
+    if out.token_mask is not None:
+        _require(
+            out.token_mask.dtype == torch.bool and tuple(out.token_mask.shape) == tuple(tokens.shape[:2]),
+            f"{where}: token_mask must be a BoolTensor of shape {tuple(tokens.shape[:2])}; "
+            f"got {out.token_mask.dtype} {tuple(out.token_mask.shape)}",
+        )
+    return out
+
+
+def _check_encoder_absent_ignored(
+    encoder: nn.Module, x: Tensor, present: Tensor, mask: Tensor | None, out: EncoderOutput, name: str
+) -> None:
+    # Give absent samples another sample's (valid) input: token ids stay in range, shapes stay.
+    donor = int(present.nonzero()[0, 0])
+    x2 = x.clone()
+    x2[~present] = x[donor]
+    mask2 = None
+    if mask is not None:
+        mask2 = mask.clone()
+        mask2[~present] = mask[donor]
+    with torch.no_grad():
+        out2 = encoder(x2, present, mask2)
+    same = bool(torch.allclose(out.tokens[present], out2.tokens[present], atol=_ATOL)) and bool(
+        torch.allclose(out.pooled[present], out2.pooled[present], atol=_ATOL)
+    )
+    _require(same, f"{name}: changing an absent sample's input changed the outputs of present samples")
+    _require(
+        bool((out2.pooled[~present] == 0).all()),
+        f"{name}: an absent sample's pooled vector is not zero once its input holds real values",
+    )
+
+
+def _check_encoder_gradient(
+    encoder: nn.Module, x: Tensor, present: Tensor, mask: Tensor | None, name: str
+) -> None:
+    params = [p for p in encoder.parameters() if p.requires_grad]
+    if not params:
+        return  # a frozen encoder has nothing to train
+    encoder.zero_grad(set_to_none=True)
+    out = encoder(x, present, mask)
+    # a random projection, not a plain sum: through a final LayerNorm a sum has zero gradient
+    direction = torch.randn(out.pooled.shape[1], generator=torch.Generator().manual_seed(0))
+    (out.pooled[present] * direction).sum().backward()
+    reached = any(p.grad is not None and bool((p.grad != 0).any()) for p in params)
+    encoder.zero_grad(set_to_none=True)
+    _require(reached, f"{name}: no gradient flows from a present sample's pooled vector to any parameter")

@@ -1,0 +1,66 @@
+"""Batches straight from the pre-loaded TensorTable: one index list per batch, no per-sample collation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+
+from plait.data.dataset import TensorTable
+from plait.types import Batch
+
+
+class _Rows(Dataset[Batch]):
+    """Indexable by a list of positions into `indices`; returns a whole Batch."""
+
+    def __init__(self, table: TensorTable, indices: np.ndarray) -> None:
+        self.table = table
+        self.indices = torch.as_tensor(indices, dtype=torch.long)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, positions: Sequence[int]) -> Batch:
+        return self.table.batch(self.indices[torch.as_tensor(positions, dtype=torch.long)])
+
+
+def _whole(batch: Any) -> Any:
+    """The dataset already returns a whole Batch: nothing to collate."""
+    return batch
+
+
+class TableDataModule(L.LightningDataModule):
+    def __init__(
+        self,
+        table: TensorTable,
+        *,
+        train: np.ndarray,
+        val: np.ndarray,
+        batch_size: int,
+        seed: int,
+    ) -> None:
+        super().__init__()
+        self.table = table
+        self.train_rows = _Rows(table, train)
+        self.val_rows = _Rows(table, val)
+        self.batch_size = batch_size
+        self.seed = seed
+
+    def _loader(self, rows: _Rows, shuffle: bool) -> DataLoader[Batch]:
+        base = (
+            RandomSampler(range(len(rows)), generator=torch.Generator().manual_seed(self.seed))
+            if shuffle
+            else SequentialSampler(range(len(rows)))
+        )
+        sampler = BatchSampler(base, batch_size=self.batch_size, drop_last=False)
+        return DataLoader(rows, sampler=sampler, batch_size=None, collate_fn=_whole)
+
+    def train_dataloader(self) -> DataLoader[Batch]:
+        return self._loader(self.train_rows, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader[Batch]:
+        return self._loader(self.val_rows, shuffle=False)

@@ -1,0 +1,231 @@
+"""`train(config)`: table → checks → split → fit preprocessing on train → tensors → Lightning → evaluation."""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import polars as pl
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, RichProgressBar
+
+from plait.build import build_modalities, build_model
+from plait.bundle import TaskInfo, TrainedModel, save_bundle
+from plait.config import Config
+from plait.data.dataset import LoadReport, TensorTable, load_table
+from plait.data.split import Split, split_rows
+from plait.data.table import check_columns, infer_task_type, prepare_labels, read_table
+from plait.errors import DataError
+from plait.evaluation.evaluate import evaluate_tensors
+from plait.modalities.base import ROW_COLUMN, Modality
+from plait.provenance.fingerprint import fingerprint_files
+from plait.provenance.record import collect_provenance
+from plait.training.callbacks import BestWeights
+from plait.training.datamodule import TableDataModule
+from plait.training.module import PlaitModule
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    trained: TrainedModel
+    load_report: LoadReport
+    split: Split
+    seconds: float
+    bundle_path: Path | None
+
+
+def train(
+    config: Config,
+    *,
+    table: pl.DataFrame | None = None,
+    out: Path | str | None = None,
+    say: Say | None = None,
+) -> TrainResult:
+    """Train the model `config` describes; write a bundle to `out` when given."""
+    start = time.perf_counter()
+    tell: Say = say or (lambda _msg: None)
+    source = str(config.table_path()) if table is None else "<table>"
+    df = read_table(config.table_path()) if table is None else table
+    if df.height == 0:
+        raise DataError(f"{source} has no rows; training needs a table with labelled rows")
+    root = config.media_root()
+    L.seed_everything(config.train.seed, workers=True, verbose=False)
+
+    modalities = build_modalities(config)
+    check_columns(df, config.task.label, {n: m.columns() for n, m in modalities.items()}, source)
+    task_type = infer_task_type(df.get_column(config.task.label), config.task.type)
+    labels = prepare_labels(df, config.task.label, task_type, source)
+    task = TaskInfo(
+        type=labels.task_type,
+        label=config.task.label,
+        classes=tuple(labels.classes),
+        target_mean=float(labels.mean),
+        target_std=float(labels.std),
+    )
+    if labels.missing_rows:
+        rows = ", ".join(str(r) for r in labels.missing_rows[:5])
+        tell(f"{len(labels.missing_rows)} rows have no label (rows {rows}…); they are not used for training")
+    split_values = (
+        None if config.data.split_column is None else df[config.data.split_column].cast(pl.Utf8).to_list()
+    )
+    split = split_rows(
+        labels.target,
+        labels.valid,
+        classification=task.type == "classification",
+        val_fraction=config.data.val_fraction,
+        test_fraction=config.data.test_fraction,
+        seed=config.train.seed,
+        split_values=split_values,
+        path=source,
+    )
+    tell(f"{len(df)} rows: {len(split.train)} train, {len(split.val)} validation, {len(split.test)} test")
+
+    train_df = df.with_row_index(ROW_COLUMN)[split.train.tolist()]
+    for modality in modalities.values():
+        modality.fit(train_df, root)
+    target = _standardised(labels.target, task)
+    tensors, report = load_table(df, modalities, root, target=target, progress=config.train.progress)
+    for line in report.lines():
+        tell(line)
+
+    torch.manual_seed(config.train.seed)
+    model = build_model(config, modalities, task.n_outputs)
+    best, history_seconds = _fit(config, model, task, tensors, split)
+    trained_model = TrainedModel(config=config, task=task, modalities=modalities, model=model)
+    evaluation = evaluate_tensors(trained_model, tensors, split.test if len(split.test) else split.val)
+    metrics: dict[str, Any] = {
+        "split": "test" if len(split.test) else "validation",
+        "metrics": evaluation.metrics,
+        "single_field": evaluation.single_field,
+        "load_report": report.to_json(),
+        "training": {
+            "best_epoch": best.best_epoch,
+            "epochs_run": len(best.history),
+            "best_val_loss": best.best_score,
+            "seconds": round(history_seconds, 3),
+            "history": best.history,
+        },
+    }
+    media = _media_paths(df, modalities, root)
+    provenance = collect_provenance(
+        config_text=config.to_yaml(),
+        table=df,
+        table_path=source,
+        seed=config.train.seed,
+        split_sizes=split.sizes(),
+        media=fingerprint_files(media, root) if media else None,
+    ).to_json()
+    trained = TrainedModel(
+        config=config,
+        task=task,
+        modalities=modalities,
+        model=model,
+        metrics=metrics,
+        provenance=provenance,
+    )
+    bundle_path = None
+    if out is not None:
+        bundle_path = save_bundle(trained, out)
+        from plait.bundle import load_bundle  # re-read so model_id is the written content's
+
+        trained = load_bundle(bundle_path)
+    return TrainResult(
+        trained=trained,
+        load_report=report,
+        split=split,
+        seconds=time.perf_counter() - start,
+        bundle_path=bundle_path,
+    )
+
+
+def _standardised(target: np.ndarray, task: TaskInfo) -> np.ndarray:
+    if task.type == "classification":
+        return target.astype(np.int64)
+    return ((target - task.target_mean) / task.target_std).astype(np.float32)
+
+
+def _fit(
+    config: Config, model: torch.nn.Module, task: TaskInfo, tensors: TensorTable, split: Split
+) -> tuple[BestWeights, float]:
+    t = config.train
+    module = PlaitModule(
+        model,  # type: ignore[arg-type]
+        task_type=task.type,
+        lr=t.lr,
+        weight_decay=t.weight_decay,
+        modality_dropout=t.modality_dropout,
+        max_epochs=t.epochs,
+        seed=t.seed,
+    )
+    val = split.val if len(split.val) else split.train
+    data = TableDataModule(tensors, train=split.train, val=val, batch_size=t.batch_size, seed=t.seed)
+    best = BestWeights()
+    callbacks: list[L.Callback] = [best, EarlyStopping(monitor="val_loss", patience=t.patience, mode="min")]
+    if t.progress:
+        callbacks.append(RichProgressBar(leave=False))
+    start = time.perf_counter()
+    with _quiet_lightning():
+        trainer = L.Trainer(
+            max_epochs=t.epochs,
+            accelerator=t.accelerator,
+            devices=t.devices,
+            strategy=t.strategy,
+            precision=t.precision,  # type: ignore[arg-type]
+            callbacks=callbacks,
+            logger=False,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+            enable_progress_bar=t.progress,
+            num_sanity_val_steps=0,
+            deterministic=True,
+            log_every_n_steps=1,
+        )
+        trainer.fit(module, datamodule=data)
+    return best, time.perf_counter() - start
+
+
+class _quiet_lightning:
+    """Silence Lightning's start-up chatter (GPU available: False, …) and its known benign warnings."""
+
+    def __enter__(self) -> None:
+        self._level = logging.getLogger("lightning.pytorch").level
+        logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+        for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        self._warnings = warnings.catch_warnings()
+        self._warnings.__enter__()
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*The number of training batches.*")
+        warnings.filterwarnings("ignore", message=".*overridden `transfer_batch_to_device`.*")
+        warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")
+
+    def __exit__(self, *exc: Any) -> None:
+        self._warnings.__exit__(*exc)
+        logging.getLogger("lightning.pytorch").setLevel(self._level)
+
+
+def _media_paths(df: pl.DataFrame, modalities: dict[str, Modality], root: Path) -> list[Path]:
+    """Every file the table references through a media field (for the provenance fingerprint)."""
+    paths: list[Path] = []
+    for modality in modalities.values():
+        if modality.kind not in ("image", "audio", "timeseries"):
+            continue
+        for column in modality.columns()[:1]:
+            series = df[column]
+            if series.dtype != pl.Utf8:
+                continue
+            for value in series.drop_nulls().to_list():
+                if value.strip():
+                    candidate = (root / value).resolve()
+                    if candidate.is_relative_to(root.resolve()):
+                        paths.append(candidate)
+    return paths

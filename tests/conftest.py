@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+# The suite shares two cores with whatever else runs; one thread per test process avoids
+# oversubscription (OpenMP spin-waits make an overloaded 2-thread run 10× slower).
+torch.set_num_threads(1)
+os.environ.setdefault("PYTHONHASHSEED", "0")
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def pumps_small(tmp_path_factory: pytest.TempPathFactory):
+    """A tiny generated pumps data set (every modality, a few corrupt files), made once per session."""
+    from plait.datasets.pumps import generate_pumps
+
+    return generate_pumps(tmp_path_factory.mktemp("pumps"), n=150, seed=3, corrupt_fraction=0.04)
+
+
+@pytest.fixture(scope="session")
+def pumps_bundle(pumps_small, tmp_path_factory: pytest.TempPathFactory):
+    """A bundle trained for a few epochs on `pumps_small` (shared: training is the slow part)."""
+    from plait.demo import demo_config
+    from plait.training.fit import train
+
+    out = tmp_path_factory.mktemp("bundle")
+    cfg = demo_config(
+        pumps_small.table_path, pumps_small.fields, fusion="gated", seed=0, base_dir=pumps_small.root
+    )
+    cfg = cfg.with_overrides(train={"epochs": 4, "progress": False, "patience": 4})
+    return train(cfg, out=out / "bundle")

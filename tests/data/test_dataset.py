@@ -1,0 +1,68 @@
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+from plait.data.dataset import load_rows, load_table
+from plait.errors import DataError
+from plait.modalities.embedding import EmbeddingModality
+from plait.modalities.image import ImageModality
+from plait.modalities.tabular import TabularModality
+
+
+def fitted(df: pl.DataFrame, root: Path) -> dict:
+    mods = {
+        "vec": EmbeddingModality("vec"),
+        "specs": TabularModality("specs", numeric=["power"], categorical=["model"]),
+    }
+    for m in mods.values():
+        m.fit(df, root)
+    return mods
+
+
+def test_absent_values_are_counted_with_reason_and_rows_never_filled(tmp_path: Path):
+    df = pl.DataFrame(
+        {
+            "vec": [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0], [7.0, 8.0]],
+            "power": [1.0, 2.0, 3.0, 4.0],
+            "model": ["a", "b", "a", "b"],
+        }
+    )
+    mods = fitted(df, tmp_path)
+    rows = [
+        {"vec": [1.0, 2.0], "power": 1.0, "model": "a"},
+        {"vec": None, "power": None, "model": None},  # everything empty
+        {"vec": [1.0, float("nan")], "power": 2.0, "model": "b"},
+        {"vec": [1.0], "power": 3.0, "model": "a"},
+    ]
+    table, report = load_rows(rows, mods, tmp_path, target=np.array([0, 1, 0, 1]))
+    assert table.present["vec"].tolist() == [True, False, False, False]
+    assert table.present["specs"].tolist() == [True, False, True, True]
+    vec = next(f for f in report.fields if f.field == "vec")
+    assert vec.absent == 3
+    assert vec.reasons == {"empty": 1, "non-finite": 1, "wrong length": 1}
+    assert vec.example_rows["non-finite"] == (2,)
+    # an absent row is zero-filled, not a copy of a neighbour
+    assert torch.count_nonzero(table.values["vec"][1:]) == 0
+    assert "3 of 4 rows absent" in vec.line() and "rows 2" in vec.line()
+    batch = table.batch([3, 0])
+    assert batch.present["vec"].tolist() == [False, True]
+    assert batch.target is not None and batch.target.tolist() == [1, 0]
+
+
+def test_path_escaping_root_is_an_error_naming_the_row(tmp_path: Path):
+    image = ImageModality("photo")
+    image.set_state({**_image_state(image, tmp_path)})
+    df = pl.DataFrame({"photo": ["ok.png", "../../etc/passwd"]})
+    with pytest.raises(DataError, match=r"row 1: field 'photo': path '\.\./\.\./etc/passwd'"):
+        load_table(df, {"photo": image}, tmp_path)
+
+
+def _image_state(image: ImageModality, root: Path) -> dict:
+    from PIL import Image
+
+    Image.new("RGB", (8, 8), (255, 0, 0)).save(root / "ok.png")
+    image.fit(pl.DataFrame({"photo": ["ok.png"]}), root)
+    return image.get_state()

@@ -1,0 +1,85 @@
+from pathlib import Path
+
+import pytest
+
+from plait.config import Config, load_config
+from plait.errors import ConfigError
+
+
+def minimal(**extra: object) -> dict:
+    return {"task": {"label": "fault"}, "fields": {"photo": {"kind": "image"}}, **extra}
+
+
+def test_unknown_kind_names_path_and_suggests():
+    with pytest.raises(ConfigError) as err:
+        Config.from_dict({"task": {"label": "y"}, "fields": {"photo": {"kind": "imag"}}})
+    message = str(err.value)
+    assert message.startswith("fields.photo.kind: unknown kind 'imag'")
+    assert "did you mean 'image'?" in message
+    assert "tabular" in message
+
+
+def test_unknown_section_and_key_are_rejected_with_suggestion():
+    with pytest.raises(ConfigError, match=r"trian: unknown key; did you mean 'train'\?"):
+        Config.from_dict(minimal(trian={}))
+    with pytest.raises(ConfigError, match=r"train\.epoch: unknown key; did you mean 'epochs'\?"):
+        Config.from_dict(minimal(train={"epoch": 3}))
+
+
+@pytest.mark.parametrize(
+    ("section", "_unused", "fragment"),
+    [
+        ({"train": {"epochs": "many"}}, None, "train.epochs: expected an integer, got 'many'"),
+        ({"train": {"epochs": 0}}, None, "train.epochs: expected an integer ≥ 1, got 0"),
+        ({"train": {"modality_dropout": 1.5}}, None, "train.modality_dropout: expected a probability"),
+        ({"train": {"precision": "bf16-mixd"}}, None, "did you mean 'bf16-mixed'"),
+        ({"data": {"val_fraction": 0.6, "test_fraction": 0.5}}, None, "leaves no training rows"),
+        ({"model": {"dim": True}}, None, "model.dim: expected an integer, got True"),
+    ],
+)
+def test_bad_values_name_key_expected_and_got(section, _unused, fragment):
+    with pytest.raises(ConfigError) as err:
+        Config.from_dict(minimal(**section))
+    assert fragment in str(err.value)
+
+
+def test_label_cannot_be_a_field_and_fields_required():
+    with pytest.raises(ConfigError, match="label column cannot also be an input field"):
+        Config.from_dict({"task": {"label": "photo"}, "fields": {"photo": "image"}})
+    with pytest.raises(ConfigError, match="fields: missing"):
+        Config.from_dict({"task": {"label": "y"}})
+    with pytest.raises(ConfigError, match="task: missing"):
+        Config.from_dict({"fields": {"a": "text"}})
+
+
+def test_yaml_round_trip_and_numbers_written_as_strings(tmp_path: Path):
+    path = tmp_path / "plait.yaml"
+    path.write_text(
+        "task: {label: fault}\nfields:\n  note: text\n  photo: {kind: image, size: 32}\n"
+        "train: {lr: 3e-3, epochs: 5}\n"
+    )
+    cfg = load_config(path)
+    assert cfg.train.lr == pytest.approx(0.003)
+    assert cfg.fields[1].options == {"size": 32}
+    assert cfg.base_dir == tmp_path
+    again = Config.from_dict(cfg.to_dict(), base_dir=tmp_path)
+    assert again == cfg
+
+
+def test_load_config_errors_name_the_file(tmp_path: Path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("task: {label: y}\nfields: {a: {kind: txt}}\n")
+    with pytest.raises(
+        ConfigError, match=r"bad\.yaml: fields\.a\.kind: unknown kind 'txt'; did you mean 'text'\?"
+    ):
+        load_config(bad)
+
+
+def test_with_overrides_returns_new_validated_config():
+    cfg = Config.from_dict(minimal())
+    changed = cfg.with_overrides(train={"epochs": 3})
+    assert changed.train.epochs == 3 and cfg.train.epochs == 40
+    with pytest.raises(ConfigError):
+        cfg.with_overrides(train={"epochs": -1})
