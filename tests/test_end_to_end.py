@@ -154,3 +154,13 @@ def test_bad_input_errors_name_what_is_wrong():
         train(_tabular_config("cls"), table=text_in_numbers)
     with pytest.raises(DataError, match="no rows"):
         train(_tabular_config("cls"), table=df.head(0))
+
+
+def test_bf16_mixed_precision_trains_on_cpu():
+    df = _tabular_table(96, seed=6)
+    result = train(_tabular_config("cls", fusion="gated", epochs=2, precision="bf16-mixed"), table=df)
+    assert result.trained.config.train.precision == "bf16-mixed"
+    assert result.trained.metrics["training"]["epochs_run"] == 2
+    weights = dict(result.trained.model.named_parameters())
+    assert all(p.dtype == torch.float32 for p in weights.values())  # mixed: master weights stay fp32
+    assert np.isfinite(result.trained.metrics["training"]["best_val_loss"])

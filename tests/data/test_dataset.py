@@ -66,3 +66,19 @@ def _image_state(image: ImageModality, root: Path) -> dict:
     Image.new("RGB", (8, 8), (255, 0, 0)).save(root / "ok.png")
     image.fit(pl.DataFrame({"photo": ["ok.png"]}), root)
     return image.get_state()
+
+
+def test_masked_readings_inside_present_values_are_counted(tmp_path: Path):
+    df = pl.DataFrame({"vec": [[1.0, 2.0]] * 3, "power": [1.0, 2.0, 3.0], "model": ["a", "b", "a"]})
+    mods = fitted(df, tmp_path)
+    rows = [
+        {"vec": [1.0, 2.0], "power": None, "model": "a"},  # one numeric cell missing: masked, not absent
+        {"vec": [1.0, 2.0], "power": 2.0, "model": "b"},
+        {"vec": [1.0, 2.0], "power": float("inf"), "model": "b"},
+    ]
+    table, report = load_rows(rows, mods, tmp_path)
+    specs = next(f for f in report.fields if f.field == "specs")
+    assert table.present["specs"].tolist() == [True, True, True]
+    assert (specs.absent, specs.partial, specs.partial_values, specs.partial_rows) == (0, 2, 2, (0, 2))
+    assert "2 rows miss some readings (2 values masked, not filled; rows 0, 2)" in specs.line()
+    assert table.masks["specs"][0].tolist() == [False, True]

@@ -7,9 +7,10 @@ import torch
 
 from plait.errors import ConfigError
 from plait.fusion.attention import AttentionFusion
+from plait.fusion.base import softmax_over_present
 from plait.fusion.concat import ConcatFusion
 from plait.fusion.gated import GatedFusion
-from plait.fusion.late import LateFusion, softmax_over_present
+from plait.fusion.late import LateFusion
 from plait.testing.dummies import random_encoder_outputs
 from plait.types import EncoderOutput
 

@@ -34,21 +34,33 @@ class FieldLoadReport:
     reasons: Mapping[str, int] = dc_field(default_factory=dict)  # reason → count
     example_rows: Mapping[str, tuple[int, ...]] = dc_field(default_factory=dict)  # reason → first rows
     example_detail: Mapping[str, str] = dc_field(default_factory=dict)  # reason → first detail
+    partial: int = 0  # present rows with some readings missing (NaN/Inf cells or steps, masked)
+    partial_values: int = 0  # how many readings those rows miss in all
+    partial_rows: tuple[int, ...] = ()  # the first such rows
 
     @property
     def present(self) -> int:
         return self.rows - self.absent
 
     def line(self) -> str:
+        masked = ""
+        if self.partial:
+            rows = ", ".join(str(r) for r in self.partial_rows)
+            more = "…" if self.partial > len(self.partial_rows) else ""
+            masked = (
+                f"; {self.partial} rows miss some readings ({self.partial_values} values masked, "
+                f"not filled; rows {rows}{more})"
+            )
         if self.absent == 0:
-            return f"{self.field} ({self.kind}): all {self.rows} rows present"
+            return f"{self.field} ({self.kind}): all {self.rows} rows present{masked}"
         parts = []
         for reason, count in sorted(self.reasons.items(), key=lambda kv: -kv[1]):
             rows = ", ".join(str(r) for r in self.example_rows.get(reason, ()))
             more = "…" if count > len(self.example_rows.get(reason, ())) else ""
             detail = self.example_detail.get(reason, "")
             parts.append(f"{count} {reason} (rows {rows}{more}{'; ' + detail if detail else ''})")
-        return f"{self.field} ({self.kind}): {self.absent} of {self.rows} rows absent — " + "; ".join(parts)
+        absent = f"{self.field} ({self.kind}): {self.absent} of {self.rows} rows absent — " + "; ".join(parts)
+        return absent + masked
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -58,6 +70,9 @@ class FieldLoadReport:
             "absent": self.absent,
             "reasons": dict(self.reasons),
             "example_rows": {k: list(v) for k, v in self.example_rows.items()},
+            "partial": self.partial,
+            "partial_values": self.partial_values,
+            "partial_rows": list(self.partial_rows),
         }
 
 
@@ -112,6 +127,7 @@ def load_rows(
     """Load every row through every field. `row_offset` shifts the row numbers in messages."""
     items: dict[str, list[Tensor | None]] = {f: [] for f in modalities}
     absences: dict[str, list[tuple[int, Absent]]] = {f: [] for f in modalities}
+    partials: dict[str, list[tuple[int, int]]] = {f: [] for f in modalities}  # (row, missing readings)
     for i, row in enumerate(_track(rows, progress)):
         for name, modality in modalities.items():
             try:
@@ -123,6 +139,10 @@ def load_rows(
                 absences[name].append((i + row_offset, loaded))
             else:
                 items[name].append(loaded)
+                if loaded.is_floating_point():  # plug-ins mark a missing reading inside a value as NaN
+                    missing = int(torch.isnan(loaded).sum())
+                    if missing:
+                        partials[name].append((i + row_offset, missing))
     values: dict[str, Tensor] = {}
     present: dict[str, Tensor] = {}
     masks: dict[str, Tensor] = {}
@@ -134,7 +154,8 @@ def load_rows(
     report = LoadReport(
         rows=len(rows),
         fields=tuple(
-            _field_report(name, modalities[name].kind, len(rows), absences[name]) for name in modalities
+            _field_report(name, modalities[name].kind, len(rows), absences[name], partials[name])
+            for name in modalities
         ),
     )
     tensor_target = None if target is None else torch.as_tensor(target)
@@ -153,7 +174,9 @@ def load_table(
     return load_rows(df.select(needed).to_dicts(), modalities, root, target=target, progress=progress)
 
 
-def _field_report(name: str, kind: str, rows: int, absences: list[tuple[int, Absent]]) -> FieldLoadReport:
+def _field_report(
+    name: str, kind: str, rows: int, absences: list[tuple[int, Absent]], partials: list[tuple[int, int]]
+) -> FieldLoadReport:
     reasons = Counter(a.reason for _, a in absences)
     examples: dict[str, list[int]] = {}
     details: dict[str, str] = {}
@@ -171,6 +194,9 @@ def _field_report(name: str, kind: str, rows: int, absences: list[tuple[int, Abs
         reasons=dict(reasons),
         example_rows={k: tuple(v) for k, v in examples.items()},
         example_detail=details,
+        partial=len(partials),
+        partial_values=sum(n for _, n in partials),
+        partial_rows=tuple(r for r, _ in partials[:EXAMPLE_ROWS]),
     )
 
 

@@ -48,7 +48,7 @@ def _convolve_rows(x: Floats, kernel: Floats) -> Floats:
 def synth_vibration(visible: Labels, rpm: Floats, rng: np.random.Generator) -> NDArray[np.float32]:
     """(n, 256, 3) acceleration in g: a 1x shaft line, 2x and vane-pass harmonics, noise.
 
-    imbalance: a 3-5x stronger 1x line on the radial axes; bearing_wear: periodic impacts at the
+    imbalance: a 4-6x stronger 1x line on the radial axes; bearing_wear: periodic impacts at the
     outer-race defect frequency ringing a 550-850 Hz resonance; cavitation: broadband 150-1000 Hz
     noise in random bursts. Everything else looks the same.
     """
@@ -58,7 +58,7 @@ def synth_vibration(visible: Labels, rpm: Floats, rng: np.random.Generator) -> N
     axis_gain = np.stack([np.ones(n), _uniform(rng, 0.7, 1.0, n), _uniform(rng, 0.2, 0.4, n)], axis=1)
     a1 = _uniform(rng, 0.15, 0.35, n)
     imbalance = visible == "imbalance"
-    a1 = np.where(imbalance, a1 * _uniform(rng, 3.0, 5.0, n), a1)
+    a1 = np.where(imbalance, a1 * _uniform(rng, 4.0, 6.0, n), a1)
     radial = axis_gain.copy()
     radial[:, 2] = np.where(imbalance, radial[:, 2] * 1.3, radial[:, 2])  # imbalance is radial
     phase = rng.uniform(0.0, 2 * np.pi, size=(n, 1, 3))
@@ -91,7 +91,7 @@ def _bearing_impacts(rows: NDArray[np.bool_], f1: Floats, gain: Floats, rng: np.
     ring_hz = _uniform(rng, 550.0, 850.0, m)[:, None]
     decay_s = _uniform(rng, 0.003, 0.006, m)[:, None]
     kernel = np.exp(-k / decay_s) * np.sin(2 * np.pi * ring_hz * k)  # (m, 32)
-    ringing = _convolve_rows(train, kernel) * _uniform(rng, 1.0, 1.6, m)[:, None]  # (m, T)
+    ringing = _convolve_rows(train, kernel) * _uniform(rng, 1.4, 2.2, m)[:, None]  # (m, T)
     axis_share = np.stack([np.ones(m), _uniform(rng, 0.5, 0.9, m), _uniform(rng, 0.3, 0.6, m)], axis=1)
     out[idx] = ringing[:, :, None] * (axis_share * gain[idx])[:, None, :]
     return out
@@ -108,7 +108,7 @@ def _cavitation_vibration(rows: NDArray[np.bool_], gain: Floats, rng: np.random.
     noise = _bandpass(noise, VIBRATION_RATE_HZ, 150.0, 1000.0)  # (m, 3, T)
     envelope = 0.5 + np.abs(_bandpass(rng.standard_normal((m, 1, VIBRATION_STEPS)), VIBRATION_RATE_HZ, 0, 40))
     envelope /= envelope.mean(axis=-1, keepdims=True)  # bubble collapse comes in bursts
-    level = _uniform(rng, 0.3, 0.5, m)[:, None, None]
+    level = _uniform(rng, 0.45, 0.7, m)[:, None, None]
     out[idx] = np.transpose(level * envelope * noise, (0, 2, 1)) * gain[idx][:, None, :]
     return out
 
@@ -122,81 +122,62 @@ def synth_sound(visible: Labels, rpm: Floats, rng: np.random.Generator) -> NDArr
     imbalance: a loud low drone at 1x-4x running speed that beats the whole sound; cavitation:
     gravel-like crackle (random 600-2000 Hz bursts); seal_leak: a steady 2.5-3.8 kHz hiss.
     """
-    blocks = [
-        _sound_block(visible[i : i + _CHUNK], rpm[i : i + _CHUNK], rng)
-        for i in range(0, len(visible), _CHUNK)
-    ]
-    audio = np.concatenate(blocks, axis=0) if blocks else np.zeros((0, SOUND_SAMPLES))
-    return np.clip(np.round(audio * 32767 * 0.9), -32767, 32767).astype(np.int16)
-
-
-def _sound_block(visible: Labels, rpm: Floats, rng: np.random.Generator) -> Floats:
-    n = len(visible)
-    t = np.arange(SOUND_SAMPLES) / SOUND_RATE_HZ  # (S,)
-    f1 = (rpm / 60.0 * _uniform(rng, 0.985, 1.0, n))[:, None]
-    hum = _uniform(rng, 0.02, 0.05, n)[:, None]
-    x = hum * (
-        np.sin(2 * np.pi * 100.0 * t) + 0.4 * np.sin(2 * np.pi * 200.0 * t + rng.uniform(0, 6.3, (n, 1)))
-    )
-    vanes = rng.integers(5, 8, size=(n, 1))
-    x += _uniform(rng, 0.02, 0.05, n)[:, None] * np.sin(
-        2 * np.pi * vanes * f1 * t + rng.uniform(0, 6.3, (n, 1))
-    )
-    pink = np.fft.rfft(rng.standard_normal((n, SOUND_SAMPLES)), axis=-1)
-    pink /= np.sqrt(np.maximum(np.fft.rfftfreq(SOUND_SAMPLES, 1.0 / SOUND_RATE_HZ), 20.0) / 20.0)
-    pink_t = np.fft.irfft(pink, n=SOUND_SAMPLES, axis=-1)
-    x += pink_t / pink_t.std(axis=-1, keepdims=True) * _uniform(rng, 0.02, 0.04, n)[:, None]
-    x += _imbalance_drone(visible == "imbalance", f1, t, rng)
-    x += _crackle(visible == "cavitation", rng)
-    x += _hiss(visible == "seal_leak", rng)
-    return x * _uniform(rng, 0.7, 1.0, n)[:, None]  # microphone distance
-
-
-def _imbalance_drone(rows: NDArray[np.bool_], f1: Floats, t: Floats, rng: np.random.Generator) -> Floats:
-    n = len(rows)
-    out = np.zeros((n, SOUND_SAMPLES))
-    idx = np.flatnonzero(rows)
-    if idx.size == 0:
-        return out
-    m = idx.size
-    level = _uniform(rng, 0.12, 0.2, m)[:, None]
-    drone = np.zeros((m, SOUND_SAMPLES))
-    for harmonic, share in ((1, 1.0), (2, 0.8), (3, 0.5), (4, 0.35)):
-        drone += share * np.sin(2 * np.pi * harmonic * f1[idx] * t + rng.uniform(0, 6.3, (m, 1)))
-    beat = 1.0 + 0.5 * np.sin(2 * np.pi * f1[idx] * t)  # the housing rocks once per turn
-    out[idx] = level * drone * beat
+    out = np.zeros((len(visible), SOUND_SAMPLES), dtype=np.int16)
+    for i in range(0, len(visible), _CHUNK):
+        audio = _sound_block(visible[i : i + _CHUNK], rpm[i : i + _CHUNK], rng)
+        out[i : i + _CHUNK] = np.clip(np.round(audio * (32767 * 0.75)), -32767, 32767)
     return out
 
 
-def _crackle(rows: NDArray[np.bool_], rng: np.random.Generator) -> Floats:
-    n = len(rows)
-    out = np.zeros((n, SOUND_SAMPLES))
-    idx = np.flatnonzero(rows)
-    if idx.size == 0:
-        return out
-    m = idx.size
+def _sound_block(visible: Labels, rpm: Floats, rng: np.random.Generator) -> NDArray[np.float32]:
+    n = len(visible)
+    t = (np.arange(SOUND_SAMPLES) / SOUND_RATE_HZ).astype(np.float32)  # (S,)
+    f1 = (rpm / 60.0 * _uniform(rng, 0.985, 1.0, n)).astype(np.float32)[:, None]  # (n, 1)
+
+    def col(low: float, high: float, m: int = n) -> NDArray[np.float32]:
+        return rng.uniform(low, high, size=(m, 1)).astype(np.float32)
+
+    tau = np.float32(2 * np.pi)
+    x = col(0.02, 0.05) * (np.sin(tau * 100.0 * t) + 0.4 * np.sin(tau * 200.0 * t + col(0, 6.3)))
+    vanes = rng.integers(5, 8, size=(n, 1)).astype(np.float32)
+    x += col(0.02, 0.05) * np.sin(tau * vanes * f1 * t + col(0, 6.3))
+    x += col(0.02, 0.04) * _noise(n, rng, 0.0, SOUND_RATE_HZ / 2, tilt=1.0)  # room noise, pinkish
+    drone = np.flatnonzero(visible == "imbalance")
+    if drone.size:
+        ring = sum(
+            share * np.sin(tau * k * f1[drone] * t + col(0, 6.3, drone.size))
+            for k, share in ((1, 1.0), (2, 0.8), (3, 0.5), (4, 0.35))
+        )
+        beat = 1.0 + 0.5 * np.sin(tau * f1[drone] * t)  # the housing rocks once per turn
+        x[drone] += col(0.15, 0.25, drone.size) * ring * beat
+    crackle = np.flatnonzero(visible == "cavitation")
+    if crackle.size:
+        x[crackle] += col(0.5, 0.8, crackle.size) * _crackle(crackle.size, rng)
+    hiss = np.flatnonzero(visible == "seal_leak")
+    if hiss.size:
+        x[hiss] += col(0.05, 0.09, hiss.size) * _noise(hiss.size, rng, 2500.0, 3800.0)
+    return x * col(0.7, 1.0)  # microphone distance
+
+
+def _noise(m: int, rng: np.random.Generator, low_hz: float, high_hz: float, tilt: float = 0.0) -> Floats:
+    """(m, S) unit-variance noise made in the frequency domain: band [low_hz, high_hz], power ~ f^-tilt."""
+    freqs = np.fft.rfftfreq(SOUND_SAMPLES, 1.0 / SOUND_RATE_HZ)
+    gain = ((freqs >= low_hz) & (freqs <= high_hz)) / np.maximum(freqs, 20.0) ** (tilt / 2)
+    shape = (m, freqs.size)
+    spec = rng.standard_normal(shape, dtype=np.float32) + 1j * rng.standard_normal(shape, dtype=np.float32)
+    x = np.fft.irfft(spec * gain.astype(np.float32), n=SOUND_SAMPLES, axis=-1)
+    return x / x.std(axis=-1, keepdims=True)
+
+
+def _crackle(m: int, rng: np.random.Generator) -> Floats:
+    """(m, S) gravel-like crackle: Poisson pops, each a 2-4 ms decaying burst of 600-2000 Hz noise."""
     rate_hz = _uniform(rng, 25.0, 60.0, m)[:, None]
     pops = (rng.random((m, SOUND_SAMPLES)) < rate_hz / SOUND_RATE_HZ) * rng.uniform(
         0.4, 1.0, (m, SOUND_SAMPLES)
     )
     decay = np.exp(-np.arange(48) / (SOUND_RATE_HZ * _uniform(rng, 0.002, 0.004, m)[:, None]))
     envelope = _convolve_rows(pops, decay)
-    bursts = _bandpass(rng.standard_normal((m, SOUND_SAMPLES)), SOUND_RATE_HZ, 600.0, 2000.0) * envelope
-    out[idx] = bursts * _uniform(rng, 0.35, 0.6, m)[:, None]
-    return out
-
-
-def _hiss(rows: NDArray[np.bool_], rng: np.random.Generator) -> Floats:
-    n = len(rows)
-    out = np.zeros((n, SOUND_SAMPLES))
-    idx = np.flatnonzero(rows)
-    if idx.size == 0:
-        return out
-    m = idx.size
-    hiss = _bandpass(rng.standard_normal((m, SOUND_SAMPLES)), SOUND_RATE_HZ, 2500.0, 3800.0)
-    hiss /= hiss.std(axis=-1, keepdims=True)
-    out[idx] = hiss * _uniform(rng, 0.03, 0.06, m)[:, None]
-    return out
+    return 0.6 * _noise(m, rng, 600.0, 2000.0) * envelope  # 0.6: the old band-passed unit noise level
 
 
 # ----------------------------------------------------------------------------- thermal
@@ -238,15 +219,17 @@ def _housing_temperature(visible: Labels, rng: np.random.Generator) -> Floats:
     edge = np.maximum(np.abs(xx - cx) / half_w, np.abs(yy - cy) / half_h)
     body = 1.0 / (1.0 + np.exp((edge - 1.0) * 12.0))
     hot = visible == "overheating"
-    rise = np.where(hot, _uniform(rng, 42.0, 60.0, n), _uniform(rng, 12.0, 28.0, n))
+    rise = np.where(hot, _uniform(rng, 45.0, 62.0, n), _uniform(rng, 10.0, 25.0, n))
     profile = 1.0 - 0.25 * ((xx - cx) / half_w) ** 2 - 0.15 * ((yy - cy) / half_h) ** 2  # cooler at the edges
-    motor = 1.0 + col(_uniform(rng, 0.05, 0.2, n)) * (xx < cx - 0.3 * half_w)  # motor end runs warmer
+    motor = 1.0 + col(_uniform(rng, 0.05, 0.2, n)) / (
+        1.0 + np.exp(xx - cx + 0.3 * half_w)
+    )  # motor end warmer
     temp = ambient + col(rise) * body * profile * motor
-    spot = col((visible == "bearing_wear") * _uniform(rng, 15.0, 25.0, n))
+    spot = col((visible == "bearing_wear") * _uniform(rng, 18.0, 28.0, n))
     sy, sx = cy + col(_uniform(rng, -2.0, 2.0, n)), cx + half_w - col(_uniform(rng, 1.5, 3.5, n))
     sigma = col(_uniform(rng, 1.3, 2.2, n))
     temp += spot * np.exp(-((yy - sy) ** 2 + (xx - sx) ** 2) / (2 * sigma**2))
-    wet = col((visible == "seal_leak") * _uniform(rng, 8.0, 14.0, n))
+    wet = col((visible == "seal_leak") * _uniform(rng, 10.0, 16.0, n))
     seal_x, width = cx + col(_uniform(rng, -3.0, 3.0, n)), col(_uniform(rng, 1.0, 1.8, n))
     streak = np.exp(-((xx - seal_x) ** 2) / (2 * width**2)) * (yy > cy - 1.0)
     temp -= wet * streak * (0.5 + 0.5 * body)  # evaporation cools the wet run, most on the hot casing

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from plait.errors import ConfigError
-from plait.fusion.late import check_fusion_args, check_positive, gather_present
+from plait.fusion.base import check_fusion_args, check_positive, gather_present
 from plait.types import EncoderOutput, FusionOutput
 
 

@@ -13,7 +13,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from plait.fusion.late import check_fusion_args, gather_present
+from plait.fusion.base import check_fusion_args, gather_present
 from plait.types import EncoderOutput, FusionOutput
 
 

@@ -14,7 +14,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from plait.fusion.late import check_fusion_args, check_positive, gather_present, softmax_over_present
+from plait.fusion.base import check_fusion_args, check_positive, gather_present, softmax_over_present
 from plait.types import EncoderOutput, FusionOutput
 
 

@@ -4,9 +4,6 @@ Each field decides on its own (`head_f(pooled_f)` → [B, K]); the decisions are
 softmax over the fields that are PRESENT for that sample. A sample with no field at all gets a
 learned bias, so it still has a finite output. Because `fused` already is the model's output,
 the model uses no head after it (`decision_level = True`).
-
-This module also holds the small helpers every fusion here shares (argument checks, gathering
-pooled vectors under the presence mask, softmax over present fields).
 """
 
 from __future__ import annotations
@@ -17,62 +14,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from plait.errors import ConfigError
-from plait.fusion.base import stack_present
+from plait.fusion.base import check_fusion_args, check_positive, gather_present, softmax_over_present
 from plait.types import EncoderOutput, FusionOutput
-
-
-def check_fusion_args(fusion: str, field_to_dim: Mapping[str, int], output_dim: int, dropout: float) -> None:
-    """Check the constructor arguments shared by every fusion; raise ConfigError naming the bad one."""
-    if len(field_to_dim) == 0:
-        raise ConfigError(f"{fusion}: field_to_dim is empty; a fusion needs at least one field")
-    for name, dim in field_to_dim.items():
-        if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
-            raise ConfigError(
-                f"{fusion}: field '{name}' has feature width {dim!r}; expected a positive integer "
-                "(the encoder's output_dim)"
-            )
-    if not isinstance(output_dim, int) or isinstance(output_dim, bool) or output_dim < 1:
-        raise ConfigError(f"{fusion}: output_dim must be a positive integer; got {output_dim!r}")
-    if not 0.0 <= dropout < 1.0:
-        raise ConfigError(f"{fusion}: dropout must be in [0, 1); got {dropout!r}")
-
-
-def check_positive(fusion: str, option: str, value: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(f"{fusion}: option '{option}' must be a positive integer; got {value!r}")
-
-
-def gather_present(
-    inputs: Mapping[str, EncoderOutput], present: Mapping[str, Tensor], order: tuple[str, ...]
-) -> tuple[list[Tensor], Tensor]:
-    """Pooled vectors in `order` with absent rows set to exactly zero, and the mask BoolTensor[B, M].
-
-    Zeroing here (instead of trusting the encoder) makes the output and its gradient independent
-    of whatever an absent field's input holds.
-    """
-    missing = [f for f in order if f not in inputs or f not in present]
-    if missing:
-        raise KeyError(
-            f"fusion expects fields {list(order)}; no encoder output or presence mask for {missing}. "
-            "Pass every field (zero-filled and marked absent when it is missing)"
-        )
-    mask = stack_present(present, order).bool()  # (B, M)
-    pooled = [
-        torch.where(mask[:, i : i + 1], inputs[f].pooled, torch.zeros_like(inputs[f].pooled))
-        for i, f in enumerate(order)
-    ]
-    return pooled, mask
-
-
-def softmax_over_present(logits: Tensor, present: Tensor) -> Tensor:
-    """Softmax of logits [B, M] over the present entries of each row; absent entries get 0.
-
-    A row with no present entry gets all zeros (not NaN, which -inf masking would give).
-    """
-    masked = logits.masked_fill(~present, torch.finfo(logits.dtype).min)
-    weights = torch.softmax(masked, dim=-1) * present.to(logits.dtype)
-    return weights / weights.sum(dim=-1, keepdim=True).clamp_min(torch.finfo(logits.dtype).tiny)
 
 
 class LateFusion(nn.Module):

@@ -25,8 +25,9 @@ from torch import Tensor
 
 from plait.errors import BundleError, ConfigError, DataError
 from plait.modalities.base import JSONState, NotFittedError, is_empty, resolve_media_path
+from plait.modalities.conv import MaskedConv1dEncoder
 from plait.modalities.melspec import MelSpectrogram
-from plait.modalities.timeseries import MaskedConv1dEncoder
+from plait.modalities.options import optional_column, positive_int, short_error
 from plait.types import Absent
 
 FIT_LIMIT = 256  # decodable training clips used for the log-mel statistics
@@ -48,22 +49,6 @@ def resample(wave: np.ndarray, source_hz: int, target_hz: int) -> np.ndarray:
     n_out = round(wave.size * target_hz / source_hz)
     positions = np.arange(n_out) * (source_hz / target_hz)
     return np.interp(positions, np.arange(wave.size), wave).astype(np.float32)
-
-
-def _short(exc: Exception) -> str:
-    return f"{type(exc).__name__}: {exc}"[:200]
-
-
-def _positive_int(name: str, key: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"fields.{name}.{key}: expected a positive integer, got {value!r}")
-    return value
-
-
-def _optional_column(name: str, key: str, value: object) -> str | None:
-    if value is not None and not isinstance(value, str):
-        raise ConfigError(f"fields.{name}.{key}: expected a column name, got {value!r}")
-    return value
 
 
 def _seconds(value: object) -> float | None:
@@ -96,18 +81,18 @@ class AudioModality:
         hop_length: int = 160,
     ) -> None:
         self.name = name
-        self.column = _optional_column(name, "column", column) or name
-        self.offset_column = _optional_column(name, "offset_column", offset_column)
-        self.duration_column = _optional_column(name, "duration_column", duration_column)
-        self.sample_rate = _positive_int(name, "sample_rate", sample_rate)
+        self.column = optional_column(name, "column", column) or name
+        self.offset_column = optional_column(name, "offset_column", offset_column)
+        self.duration_column = optional_column(name, "duration_column", duration_column)
+        self.sample_rate = positive_int(name, "sample_rate", sample_rate)
         if isinstance(max_seconds, bool) or not isinstance(max_seconds, int | float) or not max_seconds > 0:
             raise ConfigError(f"fields.{name}.max_seconds: expected a positive number, got {max_seconds!r}")
         if not math.isfinite(max_seconds):
             raise ConfigError(f"fields.{name}.max_seconds: expected a finite number, got {max_seconds!r}")
         self.max_seconds = float(max_seconds)
-        self.n_mels = _positive_int(name, "n_mels", n_mels)
-        self.n_fft = _positive_int(name, "n_fft", n_fft)
-        self.hop_length = _positive_int(name, "hop_length", hop_length)
+        self.n_mels = positive_int(name, "n_mels", n_mels)
+        self.n_fft = positive_int(name, "n_fft", n_fft)
+        self.hop_length = positive_int(name, "hop_length", hop_length)
         self.melspec = MelSpectrogram(self.sample_rate, self.n_fft, self.hop_length, self.n_mels)
         self._stats: tuple[float, float] | None = None  # (mean, std) of training log-mel values
 
@@ -153,7 +138,7 @@ class AudioModality:
             with path.open("rb") as fh:
                 return self._read(fh, *segment)
         except OSError as exc:
-            return Absent("unreadable", f"{path}: {_short(exc)}")
+            return Absent("unreadable", f"{path}: {short_error(exc)}")
 
     def _read(self, source: Any, offset_s: float, duration_s: float | None) -> np.ndarray | Absent:
         try:
@@ -173,7 +158,7 @@ class AudioModality:
                 frames = audio.read(wanted, dtype="float32", always_2d=True)  # (N, channels)
         except Exception as exc:  # libsndfile reports corrupt or unknown files with varied errors
             reason = getattr(exc, "error_string", None)  # libsndfile's own words, without the file object
-            return Absent("undecodable", reason if isinstance(reason, str) else _short(exc))
+            return Absent("undecodable", reason if isinstance(reason, str) else short_error(exc))
         if frames.shape[0] == 0:
             return Absent("empty")
         if not np.isfinite(frames).all():
@@ -232,10 +217,7 @@ class AudioModality:
 
     def _fitted(self) -> tuple[float, float]:
         if self._stats is None:
-            raise NotFittedError(
-                f"field '{self.name}': the audio modality is not fitted; call fit(table, root) "
-                "on the training rows or set_state(...) with a saved state first"
-            )
+            raise NotFittedError.for_field(self.name, self.kind)
         return self._stats
 
     def get_state(self) -> JSONState:
@@ -255,7 +237,7 @@ class AudioModality:
             mean, std = float(state["mean"]), float(state["std"])
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(
-                f"field '{self.name}': audio state is malformed ({_short(exc)}); expected keys "
+                f"field '{self.name}': audio state is malformed ({short_error(exc)}); expected keys "
                 "column, sample_rate, n_mels, mean, std — re-save the bundle"
             ) from None
         if (sample_rate, n_mels) != (self.sample_rate, self.n_mels):

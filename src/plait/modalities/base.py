@@ -87,6 +87,13 @@ class Modality(Protocol):
 class NotFittedError(PlaitError, RuntimeError):
     """A modality was used before `fit` or `set_state`."""
 
+    @classmethod
+    def for_field(cls, name: str, kind: str) -> NotFittedError:
+        return cls(
+            f"field '{name}': the {kind} modality is not fitted; call fit(table, root) on the "
+            "training rows or set_state(...) with a saved state first"
+        )
+
 
 def is_empty(value: object) -> bool:
     """None, NaN, blank strings, empty lists/bytes/arrays count as empty (0 and 0.0 do not)."""

@@ -17,7 +17,7 @@ import polars as pl
 import torch
 from torch import Tensor, nn
 
-from plait.errors import BundleError, ConfigError, DataError
+from plait.errors import BundleError, DataError
 from plait.modalities.base import (
     JSONState,
     NotFittedError,
@@ -26,6 +26,7 @@ from plait.modalities.base import (
     zero_absent,
     zeros_like_batch,
 )
+from plait.modalities.options import optional_column
 from plait.types import Absent, EncoderOutput
 
 MAX_SHOWN = 5
@@ -58,8 +59,7 @@ class EmbeddingModality:
     kind: ClassVar[str] = "embedding"
 
     def __init__(self, name: str, *, column: str | None = None) -> None:
-        if column is not None and not isinstance(column, str):
-            raise ConfigError(f"fields.{name}.column: expected a column name, got {column!r}")
+        optional_column(name, "column", column)
         self.name = name
         self.column = column if column is not None else name
         self.dim_: int | None = None
@@ -118,10 +118,7 @@ class EmbeddingModality:
 
     def _fitted_dim(self) -> int:
         if self.dim_ is None:
-            raise NotFittedError(
-                f"field '{self.name}': the embedding modality is not fitted; call fit(table, root) "
-                "on the training rows or set_state(...) with a saved state first"
-            )
+            raise NotFittedError.for_field(self.name, self.kind)
         return self.dim_
 
     def get_state(self) -> JSONState:

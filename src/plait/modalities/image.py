@@ -32,20 +32,12 @@ from plait.modalities.base import (
     zero_absent,
     zeros_like_batch,
 )
+from plait.modalities.conv import group_count
+from plait.modalities.options import optional_column, positive_int, short_error
 from plait.types import Absent, EncoderOutput
 
 FIT_LIMIT = 256  # decodable training images used for the channel statistics
 DEFAULT_MEAN, DEFAULT_STD = 0.5, 0.25  # when no training image decodes
-
-
-def _short(exc: Exception) -> str:
-    return f"{type(exc).__name__}: {exc}"[:200]
-
-
-def _positive_int(name: str, key: str, value: object, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"fields.{name}.{key}: expected an integer >= {minimum}, got {value!r}")
-    return value
 
 
 class ImageModality:
@@ -62,15 +54,14 @@ class ImageModality:
         channels: int = 3,
         max_pixels: int = 40_000_000,
     ) -> None:
-        if column is not None and not isinstance(column, str):
-            raise ConfigError(f"fields.{name}.column: expected a column name, got {column!r}")
+        optional_column(name, "column", column)
         if isinstance(channels, bool) or not isinstance(channels, int) or channels not in (1, 3):
             raise ConfigError(f"fields.{name}.channels: expected 1 (greyscale) or 3 (RGB), got {channels!r}")
         self.name = name
         self.column = column if column is not None else name
-        self.size = _positive_int(name, "size", size, minimum=8)
+        self.size = positive_int(name, "size", size, minimum=8)
         self.channels = channels
-        self.max_pixels = _positive_int(name, "max_pixels", max_pixels)
+        self.max_pixels = positive_int(name, "max_pixels", max_pixels)
         self._mean: Tensor | None = None  # (C,), set by fit/set_state
         self._std = torch.ones(channels)
 
@@ -94,7 +85,7 @@ class ImageModality:
             with path.open("rb") as fh:  # Pillow reads lazily: a huge file is never read whole
                 return self._decode(fh)
         except OSError as exc:  # opening failed; decoding errors are caught in _decode
-            return Absent("unreadable", f"{path}: {_short(exc)}")
+            return Absent("unreadable", f"{path}: {short_error(exc)}")
 
     def _decode(self, source: BinaryIO) -> np.ndarray | Absent:
         mode = "RGB" if self.channels == 3 else "L"
@@ -109,9 +100,9 @@ class ImageModality:
                 upright = ImageOps.exif_transpose(image)
                 small = upright.convert(mode).resize((self.size, self.size), Image.Resampling.BILINEAR)
         except Image.DecompressionBombError as exc:  # beyond Pillow's own limit
-            return Absent("too large", _short(exc))
+            return Absent("too large", short_error(exc))
         except Exception as exc:  # Pillow's decoders raise many exception types on corrupt input
-            return Absent("undecodable", _short(exc))
+            return Absent("undecodable", short_error(exc))
         pixels = np.asarray(small, dtype=np.float32) / 255.0  # (S, S) or (S, S, C)
         if pixels.ndim == 2:
             return pixels[None]  # (S, S) -> (1, S, S)
@@ -162,10 +153,7 @@ class ImageModality:
 
     def _stats(self) -> tuple[Tensor, Tensor]:
         if self._mean is None:
-            raise NotFittedError(
-                f"field '{self.name}': the image modality is not fitted; call fit(table, root) "
-                "on the training rows or set_state(...) with a saved state first"
-            )
+            raise NotFittedError.for_field(self.name, self.kind)
         return self._mean, self._std
 
     def get_state(self) -> JSONState:
@@ -180,7 +168,7 @@ class ImageModality:
             std = [float(s) for s in state["std"]]
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(
-                f"field '{self.name}': image state is malformed ({_short(exc)}); expected keys "
+                f"field '{self.name}': image state is malformed ({short_error(exc)}); expected keys "
                 "column, channels, mean, std — re-save the bundle"
             ) from None
         if channels != self.channels:
@@ -206,11 +194,6 @@ class ImageModality:
         return ImageEncoder(self.channels, dim)
 
 
-def _groups(channels: int) -> int:
-    """The most GroupNorm groups (≤ 8) that divide `channels`."""
-    return next(g for g in (8, 4, 2, 1) if channels % g == 0)
-
-
 class ImageEncoder(nn.Module):
     """Four 3×3 stride-2 conv blocks (GroupNorm + GELU), widths growing to `dim`; each cell of
     the final feature map is a token: size 64 → 4×4 = 16 tokens, size 32 → 2×2 = 4."""
@@ -223,7 +206,7 @@ class ImageEncoder(nn.Module):
         for c_in, c_out in itertools.pairwise(widths):
             blocks += [
                 nn.Conv2d(c_in, c_out, kernel_size=3, stride=2, padding=1),
-                nn.GroupNorm(_groups(c_out), c_out),
+                nn.GroupNorm(group_count(c_out), c_out),
                 nn.GELU(),
             ]
         self.features = nn.Sequential(*blocks)

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from plait.errors import BundleError, ConfigError, DataError
 from plait.modalities.base import JSONState, NotFittedError, row_numbers, zero_absent
+from plait.modalities.options import positive_int
 from plait.types import Absent, EncoderOutput
 
 # Text that spreadsheets and exports write for "no value"; it means missing, not a bad number.
@@ -98,9 +99,7 @@ class TabularModality:
             raise ConfigError(
                 f"fields.{name}: column(s) {', '.join(repeated)} listed {where}; list each column once"
             )
-        if isinstance(max_levels, bool) or not isinstance(max_levels, int) or max_levels < 1:
-            raise ConfigError(f"fields.{name}.max_levels: expected an integer >= 1, got {max_levels!r}")
-        self.max_levels = max_levels
+        self.max_levels = positive_int(name, "max_levels", max_levels)
         self.mean_: list[float] | None = None
         self.std_: list[float] | None = None
         self.levels_: list[list[str]] | None = None
@@ -170,10 +169,7 @@ class TabularModality:
 
     def _check_fitted(self) -> tuple[list[float], list[float], list[list[str]]]:
         if self.mean_ is None or self.std_ is None or self.levels_ is None:
-            raise NotFittedError(
-                f"field '{self.name}': the tabular modality is not fitted; call fit(table, root) on "
-                "the training rows or set_state(...) with a saved state first"
-            )
+            raise NotFittedError.for_field(self.name, self.kind)
         return self.mean_, self.std_, self.levels_
 
     def get_state(self) -> JSONState:

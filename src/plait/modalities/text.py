@@ -19,18 +19,13 @@ from torch import Tensor, nn
 
 from plait.errors import BundleError, ConfigError, DataError
 from plait.modalities.base import JSONState, NotFittedError, is_empty, masked_mean, zero_absent
+from plait.modalities.options import optional_column, positive_int
 from plait.types import Absent, EncoderOutput
 
 PAD_TOKEN = "[PAD]"  # id 0: collate pads with it and the embedding ignores it
 UNK_TOKEN = "[UNK]"  # id 1
 ENCODERS = ("transformer", "cnn")
 STATE_KEYS = ("column", "vocab_size", "max_tokens", "lowercase", "tokenizer")
-
-
-def _check_int(field: str, key: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"fields.{field}.{key}: expected an integer >= {minimum}, got {value!r}")
-    return value
 
 
 def _as_text(value: object) -> str | Absent:
@@ -77,8 +72,7 @@ class TextModality:
         encoder: str = "transformer",
         layers: int = 1,
     ) -> None:
-        if column is not None and not isinstance(column, str):
-            raise ConfigError(f"fields.{name}.column: expected a column name, got {column!r}")
+        optional_column(name, "column", column)
         if encoder not in ENCODERS:
             raise ConfigError(
                 f"fields.{name}.encoder: expected one of {', '.join(ENCODERS)}, got {encoder!r}"
@@ -87,11 +81,11 @@ class TextModality:
             raise ConfigError(f"fields.{name}.lowercase: expected true or false, got {lowercase!r}")
         self.name = name
         self.column = column if column is not None else name
-        self.vocab_size = _check_int(name, "vocab_size", vocab_size, 10)
-        self.max_tokens = _check_int(name, "max_tokens", max_tokens, 1)
+        self.vocab_size = positive_int(name, "vocab_size", vocab_size, minimum=10)
+        self.max_tokens = positive_int(name, "max_tokens", max_tokens)
         self.lowercase = lowercase
         self.encoder = encoder
-        self.layers = _check_int(name, "layers", layers, 1)
+        self.layers = positive_int(name, "layers", layers)
         self.tokenizer_: Tokenizer | None = None
 
     def columns(self) -> tuple[str, ...]:
@@ -114,10 +108,7 @@ class TextModality:
 
     def _fitted(self) -> Tokenizer:
         if self.tokenizer_ is None:
-            raise NotFittedError(
-                f"field '{self.name}': the text modality is not fitted; call fit(table, root) on "
-                "the training rows or set_state(...) with a saved state first"
-            )
+            raise NotFittedError.for_field(self.name, self.kind)
         return self.tokenizer_
 
     def get_state(self) -> JSONState:

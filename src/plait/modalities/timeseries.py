@@ -1,4 +1,4 @@
-"""A multichannel sensor sequence per row, and the masked 1-D conv encoder (shared with audio).
+"""A multichannel sensor sequence per row, encoded by the masked 1-D conv encoder in conv.py.
 
 `TimeseriesModality("vibration", channels=3, max_length=512)` reads, per row, either an array in
 the table (list of lists [T][C], a flat list [T] meaning C = 1, a numpy array, or the same as JSON
@@ -24,92 +24,16 @@ from typing import Any, ClassVar
 import numpy as np
 import polars as pl
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from plait.errors import BundleError, ConfigError, DataError
-from plait.modalities.base import (
-    JSONState,
-    NotFittedError,
-    is_empty,
-    masked_mean,
-    resolve_media_path,
-    zero_absent,
-)
-from plait.types import Absent, EncoderOutput
+from plait.errors import BundleError, DataError
+from plait.modalities.base import JSONState, NotFittedError, is_empty, resolve_media_path
+from plait.modalities.conv import MaskedConv1dEncoder
+from plait.modalities.options import optional_column, positive_int, short_error
+from plait.types import Absent
 
 FIT_LIMIT = 1024  # training values used for the channel statistics
 FILE_TYPES = (".npy", ".csv", ".parquet")
-
-
-def group_count(channels: int) -> int:
-    """The most GroupNorm groups (≤ 8) that divide `channels`."""
-    return next(g for g in (8, 4, 2, 1) if channels % g == 0)
-
-
-class MaskedGroupNorm(nn.Module):
-    """GroupNorm whose statistics cover only real steps, so a sample's features do not depend
-    on how much padding its batch happened to need."""
-
-    def __init__(self, channels: int, eps: float = 1e-5) -> None:
-        super().__init__()
-        self.groups = group_count(channels)
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(channels))
-        self.bias = nn.Parameter(torch.zeros(channels))
-
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        """x (B, C, L), mask BoolTensor[B, L] → (B, C, L), zero at masked steps."""
-        b, c, length = x.shape
-        grouped = x.reshape(b, self.groups, c // self.groups, length)  # (B, G, C/G, L)
-        weights = mask.to(x.dtype)[:, None, None, :]  # (B, 1, 1, L)
-        count = (weights.sum(dim=(2, 3)) * (c // self.groups)).clamp_min(1.0)  # (B, 1)
-        mean = (grouped * weights).sum(dim=(2, 3)) / count  # (B, G)
-        centred = grouped - mean[:, :, None, None]
-        var = (centred.square() * weights).sum(dim=(2, 3)) / count  # (B, G)
-        normed = (centred / torch.sqrt(var[:, :, None, None] + self.eps)).reshape(b, c, length)
-        out = normed * self.weight[None, :, None] + self.bias[None, :, None]
-        return out * mask[:, None, :].to(x.dtype)
-
-
-class MaskedConv1dEncoder(nn.Module):
-    """Conv1d(k=3) → masked GroupNorm → GELU blocks over time, then a linear projection.
-
-    Masked steps are zeroed before every conv, so a real step never sees padding or a missing
-    reading as a value; a strided conv keeps the mask of its centre step. Tokens [B, L', D],
-    token_mask [B, L'], pooled = masked mean over real tokens, zero where the field is absent.
-    """
-
-    def __init__(
-        self, in_channels: int, dim: int, strides: Sequence[int] = (2, 2, 1), channels_last: bool = False
-    ) -> None:
-        super().__init__()
-        self.output_dim = dim
-        self.strides = tuple(strides)
-        self.channels_last = channels_last
-        widths = [in_channels] + [dim] * len(self.strides)
-        self.convs = nn.ModuleList(
-            nn.Conv1d(widths[i], widths[i + 1], kernel_size=3, stride=s, padding=1)
-            for i, s in enumerate(self.strides)
-        )
-        self.norms = nn.ModuleList(MaskedGroupNorm(dim) for _ in self.strides)
-        self.proj = nn.Linear(dim, dim)
-
-    def forward(self, x: Tensor, present: Tensor, mask: Tensor | None = None) -> EncoderOutput:
-        if self.channels_last:
-            x = x.transpose(1, 2)  # (B, L, C) -> (B, C, L)
-        steps = (
-            torch.ones(x.shape[0], x.shape[2], dtype=torch.bool, device=x.device) if mask is None else mask
-        )
-        steps = steps & present[:, None]  # a dropped-out field contributes nothing
-        for conv, norm, stride in zip(self.convs, self.norms, self.strides, strict=True):
-            x = conv(x * steps[:, None, :].to(x.dtype))  # (B, C, L) -> (B, D, ceil(L / stride))
-            steps = steps[:, ::stride]
-            x = F.gelu(norm(x, steps))
-        tokens = self.proj(x.transpose(1, 2))  # (B, D, L') -> (B, L', D)
-        tokens = tokens * steps[:, :, None].to(tokens.dtype)
-        pooled = zero_absent(masked_mean(tokens, steps), present)  # (B, D)
-        return EncoderOutput(tokens=tokens, pooled=pooled, token_mask=steps)
 
 
 def _read_csv(path: Path) -> np.ndarray:
@@ -135,16 +59,6 @@ def read_series_file(path: Path) -> np.ndarray:
     return pl.read_parquet(path).to_numpy().astype(np.float64)
 
 
-def _short(exc: Exception) -> str:
-    return f"{type(exc).__name__}: {exc}"[:200]
-
-
-def _positive_int(name: str, key: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"fields.{name}.{key}: expected a positive integer, got {value!r}")
-    return value
-
-
 class TimeseriesModality:
     """One sequence per row → standardised FloatTensor[T, C] (NaN = missing reading)."""
 
@@ -153,12 +67,11 @@ class TimeseriesModality:
     def __init__(
         self, name: str, *, column: str | None = None, channels: int | None = None, max_length: int = 1024
     ) -> None:
-        if column is not None and not isinstance(column, str):
-            raise ConfigError(f"fields.{name}.column: expected a column name, got {column!r}")
+        optional_column(name, "column", column)
         self.name = name
         self.column = column if column is not None else name
-        self.channels = None if channels is None else _positive_int(name, "channels", channels)
-        self.max_length = _positive_int(name, "max_length", max_length)
+        self.channels = None if channels is None else positive_int(name, "channels", channels)
+        self.max_length = positive_int(name, "max_length", max_length)
         self._mean: np.ndarray | None = None  # (C,) float64, set by fit/set_state
         self._std = np.ones(0)
 
@@ -188,9 +101,9 @@ class TimeseriesModality:
         except DataError:
             raise
         except OSError as exc:
-            return Absent("unreadable", _short(exc))
+            return Absent("unreadable", short_error(exc))
         except Exception as exc:  # numpy/polars raise many types on malformed files or cells
-            return Absent("undecodable", _short(exc))
+            return Absent("undecodable", short_error(exc))
         return self._shape(array)
 
     def _shape(self, array: np.ndarray) -> np.ndarray | Absent:
@@ -273,10 +186,7 @@ class TimeseriesModality:
 
     def _stats(self) -> tuple[np.ndarray, np.ndarray]:
         if self._mean is None:
-            raise NotFittedError(
-                f"field '{self.name}': the timeseries modality is not fitted; call fit(table, root) "
-                "on the training rows or set_state(...) with a saved state first"
-            )
+            raise NotFittedError.for_field(self.name, self.kind)
         return self._mean, self._std
 
     def get_state(self) -> JSONState:
@@ -296,7 +206,7 @@ class TimeseriesModality:
             column = str(state["column"])
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(
-                f"field '{self.name}': timeseries state is malformed ({_short(exc)}); expected keys "
+                f"field '{self.name}': timeseries state is malformed ({short_error(exc)}); expected keys "
                 "column, channels, mean, std — re-save the bundle"
             ) from None
         if len(mean) != channels or len(std) != channels or not all(s > 0 for s in std):

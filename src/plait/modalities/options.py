@@ -1,0 +1,28 @@
+"""Checks for field options (the YAML `fields.<name>.<key>` values) and a short error text.
+
+Every modality validates its constructor options with these, so a bad option gives the same
+message whichever field kind it belongs to.
+"""
+
+from __future__ import annotations
+
+from plait.errors import ConfigError
+
+
+def short_error(exc: Exception) -> str:
+    """`TypeName: message`, cut to 200 characters: short enough for an Absent reason or a log line."""
+    return f"{type(exc).__name__}: {exc}"[:200]
+
+
+def positive_int(field: str, key: str, value: object, minimum: int = 1) -> int:
+    """`value` when it is an integer >= minimum (bool excluded); else ConfigError naming the option."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"fields.{field}.{key}: expected an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def optional_column(field: str, key: str, value: object) -> str | None:
+    """`value` when it is a column name or None; else ConfigError naming the option."""
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"fields.{field}.{key}: expected a column name, got {value!r}")
+    return value
