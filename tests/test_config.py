@@ -83,3 +83,12 @@ def test_with_overrides_returns_new_validated_config():
     assert changed.train.epochs == 3 and cfg.train.epochs == 40
     with pytest.raises(ConfigError):
         cfg.with_overrides(train={"epochs": -1})
+
+
+def test_field_names_must_be_usable_as_module_names():
+    with pytest.raises(
+        ConfigError, match=r"fields\.a\.b: field names must be non-empty strings without '\.'"
+    ):
+        Config.from_dict({"task": {"label": "y"}, "fields": {"a.b": "text"}})
+    with pytest.raises(ConfigError, match="field names must be non-empty"):
+        Config.from_dict({"task": {"label": "y"}, "fields": {"": "text"}})

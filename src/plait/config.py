@@ -243,6 +243,11 @@ def _fields(raw: Any) -> tuple[FieldSpec, ...]:
     specs = []
     for name, spec in raw.items():
         path = f"fields.{name}"
+        if not isinstance(name, str) or not name or "." in name:
+            raise ConfigError(
+                f"{path}: field names must be non-empty strings without '.', got {name!r}; "
+                "rename the field (its column can keep any name: set `column:`)"
+            )
         if isinstance(spec, str):  # shorthand `photo: image`
             spec = {"kind": spec}
         if not isinstance(spec, Mapping):

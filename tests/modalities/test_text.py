@@ -134,3 +134,28 @@ def test_not_fitted_and_bad_options() -> None:
         TextModality("note", column="missing").fit(pl.DataFrame({"note": ["a"]}), ROOT)
     with pytest.raises(DataError, match="no non-empty text"):
         TextModality("note").fit(pl.DataFrame({"note": [None, " "]}), ROOT)
+
+
+def test_tokenizer_training_is_the_same_in_every_process() -> None:
+    """Regression: the WordPiece trainer broke ties in hash order, so the vocabulary (and the
+    metrics) changed from one process to the next for the same texts and seed."""
+    import subprocess
+    import sys
+
+    code = (
+        "from plait.modalities.text import train_tokenizer\n"
+        "texts = [f'{a} pump {b} noise near the {c} housing' for a in ('loud', 'quiet', 'odd', 'faint')"
+        " for b in ('grinding', 'humming', 'hissing', 'rattling') for c in ('bearing', 'seal', 'impeller')]\n"
+        "print(train_tokenizer(texts, 120, True).to_str())\n"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**__import__("os").environ, "PYTHONHASHSEED": str(seed)},
+        ).stdout
+        for seed in (1, 2, 3)
+    }
+    assert len(outputs) == 1

@@ -1,4 +1,4 @@
-"""Free text: a WordPiece tokenizer fitted on the training texts and a small encoder.
+"""Free text: a BPE tokenizer fitted on the training texts and a small encoder.
 
 `TextModality("note", max_tokens=64)` reads column `note`, learns a subword vocabulary with the
 `tokenizers` library on the training rows, turns one text into token ids LongTensor[L] (L <= max_tokens)
@@ -42,14 +42,19 @@ def _as_text(value: object) -> str | Absent:
 
 
 def train_tokenizer(texts: Sequence[str], vocab_size: int, lowercase: bool) -> Tokenizer:
-    """A WordPiece tokenizer with [PAD] = 0 and [UNK] = 1, split on whitespace and punctuation."""
-    tokenizer = Tokenizer(models.WordPiece(unk_token=UNK_TOKEN))
+    """A BPE tokenizer with [PAD] = 0 and [UNK] = 1, split on whitespace and punctuation.
+
+    BPE, not WordPiece: the `tokenizers` WordPiece (and Unigram) trainers break ties in hash order,
+    so two processes fitting the same texts learned different vocabularies and the same config,
+    data and seed gave different metrics. The BPE trainer's result is the same in every process.
+    """
+    tokenizer = Tokenizer(models.BPE(unk_token=UNK_TOKEN))
     steps: list[normalizers.Normalizer] = [normalizers.NFKC()]
     if lowercase:
         steps.append(normalizers.Lowercase())
     tokenizer.normalizer = normalizers.Sequence(steps)
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    trainer = trainers.WordPieceTrainer(
+    trainer = trainers.BpeTrainer(
         vocab_size=vocab_size, special_tokens=[PAD_TOKEN, UNK_TOKEN], show_progress=False
     )
     tokenizer.train_from_iterator(texts, trainer=trainer)
