@@ -199,3 +199,28 @@ def test_training_is_reproducible_across_processes(tmp_path: Path):
         )
         weights.append((out / "model.safetensors").read_bytes())
     assert weights[0] == weights[1]
+
+
+def test_saving_an_in_memory_predictor_gives_predictions_the_bundle_id(tmp_path: Path):
+    df = _tabular_table(64, seed=8)
+    predictor = Predictor(
+        "cls", fields={"specs": {"kind": "tabular", "numeric": ["x"]}}, epochs=1, progress=False
+    )
+    predictor.fit(df)
+    assert predictor.predict({"x": 0.5})[0].model_id == ""  # not saved yet: no content id to claim
+    predictor.save(tmp_path / "b")
+    saved_id = predictor.predict({"x": 0.5})[0].model_id
+    assert saved_id == Predictor.load(tmp_path / "b").trained.model_id and len(saved_id) == 16
+
+
+def test_predictor_infers_fields_from_a_table_path(pumps_small):
+    predictor = Predictor(label="fault", epochs=1, progress=False).fit(pumps_small.table_path)
+    kinds = {name: spec["kind"] for name, spec in predictor.config.to_dict()["fields"].items()}
+    assert kinds == {
+        "vibration": "timeseries",
+        "sound": "audio",
+        "thermal": "image",
+        "note": "text",
+        "tabular": "tabular",
+    }
+    assert predictor.trained.task.classes == tuple(sorted(pumps_small.classes))

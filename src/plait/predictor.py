@@ -4,14 +4,14 @@ predict time: Lightning is imported only inside `fit`."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import torch
 
-from plait.bundle import TrainedModel, load_bundle, save_bundle
+from plait.bundle import TrainedModel, bundle_content_id, load_bundle, save_bundle
 from plait.config import Config, DataSpec, ModelSpec, TrainSpec
 from plait.data.dataset import LoadReport, load_rows
 from plait.data.table import read_table
@@ -186,7 +186,10 @@ class Predictor:
 
     # -- persistence --------------------------------------------------------------------------------
     def save(self, path: Path | str) -> Path:
-        return save_bundle(self.trained, path)
+        """Write the bundle; from then on predictions carry its content id as `model_id`."""
+        out = save_bundle(self.trained, path)
+        self.trained_ = replace(self.trained, model_id=bundle_content_id(out))
+        return out
 
     @classmethod
     def load(cls, path: Path | str) -> Predictor:

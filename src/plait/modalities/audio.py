@@ -23,8 +23,8 @@ import soundfile as sf
 import torch
 from torch import Tensor
 
-from plait.errors import BundleError, ConfigError, DataError
-from plait.modalities.base import JSONState, NotFittedError, is_empty, resolve_media_path
+from plait.errors import BundleError, ConfigError
+from plait.modalities.base import JSONState, NotFittedError, is_empty, require_columns, resolve_media_path
 from plait.modalities.conv import MaskedConv1dEncoder
 from plait.modalities.melspec import MelSpectrogram
 from plait.modalities.options import optional_column, positive_int, short_error
@@ -187,13 +187,7 @@ class AudioModality:
     # ---- fitting and state -----------------------------------------------------------------
 
     def fit(self, table: pl.DataFrame, root: Path) -> None:
-        missing = [c for c in self.columns() if c not in table.columns]
-        if missing:
-            raise DataError(
-                f"field '{self.name}': column(s) {', '.join(missing)} not in the table "
-                f"(columns: {', '.join(table.columns)}); add them or fix fields.{self.name} "
-                "(column, offset_column, duration_column)"
-            )
+        require_columns(table, self.name, self.columns())
         rows = [r for r in table.select(self.columns()).iter_rows(named=True) if not is_empty(r[self.column])]
         total = squares = 0.0
         count = used = 0

@@ -109,6 +109,18 @@ def is_empty(value: object) -> bool:
     return isinstance(size, int) and size == 0
 
 
+def require_columns(table: pl.DataFrame, field: str, columns: Sequence[str]) -> None:
+    """Raise a DataError naming the field's columns that the table lacks."""
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        names = ", ".join(f"'{c}'" for c in missing)
+        what = f"column {names} is" if len(missing) == 1 else f"columns {names} are"
+        raise DataError(
+            f"field '{field}': {what} not in the table (columns: {', '.join(table.columns)}); "
+            f"fix the column names under fields.{field}"
+        )
+
+
 def resolve_media_path(value: str, root: Path, field: str) -> Path:
     """Resolve a file path from the table relative to `root`; it may not escape the root.
 

@@ -22,6 +22,7 @@ from plait.modalities.base import (
     JSONState,
     NotFittedError,
     is_empty,
+    require_columns,
     row_numbers,
     zero_absent,
     zeros_like_batch,
@@ -70,11 +71,7 @@ class EmbeddingModality:
         return (self.column,)
 
     def fit(self, table: pl.DataFrame, root: Path) -> None:
-        if self.column not in table.columns:
-            raise DataError(
-                f"field '{self.name}': column '{self.column}' is not in the table "
-                f"(columns: {', '.join(table.columns)}); add it or set fields.{self.name}.column"
-            )
+        require_columns(table, self.name, self.columns())
         rows_by_length: dict[int, list[int]] = {}
         vectors: list[np.ndarray] = []
         for i, value in zip(row_numbers(table), table[self.column].to_list(), strict=True):

@@ -23,11 +23,12 @@ import torch
 from PIL import Image, ImageOps
 from torch import Tensor, nn
 
-from plait.errors import BundleError, ConfigError, DataError
+from plait.errors import BundleError, ConfigError
 from plait.modalities.base import (
     JSONState,
     NotFittedError,
     is_empty,
+    require_columns,
     resolve_media_path,
     zero_absent,
     zeros_like_batch,
@@ -119,11 +120,7 @@ class ImageModality:
     # ---- fitting and state -----------------------------------------------------------------
 
     def fit(self, table: pl.DataFrame, root: Path) -> None:
-        if self.column not in table.columns:
-            raise DataError(
-                f"field '{self.name}': column '{self.column}' is not in the table "
-                f"(columns: {', '.join(table.columns)}); add it or set fields.{self.name}.column"
-            )
+        require_columns(table, self.name, self.columns())
         values = [v for v in table[self.column].to_list() if not is_empty(v)]
         total = np.zeros(self.channels)
         squares = np.zeros(self.channels)

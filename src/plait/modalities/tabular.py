@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from plait.errors import BundleError, ConfigError, DataError
-from plait.modalities.base import JSONState, NotFittedError, row_numbers, zero_absent
+from plait.modalities.base import JSONState, NotFittedError, require_columns, row_numbers, zero_absent
 from plait.modalities.options import positive_int
 from plait.types import Absent, EncoderOutput
 
@@ -109,12 +109,7 @@ class TabularModality:
         return (*self.numeric, *self.categorical)
 
     def fit(self, table: pl.DataFrame, root: Path) -> None:
-        absent = [c for c in self.columns() if c not in table.columns]
-        if absent:
-            raise DataError(
-                f"field '{self.name}': column(s) {', '.join(absent)} not in the table "
-                f"(columns: {', '.join(table.columns)}); fix the names under fields.{self.name}"
-            )
+        require_columns(table, self.name, self.columns())
         rows = row_numbers(table)
         stats = [self._numeric_stats(table[c], rows) for c in self.numeric]
         self.mean_ = [m for m, _ in stats]

@@ -18,7 +18,14 @@ from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 from torch import Tensor, nn
 
 from plait.errors import BundleError, ConfigError, DataError
-from plait.modalities.base import JSONState, NotFittedError, is_empty, masked_mean, zero_absent
+from plait.modalities.base import (
+    JSONState,
+    NotFittedError,
+    is_empty,
+    masked_mean,
+    require_columns,
+    zero_absent,
+)
 from plait.modalities.options import optional_column, positive_int
 from plait.types import Absent, EncoderOutput
 
@@ -97,11 +104,7 @@ class TextModality:
         return (self.column,)
 
     def fit(self, table: pl.DataFrame, root: Path) -> None:
-        if self.column not in table.columns:
-            raise DataError(
-                f"field '{self.name}': column '{self.column}' is not in the table "
-                f"(columns: {', '.join(table.columns)}); add it or set fields.{self.name}.column"
-            )
+        require_columns(table, self.name, self.columns())
         texts = [t for t in map(_as_text, table[self.column].to_list()) if isinstance(t, str)]
         if not texts:
             raise DataError(

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from plait.errors import BundleError, DataError
-from plait.modalities.base import JSONState, NotFittedError, is_empty, resolve_media_path
+from plait.modalities.base import JSONState, NotFittedError, is_empty, require_columns, resolve_media_path
 from plait.modalities.conv import MaskedConv1dEncoder
 from plait.modalities.options import optional_column, positive_int, short_error
 from plait.types import Absent
@@ -133,11 +133,7 @@ class TimeseriesModality:
     # ---- fitting and state -----------------------------------------------------------------
 
     def fit(self, table: pl.DataFrame, root: Path) -> None:
-        if self.column not in table.columns:
-            raise DataError(
-                f"field '{self.name}': column '{self.column}' is not in the table "
-                f"(columns: {', '.join(table.columns)}); add it or set fields.{self.name}.column"
-            )
+        require_columns(table, self.name, self.columns())
         values = [v for v in table[self.column].to_list() if not is_empty(v)]
         channels = self.channels if self.channels is not None else self._first_channel_count(values, root)
         if channels is None:

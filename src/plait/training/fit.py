@@ -6,7 +6,7 @@ import logging
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, RichProgressBar
 
 from plait.build import build_modalities, build_model
-from plait.bundle import TaskInfo, TrainedModel, save_bundle
+from plait.bundle import TaskInfo, TrainedModel, bundle_content_id, save_bundle
 from plait.config import Config
 from plait.data.dataset import LoadReport, TensorTable, load_table
 from plait.data.split import Split, split_rows
@@ -135,9 +135,7 @@ def train(
     bundle_path = None
     if out is not None:
         bundle_path = save_bundle(trained, out)
-        from plait.bundle import load_bundle  # re-read so model_id is the written content's
-
-        trained = load_bundle(bundle_path)
+        trained = replace(trained, model_id=bundle_content_id(bundle_path))
     return TrainResult(
         trained=trained,
         load_report=report,
