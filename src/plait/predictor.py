@@ -107,9 +107,10 @@ class Predictor:
         data_section: dict[str, Any] = {}
         if not isinstance(data, pl.DataFrame):
             data_section["path"] = str(Path(data).resolve())
+        configured_root = self.config is not None and self.config.data.root is not None
         if root is not None:
             data_section["root"] = str(Path(root).resolve())
-        elif isinstance(data, pl.DataFrame):
+        elif isinstance(data, pl.DataFrame) and not configured_root:
             data_section["root"] = str(base)
         if self.config is not None:
             return self.config.with_overrides(data={**self.config.to_dict()["data"], **data_section}), table

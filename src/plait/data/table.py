@@ -228,6 +228,22 @@ def _classification(
 def _regression(
     series: pl.Series, label: str, valid: np.ndarray, missing_rows: tuple[int, ...], path: str
 ) -> LabelInfo:
+    target, valid = _regression_numbers(series, label, valid, path)
+    missing_rows = tuple(int(i) for i in np.flatnonzero(~valid))
+    values = target[valid]
+    mean, std = float(values.mean()), float(values.std())
+    if std == 0.0 or not math.isfinite(std):
+        raise DataError(
+            f"task.label '{label}' in {path} is constant ({float(values[0])!r} in all {len(values)} "
+            "labelled rows); there is nothing to learn — check the column or choose another task.label"
+        )
+    return LabelInfo(label, "regression", (), target, valid, missing_rows, (), mean, std)
+
+
+def _regression_numbers(
+    series: pl.Series, label: str, valid: np.ndarray, path: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """float64 targets (NaN where missing) and the rows that have one; text that is no number raises."""
     dtype = series.dtype
     if dtype == pl.String:
         numbers = series.str.strip_chars().cast(pl.Float64, strict=False)
@@ -257,13 +273,32 @@ def _regression(
         )
     if not valid.any():
         raise DataError(f"task.label '{label}' has no numeric values in {path}; fill in the column")
-    missing_rows = tuple(int(i) for i in np.flatnonzero(~valid))
-    values = target[valid]
-    mean, std = float(values.mean()), float(values.std())
-    if std == 0.0 or not math.isfinite(std):
+    return np.where(valid, target, np.nan), valid
+
+
+def encode_labels(
+    df: pl.DataFrame, label: str, task_type: str, classes: tuple[str, ...], path: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Targets in a TRAINED model's encoding (for evaluation): the same parsing as training — class
+    keys from polars' string cast, numbers parsed the same way — but no class-count checks, since a
+    test table may hold one class. Returns (target, valid)."""
+    if label not in df.columns:
+        check_columns(df, label, {}, path)
+    series = df.get_column(label)
+    if series.dtype in (pl.Categorical,) or isinstance(series.dtype, pl.Enum):
+        series = series.cast(pl.String)
+    valid = ~_missing_mask(series)
+    if not valid.any():
+        raise DataError(f"{path}: column '{label}' has no labels; evaluation needs labelled rows")
+    if task_type == "regression":
+        return _regression_numbers(series, label, valid, path)
+    keys = series.cast(pl.String)
+    seen = keys.filter(pl.Series(valid)).unique().sort().to_list()
+    unknown = [k for k in seen if k not in classes]
+    if unknown:
         raise DataError(
-            f"task.label '{label}' in {path} is constant ({float(values[0])!r} in all {len(values)} "
-            "labelled rows); there is nothing to learn — check the column or choose another task.label"
+            f"{path}: column '{label}' has classes the model was not trained on: "
+            f"{', '.join(map(str, unknown[:10]))}; the model knows {', '.join(classes)}"
         )
-    target = np.where(valid, target, np.nan)
-    return LabelInfo(label, "regression", (), target, valid, missing_rows, (), mean, std)
+    codes = keys.replace_strict(list(classes), list(range(len(classes))), default=-1, return_dtype=pl.Int64)
+    return np.where(valid, codes.fill_null(-1).to_numpy(), -1).astype(np.int64), valid

@@ -15,10 +15,11 @@ from torch import Tensor
 
 from plait.bundle import TaskInfo, TrainedModel
 from plait.data.dataset import LoadReport, TensorTable, load_table
-from plait.data.table import check_columns, read_table
-from plait.errors import DataError
+from plait.data.table import check_columns, encode_labels, read_table
 from plait.evaluation.metrics import classification_metrics, regression_metrics
-from plait.models.inference import only_fields, run_model
+from plait.models.inference import run_model_subsets
+
+ALL = "__all__"
 
 
 @dataclass(frozen=True)
@@ -53,18 +54,11 @@ def evaluate_tensors(
         else torch.as_tensor(np.asarray(indices), dtype=torch.long)
     )
     target = tensors.target[idx]
-    full = run_model(trained.model, tensors, idx)
-    single = {
-        name: task_metrics(
-            run_model(trained.model, tensors, idx, edit_present=only_fields([name])).output,
-            target,
-            trained.task,
-        )
-        for name in trained.modalities
-    }
-    return Evaluation(
-        metrics=task_metrics(full.output, target, trained.task), single_field=single, rows=len(idx)
-    )
+    subsets: dict[str, Sequence[str] | None] = {ALL: None, **{name: [name] for name in trained.modalities}}
+    outputs = run_model_subsets(trained.model, tensors, idx, subsets)
+    metrics = {name: task_metrics(out.output, target, trained.task) for name, out in outputs.items()}
+    full = metrics.pop(ALL)
+    return Evaluation(metrics=full, single_field=metrics, rows=len(idx))
 
 
 def evaluate(
@@ -76,48 +70,14 @@ def evaluate(
     else:
         source = str(data)
         df, media_root = read_table(data), root or Path(data).parent
-    check_columns(df, trained.task.label, {n: m.columns() for n, m in trained.modalities.items()}, source)
-    valid = _has_label(df[trained.task.label])
-    if not valid.any():
-        raise DataError(
-            f"{source}: column '{trained.task.label}' has no labels; evaluation needs labelled rows"
-        )
-    target = _target_for(trained.task, df, valid, source)
+    task = trained.task
+    check_columns(df, task.label, {n: m.columns() for n, m in trained.modalities.items()}, source)
+    target, valid = encode_labels(df, task.label, task.type, task.classes, source)
+    if task.type == "regression":
+        target = ((np.nan_to_num(target) - task.target_mean) / task.target_std).astype(np.float32)
     rows = np.flatnonzero(valid)
     tensors, report = load_table(df, trained.modalities, media_root, target=target)
     result = evaluate_tensors(trained, tensors, rows)
     return Evaluation(
         metrics=result.metrics, single_field=result.single_field, rows=len(rows), load_report=report
     )
-
-
-def _target_for(task: TaskInfo, df: pl.DataFrame, valid: np.ndarray, source: str) -> np.ndarray:
-    """Targets in the TRAINED model's encoding (its class list, its scale)."""
-    values = df[task.label]
-    if task.type == "regression":
-        numbers = values.cast(pl.Float64, strict=False).to_numpy()
-        return ((np.nan_to_num(numbers) - task.target_mean) / task.target_std).astype(np.float32)
-    index = {c: i for i, c in enumerate(task.classes)}
-    labels = [None if v is None else str(v) for v in values.to_list()]
-    unknown = sorted(
-        {v for v, ok in zip(labels, valid, strict=True) if ok and v is not None and v not in index}
-    )
-    if unknown:
-        raise DataError(
-            f"{source}: column '{task.label}' has classes the model was not trained on: "
-            f"{', '.join(unknown[:10])}; the model knows {', '.join(task.classes)}"
-        )
-    return np.array([index.get(v, 0) if v is not None else 0 for v in labels], dtype=np.int64)
-
-
-def _has_label(values: pl.Series) -> np.ndarray:
-    """Rows whose label is there (a test table may hold a single class, so no class checks here)."""
-    out = []
-    for v in values.to_list():
-        missing = (
-            v is None
-            or (isinstance(v, float) and not np.isfinite(v))
-            or (isinstance(v, str) and not v.strip())
-        )
-        out.append(not missing)
-    return np.array(out, dtype=bool)

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from plait.data.dataset import TensorTable
+from plait.models.fusion_model import FusionModel
 from plait.types import ModelOutput
 
 PresenceEdit = Callable[[Mapping[str, Tensor]], Mapping[str, Tensor]]
@@ -65,3 +66,45 @@ def run_model(
         weights=torch.cat(weights) if weights else None,
         field_order=order,
     )
+
+
+@torch.inference_mode()
+def run_model_subsets(
+    model: FusionModel,
+    table: TensorTable,
+    indices: Sequence[int] | Tensor,
+    subsets: Mapping[str, Sequence[str] | None],
+    *,
+    batch_size: int = 512,
+) -> dict[str, Outputs]:
+    """Encode each batch ONCE, then fuse under each subset of fields (None: every present field).
+
+    Exact, not an approximation: every fusion ignores an absent field's values (the conformance
+    checks pin this), so marking a field absent after encoding equals encoding without it.
+    """
+    was_training = model.training
+    model.eval()
+    idx = torch.as_tensor(indices, dtype=torch.long)
+    outputs: dict[str, list[Tensor]] = {name: [] for name in subsets}
+    weights: dict[str, list[Tensor]] = {name: [] for name in subsets}
+    order = tuple(model.encoders)
+    try:
+        for start in range(0, len(idx), batch_size):
+            batch = table.batch(idx[start : start + batch_size])
+            encoded = model.encode(batch)
+            for name, keep in subsets.items():
+                present = batch.present if keep is None else only_fields(keep)(batch.present)
+                fused = model.fuse(encoded, present)
+                outputs[name].append(model.head(fused.fused).float())  # (B, D) -> (B, K)
+                if fused.weights is not None:
+                    weights[name].append(fused.weights.float())
+    finally:
+        model.train(was_training)
+    return {
+        name: Outputs(
+            output=torch.cat(outputs[name]),
+            weights=torch.cat(weights[name]) if weights[name] else None,
+            field_order=order,
+        )
+        for name in subsets
+    }

@@ -21,12 +21,13 @@ from plait.bundle import TaskInfo, TrainedModel, bundle_content_id, save_bundle
 from plait.config import Config
 from plait.data.dataset import LoadReport, TensorTable, load_table
 from plait.data.split import Split, split_rows
-from plait.data.table import check_columns, infer_task_type, prepare_labels, read_table
+from plait.data.table import LabelInfo, check_columns, infer_task_type, prepare_labels, read_table
 from plait.errors import DataError
 from plait.evaluation.evaluate import evaluate_tensors
 from plait.modalities.base import ROW_COLUMN, Modality
 from plait.provenance.fingerprint import fingerprint_files
 from plait.provenance.record import collect_provenance
+from plait.registry import suggest
 from plait.training.callbacks import BestWeights
 from plait.training.datamodule import TableDataModule
 from plait.training.module import PlaitModule
@@ -62,25 +63,22 @@ def train(
 
     modalities = build_modalities(config)
     check_columns(df, config.task.label, {n: m.columns() for n, m in modalities.items()}, source)
+    split_column = config.data.split_column
+    if split_column is not None and split_column not in df.columns:
+        raise DataError(
+            f"data.split_column: {source} has no column '{split_column}';{suggest(split_column, df.columns)} "
+            f"Columns: {', '.join(df.columns)}"
+        )
     task_type = infer_task_type(df.get_column(config.task.label), config.task.type)
     labels = prepare_labels(df, config.task.label, task_type, source)
-    task = TaskInfo(
-        type=labels.task_type,
-        label=config.task.label,
-        classes=tuple(labels.classes),
-        target_mean=float(labels.mean),
-        target_std=float(labels.std),
-    )
     if labels.missing_rows:
         rows = ", ".join(str(r) for r in labels.missing_rows[:5])
         tell(f"{len(labels.missing_rows)} rows have no label (rows {rows}…); they are not used for training")
-    split_values = (
-        None if config.data.split_column is None else df[config.data.split_column].cast(pl.Utf8).to_list()
-    )
+    split_values = None if split_column is None else df[split_column].cast(pl.Utf8).to_list()
     split = split_rows(
         labels.target,
         labels.valid,
-        classification=task.type == "classification",
+        classification=labels.task_type == "classification",
         val_fraction=config.data.val_fraction,
         test_fraction=config.data.test_fraction,
         seed=config.train.seed,
@@ -88,6 +86,7 @@ def train(
         path=source,
     )
     tell(f"{len(df)} rows: {len(split.train)} train, {len(split.val)} validation, {len(split.test)} test")
+    task = _task(config, labels, split)
 
     train_df = df.with_row_index(ROW_COLUMN)[split.train.tolist()]
     for modality in modalities.values():
@@ -101,9 +100,12 @@ def train(
     model = build_model(config, modalities, task.n_outputs)
     best, history_seconds = _fit(config, model, task, tensors, split)
     trained_model = TrainedModel(config=config, task=task, modalities=modalities, model=model)
-    evaluation = evaluate_tensors(trained_model, tensors, split.test if len(split.test) else split.val)
+    held_out, held_out_rows = _held_out(split)
+    if held_out == "train":
+        tell("no validation or test rows: the metrics below are on the TRAINING rows and say little")
+    evaluation = evaluate_tensors(trained_model, tensors, held_out_rows)
     metrics: dict[str, Any] = {
-        "split": "test" if len(split.test) else "validation",
+        "split": held_out,
         "metrics": evaluation.metrics,
         "single_field": evaluation.single_field,
         "load_report": report.to_json(),
@@ -143,6 +145,32 @@ def train(
         seconds=time.perf_counter() - start,
         bundle_path=bundle_path,
     )
+
+
+def _task(config: Config, labels: LabelInfo, split: Split) -> TaskInfo:
+    """Regression targets are standardised with statistics of the TRAINING rows only."""
+    mean, std = 0.0, 1.0
+    if labels.task_type == "regression":
+        train_values = labels.target[split.train]
+        mean, std = float(train_values.mean()), float(train_values.std())
+        if not std > 0.0:  # constant on the training rows: nothing to scale by
+            std = 1.0
+    return TaskInfo(
+        type=labels.task_type,
+        label=config.task.label,
+        classes=tuple(labels.classes),
+        target_mean=mean,
+        target_std=std,
+    )
+
+
+def _held_out(split: Split) -> tuple[str, np.ndarray]:
+    """The rows the reported metrics are measured on: test, else validation, else (said loudly) train."""
+    if len(split.test):
+        return "test", split.test
+    if len(split.val):
+        return "validation", split.val
+    return "train", split.train
 
 
 def _standardised(target: np.ndarray, task: TaskInfo) -> np.ndarray:
