@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from plait.align.spec import StreamsSpec, parse_streams, streams_to_dict
 from plait.errors import ConfigError
 from plait.registry import suggest, unknown_name_message
 from plait.types import KINDS
@@ -78,6 +79,7 @@ class Config:
     model: ModelSpec = ModelSpec()
     train: TrainSpec = TrainSpec()
     output: str = "bundle"
+    streams: StreamsSpec | None = None  # raw timestamped streams that `plait align` turns into data.path
     base_dir: Path = Path(".")  # folder relative paths are resolved against (not saved)
 
     @property
@@ -89,25 +91,30 @@ class Config:
         return p if p.is_absolute() else self.base_dir / p
 
     def table_path(self) -> Path:
-        if self.data.path is None:
-            raise ConfigError("data.path: no table given; set data.path to a CSV, Parquet or JSONL file")
-        return self.resolve(self.data.path)
+        if self.data.path is not None:
+            return self.resolve(self.data.path)
+        if self.streams is not None:  # the sample table `plait align` writes
+            return self.resolve(self.streams.output)
+        raise ConfigError("data.path: no table given; set data.path to a CSV, Parquet or JSONL file")
 
     def media_root(self) -> Path:
         if self.data.root is not None:
             return self.resolve(self.data.root)
+        if self.streams is not None:  # aligned media paths are relative to the config's folder
+            return self.base_dir
         return self.table_path().parent if self.data.path is not None else self.base_dir
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data, the same shape as the YAML file."""
-        return {
-            "data": asdict(self.data),
-            "task": asdict(self.task),
-            "fields": {f.name: {"kind": f.kind, **dict(f.options)} for f in self.fields},
-            "model": {**asdict(self.model), "fusion_options": dict(self.model.fusion_options)},
-            "train": asdict(self.train),
-            "output": self.output,
-        }
+        out: dict[str, Any] = {"data": asdict(self.data), "task": asdict(self.task)}
+        if self.fields:  # a streams config may leave them to be derived after alignment
+            out["fields"] = {f.name: {"kind": f.kind, **dict(f.options)} for f in self.fields}
+        out["model"] = {**asdict(self.model), "fusion_options": dict(self.model.fusion_options)}
+        out["train"] = asdict(self.train)
+        out["output"] = self.output
+        if self.streams is not None:
+            out["streams"] = streams_to_dict(self.streams)
+        return out
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
@@ -116,8 +123,11 @@ class Config:
         """A new config with some keys replaced, e.g. `with_overrides(train={"epochs": 5})`."""
         raw = self.to_dict()
         for section, values in sections.items():
+            if section not in raw and section not in _SECTIONS:
+                raise ConfigError(unknown_name_message("config section", section, list(_SECTIONS)))
             if section not in raw:
-                raise ConfigError(unknown_name_message("config section", section, list(raw)))
+                raw[section] = dict(values)
+                continue
             if isinstance(raw[section], dict):
                 raw[section] = {**raw[section], **dict(values)}
             else:
@@ -153,14 +163,15 @@ def load_config(path: Path | str) -> Config:
         raise ConfigError(f"{path}: {exc}") from None
 
 
-_SECTIONS = ("data", "task", "fields", "model", "train", "output")
+_SECTIONS = ("data", "task", "fields", "model", "train", "output", "streams")
 
 
 def parse_config(raw: Mapping[str, Any], base_dir: Path) -> Config:
     _no_unknown_keys(raw, _SECTIONS, "")
     if "task" not in raw:
         raise ConfigError("task: missing; add `task: {label: COLUMN}` naming the column to predict")
-    if "fields" not in raw:
+    streams = parse_streams(raw["streams"]) if "streams" in raw else None
+    if "fields" not in raw and streams is None:
         raise ConfigError("fields: missing; list the model's inputs, e.g. `fields: {photo: {kind: image}}`")
     output = raw.get("output", "bundle")
     if not isinstance(output, str):
@@ -168,10 +179,11 @@ def parse_config(raw: Mapping[str, Any], base_dir: Path) -> Config:
     cfg = Config(
         data=_record(DataSpec, raw.get("data"), "data"),
         task=_record(TaskSpec, raw["task"], "task"),
-        fields=_fields(raw["fields"]),
+        fields=_fields(raw["fields"]) if "fields" in raw else (),  # streams only: derived after `plait align`
         model=_record(ModelSpec, raw.get("model"), "model"),
         train=_record(TrainSpec, raw.get("train"), "train"),
         output=output,
+        streams=streams,
         base_dir=base_dir,
     )
     _check_values(cfg)

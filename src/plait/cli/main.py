@@ -10,7 +10,7 @@ import sys
 import typer
 from rich.console import Console
 
-from plait.cli import demo, evaluate, init, predict, train
+from plait.cli import align, demo, evaluate, init, predict, train
 
 app = typer.Typer(
     name="plait",
@@ -20,6 +20,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("init")(init.init_command)
+app.command("align")(align.align_command)
 app.command("train")(train.train_command)
 app.command("evaluate")(evaluate.evaluate_command)
 app.command("predict")(predict.predict_command)

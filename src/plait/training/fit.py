@@ -16,13 +16,14 @@ import polars as pl
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, RichProgressBar
 
+from plait.align.fields import fields_for
 from plait.build import build_modalities, build_model
 from plait.bundle import TaskInfo, TrainedModel, bundle_content_id, save_bundle
 from plait.config import Config
 from plait.data.dataset import LoadReport, TensorTable, load_table
 from plait.data.split import Split, split_rows
 from plait.data.table import LabelInfo, check_columns, infer_task_type, prepare_labels, read_table
-from plait.errors import DataError
+from plait.errors import ConfigError, DataError
 from plait.evaluation.evaluate import evaluate_tensors
 from plait.modalities.base import ROW_COLUMN, Modality
 from plait.provenance.fingerprint import fingerprint_files
@@ -55,7 +56,16 @@ def train(
     start = time.perf_counter()
     tell: Say = say or (lambda _msg: None)
     source = str(config.table_path()) if table is None else "<table>"
+    if table is None and config.streams is not None and not config.table_path().is_file():
+        raise DataError(
+            f"{config.table_path()} does not exist yet: this config reads raw streams; "
+            "run `plait align CONFIG` first to write the sample table"
+        )
     df = read_table(config.table_path()) if table is None else table
+    if not config.fields:
+        if config.streams is None:
+            raise ConfigError("fields: missing; list the model's inputs")
+        config = config.with_overrides(fields=fields_for(config.streams, df))
     if df.height == 0:
         raise DataError(f"{source} has no rows; training needs a table with labelled rows")
     root = config.media_root()

@@ -1,0 +1,421 @@
+"""Reading one stream (a table, or a folder of image/audio files) into the cleaned stream frame of
+frames.py, counting everything cleaning found: unreadable times, NaN/Inf readings, unsorted rows,
+backward clock jumps (segment splits) and exact duplicate timestamps.
+
+Row numbers in examples and notes are 0-based rows of the source (data rows of a table; files of a
+folder in sorted path order).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+import soundfile as sf
+
+from plait.align.frames import (
+    DURATION_S,
+    FILE,
+    KEY,
+    SAMPLE_RATE,
+    SEGMENT,
+    T_US,
+    LoadedStream,
+    LoadStats,
+    seconds_to_us,
+)
+from plait.align.spec import StreamSpec
+from plait.align.timestamps import parse_times
+from plait.errors import ConfigError, DataError, PlaitError
+from plait.registry import suggest
+
+ROW, TIME = "__row", "__time"  # working columns, dropped before the frame is handed on
+N_EXAMPLES = 5
+_READERS = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "ndjson",
+    ".ndjson": "ndjson",
+}
+_RESERVED = (KEY, T_US, SEGMENT, ROW, TIME)
+
+
+def load_stream(spec: StreamSpec, base_dir: Path) -> LoadedStream:
+    """Read and clean one stream; see frames.py for the frame's columns and LoadStats for the counts."""
+    source = resolve_source(spec.path, base_dir, f"stream '{spec.name}'", _config_key(spec, "path"))
+    notes: tuple[str, ...] = ()
+    if source.is_dir():
+        raw, notes = _list_folder(spec, source, base_dir)
+        where = f"stream '{spec.name}' ({spec.path}, the `time` group of the file names)"
+    else:
+        raw = _read_stream_table(spec, source, base_dir)
+        where = f"stream '{spec.name}' ({spec.path}, column '{spec.time}')"
+    if spec.kind == "audio":
+        raw = _audio_info(raw, base_dir)
+    return _clean(spec, raw, where, notes)
+
+
+def read_table(path: Path, columns: dict[str, str], *, where: str, text: list[str]) -> pl.DataFrame:
+    """The named columns of a CSV/TSV/Parquet/JSONL table, read lazily (only those columns are read).
+
+    `columns` maps each column to the config key that names it (for the error when it is missing);
+    `text` columns of a CSV are read as strings: '007' stays '007', and one bad time cell does not
+    change the type of the whole column."""
+    kind = _READERS.get(path.suffix.lower())
+    if kind is None:
+        raise DataError(
+            f"{where}: cannot read '{path.name}': unknown table format '{path.suffix}'; "
+            f"use one of {', '.join(sorted(_READERS))}"
+        )
+    try:
+        lazy = _scan(path, kind, text, infer=10_000)
+        names = lazy.collect_schema().names()
+        for column, config_key in columns.items():
+            if column not in names:
+                raise ConfigError(
+                    f"{config_key}: {where}: column '{column}' not found in {path};{suggest(column, names)} "
+                    f"columns there: {', '.join(names[:30])}"
+                )
+        wanted = list(columns)
+        try:
+            return lazy.select(wanted).collect()
+        except pl.exceptions.ComputeError:  # a column's type changes after the rows used to infer it
+            return _scan(path, kind, text, infer=None).select(wanted).collect()
+    except PlaitError:
+        raise
+    except Exception as exc:
+        raise DataError(f"{where}: cannot read {path}: {exc}") from None
+
+
+def _scan(path: Path, kind: str, text: list[str], infer: int | None) -> pl.LazyFrame:
+    if kind == "parquet":
+        return pl.scan_parquet(path)
+    if kind == "ndjson":
+        return pl.scan_ndjson(path, infer_schema_length=infer)
+    sep = "\t" if path.suffix.lower() == ".tsv" else ","
+    header = pl.scan_csv(path, separator=sep, n_rows=0).collect_schema().names()
+    overrides = {c: pl.String for c in text if c in header}
+    return pl.scan_csv(path, separator=sep, schema_overrides=overrides, infer_schema_length=infer)
+
+
+def resolve_source(path: str, base_dir: Path, where: str, config_key: str) -> Path:
+    source = Path(path) if Path(path).is_absolute() else base_dir / path
+    if not source.exists():
+        raise DataError(
+            f"{where}: '{path}' not found (looked for {source}); fix {config_key} "
+            "(relative paths are read from the config file's folder)"
+        )
+    return source
+
+
+def _config_key(spec: StreamSpec, name: str) -> str:
+    return f"streams.sources.{spec.name}.{name}"
+
+
+def _read_stream_table(spec: StreamSpec, source: Path, base_dir: Path) -> pl.DataFrame:
+    media = spec.kind in ("image", "audio")
+    values = [spec.file] if media else list(spec.columns)
+    for column in [] if media else values:
+        if column in _RESERVED:
+            raise ConfigError(
+                f"{_config_key(spec, 'columns')}: column name '{column}' is reserved by the aligner; "
+                "rename the column in the source"
+            )
+    columns = {spec.time: _config_key(spec, "time")}
+    if spec.key is not None:
+        columns[spec.key] = _config_key(spec, "key")
+    for column in values:
+        columns.setdefault(column, _config_key(spec, "file" if media else "columns"))
+    text = [spec.time, *([spec.key] if spec.key is not None else []), *([spec.file] if media else [])]
+    table = read_table(source, columns, where=f"stream '{spec.name}'", text=text)
+    frame = table.select(
+        pl.int_range(pl.len(), dtype=pl.Int64).alias(ROW),
+        pl.col(spec.time).alias(TIME),
+        (pl.col(spec.key).cast(pl.String) if spec.key is not None else pl.lit("", pl.String)).alias(KEY),
+        *([pl.col(spec.file).cast(pl.String).alias(FILE)] if media else [pl.col(c) for c in values]),
+    )
+    if spec.kind == "timeseries":
+        frame = frame.with_columns(_sensor_column(frame[c], spec, c) for c in spec.columns)
+    elif spec.kind == "text":
+        frame = frame.with_columns(pl.col(spec.columns[0]).cast(pl.String))
+    elif media:
+        frame = frame.with_columns(_relative_files(frame[FILE], source.parent, base_dir))
+    return frame
+
+
+def _sensor_column(values: pl.Series, spec: StreamSpec, column: str) -> pl.Series:
+    """A sensor channel as Float64. Text that is not a number is an error; NaN, inf and empty cells
+    are readings that are not there (gaps), dropped and counted later."""
+    if values.dtype.is_numeric():
+        return values.cast(pl.Float64)
+    if values.dtype == pl.String:
+        numbers = values.str.strip_chars().cast(pl.Float64, strict=False)
+        bad = values.is_not_null() & numbers.is_null()
+        if not bool(bad.any()):
+            return numbers
+        row = int(bad.arg_true()[0])
+        example = f"'{values[row]}' at row {row}"
+    else:
+        example = f"type {values.dtype}"
+    raise DataError(
+        f"stream '{spec.name}' ({spec.path}): sensor column '{column}' is not numeric ({example}); "
+        "write numbers, leave the cell empty or write NaN for a missing reading, or drop the column from "
+        f"{_config_key(spec, 'columns')}"
+    )
+
+
+def _relative_files(files: pl.Series, table_dir: Path, base_dir: Path) -> pl.Series:
+    """File paths of a table (relative to the table's folder) → relative to the base dir."""
+    mapping = {
+        f: Path(os.path.relpath(f if Path(f).is_absolute() else table_dir / f, base_dir)).as_posix()
+        for f in files.drop_nulls().unique().to_list()
+    }
+    return files.replace_strict(mapping, default=None, return_dtype=pl.String).alias(FILE)
+
+
+def _list_folder(spec: StreamSpec, folder: Path, base_dir: Path) -> tuple[pl.DataFrame, tuple[str, ...]]:
+    regex = _folder_pattern(spec)
+    files, times, keys, skipped = [], [], [], []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        rel = path.relative_to(folder).as_posix()
+        match = regex.fullmatch(rel) or regex.fullmatch(path.name)
+        if match is None:
+            skipped.append(rel)
+            continue
+        files.append(Path(os.path.relpath(path, base_dir)).as_posix())
+        times.append(match.group("time"))
+        keys.append(match.group("key") if "key" in regex.groupindex else "")
+    if not files:
+        examples = ", ".join(skipped[:3]) or "the folder is empty"
+        raise DataError(
+            f"stream '{spec.name}': no file in {folder} matches pattern {spec.pattern!r} "
+            f"(files: {examples}); "
+            f"fix {_config_key(spec, 'pattern')} (it must match the whole file name)"
+        )
+    notes: tuple[str, ...] = ()
+    if skipped:
+        notes = (
+            f"{len(skipped)} file{'' if len(skipped) == 1 else 's'} in {spec.path} ignored "
+            f"(not matching the pattern), e.g. {skipped[0]}",
+        )
+    frame = pl.DataFrame(
+        {ROW: range(len(files)), TIME: times, KEY: keys, FILE: files},
+        schema={ROW: pl.Int64, TIME: pl.String, KEY: pl.String, FILE: pl.String},
+    )
+    return frame, notes
+
+
+def _folder_pattern(spec: StreamSpec) -> re.Pattern[str]:
+    if spec.kind not in ("image", "audio"):
+        raise ConfigError(
+            f"{_config_key(spec, 'path')}: '{spec.path}' is a folder; only image and audio streams read "
+            f"folders, a {spec.kind} stream needs a CSV/Parquet/JSONL table"
+        )
+    example = r"(?P<key>m\d+)_(?P<time>\d{8}T\d{6})\.png"
+    if spec.pattern is None:
+        raise ConfigError(
+            f"{_config_key(spec, 'pattern')}: '{spec.path}' is a folder; give a regex that takes the time "
+            f"(and key) from the file names, e.g. {example} with time_format: '%Y%m%dT%H%M%S'"
+        )
+    try:
+        regex = re.compile(spec.pattern)
+    except re.error as exc:
+        raise ConfigError(
+            f"{_config_key(spec, 'pattern')}: not a valid regex ({exc}): {spec.pattern!r}"
+        ) from None
+    if "time" not in regex.groupindex:
+        raise ConfigError(f"{_config_key(spec, 'pattern')}: needs a named group (?P<time>…), e.g. {example}")
+    if spec.key is not None and "key" not in regex.groupindex:
+        raise ConfigError(
+            f"{_config_key(spec, 'pattern')}: key is set but the pattern has no (?P<key>…) group; "
+            f"add one (e.g. {example}) or remove {_config_key(spec, 'key')}"
+        )
+    return regex
+
+
+def _audio_info(frame: pl.DataFrame, base_dir: Path) -> pl.DataFrame:
+    """Each recording's duration and sample rate from its header (null when it cannot be read)."""
+    info: dict[str, tuple[float | None, int | None]] = {}
+    for file in frame[FILE].drop_nulls().unique().sort().to_list():
+        try:
+            header = sf.info(str(base_dir / file))
+            info[file] = (header.frames / header.samplerate, int(header.samplerate))
+        except Exception:  # missing or undecodable: the rows are dropped and counted
+            info[file] = (None, None)
+    durations = {f: d for f, (d, _) in info.items()}
+    rates = {f: r for f, (_, r) in info.items()}
+    return frame.with_columns(
+        pl.col(FILE).replace_strict(durations, default=None, return_dtype=pl.Float64).alias(DURATION_S),
+        pl.col(FILE).replace_strict(rates, default=None, return_dtype=pl.Int64).alias(SAMPLE_RATE),
+    )
+
+
+def _clean(spec: StreamSpec, raw: pl.DataFrame, where: str, notes: tuple[str, ...]) -> LoadedStream:
+    parsed = parse_times(raw[TIME], time_format=spec.time_format, timezone=spec.timezone, where=where)
+    log = _Log(notes=[*parsed.notes, *notes])
+    if raw.height == 0:
+        log.notes.append("the source has no rows: every anchor will find this stream absent")
+    frame = raw.with_columns(parsed.t_us.alias(T_US))
+    unplaceable = {"unreadable": pl.col(T_US).is_null(), "null_key": pl.col(KEY).is_null()}
+    if spec.kind in ("image", "audio"):
+        unplaceable["unreadable_file"] = pl.col(DURATION_S if spec.kind == "audio" else FILE).is_null()
+    frame, unreadable = _drop(frame, unplaceable, log, raw)
+    frame = _apply_offsets(frame, spec, log)
+    non_finite = 0
+    if spec.kind == "timeseries":
+        finite = pl.all_horizontal(pl.col(c).is_finite().fill_null(False) for c in spec.columns)
+        frame, non_finite = _drop(frame, {"non_finite": ~finite}, log, raw)
+    frame, unsorted, jumps = _mark_clock(frame, spec, log)
+    frame, duplicates = _dedupe(frame.sort([KEY, T_US, ROW]), spec, log)
+    frame = frame.select(KEY, T_US, SEGMENT, *_output_values(spec))
+    stats = LoadStats(
+        rows_read=raw.height,
+        rows_kept=frame.height,
+        unsorted=unsorted,
+        duplicates=duplicates,
+        jumps=jumps,
+        non_finite=non_finite,
+        unreadable=unreadable,
+        time_format=parsed.format_used,
+        notes=tuple(log.notes),
+        examples=dict(log.examples),
+    )
+    return LoadedStream(frame=frame, stats=stats)
+
+
+@dataclass
+class _Log:
+    """What cleaning found, in the words and rows the report shows."""
+
+    notes: list[str] = field(default_factory=list)
+    examples: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+    def add(self, anomaly: str, rows: pl.Series, what: str, example: str = "") -> None:
+        """Note "<n> row(s) <what> (rows …)"; `what` may hold {s} for the plural."""
+        shown = tuple(int(r) for r in rows.head(N_EXAMPLES))
+        self.examples[anomaly] = shown
+        more = ", …" if rows.len() > N_EXAMPLES else ""
+        plural = "" if rows.len() == 1 else "s"
+        self.notes.append(
+            f"{rows.len()} {what.format(s=plural)} (rows {', '.join(map(str, shown))}{more}){example}"
+        )
+
+
+_DROP_TEXT = {
+    "unreadable": "row{s} with an unreadable time dropped",
+    "null_key": "row{s} without an entity key dropped",
+    "unreadable_file": "row{s} whose file is missing or cannot be read dropped",
+    "non_finite": "row{s} with a NaN/Inf/empty reading dropped (a gap)",
+}
+
+
+def _drop(
+    frame: pl.DataFrame, reasons: dict[str, pl.Expr], log: _Log, raw: pl.DataFrame
+) -> tuple[pl.DataFrame, int]:
+    """Drop the rows any reason flags; note each reason with example rows. Returns (kept, dropped)."""
+    flags = frame.select(pl.col(ROW), **reasons)
+    dropped = pl.any_horizontal(pl.col(r) for r in reasons)
+    for reason in reasons:
+        rows = flags.filter(pl.col(reason))[ROW]
+        if rows.len() == 0:
+            continue
+        shown = {"unreadable": TIME, "unreadable_file": FILE}.get(reason)
+        example = f", e.g. {raw[shown][int(rows[0])]!r}" if shown is not None else ""
+        log.add(reason, rows, _DROP_TEXT[reason], example)
+    n = int(flags.select(dropped.sum()).item())
+    if n > 0 and len(reasons) > 1 and "unreadable" in reasons:
+        log.examples["unreadable"] = tuple(int(r) for r in flags.filter(dropped)[ROW].head(N_EXAMPLES))
+    return frame.filter(~flags.select(dropped).to_series()), n
+
+
+def _apply_offsets(frame: pl.DataFrame, spec: StreamSpec, log: _Log) -> pl.DataFrame:
+    """true time = stream time + offset_s + offsets_s[key]."""
+    if spec.offset_s == 0 and not spec.offsets_s:
+        return frame
+    base = seconds_to_us(spec.offset_s)
+    per_key = {k: base + seconds_to_us(v) for k, v in spec.offsets_s.items()}
+    shift = pl.col(KEY).replace_strict(per_key, default=base, return_dtype=pl.Int64)
+    parts = [f"{spec.offset_s:+g} s"] if spec.offset_s != 0 else []
+    parts += [f"{k}: {v:+g} s" for k, v in sorted(spec.offsets_s.items())]
+    log.notes.append(f"clock offsets applied: {', '.join(parts)}")
+    unknown = sorted(set(per_key) - set(frame[KEY].unique().to_list()))
+    if unknown:
+        log.notes.append(
+            f"offsets_s names entities not in this stream: {', '.join(unknown)}; check the spelling"
+        )
+    return frame.with_columns(pl.col(T_US) + shift)
+
+
+def _mark_clock(frame: pl.DataFrame, spec: StreamSpec, log: _Log) -> tuple[pl.DataFrame, int, int]:
+    """Backward steps in source order, per entity: a step larger than jump_s is a clock jump and starts
+    a new segment; a smaller one is an unsorted row. `frame` is in source order."""
+    step = pl.col(T_US) - pl.col(T_US).shift(1).over(KEY)
+    frame = frame.with_columns(step.alias("__step")).with_columns(
+        (pl.col("__step") < -seconds_to_us(spec.jump_s)).fill_null(False).alias("__jump")
+    )
+    frame = frame.with_columns(
+        ((pl.col("__step") < 0) & ~pl.col("__jump")).fill_null(False).alias("__unsorted"),
+        pl.col("__jump").cast(pl.Int32).cum_sum().over(KEY).alias(SEGMENT),
+    )
+    jumps = frame.filter(pl.col("__jump"))[ROW]
+    unsorted = frame.filter(pl.col("__unsorted"))[ROW]
+    if jumps.len() > 0:
+        log.add(
+            "jumps",
+            jumps,
+            f"backward clock jump{{s}} larger than jump_s={spec.jump_s:g} s, each starting a new segment",
+        )
+    if unsorted.len() > 0:
+        log.add("unsorted", unsorted, "row{s} earlier than the row before (sorted)")
+    return frame.drop("__step", "__jump", "__unsorted"), unsorted.len(), jumps.len()
+
+
+def _dedupe(frame: pl.DataFrame, spec: StreamSpec, log: _Log) -> tuple[pl.DataFrame, int]:
+    """Exact duplicate (key, t_us) rows → one, by spec.duplicates; `frame` is sorted by (key, t_us, row)."""
+    numeric = _mean_columns(frame, spec)
+    frame = frame.with_columns(pl.col(c).cast(pl.Float64) for c in numeric)  # one schema, duplicates or not
+    same_prev = ((pl.col(KEY) == pl.col(KEY).shift(1)) & (pl.col(T_US) == pl.col(T_US).shift(1))).fill_null(
+        False
+    )
+    same_next = ((pl.col(KEY) == pl.col(KEY).shift(-1)) & (pl.col(T_US) == pl.col(T_US).shift(-1))).fill_null(
+        False
+    )
+    removed = frame.select(same_next if spec.duplicates == "last" else same_prev).to_series()
+    rows = frame.filter(removed)[ROW].sort()
+    if rows.len() == 0:
+        return frame, 0
+    log.add(
+        "duplicates",
+        rows,
+        f"exact duplicate timestamp{{s}} (same key and time) resolved by '{spec.duplicates}'",
+    )
+    if spec.duplicates != "mean":
+        return frame.filter(~removed), rows.len()
+    group = (~same_prev).cum_sum().alias("__group")
+    others = [c for c in frame.columns if c not in numeric and c != "__group"]
+    merged = (
+        frame.with_columns(group)
+        .group_by("__group", maintain_order=True)
+        .agg(*(pl.col(c).first() for c in others), *(pl.col(c).mean() for c in numeric))
+        .select(frame.columns)
+    )
+    return merged, rows.len()
+
+
+def _mean_columns(frame: pl.DataFrame, spec: StreamSpec) -> list[str]:
+    if spec.duplicates != "mean" or spec.kind not in ("timeseries", "tabular"):
+        return []
+    return [c for c in spec.columns if frame.schema[c].is_numeric()]
+
+
+def _output_values(spec: StreamSpec) -> list[str]:
+    if spec.kind == "image":
+        return [FILE]
+    if spec.kind == "audio":
+        return [FILE, DURATION_S, SAMPLE_RATE]
+    return list(dict.fromkeys(spec.columns))

@@ -1,0 +1,126 @@
+"""The alignment report: per stream, what was there, what was filled, what was missing, and what
+was wrong with the input — as JSON and as lines for the terminal."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from plait.align.frames import ABSENT, IMPUTED, KEY, OBSERVED, SEGMENT, T_US, US_PER_S, LoadStats, status_col
+
+
+@dataclass(frozen=True)
+class StreamReport:
+    name: str
+    kind: str
+    anchors: int
+    observed: int
+    imputed: int
+    absent: int
+    gap_p50_s: float | None  # gaps between consecutive samples of an entity (within a clock segment)
+    gap_p95_s: float | None
+    gap_max_s: float | None
+    load: LoadStats
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def coverage_pct(self) -> float:
+        return 100.0 * (self.observed + self.imputed) / self.anchors if self.anchors else 0.0
+
+    def pct(self, count: int) -> float:
+        return 100.0 * count / self.anchors if self.anchors else 0.0
+
+    def anomalies(self) -> dict[str, int]:
+        s = self.load
+        found = {
+            "unsorted": s.unsorted,
+            "duplicates": s.duplicates,
+            "clock jumps": s.jumps,
+            "non-finite readings": s.non_finite,
+            "unreadable times": s.unreadable,
+        }
+        return {k: v for k, v in found.items() if v}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "anchors": self.anchors,
+            "observed": self.observed,
+            "imputed": self.imputed,
+            "absent": self.absent,
+            "coverage_pct": round(self.coverage_pct, 3),
+            "observed_pct": round(self.pct(self.observed), 3),
+            "imputed_pct": round(self.pct(self.imputed), 3),
+            "absent_pct": round(self.pct(self.absent), 3),
+            "gap_s": {"p50": self.gap_p50_s, "p95": self.gap_p95_s, "max": self.gap_max_s},
+            "load": {**asdict(self.load), "examples": {k: list(v) for k, v in self.load.examples.items()}},
+            "anomalies": self.anomalies(),
+            "details": dict(self.details),
+        }
+
+
+@dataclass(frozen=True)
+class AlignmentReport:
+    anchors: int  # anchors asked for
+    rows: int  # rows in the sample table (anchors minus dropped ones)
+    streams: tuple[StreamReport, ...]
+    dropped: Mapping[str, int] = field(default_factory=dict)  # reason → anchors dropped
+    notes: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "anchors": self.anchors,
+            "rows": self.rows,
+            "dropped": dict(self.dropped),
+            "notes": list(self.notes),
+            "streams": [s.to_json() for s in self.streams],
+        }
+
+    def summary_rows(self) -> list[tuple[str, ...]]:
+        """stream, kind, coverage %, imputed %, absent %, gap p50/p95/max, anomalies — one row per stream."""
+        rows: list[tuple[str, ...]] = []
+        for s in self.streams:
+            gaps = "/".join("—" if g is None else f"{g:.3g}" for g in (s.gap_p50_s, s.gap_p95_s, s.gap_max_s))
+            anomalies = ", ".join(f"{v} {k}" for k, v in s.anomalies().items()) or "none"
+            rows.append(
+                (
+                    s.name,
+                    s.kind,
+                    f"{s.coverage_pct:.1f}",
+                    f"{s.pct(s.imputed):.1f}",
+                    f"{s.pct(s.absent):.1f}",
+                    gaps,
+                    anomalies,
+                )
+            )
+        return rows
+
+
+def status_counts(columns: pl.DataFrame, stream: str) -> dict[str, int]:
+    counts = columns[status_col(stream)].value_counts()
+    found = {str(row[0]): int(row[1]) for row in counts.iter_rows()}
+    return {status: found.get(status, 0) for status in (OBSERVED, IMPUTED, ABSENT)}
+
+
+def gap_percentiles(frame: pl.DataFrame) -> tuple[float | None, float | None, float | None]:
+    """p50, p95 and max of the time between consecutive samples of one entity and clock segment."""
+    if frame.height < 2:
+        return None, None, None
+    by = [KEY, SEGMENT] if SEGMENT in frame.columns else [KEY]
+    gaps = (
+        frame.select(pl.col(T_US).diff().over(by).alias("gap"))
+        .drop_nulls()
+        .get_column("gap")
+        .to_numpy()
+        .astype(np.float64)
+        / US_PER_S
+    )
+    if gaps.size == 0:
+        return None, None, None
+    p50, p95 = np.percentile(gaps, [50, 95])
+    return round(float(p50), 6), round(float(p95), 6), round(float(gaps.max()), 6)

@@ -1,0 +1,248 @@
+"""Audio rule: per anchor, a clip of `duration_s` ENDING at the anchor, `[t − duration_s, t)`, cut
+from the entity's recordings (a recording covers `[start, start + its length)`).
+
+In order of preference:
+1. one recording covers the whole clip → that file, `offset_s` into it, `duration_s`;
+2. the clip runs from one recording into the next one of the same entity and clock segment, with
+   at most `tolerance_s` between them (an overlap is fine) → both pieces are read (only the frames
+   needed), concatenated and written as a WAV `media_dir/{stream}_{anchor}.wav`, referenced from
+   offset 0 (path relative to the base dir). Different sample rates or channel counts → absent;
+3. one recording covers the clip but for at most `tolerance_s` at either end (it starts a little
+   late, or ends a little early) → that file with the shorter clip that exists.
+Otherwise the field is absent. All limits are inclusive. `{s}__dt_s` is the number of seconds of
+the clip that no recording covers (0 when fully covered). Nothing is ever padded or resampled here.
+
+A stream without a key (`key: null`) is one shared microphone: it matches every anchor.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import soundfile as sf
+
+from plait.align.frames import (
+    ABSENT,
+    ANCHOR,
+    DURATION_S,
+    FILE,
+    KEY,
+    OBSERVED,
+    SAMPLE_RATE,
+    SEGMENT,
+    T_US,
+    US_PER_S,
+    RuleContext,
+    RuleOutput,
+    dt_col,
+    imputed_frac_col,
+    seconds_to_us,
+    status_col,
+    us_to_seconds,
+)
+from plait.align.spec import StreamSpec
+from plait.errors import ConfigError
+
+FULL, SPAN, PARTIAL = "full", "span", "partial"
+# Read and write PCM as integers so a spanning clip holds exactly the source samples.
+_DTYPES = {"PCM_16": "int16", "PCM_24": "int32", "PCM_32": "int32", "FLOAT": "float32", "DOUBLE": "float64"}
+
+
+@dataclass(frozen=True)
+class _Piece:
+    path: Path
+    start: int  # first frame
+    stop: int  # one past the last frame
+
+
+def align_audio(
+    stream: pl.DataFrame, anchors: pl.DataFrame, spec: StreamSpec, ctx: RuleContext
+) -> RuleOutput:
+    s = spec.name
+    if spec.duration_s is None or spec.duration_s <= 0:
+        raise ConfigError(f"streams.sources.{s}.duration_s: an audio stream needs the clip length in seconds")
+    plan = _plan(
+        stream, anchors, spec.key is None, seconds_to_us(spec.duration_s), seconds_to_us(spec.tolerance_s)
+    )
+    spans, counts = _write_spans(plan.filter(pl.col("_how") == SPAN), s, ctx)
+    plan = plan.join(spans, on=ANCHOR, how="left").sort(ANCHOR)
+    done = (pl.col("_how") == SPAN) & pl.col("_span_file").is_not_null()
+    found = pl.col("_how").is_in([FULL, PARTIAL]) | done
+    out = plan.select(
+        pl.when(found).then(pl.lit(OBSERVED)).otherwise(pl.lit(ABSENT)).alias(status_col(s)),
+        pl.when(found).then(0.0).otherwise(None).cast(pl.Float64).alias(imputed_frac_col(s)),
+        us_to_seconds(pl.when(found).then(pl.col("_dt"))).alias(dt_col(s)),
+        pl.when(done).then(pl.col("_span_file")).when(found).then(pl.col("_file")).cast(pl.Utf8).alias(s),
+        pl.when(done)
+        .then(0.0)
+        .when(found)
+        .then(us_to_seconds(pl.col("_off")))
+        .cast(pl.Float64)
+        .alias(f"{s}__offset_s"),
+        pl.when(done)
+        .then(pl.col("_span_dur"))
+        .when(found)
+        .then(us_to_seconds(pl.col("_dur")))
+        .cast(pl.Float64)
+        .alias(f"{s}__duration_s"),
+    )
+    details = {
+        "clips_spanning": counts["written"],
+        "clips_partial": int((plan["_how"] == PARTIAL).sum()),
+        "absent": int((out[status_col(s)] == ABSENT).sum()),
+        "rate_mismatch": int((plan["_how"] == "rate_mismatch").sum()),
+        "channel_mismatch": counts["channel_mismatch"],
+        "unreadable": counts["unreadable"],
+    }
+    return RuleOutput(columns=out, details=details)
+
+
+def _plan(stream: pl.DataFrame, anchors: pl.DataFrame, keyless: bool, clip: int, tol: int) -> pl.DataFrame:
+    """Per anchor: how the clip `[a, b)` is cut (`_how`), from which file, offset, duration and
+    uncovered time in µs; for spanning clips also the second recording."""
+    return _classify(_candidates(stream, anchors, keyless, clip), tol)
+
+
+def _candidates(stream: pl.DataFrame, anchors: pl.DataFrame, keyless: bool, clip: int) -> pl.DataFrame:
+    """Per anchor, the clip `[_a, _b)` and two recordings of its entity (start `_s`, end `_e`, file,
+    rate, segment): 1 = the last one starting at or before the clip start, 2 = the first one after."""
+    key = pl.lit("", dtype=pl.Utf8).alias(KEY) if keyless else pl.col(KEY).cast(pl.Utf8)
+    left = anchors.select(pl.col(ANCHOR), key, pl.col(T_US).alias("_b"), (pl.col(T_US) - clip).alias("_a"))
+    segment = pl.col(SEGMENT) if SEGMENT in stream.columns else pl.lit(0, dtype=pl.Int32)
+    recs = stream.select(
+        pl.col(KEY),
+        pl.col(T_US).alias("_s"),
+        (pl.col(T_US) + (pl.col(DURATION_S) * US_PER_S).round().cast(pl.Int64)).alias("_e"),
+        pl.col(FILE).alias("_f"),
+        pl.col(SAMPLE_RATE).cast(pl.Int64).alias("_r"),
+        segment.alias("_g"),
+    )
+
+    def side(n: str) -> pl.DataFrame:
+        return recs.rename({c: f"{c}{n}" for c in ("_s", "_e", "_f", "_r", "_g")})
+
+    # Both sides are sorted by time within each entity (frames.py); polars cannot check it with `by`.
+    return left.join_asof(side("1"), left_on="_a", right_on="_s1", by=KEY, check_sortedness=False).join_asof(
+        side("2"),
+        left_on="_a",
+        right_on="_s2",
+        by=KEY,
+        strategy="forward",
+        allow_exact_matches=False,
+        check_sortedness=False,
+    )
+
+
+def _classify(both: pl.DataFrame, tol: int) -> pl.DataFrame:
+    a, b = pl.col("_a"), pl.col("_b")
+    s1, e1, s2, e2 = pl.col("_s1"), pl.col("_e1"), pl.col("_s2"), pl.col("_e2")
+    covers_a = s1.is_not_null() & (e1 > a)
+    full = covers_a & (e1 >= b)
+    span = (
+        covers_a
+        & s2.is_not_null()
+        & (pl.col("_g1") == pl.col("_g2"))
+        & (s2 - e1 <= tol)
+        & (s2 < b)
+        & (e2 > e1)
+        & (b - e2 <= tol)
+    )
+    late_end = covers_a & (b - e1 <= tol)
+    early = ~covers_a & s2.is_not_null() & (s2 - a <= tol) & (s2 < b) & (b - e2 <= tol)
+    rate_ok = pl.col("_r1") == pl.col("_r2")
+    how = (
+        pl.when(full)
+        .then(pl.lit(FULL))
+        .when(span & rate_ok)
+        .then(pl.lit(SPAN))
+        .when(span)
+        .then(pl.lit("rate_mismatch"))
+        .when(late_end | early)
+        .then(pl.lit(PARTIAL))
+        .otherwise(None)
+    )
+    use1 = full | late_end
+    return both.with_columns(
+        how.alias("_how"),
+        pl.when(use1).then(pl.col("_f1")).otherwise(pl.col("_f2")).alias("_file"),
+        pl.when(use1).then(a - s1).otherwise(pl.lit(0, dtype=pl.Int64)).alias("_off"),
+        (
+            pl.min_horizontal(b, pl.when(use1).then(e1).otherwise(e2)) - pl.when(use1).then(a).otherwise(s2)
+        ).alias("_dur"),
+        pl.when(full)
+        .then(pl.lit(0, dtype=pl.Int64))
+        .when(span)
+        .then((s2 - e1).clip(lower_bound=0) + (b - e2).clip(lower_bound=0))
+        .when(late_end)
+        .then(b - e1)
+        .otherwise((s2 - a) + (b - e2).clip(lower_bound=0))
+        .alias("_dt"),
+    )
+
+
+def _write_spans(spans: pl.DataFrame, stream: str, ctx: RuleContext) -> tuple[pl.DataFrame, dict[str, int]]:
+    """Write each clip that spans two recordings; anchor → (path relative to base dir, seconds)."""
+    counts = {"written": 0, "channel_mismatch": 0, "unreadable": 0}
+    anchors: list[int] = []
+    files: list[str] = []
+    seconds: list[float] = []
+    for row in spans.iter_rows(named=True):
+        rate = int(row["_r1"])
+        second_from = max(row["_s2"], row["_e1"])
+        first = _Piece(
+            ctx.base_dir / row["_f1"],
+            _frame(row["_a"] - row["_s1"], rate),
+            _frame(row["_e1"] - row["_s1"], rate),
+        )
+        second = _Piece(
+            ctx.base_dir / row["_f2"],
+            _frame(second_from - row["_s2"], rate),
+            _frame(min(row["_b"], row["_e2"]) - row["_s2"], rate),
+        )
+        target = ctx.media_dir / f"{stream}_{row[ANCHOR]}.wav"
+        written = _concat(first, second, rate, target)
+        if isinstance(written, str):
+            counts[written] += 1
+            continue
+        counts["written"] += 1
+        anchors.append(int(row[ANCHOR]))
+        files.append(Path(os.path.relpath(target, ctx.base_dir)).as_posix())
+        seconds.append(written / rate)
+    frame = pl.DataFrame(
+        {ANCHOR: anchors, "_span_file": files, "_span_dur": seconds},
+        schema={ANCHOR: spans.schema[ANCHOR], "_span_file": pl.Utf8, "_span_dur": pl.Float64},
+    )
+    return frame, counts
+
+
+def _frame(us: int, rate: int) -> int:
+    """The frame index at `us` microseconds into a recording, rounded half up, in exact integers."""
+    return (int(us) * rate + US_PER_S // 2) // US_PER_S
+
+
+def _concat(first: _Piece, second: _Piece, rate: int, target: Path) -> int | str:
+    """Write first + second to `target`; the number of frames written, or why not."""
+    try:
+        subtypes = {sf.info(str(first.path)).subtype, sf.info(str(second.path)).subtype}
+        subtype = subtypes.pop() if len(subtypes) == 1 else "FLOAT"
+        dtype = _DTYPES.get(subtype, "float32")
+        if subtype not in _DTYPES:
+            subtype = "FLOAT"
+        parts = [
+            sf.read(str(p.path), start=p.start, stop=p.stop, dtype=dtype, always_2d=True)[0]
+            for p in (first, second)
+        ]
+    except (OSError, RuntimeError, sf.LibsndfileError):
+        return "unreadable"
+    if parts[0].shape[1] != parts[1].shape[1]:
+        return "channel_mismatch"
+    clip = np.concatenate(parts, axis=0)  # (frames_1, C) + (frames_2, C) -> (frames, C)
+    if clip.shape[0] == 0:
+        return "unreadable"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(target), clip, rate, subtype=subtype, format="WAV")
+    return int(clip.shape[0])

@@ -1,0 +1,104 @@
+"""`plait align CONFIG`: raw timestamped streams → the sample table + the alignment report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from plait.align.report import AlignmentReport
+    from plait.align.spec import StreamsSpec
+
+
+def align_command(
+    config: Path = typer.Argument(..., help="A config with a `streams:` section."),
+    estimate_offset: tuple[str, str] | None = typer.Option(
+        None,
+        "--estimate-offset",
+        help="Estimate the clock offset of stream B against stream A: --estimate-offset A B.",
+    ),
+    max_offset: float = typer.Option(
+        10.0, help="With --estimate-offset: largest offset searched, in seconds."
+    ),
+    per_key: bool = typer.Option(False, help="With --estimate-offset: one offset per entity."),
+    write: bool = typer.Option(False, help="With --estimate-offset: write the offset into CONFIG."),
+) -> None:
+    """Align the streams of CONFIG into one row per anchor, and report what was found and filled."""
+    from plait.config import load_config
+    from plait.errors import ConfigError
+
+    cfg = load_config(config)
+    if cfg.streams is None:
+        raise ConfigError(
+            f"{config}: no `streams:` section; `plait align` turns raw timestamped streams into samples"
+        )
+    console = Console()
+    if estimate_offset is not None:
+        _estimate(config, cfg.streams, cfg.base_dir, estimate_offset, max_offset, per_key, write, console)
+        return
+    from plait.align.align import align
+
+    result = align(cfg.streams, cfg.base_dir, say=lambda m: console.print(m, highlight=False))
+    show_report(result.report, console)
+    console.print(
+        f"wrote {result.table_path} ({result.table.height} rows) and {result.report_path}", highlight=False
+    )
+
+
+def show_report(report: AlignmentReport, console: Console) -> None:
+    table = Table(title=f"alignment: {report.rows} samples from {report.anchors} anchors")
+    for name in ("stream", "kind", "coverage %", "imputed %", "absent %", "gap p50/p95/max s", "anomalies"):
+        table.add_column(name, justify="right" if "%" in name else "left")
+    for row in report.summary_rows():
+        table.add_row(*row)
+    console.print(table)
+    for reason, count in report.dropped.items():
+        console.print(f"dropped {count} anchors: {reason}", highlight=False)
+    for note in report.notes:
+        console.print(f"note: {note}", highlight=False)
+
+
+def _estimate(
+    config_path: Path,
+    spec: StreamsSpec,
+    base_dir: Path,
+    streams: tuple[str, str],
+    max_offset: float,
+    per_key: bool,
+    write: bool,
+    console: Console,
+) -> None:
+    from plait.align.estimate import estimate_between
+    from plait.align.offset import ALL_KEYS, write_offset
+
+    a, b = streams
+    estimates = estimate_between(spec, base_dir, a, b, per_key=per_key, max_offset_s=max_offset)
+    current = spec.stream(b)
+    table = Table(title=f"clock offset of '{b}' against '{a}' (seconds to add to {b})")
+    for name in ("entity", "offset s", "confidence", "peak r", "overlap s", "reliable"):
+        table.add_column(name)
+    for key, est in estimates.items():
+        table.add_row(
+            key,
+            f"{est.offset_s:+.4f}",
+            f"{est.confidence:.2f}",
+            f"{est.peak_correlation:.2f}",
+            f"{est.overlap_s:.1f}",
+            "yes" if est.reliable else "NO" + (" (at search limit)" if est.at_limit else ""),
+        )
+    console.print(table)
+    if write:
+        for key, est in estimates.items():
+            if not est.reliable:
+                console.print(
+                    f"not writing the offset for {key}: the estimate is not reliable", highlight=False
+                )
+                continue
+            entity = None if key == ALL_KEYS else key
+            base = current.offset_s if entity is None else current.offsets_s.get(entity, 0.0)
+            write_offset(config_path, b, base + est.offset_s, entity)
+        console.print(f"updated {config_path}", highlight=False)
