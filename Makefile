@@ -39,8 +39,13 @@ test: install-dev
 
 check: test
 
-bench: install-dev
+$(VENV)/.installed-bench: $(VENV)/.installed-dev
+	$(INSTALL) -e '.[dev,bench]'
+	touch $@
+
+bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/train_overhead.py
+	$(BIN)/python bench/align.py
 
 clean:
 	rm -rf $(VENV) demo-out .mypy_cache .ruff_cache .pytest_cache

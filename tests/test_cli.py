@@ -121,12 +121,25 @@ def test_every_command_documents_itself(command: str):
     assert "Usage" in result.output and len(result.output.splitlines()) > 5
 
 
-def test_demo_small(tmp_path: Path):
+@pytest.mark.parametrize(
+    ("source", "tabular_field"), [("streams", "machines"), ("table", "specs")], ids=["streams", "table"]
+)
+def test_demo_small(tmp_path: Path, source: str, tabular_field: str):
     out = tmp_path / "demo"
-    result = runner.invoke(app, ["demo", "--out", str(out), "--rows", "90", "--no-progress"])
+    result = runner.invoke(
+        app,
+        ["demo", "--out", str(out), "--rows", "90", "--source", source, "--no-progress"],
+        env={"COLUMNS": "200"},
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "demo.json").read_text())
-    assert set(summary["single_field_accuracy"]) == {"vibration", "sound", "thermal", "note", "specs"}
+    assert set(summary["single_field_accuracy"]) == {"vibration", "sound", "thermal", "note", tabular_field}
     assert 0.0 <= summary["fused_accuracy"] <= 1.0 and summary["seconds"] > 0
-    assert (out / "bundle" / "plait.json").is_file() and (out / "plait.yaml").is_file()
+    assert (out / "bundle" / "plait.json").is_file()
     assert "all fields (fused)" in result.output
+    if source == "streams":
+        assert "alignment: 90 samples from 90 anchors" in result.output
+        assert summary["alignment"]["anchors"] == 90
+        assert (out / "data" / "samples.parquet").is_file() and (out / "data" / "plait.yaml").is_file()
+    else:
+        assert "alignment" not in summary and (out / "plait.yaml").is_file()

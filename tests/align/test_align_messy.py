@@ -158,6 +158,55 @@ def test_missing_drop_removes_anchors_and_says_why(messy):
     assert result.report.rows == 4 and result.report.dropped == {"no machines data (missing: drop)": 1}
 
 
+def test_drop_empty_removes_only_anchors_without_any_data(messy):
+    root, raw = messy
+    raw["drop_empty"] = True
+    result = align(parse_streams(raw), root, write=False)
+    # m3@5.0 has nothing in any stream; m2@7.0 still has its machines record
+    assert result.report.rows == 4 and result.report.dropped == {"no data in any stream (drop_empty)": 1}
+    assert "m3" not in result.table["machine"].to_list()
+
+
+def test_cli_estimates_an_offset_and_writes_it(tmp_path: Path):
+    import numpy as np
+    import yaml
+
+    rng = np.random.default_rng(0)
+    t = np.arange(0, 120, 0.01)  # 100 Hz for two minutes
+    bursts = rng.uniform(5, 115, size=25)
+    energy = sum(np.exp(-(((t - b) / 0.05) ** 2)) for b in bursts)
+    a = energy * rng.normal(1, 0.1, size=t.size) + rng.normal(0, 0.02, size=t.size)
+    b = energy * rng.normal(1, 0.1, size=t.size) + rng.normal(0, 0.02, size=t.size)
+    shift_ms = 1370  # stream b's clock runs 1.37 s behind: its true time is its own + 1.37 s
+    pl.DataFrame({"time": BASE_MS + np.round(t * 1000).astype(np.int64), "x": a}).write_csv(
+        tmp_path / "a.csv"
+    )
+    pl.DataFrame({"time": BASE_MS + np.round(t * 1000).astype(np.int64) - shift_ms, "x": b}).write_csv(
+        tmp_path / "b.csv"
+    )
+    stream = {
+        "kind": "timeseries",
+        "time_format": "epoch_ms",
+        "columns": ["x"],
+        "window_s": 1.0,
+        "rate_hz": 50,
+    }
+    raw = {
+        "anchors": {"hop_s": 10.0},
+        "timezone": "UTC",
+        "sources": {"a": {**stream, "path": "a.csv"}, "b": {**stream, "path": "b.csv"}},
+    }
+    config = tmp_path / "plait.yaml"
+    config.write_text(yaml.safe_dump({"task": {"label": "y"}, "streams": raw}))
+    result = CliRunner().invoke(
+        app, ["align", str(config), "--estimate-offset", "a", "b", "--write"], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 0, result.output
+    assert "+1.37" in result.output and "yes" in result.output
+    written = yaml.safe_load(config.read_text())["streams"]["sources"]["b"]["offset_s"]
+    assert written == pytest.approx(1.37, abs=0.02)
+
+
 def test_cli_writes_table_and_report(messy):
     import yaml
 

@@ -72,6 +72,13 @@ def align(
     )
     keep = pl.Series([True] * table.height)
     dropped: dict[str, int] = {}
+    if spec.drop_empty:
+        empty = pl.Series([True] * table.height)
+        for s in spec.streams:
+            empty = empty & (table[status_col(s.name)] == ABSENT)
+        if empty.any():
+            dropped["no data in any stream (drop_empty)"] = int(empty.sum())
+        keep = keep & ~empty
     for s in spec.streams:
         if s.missing != "drop":
             continue

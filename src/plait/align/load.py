@@ -44,6 +44,8 @@ _READERS = {
 }
 _RESERVED = (KEY, T_US, SEGMENT, ROW, TIME)
 
+MAX_LISTED_OFFSETS = 5  # more per-entity offsets than this are summarised as a range
+
 
 def load_stream(spec: StreamSpec, base_dir: Path) -> LoadedStream:
     """Read and clean one stream; see frames.py for the frame's columns and LoadStats for the counts."""
@@ -341,7 +343,11 @@ def _apply_offsets(frame: pl.DataFrame, spec: StreamSpec, log: _Log) -> pl.DataF
     per_key = {k: base + seconds_to_us(v) for k, v in spec.offsets_s.items()}
     shift = pl.col(KEY).replace_strict(per_key, default=base, return_dtype=pl.Int64)
     parts = [f"{spec.offset_s:+g} s"] if spec.offset_s != 0 else []
-    parts += [f"{k}: {v:+g} s" for k, v in sorted(spec.offsets_s.items())]
+    if len(spec.offsets_s) > MAX_LISTED_OFFSETS:
+        values = spec.offsets_s.values()
+        parts.append(f"{len(spec.offsets_s)} entities from {min(values):+g} s to {max(values):+g} s")
+    else:
+        parts += [f"{k}: {v:+g} s" for k, v in sorted(spec.offsets_s.items())]
     log.notes.append(f"clock offsets applied: {', '.join(parts)}")
     unknown = sorted(set(per_key) - set(frame[KEY].unique().to_list()))
     if unknown:

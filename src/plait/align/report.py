@@ -85,7 +85,7 @@ class AlignmentReport:
         """stream, kind, coverage %, imputed %, absent %, gap p50/p95/max, anomalies — one row per stream."""
         rows: list[tuple[str, ...]] = []
         for s in self.streams:
-            gaps = "/".join("—" if g is None else f"{g:.3g}" for g in (s.gap_p50_s, s.gap_p95_s, s.gap_max_s))
+            gaps = " / ".join(human_seconds(g) for g in (s.gap_p50_s, s.gap_p95_s, s.gap_max_s))
             anomalies = ", ".join(f"{v} {k}" for k, v in s.anomalies().items()) or "none"
             rows.append(
                 (
@@ -99,6 +99,21 @@ class AlignmentReport:
                 )
             )
         return rows
+
+
+def human_seconds(seconds: float | None) -> str:
+    """5 ms, 2.4 s, 12 min, 3.1 h, 14.9 d — a gap read at a glance."""
+    if seconds is None:
+        return "—"
+    for limit, unit, scale in (
+        (1.0, "ms", 1e-3),
+        (120.0, "s", 1.0),
+        (7200.0, "min", 60.0),
+        (172800.0, "h", 3600.0),
+    ):
+        if seconds < limit:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 86400.0:.3g} d"
 
 
 def status_counts(columns: pl.DataFrame, stream: str) -> dict[str, int]:

@@ -80,6 +80,7 @@ class StreamsSpec:
     output: str = "samples.parquet"  # the sample table, relative to the config file
     timezone: str | None = None  # default zone for every stream and the anchors
     media_dir: str = "aligned_media"  # audio clips that span two files are written here
+    drop_empty: bool = False  # drop anchors where EVERY stream is absent (counted in the report)
 
     def stream(self, name: str) -> StreamSpec:
         for s in self.streams:
@@ -91,7 +92,7 @@ class StreamsSpec:
 def parse_streams(raw: Any, path: str = "streams") -> StreamsSpec:
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{path}: expected a mapping with `anchors` and `sources`, got {raw!r}")
-    _known(raw, ("anchors", "sources", "output", "timezone", "media_dir"), path)
+    _known(raw, ("anchors", "sources", "output", "timezone", "media_dir", "drop_empty"), path)
     if "anchors" not in raw:
         raise ConfigError(
             f"{path}.anchors: missing; give labelled events {{path, time, key, label}} or {{hop_s}}"
@@ -119,6 +120,7 @@ def parse_streams(raw: Any, path: str = "streams") -> StreamsSpec:
         output=_str(raw.get("output", "samples.parquet"), f"{path}.output"),
         timezone=timezone,
         media_dir=_str(raw.get("media_dir", "aligned_media"), f"{path}.media_dir"),
+        drop_empty=_bool(raw.get("drop_empty", False), f"{path}.drop_empty"),
     )
     _check_anchors(out.anchors, f"{path}.anchors")
     return out
@@ -146,6 +148,7 @@ def streams_to_dict(spec: StreamsSpec) -> dict[str, Any]:
         "output": spec.output,
         "timezone": spec.timezone,
         "media_dir": spec.media_dir,
+        "drop_empty": spec.drop_empty,
     }
 
 
@@ -207,6 +210,12 @@ def _str(value: Any, path: str) -> str:
     if isinstance(value, str) and value:
         return value
     raise ConfigError(f"{path}: expected a non-empty string, got {value!r}")
+
+
+def _bool(value: Any, path: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise ConfigError(f"{path}: expected true or false, got {value!r}")
 
 
 def _optional_str(value: Any, path: str) -> str | None:

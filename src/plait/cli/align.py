@@ -51,7 +51,7 @@ def align_command(
 
 def show_report(report: AlignmentReport, console: Console) -> None:
     table = Table(title=f"alignment: {report.rows} samples from {report.anchors} anchors")
-    for name in ("stream", "kind", "coverage %", "imputed %", "absent %", "gap p50/p95/max s", "anomalies"):
+    for name in ("stream", "kind", "coverage %", "imputed %", "absent %", "gap p50 / p95 / max", "anomalies"):
         table.add_column(name, justify="right" if "%" in name else "left")
     for row in report.summary_rows():
         table.add_row(*row)

@@ -15,10 +15,13 @@ def demo_command(
     ),
     rows: int = typer.Option(1800, help="Number of pump inspections to generate."),
     fusion: str = typer.Option("gated", help="Fusion strategy."),
+    source: str = typer.Option(
+        "streams", help="streams: raw timestamped streams, aligned first; table: the ready sample table."
+    ),
     seed: int = typer.Option(0, help="Seed for data, split and training."),
     progress: bool = typer.Option(True, help="Show progress bars."),
 ) -> None:
-    """Generate pump inspections (vibration, sound, thermal image, note, specs), train, evaluate."""
+    """Generate pump inspections (vibration, sound, thermal image, note, specs), align, train, evaluate."""
     from plait.demo import run_demo
 
     console = Console()
@@ -27,9 +30,14 @@ def demo_command(
         rows=rows,
         seed=seed,
         fusion=fusion,
+        source=source,
         progress=progress,
         say=lambda m: console.print(m, highlight=False),
     )
+    if result.alignment is not None:
+        from plait.cli.align import show_report
+
+        show_report(result.alignment, console)
     table = Table(title="test accuracy: each field alone vs all fields")
     table.add_column("inputs")
     table.add_column("accuracy", justify="right")

@@ -22,6 +22,7 @@ previous sample; the next sample is the row after it. No loop runs per anchor or
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,7 +65,6 @@ class Runs:
     first_t: I64  # (R,) t_us of the first and last sample
     last_t: I64  # (R,)
     shift: I64  # (R,) axis = t_us + shift[run]
-    row_run: I64  # (rows,) run of each stream row
     axis: I64 | None  # (rows,) strictly ordered across runs; None when it would overflow Int64
 
 
@@ -115,7 +115,7 @@ def align_timeseries(
 ) -> RuleOutput:
     match = match_grid(stream, anchors, spec)
     points = _resolve(match, spec)
-    chosen = _choose(match, points, anchors.height)
+    chosen = _choose(match, points)
     return _assemble(match, points, chosen, anchors.height, spec)
 
 
@@ -128,10 +128,17 @@ def _finite_rows(stream: pl.DataFrame, spec: StreamSpec) -> pl.DataFrame:
             f"stream '{spec.name}': column(s) {missing} not in the loaded frame (has {stream.columns}); "
             "check `columns:` in its config"
         )
-    stream = stream.select(KEY, T_US, SEGMENT, *(pl.col(c).cast(pl.Float64) for c in spec.columns))
-    finite = pl.all_horizontal(pl.col(c).is_finite().fill_null(False) for c in spec.columns)
-    if stream.select((~finite).any()).item():
-        stream = stream.filter(finite)
+    stream = stream.select(
+        pl.col(KEY).cast(pl.Utf8),
+        pl.col(T_US).cast(pl.Int64),
+        pl.col(SEGMENT).cast(pl.Int32),
+        *(pl.col(c).cast(pl.Float64) for c in spec.columns),
+    )
+    # a finite sum means every reading is finite: one cheap pass in the usual clean case
+    if any(stream[c].has_nulls() or not math.isfinite(stream[c].sum()) for c in spec.columns):
+        stream = stream.filter(
+            pl.all_horizontal(pl.col(c).is_finite().fill_null(False) for c in spec.columns)
+        )
     return stream
 
 
@@ -140,8 +147,9 @@ def _in_run_order(stream: pl.DataFrame) -> tuple[pl.DataFrame, npt.NDArray[np.bo
     contract sorts by (key, t_us): run order already, unless a clock jump made two segments of one
     key overlap."""
     heads = _run_heads(stream)
-    t_back = (stream[T_US].diff().fill_null(0) < 0) & ~heads
-    head_rows = stream.filter(heads).select(KEY, SEGMENT)
+    t = stream[T_US]
+    t_back = (t.slice(1) < t.slice(0, max(len(t) - 1, 0))) & ~heads.slice(1)
+    head_rows = stream.select(KEY, SEGMENT).filter(heads)
     if t_back.any() or head_rows.n_unique() < head_rows.height:
         stream = stream.sort(KEY, SEGMENT, T_US, maintain_order=True)
         heads = _run_heads(stream)
@@ -149,8 +157,11 @@ def _in_run_order(stream: pl.DataFrame) -> tuple[pl.DataFrame, npt.NDArray[np.bo
 
 
 def _run_heads(stream: pl.DataFrame) -> pl.Series:
+    """True where a (key, segment) run starts (compared on zero-copy slices, no shifted copies)."""
+    n = max(stream.height - 1, 0)  # pairs of neighbouring rows
     key, segment = stream[KEY], stream[SEGMENT]
-    return ((key != key.shift(1)) | (segment != segment.shift(1))).fill_null(True)
+    changed = (key.slice(1) != key.slice(0, n)) | (segment.slice(1) != segment.slice(0, n))
+    return pl.concat([pl.Series([True] if stream.height else [], dtype=pl.Boolean), changed])
 
 
 def _runs(stream: pl.DataFrame, heads: npt.NDArray[np.bool_]) -> Runs:
@@ -160,11 +171,10 @@ def _runs(stream: pl.DataFrame, heads: npt.NDArray[np.bool_]) -> Runs:
     first_t, last_t = t[start], t[end - 1]
     span = last_t - first_t + _GAP
     base = 1 + np.cumsum(span, dtype=np.int64) - span  # where each run starts on the axis
-    row_run = np.cumsum(heads, dtype=np.int64) - 1
     fits = int(np.sum(span, dtype=np.float64)) + _GAP < AXIS_LIMIT
     shift = base - first_t
-    axis = t + shift[row_run] if fits else None
-    return Runs(stream[KEY].gather(start), start, end, first_t, last_t, shift, row_run, axis)
+    axis = t + np.repeat(shift, end - start) if fits else None
+    return Runs(stream[KEY].gather(start), start, end, first_t, last_t, shift, axis)
 
 
 def _candidates(anchors: pl.DataFrame, runs: Runs, spec: StreamSpec) -> tuple[I64, I64, I64]:
@@ -204,7 +214,8 @@ def _prev_rows(runs: Runs, t: I64, run: I64, grid_t: I64) -> I64:
         flat = clipped.ravel()
         order = np.lexsort((flat, flat_run))
         left = pl.DataFrame({"_run": flat_run[order], "_t": flat[order]})
-        right = pl.DataFrame({"_run": runs.row_run, "_t": t}).with_row_index("_row", offset=1)
+        row_run = np.repeat(np.arange(len(runs.start)), runs.end - runs.start)
+        right = pl.DataFrame({"_run": row_run, "_t": t}).with_row_index("_row", offset=1)
         found = left.join_asof(right, on="_t", by="_run", strategy="backward", check_sortedness=False)["_row"]
     prev = np.empty(flat.shape, dtype=np.int64)
     prev[order] = found.fill_null(0).to_numpy()  # rows were numbered from 1: 0 is "none"
@@ -230,8 +241,8 @@ def _resolve(match: GridMatch, spec: StreamSpec) -> _Points:
     g, p = match.grid_t, match.prev
     n = np.maximum(p + 1, lo)  # the run's first sample when nothing in it precedes the point
     has_p, has_n = p >= lo, n < hi
-    tp = t[np.where(has_p, p, lo)]
-    tn = t[np.where(has_n, n, lo)]
+    tp = t.take(p, mode="clip")  # only read where has_p / has_n: clipping just keeps it in bounds
+    tn = t.take(n, mode="clip")
     has_n &= tn < match.anchor_t[:, None]  # nothing at or after the anchor
     dp, dn = g - tp, tn - g
     near_p, near_n = has_p & (dp <= tol), has_n & (dn <= tol)
@@ -239,7 +250,7 @@ def _resolve(match: GridMatch, spec: StreamSpec) -> _Points:
     fill = ~observed & has_p & has_n & (tn - tp <= max_gap) & (spec.impute != "none")
     line = fill | (observed & near_p & near_n) if spec.impute == "interpolate" else np.zeros_like(fill)
     take_n = near_n & ~(near_p & (dp <= dn)) & ~line
-    a = np.where(take_n, n, np.maximum(p, 0))
+    a = np.where(take_n, n, p)
     b = np.where(line, n, a)
     lam = np.where(line, dp / np.maximum(tn - tp, 1), 0.0)
     used_t = np.where(line | take_n, tn, tp)
@@ -258,7 +269,7 @@ class _Chosen:
     present: npt.NDArray[np.bool_]  # no missing point
 
 
-def _choose(match: GridMatch, points: _Points, n_anchors: int) -> _Chosen:
+def _choose(match: GridMatch, points: _Points) -> _Chosen:
     obs = (points.code == _OBS).sum(axis=1, dtype=np.int32)  # (N_c,)
     imp = (points.code == _IMP).sum(axis=1, dtype=np.int32)
     miss = points.code.shape[1] - obs - imp

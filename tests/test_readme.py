@@ -1,0 +1,31 @@
+"""The README's config examples are real configs (docs that are executed cannot drift)."""
+
+import re
+from pathlib import Path
+
+import yaml
+
+from plait.config import Config
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def yaml_blocks() -> list[dict]:
+    return [yaml.safe_load(block) for block in re.findall(r"```yaml\n(.*?)```", README.read_text(), re.S)]
+
+
+def test_readme_configs_parse():
+    blocks = yaml_blocks()
+    assert len(blocks) == 2
+    table_config = Config.from_dict(blocks[0])
+    assert table_config.model.fusion == "gated" and len(table_config.fields) == 5
+    streams_config = Config.from_dict({"task": {"label": "fault"}, **blocks[1]})
+    assert streams_config.streams is not None
+    assert [s.name for s in streams_config.streams.streams] == [
+        "vibration",
+        "thermal",
+        "sound",
+        "note",
+        "machines",
+    ]
+    assert streams_config.table_path().name == "samples.parquet"
