@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 
 from plait.align.frames import ANCHOR, KEY, LABEL, T_US, Anchors, seconds_to_us
-from plait.align.load import read_table, resolve_source
+from plait.align.read import read_table, resolve_source
 from plait.align.spec import AnchorSpec
 from plait.align.timestamps import parse_times
 from plait.errors import ConfigError, DataError

@@ -83,6 +83,15 @@ def us_to_seconds(us: pl.Expr) -> pl.Expr:
     )
 
 
+def found_or_absent(stream: str, found: pl.Expr, dt_us: pl.Expr) -> list[pl.Expr]:
+    """The three status columns of a rule that either finds data (observed) or not (absent)."""
+    return [
+        pl.when(found).then(pl.lit(OBSERVED)).otherwise(pl.lit(ABSENT)).alias(status_col(stream)),
+        pl.when(found).then(0.0).otherwise(None).cast(pl.Float64).alias(imputed_frac_col(stream)),
+        us_to_seconds(pl.when(found).then(dt_us)).alias(dt_col(stream)),
+    ]
+
+
 @dataclass(frozen=True)
 class LoadStats:
     """What cleaning a stream found and did; every count is of rows of the source."""

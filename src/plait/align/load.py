@@ -27,21 +27,13 @@ from plait.align.frames import (
     LoadStats,
     seconds_to_us,
 )
+from plait.align.read import read_table, resolve_source
 from plait.align.spec import StreamSpec
 from plait.align.timestamps import parse_times
-from plait.errors import ConfigError, DataError, PlaitError
-from plait.registry import suggest
+from plait.errors import ConfigError, DataError
 
 ROW, TIME = "__row", "__time"  # working columns, dropped before the frame is handed on
 N_EXAMPLES = 5
-_READERS = {
-    ".csv": "csv",
-    ".tsv": "csv",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".jsonl": "ndjson",
-    ".ndjson": "ndjson",
-}
 _RESERVED = (KEY, T_US, SEGMENT, ROW, TIME)
 
 MAX_LISTED_OFFSETS = 5  # more per-entity offsets than this are summarised as a range
@@ -60,59 +52,6 @@ def load_stream(spec: StreamSpec, base_dir: Path) -> LoadedStream:
     if spec.kind == "audio":
         raw = _audio_info(raw, base_dir)
     return _clean(spec, raw, where, notes)
-
-
-def read_table(path: Path, columns: dict[str, str], *, where: str, text: list[str]) -> pl.DataFrame:
-    """The named columns of a CSV/TSV/Parquet/JSONL table, read lazily (only those columns are read).
-
-    `columns` maps each column to the config key that names it (for the error when it is missing);
-    `text` columns of a CSV are read as strings: '007' stays '007', and one bad time cell does not
-    change the type of the whole column."""
-    kind = _READERS.get(path.suffix.lower())
-    if kind is None:
-        raise DataError(
-            f"{where}: cannot read '{path.name}': unknown table format '{path.suffix}'; "
-            f"use one of {', '.join(sorted(_READERS))}"
-        )
-    try:
-        lazy = _scan(path, kind, text, infer=10_000)
-        names = lazy.collect_schema().names()
-        for column, config_key in columns.items():
-            if column not in names:
-                raise ConfigError(
-                    f"{config_key}: {where}: column '{column}' not found in {path};{suggest(column, names)} "
-                    f"columns there: {', '.join(names[:30])}"
-                )
-        wanted = list(columns)
-        try:
-            return lazy.select(wanted).collect()
-        except pl.exceptions.ComputeError:  # a column's type changes after the rows used to infer it
-            return _scan(path, kind, text, infer=None).select(wanted).collect()
-    except PlaitError:
-        raise
-    except Exception as exc:
-        raise DataError(f"{where}: cannot read {path}: {exc}") from None
-
-
-def _scan(path: Path, kind: str, text: list[str], infer: int | None) -> pl.LazyFrame:
-    if kind == "parquet":
-        return pl.scan_parquet(path)
-    if kind == "ndjson":
-        return pl.scan_ndjson(path, infer_schema_length=infer)
-    sep = "\t" if path.suffix.lower() == ".tsv" else ","
-    header = pl.scan_csv(path, separator=sep, n_rows=0).collect_schema().names()
-    overrides = {c: pl.String for c in text if c in header}
-    return pl.scan_csv(path, separator=sep, schema_overrides=overrides, infer_schema_length=infer)
-
-
-def resolve_source(path: str, base_dir: Path, where: str, config_key: str) -> Path:
-    source = Path(path) if Path(path).is_absolute() else base_dir / path
-    if not source.exists():
-        raise DataError(
-            f"{where}: '{path}' not found (looked for {source}); fix {config_key} "
-            "(relative paths are read from the config file's folder)"
-        )
-    return source
 
 
 def _config_key(spec: StreamSpec, name: str) -> str:

@@ -117,11 +117,11 @@ def generate_pumps(
     faults = np.array(CLASSES)[streams[0].permutation(np.arange(n) % len(CLASSES))]
     specs = _specs(faults, streams[1])
     rpm = np.asarray(specs["rpm"], dtype=np.float64)
-    shown = {m: _developed(faults, m, streams[2 + i]) for i, m in enumerate(DEVELOPED)}
+    shown = {m: developed_faults(faults, m, streams[2 + i]) for i, m in enumerate(DEVELOPED)}
     vibration = sig.synth_vibration(shown["vibration"], rpm, streams[5])
     sound = sig.synth_sound(shown["sound"], rpm, streams[6])
     thermal = sig.synth_thermal(shown["thermal"], streams[7])
-    notes = _notes(faults, streams[8])
+    notes = technician_notes(faults, streams[8])
     corrupted = _corrupt(vibration, notes, specs, n, corrupt_fraction, streams[9])
     _write_media(root, ids, sound, thermal, corrupted, streams[9])
     table = pl.DataFrame(
@@ -148,7 +148,7 @@ def generate_pumps(
     )
 
 
-def _developed(faults: NDArray[np.str_], modality: str, rng: np.random.Generator) -> NDArray[np.str_]:
+def developed_faults(faults: NDArray[np.str_], modality: str, rng: np.random.Generator) -> NDArray[np.str_]:
     """The fault each row shows in `modality`: its own where developed there, else "normal"."""
     rates = DEVELOPED[modality]
     p = np.array([rates.get(f, 0.0) for f in faults])
@@ -241,7 +241,7 @@ _CLOSE = (
 )  # fmt: skip
 
 
-def _notes(faults: NDArray[np.str_], rng: np.random.Generator) -> list[str]:
+def technician_notes(faults: NDArray[np.str_], rng: np.random.Generator) -> list[str]:
     """~45 % name the fault, ~40 % routine or silent, ~15 % wrong (another fault, or a false all-clear)."""
     kind = rng.choice(3, size=len(faults), p=[0.45, 0.40, 0.15])
     notes = []

@@ -39,8 +39,6 @@ old pumps leak and wear bearings, 2-pole pumps go out of balance), so `machines`
 
 from __future__ import annotations
 
-import io
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from numbers import Integral
@@ -49,14 +47,22 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-import soundfile as sf
 import yaml
 from numpy.typing import NDArray
-from PIL import Image
 
 from plait.config import Config
 from plait.datasets import pumps_signals as sig
-from plait.datasets.pumps import CLASSES, DEVELOPED, LABEL, MODELS, POWER_KW, SITES, _notes
+from plait.datasets.pumps import (
+    CLASSES,
+    DEVELOPED,
+    LABEL,
+    MODELS,
+    POWER_KW,
+    SITES,
+    developed_faults,
+    technician_notes,
+)
+from plait.datasets.pumps_streams_media import disjoint, sound_recordings, thermal_frames, write_media
 from plait.errors import ConfigError
 
 START_S = int(datetime(2026, 3, 1, tzinfo=UTC).timestamp())  # first day of inspections
@@ -64,7 +70,6 @@ REGISTERED_S = START_S - 60 * 86_400  # when the asset register was set up
 SLOT_S = 3 * 3600  # one inspection per machine per slot, so a machine's inspections are >= 2 h apart
 VIB_RATE_HZ, VIB_STEPS, VIB_PAD = 200, sig.VIBRATION_STEPS, 4  # 256 steps = 1.28 s; 4 steps either side
 VIB_STEP_MS = 1000 // VIB_RATE_HZ
-THERMAL_EVERY_S = 5
 NUMERIC = ("power_kw", "age_years", "rated_rpm")
 CATEGORICAL = ("pump_model", "site")
 ROUTINE = (
@@ -111,12 +116,16 @@ def generate_pumps_streams(
     rng = np.random.default_rng(seed).spawn(9)
     messiness: dict[str, int] = {}
     plan = _plan(int(n), int(machines), rng[0], messiness)
-    shown = {m: _developed(plan.faults, m, rng[1 + i]) for i, m in enumerate(DEVELOPED)}
-    writes: list[tuple[Path, bytes]] = []
+    shown = {m: developed_faults(plan.faults, m, rng[1 + i]) for i, m in enumerate(DEVELOPED)}
     _vibration(root, plan, sig.synth_vibration(shown["vibration"], plan.rpm, rng[4]), rng[8], messiness)
-    writes += _sound(root, plan, sig.synth_sound(shown["sound"], plan.rpm, rng[5]), rng[5], messiness)
-    offsets, frames = _thermal(root, plan, shown["thermal"], rng[6], messiness)
-    writes += frames
+    clips = sig.synth_sound(shown["sound"], plan.rpm, rng[5])
+    recordings, index = sound_recordings(
+        root, clips, rng[5], messiness, t_s=plan.t_s, machine=plan.machine, names=plan.names
+    )
+    index.with_columns(_iso(pl.col("start"), "ms")).write_csv(root / "audio_index.csv")
+    offsets, frames = thermal_frames(
+        root, shown["thermal"], rng[6], messiness, t_s=plan.t_s, machine=plan.machine, names=plan.names
+    )
     _log(root, plan, rng[7], messiness)
     plan.register.select(
         _iso(pl.col("valid_from_s"), "s").alias("time"),
@@ -128,10 +137,7 @@ def generate_pumps_streams(
     pl.DataFrame({"t_s": plan.t_s, "machine": np.array(plan.names)[plan.machine], LABEL: plan.faults}).select(
         _iso(pl.col("t_s"), "s").alias("time"), "machine", LABEL
     ).write_csv(events_path)
-    for folder in ("audio", "thermal"):
-        (root / folder).mkdir(exist_ok=True)
-    with ThreadPoolExecutor(max_workers=8) as pool:  # file creation dominates; soundfile/PIL go via memory
-        list(pool.map(lambda item: item[0].write_bytes(item[1]), writes))
+    write_media(root, recordings + frames)
     config = pumps_streams_config(offsets, seed=seed)
     Config.from_dict(config, base_dir=root)  # the generator's own check that the config is complete
     config_path = root / "plait.yaml"
@@ -297,33 +303,10 @@ def _faults(attrs: pl.DataFrame, rng: np.random.Generator) -> NDArray[np.str_]:
     return np.array(CLASSES)[picks]
 
 
-def _developed(faults: NDArray[np.str_], modality: str, rng: np.random.Generator) -> NDArray[np.str_]:
-    """The fault each inspection shows in `modality`: its own where developed there, else "normal"."""
-    p = np.array([DEVELOPED[modality].get(str(f), 0.0) for f in faults])
-    return np.where(rng.random(len(faults)) < p, faults, "normal")
-
-
 def _iso(expr: pl.Expr, unit: str) -> pl.Expr:
     """Epoch seconds or milliseconds -> ISO 8601 UTC text with Z."""
     fmt = "%Y-%m-%dT%H:%M:%SZ" if unit == "s" else "%Y-%m-%dT%H:%M:%S%.3fZ"
     return pl.from_epoch(expr, time_unit="s" if unit == "s" else "ms").dt.strftime(fmt)
-
-
-def _stamp(t_ms: int, *, ms: bool) -> str:
-    """Compact UTC time for file names: 20260301T101502 (frames) or 20260301T101502.250 (recordings)."""
-    text = datetime.fromtimestamp(t_ms // 1000, tz=UTC).strftime("%Y%m%dT%H%M%S")
-    return f"{text}.{t_ms % 1000:03d}" if ms else text
-
-
-def _disjoint(n: int, rng: np.random.Generator, shares: dict[str, float]) -> dict[str, Ints]:
-    """Disjoint sets of inspections, one per defect, each max(1, round(share * n)) when n allows."""
-    order = rng.permutation(n)
-    out, used = {}, 0
-    for name, share in shares.items():
-        k = min(max(1, round(share * n)), n - used)
-        out[name] = np.sort(order[used : used + k])
-        used += k
-    return out
 
 
 # ----------------------------------------------------------------------------- vibration
@@ -337,9 +320,7 @@ def _vibration(
     offsets = (np.arange(steps) - VIB_PAD - VIB_STEPS) * VIB_STEP_MS  # the window ends at the anchor
     t = plan.t_s[:, None] * 1000 + offsets[None, :] + rng.integers(-1, 2, size=(n, steps))  # (n, 264) ms
     keep = np.ones((n, steps), dtype=bool)
-    sets = _disjoint(
-        n, rng, {"short": 0.04, "long": 0.015, "nan": 0.01, "dup": 0.01, "swap": 0.01, "jump": 0}
-    )
+    sets = disjoint(n, rng, {"short": 0.04, "long": 0.015, "nan": 0.01, "dup": 0.01, "swap": 0.01, "jump": 0})
     for i in sets["short"]:
         run = int(rng.integers(2, 7))  # <= 6 missing steps: gap <= 37 ms, bridged by max_gap_s 0.05
         start = int(rng.integers(VIB_PAD + 5, VIB_PAD + VIB_STEPS - run - 5))
@@ -415,85 +396,15 @@ def _clock_jump(
     )
 
 
-# ----------------------------------------------------------------------------- sound
-
-
-def _sound(
-    root: Path, plan: _Plan, clips: NDArray[np.int16], rng: np.random.Generator, messiness: dict[str, int]
-) -> list[tuple[Path, bytes]]:
-    """One recording per inspection around its 1 s clip ([anchor - 1 s, anchor)); some split in two,
-    some missing. The recording beyond the clip continues the sound by reflection (same spectrum)."""
-    n, per_ms = len(plan.t_s), sig.SOUND_RATE_HZ // 1000
-    sets = _disjoint(n, rng, {"missing": 0.01, "spanning": 0.03})
-    pre_ms = rng.integers(200, 3001, size=n)  # the recording starts this long before the clip
-    post_ms = rng.integers(50, 251, size=n)
-    cut_ms = rng.integers(100, 901, size=n)  # where a spanning clip rolls over to the next file
-    missing, spanning = set(sets["missing"].tolist()), set(sets["spanning"].tolist())
-    index: list[tuple[str, int, int]] = []  # file, start (epoch ms), machine index
-    files: list[tuple[Path, bytes]] = []
-    for i in range(n):
-        if i in missing:
-            continue
-        start_ms = int(plan.t_s[i]) * 1000 - 1000 - int(pre_ms[i])
-        audio = np.pad(clips[i], (pre_ms[i] * per_ms, post_ms[i] * per_ms), mode="reflect")
-        cuts = [0, (int(pre_ms[i]) + int(cut_ms[i])) * per_ms] if i in spanning else [0]
-        for a, b in zip(cuts, [*cuts[1:], audio.size], strict=True):
-            begin_ms = start_ms + a // per_ms
-            name = f"audio/{plan.names[plan.machine[i]]}_{_stamp(begin_ms, ms=True)}.wav"
-            wav = io.BytesIO()
-            sf.write(wav, audio[a:b], sig.SOUND_RATE_HZ, subtype="PCM_16", format="WAV")
-            files.append((root / name, wav.getvalue()))
-            index.append((name, begin_ms, int(plan.machine[i])))
-    pl.DataFrame(
-        {
-            "file": [f for f, _, _ in index],
-            "start": pl.Series([t for _, t, _ in index], dtype=pl.Int64),
-            "machine": [plan.names[j] for _, _, j in index],
-        }
-    ).with_columns(_iso(pl.col("start"), "ms")).write_csv(root / "audio_index.csv")
-    messiness.update(sound_missing=len(missing), sound_spanning=len(spanning))
-    return files
-
-
-# ----------------------------------------------------------------------------- thermal
-
-
-def _thermal(
-    root: Path, plan: _Plan, visible: NDArray[np.str_], rng: np.random.Generator, messiness: dict[str, int]
-) -> tuple[dict[str, float], list[tuple[Path, bytes]]]:
-    """Three frames 5 s apart per inspection, the middle one within 0.8 s of it and the only one
-    taken under load (it shows the fault); stamped to the second by a camera running fast."""
-    n = len(plan.t_s)
-    fast_s = np.round(rng.uniform(2.0, 8.0, len(plan.names)), 1)  # camera time = true time + fast_s
-    loaded = sig.synth_thermal(visible, rng)  # (n, 32, 32, 3)
-    idle = sig.synth_thermal(np.full(2 * n, "normal"), rng).reshape(n, 2, *loaded.shape[1:])
-    lost = set(_disjoint(n, rng, {"lost": 0.01})["lost"].tolist())
-    true_ms = plan.t_s * 1000 + rng.integers(-800, 801, size=n)
-    files: list[tuple[Path, bytes]] = []
-    for i in range(n):
-        machine = int(plan.machine[i])
-        for step, picture in ((-1, idle[i, 0]), (0, loaded[i]), (1, idle[i, 1])):
-            if step == 0 and i in lost:
-                continue
-            camera_ms = int(true_ms[i]) + step * THERMAL_EVERY_S * 1000 + round(fast_s[machine] * 1000)
-            png = io.BytesIO()
-            Image.fromarray(picture).save(png, format="PNG", compress_level=1)
-            name = f"{plan.names[machine]}_{_stamp(camera_ms, ms=False)}.png"  # to the second
-            files.append((root / "thermal" / name, png.getvalue()))
-    seen = sorted(set(plan.machine.tolist()))
-    messiness.update(thermal_missing=len(lost), thermal_clock_offsets=len(seen))
-    return {plan.names[j]: -float(fast_s[j]) for j in seen}, files
-
-
 # ----------------------------------------------------------------------------- log
 
 
 def _log(root: Path, plan: _Plan, rng: np.random.Generator, messiness: dict[str, int]) -> None:
     """The note of each inspection 1-30 min before it (~2 % never written), and routine lines."""
     n = len(plan.t_s)
-    notes = _notes(plan.faults, rng)
+    notes = technician_notes(plan.faults, rng)
     written = np.ones(n, dtype=bool)
-    written[_disjoint(n, rng, {"missing": 0.02})["missing"]] = False
+    written[disjoint(n, rng, {"missing": 0.02})["missing"]] = False
     note_t = plan.t_s - rng.integers(60, 1801, size=n)
     k = n // 2
     routine_t = rng.integers(int(plan.t_s.min()) - 86_400, int(plan.t_s.max()) + 1, size=k)

@@ -31,15 +31,13 @@ from plait.align.frames import (
     DURATION_S,
     FILE,
     KEY,
-    OBSERVED,
     SAMPLE_RATE,
     SEGMENT,
     T_US,
     US_PER_S,
     RuleContext,
     RuleOutput,
-    dt_col,
-    imputed_frac_col,
+    found_or_absent,
     seconds_to_us,
     status_col,
     us_to_seconds,
@@ -73,9 +71,7 @@ def align_audio(
     done = (pl.col("_how") == SPAN) & pl.col("_span_file").is_not_null()
     found = pl.col("_how").is_in([FULL, PARTIAL]) | done
     out = plan.select(
-        pl.when(found).then(pl.lit(OBSERVED)).otherwise(pl.lit(ABSENT)).alias(status_col(s)),
-        pl.when(found).then(0.0).otherwise(None).cast(pl.Float64).alias(imputed_frac_col(s)),
-        us_to_seconds(pl.when(found).then(pl.col("_dt"))).alias(dt_col(s)),
+        *found_or_absent(s, found, pl.col("_dt")),
         pl.when(done).then(pl.col("_span_file")).when(found).then(pl.col("_file")).cast(pl.Utf8).alias(s),
         pl.when(done)
         .then(0.0)

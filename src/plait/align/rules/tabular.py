@@ -14,18 +14,13 @@ from __future__ import annotations
 import polars as pl
 
 from plait.align.frames import (
-    ABSENT,
     ANCHOR,
     KEY,
-    OBSERVED,
     T_US,
     RuleContext,
     RuleOutput,
-    dt_col,
-    imputed_frac_col,
+    found_or_absent,
     seconds_to_us,
-    status_col,
-    us_to_seconds,
 )
 from plait.align.spec import StreamSpec
 
@@ -53,9 +48,7 @@ def align_tabular(
     if spec.tolerance_s > 0:
         found = found & (age <= seconds_to_us(spec.tolerance_s))
     out = joined.sort(ANCHOR).select(
-        pl.when(found).then(pl.lit(OBSERVED)).otherwise(pl.lit(ABSENT)).alias(status_col(s)),
-        pl.when(found).then(0.0).otherwise(None).cast(pl.Float64).alias(imputed_frac_col(s)),
-        us_to_seconds(pl.when(found).then(age)).alias(dt_col(s)),
+        *found_or_absent(s, found, age),
         # `otherwise(None)` keeps each attribute's own dtype (a null of that type).
         *(pl.when(found).then(pl.col(n)).otherwise(None).alias(n) for n in names),
     )

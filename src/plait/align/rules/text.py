@@ -18,19 +18,14 @@ from __future__ import annotations
 import polars as pl
 
 from plait.align.frames import (
-    ABSENT,
     ANCHOR,
     KEY,
-    OBSERVED,
     SEGMENT,
     T_US,
     RuleContext,
     RuleOutput,
-    dt_col,
-    imputed_frac_col,
+    found_or_absent,
     seconds_to_us,
-    status_col,
-    us_to_seconds,
 )
 from plait.align.spec import StreamSpec
 from plait.errors import ConfigError
@@ -51,9 +46,7 @@ def align_text(stream: pl.DataFrame, anchors: pl.DataFrame, spec: StreamSpec, ct
     joined = windows.join(used, on=ANCHOR, how="left").sort(ANCHOR)
     found = pl.col("_text").is_not_null()
     out = joined.select(
-        pl.when(found).then(pl.lit(OBSERVED)).otherwise(pl.lit(ABSENT)).alias(status_col(s)),
-        pl.when(found).then(0.0).otherwise(None).cast(pl.Float64).alias(imputed_frac_col(s)),
-        us_to_seconds(pl.when(found).then(pl.col(T_US) - pl.col(_TL))).alias(dt_col(s)),
+        *found_or_absent(s, found, pl.col(T_US) - pl.col(_TL)),
         pl.col("_text").cast(pl.Utf8).alias(s),
         pl.col("_n").fill_null(0).cast(pl.Int32).alias(f"{s}__lines"),
     )
