@@ -14,6 +14,7 @@ from plait import Predictor, load_bundle
 from plait.bundle import FILES
 from plait.config import Config
 from plait.errors import BundleError, DataError, ModelNotFoundError
+from plait.fusion import FUSIONS
 from plait.training.fit import train
 
 
@@ -130,7 +131,7 @@ def test_same_config_data_and_seed_give_same_metrics():
         assert torch.equal(a, b), k
 
 
-@pytest.mark.parametrize("fusion", ["concat", "late", "attention", "gated"])
+@pytest.mark.parametrize("fusion", FUSIONS.names())
 def test_every_fusion_trains_and_round_trips(fusion: str, tmp_path: Path):
     df = _tabular_table(120, seed=4)
     result = train(_tabular_config("cls", fusion=fusion, epochs=2), table=df, out=tmp_path / fusion)

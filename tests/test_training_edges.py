@@ -16,6 +16,7 @@ from plait.config import Config
 from plait.data.split import split_rows
 from plait.errors import DataError
 from plait.evaluation.evaluate import evaluate
+from plait.fusion import FUSIONS
 from plait.models.inference import only_fields, run_model, run_model_subsets
 from plait.training.fit import train
 
@@ -97,7 +98,7 @@ def test_predictor_with_config_keeps_its_media_root(tmp_path: Path):
     assert resolved.media_root() == tmp_path / "media"
 
 
-@pytest.mark.parametrize("fusion", ["concat", "late", "attention", "gated"])
+@pytest.mark.parametrize("fusion", FUSIONS.names())
 def test_encode_once_subsets_equal_full_reruns(fusion: str):
     trained = train(config("flag", fusion=fusion), table=table()).trained
     from plait.data.dataset import load_table
