@@ -13,15 +13,13 @@ probabilities per head.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from plait.errors import ConfigError
-from plait.fusion.base import check_fusion_args, check_positive, gather_present
+from plait.fusion.base import check_fusion_args, check_heads, check_positive, gather_present, masked_attention
 from plait.types import EncoderOutput, FusionOutput
 
 
@@ -46,10 +44,8 @@ class _Block(nn.Module):
         b, t, d = x.shape
         qkv = self.qkv(self.norm1(x)).reshape(b, t, 3, self.heads, d // self.heads)  # (B, T, 3, H, Dh)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)  # 3 × (B, H, T, Dh)
-        scores = q @ k.transpose(-2, -1) / math.sqrt(d // self.heads)  # (B, H, T, T)
-        scores = scores.masked_fill(~key_valid[:, None, None, :], float("-inf"))
-        probs = torch.softmax(scores, dim=-1)
-        ctx = (probs @ v).transpose(1, 2).reshape(b, t, d)  # (B, H, T, Dh) -> (B, T, D)
+        ctx, probs = masked_attention(q, k, v, key_valid)  # (B, H, T, Dh), (B, H, T, T)
+        ctx = ctx.transpose(1, 2).reshape(b, t, d)  # (B, H, T, Dh) -> (B, T, D)
         x = x + self.drop(self.out(ctx))
         x = x + self.drop(self.mlp(self.norm2(x)))
         return x, probs
@@ -72,11 +68,7 @@ class AttentionFusion(nn.Module):
         check_fusion_args("attention fusion", field_to_dim, output_dim, dropout)
         check_positive("attention fusion", "heads", heads)
         check_positive("attention fusion", "layers", layers)
-        if output_dim % heads != 0:
-            raise ConfigError(
-                f"attention fusion: output_dim ({output_dim}) must be divisible by heads ({heads}); "
-                "choose a number of heads that divides the model dimension (e.g. 1, 2 or 4)"
-            )
+        check_heads("attention fusion", output_dim, heads)
         self.field_order: tuple[str, ...] = tuple(field_to_dim)
         self.output_dim = output_dim
         self.proj = nn.ModuleList(nn.Linear(field_to_dim[f], output_dim) for f in self.field_order)

@@ -8,6 +8,7 @@ a sample may have any non-empty subset of its fields (and must not crash on an e
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import ClassVar, Protocol
 
@@ -92,3 +93,23 @@ def softmax_over_present(logits: Tensor, present: Tensor) -> Tensor:
     masked = logits.masked_fill(~present, torch.finfo(logits.dtype).min)
     weights = torch.softmax(masked, dim=-1) * present.to(logits.dtype)
     return weights / weights.sum(dim=-1, keepdim=True).clamp_min(torch.finfo(logits.dtype).tiny)
+
+
+def check_heads(fusion: str, output_dim: int, heads: int) -> None:
+    """Multi-head attention splits output_dim into `heads` equal parts."""
+    if output_dim % heads != 0:
+        raise ConfigError(
+            f"{fusion}: output_dim ({output_dim}) must be divisible by heads ({heads}); "
+            "choose a number of heads that divides the model dimension (e.g. 1, 2 or 4)"
+        )
+
+
+def masked_attention(q: Tensor, k: Tensor, v: Tensor, key_valid: Tensor) -> tuple[Tensor, Tensor]:
+    """Scaled dot-product attention over valid keys only.
+
+    q (B|1, H, T, Dh), k and v (B, H, S, Dh), key_valid BoolTensor[B, S] (every row needs ≥ 1 True:
+    a softmax over no key is NaN). Returns context (B, H, T, Dh) and probabilities (B, H, T, S).
+    """
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, H, T, S)
+    probs = torch.softmax(scores.masked_fill(~key_valid[:, None, None, :], float("-inf")), dim=-1)
+    return probs @ v, probs

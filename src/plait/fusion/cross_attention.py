@@ -21,7 +21,6 @@ number of fields: `max_pairs` caps it.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import ClassVar
 
@@ -29,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from plait.errors import ConfigError
-from plait.fusion.base import check_fusion_args, check_positive, gather_present
+from plait.fusion.base import check_fusion_args, check_heads, check_positive, gather_present, masked_attention
 from plait.modalities.base import masked_mean
 from plait.types import EncoderOutput, FusionOutput
 
@@ -61,11 +60,8 @@ class _CrossBlock(nn.Module):
         q = self.q(self.norm_q(x)).reshape(b, t, self.heads, dh).transpose(1, 2)  # (B, H, T, Dh)
         kv = self.kv(self.norm_kv(source)).reshape(b, s, 2, self.heads, dh)  # (B, S, 2, H, Dh)
         k, v = kv.permute(2, 0, 3, 1, 4)  # 2 × (B, H, S, Dh)
-        scores = q @ k.transpose(-2, -1) / math.sqrt(dh)  # (B, H, T, S)
-        scores = scores.masked_fill(~key_valid[:, None, None, :], float("-inf"))
-        ctx = (
-            (torch.softmax(scores, dim=-1) @ v).transpose(1, 2).reshape(b, t, d)
-        )  # (B, H, T, Dh) -> (B, T, D)
+        ctx, _ = masked_attention(q, k, v, key_valid)  # (B, H, T, Dh)
+        ctx = ctx.transpose(1, 2).reshape(b, t, d)  # (B, H, T, Dh) -> (B, T, D)
         x = x + self.drop(self.out(ctx))
         return x + self.drop(self.mlp(self.norm_mlp(x)))
 
@@ -109,11 +105,7 @@ class CrossAttentionFusion(nn.Module):
         check_positive(_NAME, "heads", heads)
         check_positive(_NAME, "layers", layers)
         check_positive(_NAME, "max_pairs", max_pairs)
-        if output_dim % heads != 0:
-            raise ConfigError(
-                f"{_NAME}: output_dim ({output_dim}) must be divisible by heads ({heads}); "
-                "choose a number of heads that divides the model dimension (e.g. 1, 2 or 4)"
-            )
+        check_heads(_NAME, output_dim, heads)
         m = len(field_to_dim)
         if m * (m - 1) > max_pairs:
             raise ConfigError(

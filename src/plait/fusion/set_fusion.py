@@ -11,15 +11,13 @@ weights [B, M] are the seed's attention over the fields, averaged over heads (0 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from plait.errors import ConfigError
-from plait.fusion.base import check_fusion_args, check_positive, gather_present
+from plait.fusion.base import check_fusion_args, check_heads, check_positive, gather_present, masked_attention
 from plait.types import EncoderOutput, FusionOutput
 
 _NAME = "set fusion"
@@ -36,11 +34,7 @@ class SetFusion(nn.Module):
         super().__init__()
         check_fusion_args(_NAME, field_to_dim, output_dim, dropout)
         check_positive(_NAME, "heads", heads)
-        if output_dim % heads != 0:
-            raise ConfigError(
-                f"{_NAME}: output_dim ({output_dim}) must be divisible by heads ({heads}); "
-                "choose a number of heads that divides the model dimension (e.g. 1, 2 or 4)"
-            )
+        check_heads(_NAME, output_dim, heads)
         self.field_order: tuple[str, ...] = tuple(field_to_dim)
         self.output_dim = output_dim
         self.heads = heads
@@ -83,11 +77,10 @@ class SetFusion(nn.Module):
         q = self.q(self.seed).reshape(1, self.heads, 1, dh)  # (D) -> (1, H, 1, Dh)
         kv = self.kv(self.norm_kv(fields)).reshape(b, m, 2, self.heads, dh)  # (B, M, 2, H, Dh)
         k, v = kv.permute(2, 0, 3, 1, 4)  # 2 × (B, H, M, Dh)
-        scores = q @ k.transpose(-2, -1) / math.sqrt(dh)  # (B, H, 1, M)
         # A row with no present field would softmax over nothing (NaN): unmask its first (zeroed)
         # field as a dummy key; forward discards the context and the weights of such rows.
         key_valid = mask.clone()
         key_valid[:, 0] |= ~mask.any(dim=1)
-        probs = torch.softmax(scores.masked_fill(~key_valid[:, None, None, :], float("-inf")), dim=-1)
-        ctx = (probs @ v).reshape(b, d)  # (B, H, 1, Dh) -> (B, D)
+        ctx, probs = masked_attention(q, k, v, key_valid)  # (B, H, 1, Dh), (B, H, 1, M)
+        ctx = ctx.reshape(b, d)  # (B, H, 1, Dh) -> (B, D)
         return ctx, probs.squeeze(2)
