@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import polars as pl
@@ -34,8 +33,3 @@ def fields_for(spec: StreamsSpec, table: pl.DataFrame) -> dict[str, dict[str, An
         else:
             fields[s.name] = {"kind": s.kind}
     return fields
-
-
-def merge_fields(derived: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
-    """Options the user wrote under `fields:` win over the derived ones, key by key."""
-    return {name: {**spec, **dict(given.get(name, {}))} for name, spec in derived.items()}

@@ -41,9 +41,3 @@ def regression_metrics(pred: Tensor, target: Tensor) -> dict[str, float]:
     if target.numel() >= 2:
         metrics["r2"] = float(r2_score(pred, target))
     return metrics
-
-
-def headline(metrics: dict[str, float]) -> tuple[str, float]:
-    """The metric people read first: accuracy, else RMSE."""
-    key = "accuracy" if "accuracy" in metrics else "rmse"
-    return key, metrics[key]
