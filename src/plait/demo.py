@@ -13,6 +13,7 @@ from typing import Any
 
 from plait.align.report import AlignmentReport
 from plait.config import Config
+from plait.datasets.pumps import DEMO_MODEL, DEMO_TRAIN, LABEL
 from plait.errors import ConfigError
 from plait.registry import unknown_name_message
 
@@ -47,17 +48,10 @@ def demo_config(
     return Config.from_dict(
         {
             "data": {"path": str(table_path.relative_to(base_dir))},
-            "task": {"label": "fault", "type": "classification"},
+            "task": {"label": LABEL, "type": "classification"},
             "fields": fields,
-            "model": {"fusion": fusion, "dim": 64, "hidden": 128},
-            "train": {
-                "epochs": 40,
-                "batch_size": 64,
-                "lr": 3e-3,
-                "modality_dropout": 0.25,
-                "patience": 8,
-                "seed": seed,
-            },
+            "model": {"fusion": fusion, **DEMO_MODEL},
+            "train": {**DEMO_TRAIN, "seed": seed},
             "output": "bundle",
         },
         base_dir=base_dir,

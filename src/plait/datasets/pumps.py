@@ -58,6 +58,15 @@ from plait.errors import ConfigError
 
 CLASSES: tuple[str, ...] = ("normal", "bearing_wear", "imbalance", "cavitation", "overheating", "seal_leak")
 LABEL = "fault"
+# The demo's model and training settings, shared by the table and the streams demo configs.
+DEMO_MODEL: dict[str, int] = {"dim": 64, "hidden": 128}
+DEMO_TRAIN: dict[str, float | int] = {
+    "epochs": 40,
+    "batch_size": 64,
+    "lr": 3e-3,
+    "modality_dropout": 0.25,
+    "patience": 8,
+}
 TABLE_NAME = "pumps.parquet"
 
 # P(signature developed | fault, modality); faults missing from a modality never show there.

@@ -62,16 +62,15 @@ from plait.datasets.pumps import (
     developed_faults,
     technician_notes,
 )
+from plait.datasets.pumps_streams_config import CATEGORICAL, NUMERIC, VIB_RATE_HZ, pumps_streams_config
 from plait.datasets.pumps_streams_media import disjoint, sound_recordings, thermal_frames, write_media
 from plait.errors import ConfigError
 
 START_S = int(datetime(2026, 3, 1, tzinfo=UTC).timestamp())  # first day of inspections
 REGISTERED_S = START_S - 60 * 86_400  # when the asset register was set up
 SLOT_S = 3 * 3600  # one inspection per machine per slot, so a machine's inspections are >= 2 h apart
-VIB_RATE_HZ, VIB_STEPS, VIB_PAD = 200, sig.VIBRATION_STEPS, 4  # 256 steps = 1.28 s; 4 steps either side
+VIB_STEPS, VIB_PAD = sig.VIBRATION_STEPS, 4  # 256 steps at VIB_RATE_HZ = 1.28 s; 4 steps either side
 VIB_STEP_MS = 1000 // VIB_RATE_HZ
-NUMERIC = ("power_kw", "age_years", "rated_rpm")
-CATEGORICAL = ("pump_model", "site")
 ROUTINE = (
     "shift handover", "area walkdown complete", "lighting fault reported in bay", "forklift parked by panel",
     "fire extinguisher checked", "spill kit restocked", "contractor on site", "drain cleared",
@@ -150,49 +149,6 @@ def generate_pumps_streams(
         config_path=config_path,
         messiness=dict(sorted(messiness.items())),
     )
-
-
-def pumps_streams_config(thermal_offsets_s: dict[str, float], *, seed: int = 0) -> dict[str, Any]:
-    """The plait config for the streams: align them, then train the demo's model on the samples."""
-    numeric, categorical = ([f"machines_{c}" for c in cols] for cols in (NUMERIC, CATEGORICAL))
-    sources = {
-        "vibration": {"kind": "timeseries", "path": "vibration.parquet", "time_format": "epoch_ms",
-                      "key": "machine", "columns": ["ax", "ay", "az"], "window_s": 1.28,
-                      "rate_hz": float(VIB_RATE_HZ), "tolerance_s": 0.01, "impute": "interpolate",
-                      "max_gap_s": 0.05, "duplicates": "mean"},
-        "sound": {"kind": "audio", "path": "audio_index.csv", "time": "start", "key": "machine",
-                  "file": "file", "duration_s": 1.0, "tolerance_s": 0.05},
-        "thermal": {"kind": "image", "path": "thermal", "key": "machine",
-                    "pattern": r"(?P<key>m\d+)_(?P<time>\d{8}T\d{6})\.png", "time_format": "%Y%m%dT%H%M%S",
-                    "timezone": "UTC", "offsets_s": dict(thermal_offsets_s), "mode": "nearest",
-                    "tolerance_s": 3.0},
-        "note": {"kind": "text", "path": "log.csv", "key": "machine", "columns": ["text"],
-                 "window_s": 3600.0},
-        "machines": {"kind": "tabular", "path": "machines.csv", "key": "machine",
-                     "columns": [*CATEGORICAL, *NUMERIC], "tolerance_s": 0.0},
-    }  # fmt: skip
-    fields = {
-        "vibration": {"kind": "timeseries", "channels": 3, "max_length": VIB_STEPS},
-        "sound": {"kind": "audio", "offset_column": "sound__offset_s", "duration_column": "sound__duration_s",
-                  "sample_rate": sig.SOUND_RATE_HZ, "max_seconds": 1.0, "n_mels": 32, "n_fft": 256,
-                  "hop_length": 128},
-        "thermal": {"kind": "image", "size": sig.THERMAL_SIZE},
-        "note": {"kind": "text", "max_tokens": 32, "vocab_size": 500},
-        "machines": {"kind": "tabular", "numeric": numeric, "categorical": categorical},
-    }  # fmt: skip
-    return {
-        "task": {"label": LABEL, "type": "classification"},
-        "streams": {
-            "anchors": {"path": "events.csv", "time": "time", "key": "machine", "label": LABEL},
-            "sources": sources,
-            "output": "samples.parquet",
-        },
-        "fields": fields,
-        "model": {"fusion": "gated", "dim": 64, "hidden": 128},
-        "train": {"epochs": 40, "batch_size": 64, "lr": 3e-3, "modality_dropout": 0.25, "patience": 8,
-                  "seed": seed},
-        "output": "bundle",
-    }  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- schedule and register
