@@ -30,7 +30,7 @@ from plait.models.fusion_model import FusionModel
 from plait.models.modality_dropout import drop_modalities
 from plait.objectives.supervised import classification_loss
 from plait.training.datamodule import TableDataModule
-from plait.training.module import PlaitModule
+from plait.training.module import PlaitModule, build_probes
 
 
 class EpochTimer(L.Callback):
@@ -51,6 +51,7 @@ def plait_epochs(
 ) -> list[float]:
     module = PlaitModule(
         model,
+        build_probes(model, model.head.output_dim),  # plait also trains a light probe per field
         task_type="classification",
         lr=3e-3,
         weight_decay=1e-4,

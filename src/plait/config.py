@@ -8,7 +8,7 @@ so each value is checked where it is used; this module checks the shape of the f
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from plait.types import KINDS
 
 TASK_TYPES = ("auto", "classification", "regression")
 PRECISIONS = ("32-true", "32", "bf16-mixed", "bf16-true", "16-mixed", "64-true")
+STAGE_KINDS = ("unimodal", "frozen", "end_to_end")
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,17 @@ class ModelSpec:
 
 
 @dataclass(frozen=True)
+class StageSpec:
+    """One step of staged training: `unimodal` trains each encoder on the task alone (through a
+    light head per field), `frozen` trains fusion and head with the encoders fixed, `end_to_end`
+    trains everything."""
+
+    kind: str
+    epochs: int
+    lr: float | None = None  # None: train.lr
+
+
+@dataclass(frozen=True)
 class TrainSpec:
     epochs: int = 40
     batch_size: int = 64
@@ -69,6 +81,14 @@ class TrainSpec:
     devices: int = 1
     strategy: str = "auto"
     progress: bool = True
+    stages: tuple[StageSpec, ...] = ()  # empty: one end_to_end stage of `epochs` at `lr`
+    aux_loss: float = 0.0  # weight of each field's own (unimodal) loss added to the fused loss
+    ogm_ge: float = 0.0  # OGM-GE modulation strength alpha; 0 = off, ~0.5-1 slows a dominant field
+
+    def stage_plan(self) -> tuple[StageSpec, ...]:
+        """The stages to run, with every lr filled in."""
+        stages = self.stages or (StageSpec(kind="end_to_end", epochs=self.epochs),)
+        return tuple(replace(s, lr=self.lr if s.lr is None else s.lr) for s in stages)
 
 
 @dataclass(frozen=True)
@@ -110,7 +130,7 @@ class Config:
         if self.fields:  # a streams config may leave them to be derived after alignment
             out["fields"] = {f.name: {"kind": f.kind, **dict(f.options)} for f in self.fields}
         out["model"] = {**asdict(self.model), "fusion_options": dict(self.model.fusion_options)}
-        out["train"] = asdict(self.train)
+        out["train"] = {**asdict(self.train), "stages": [asdict(s) for s in self.train.stages]}
         out["output"] = self.output
         if self.streams is not None:
             out["streams"] = streams_to_dict(self.streams)
@@ -133,6 +153,15 @@ class Config:
             else:
                 raw[section] = values
         return Config.from_dict(raw, base_dir=self.base_dir)
+
+    def with_fields(self, names: Sequence[str]) -> Config:
+        """The same config with only the fields `names`, in this config's order."""
+        unknown = [n for n in names if n not in self.field_names]
+        if unknown:
+            raise ConfigError(
+                f"fields {unknown}: not in this config; its fields are {', '.join(self.field_names)}"
+            )
+        return replace(self, fields=tuple(f for f in self.fields if f.name in names))
 
     @staticmethod
     def from_dict(raw: Mapping[str, Any], base_dir: Path | str = ".") -> Config:
@@ -181,7 +210,7 @@ def parse_config(raw: Mapping[str, Any], base_dir: Path) -> Config:
         task=_record(TaskSpec, raw["task"], "task"),
         fields=_fields(raw["fields"]) if "fields" in raw else (),  # streams only: derived after `plait align`
         model=_record(ModelSpec, raw.get("model"), "model"),
-        train=_record(TrainSpec, raw.get("train"), "train"),
+        train=_train(raw.get("train")),
         output=output,
         streams=streams,
         base_dir=base_dir,
@@ -211,6 +240,49 @@ def _record(cls: Any, raw: Any, path: str) -> Any:
         expected = type(getattr(defaults, key))
         values[key] = _coerce(value, expected, getattr(defaults, key), f"{path}.{key}")
     return replace(defaults, **values)
+
+
+def _train(raw: Any) -> TrainSpec:
+    if not isinstance(raw, Mapping) or "stages" not in raw:
+        spec: TrainSpec = _record(TrainSpec, raw, "train")
+        return spec
+    rest = {k: v for k, v in raw.items() if k != "stages"}
+    return replace(_record(TrainSpec, rest, "train"), stages=_stages(raw["stages"]))
+
+
+def _stages(raw: Any) -> tuple[StageSpec, ...]:
+    example = "e.g. `stages: [{kind: unimodal, epochs: 5}, {kind: end_to_end, epochs: 20, lr: 1e-3}]`"
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ConfigError(f"train.stages: expected a list of stages, {example}; got {raw!r}")
+    stages = []
+    for i, item in enumerate(raw):
+        path = f"train.stages[{i}]"
+        if not isinstance(item, Mapping):
+            raise ConfigError(f"{path}: expected a mapping with kind and epochs, {example}; got {item!r}")
+        _no_unknown_keys(item, ("kind", "epochs", "lr"), path)
+        for key in ("kind", "epochs"):
+            if key not in item:
+                raise ConfigError(f"{path}.{key}: missing; {example}")
+        kind = _coerce(item["kind"], str, "", f"{path}.kind")
+        if kind not in STAGE_KINDS:
+            raise ConfigError(f"{path}.kind: {unknown_name_message('stage kind', kind, list(STAGE_KINDS))}")
+        epochs = _coerce(item["epochs"], int, 0, f"{path}.epochs")
+        if epochs < 1:
+            raise ConfigError(f"{path}.epochs: expected an integer ≥ 1, got {epochs!r}")
+        lr = item.get("lr")
+        if lr is not None:
+            lr = _coerce(lr, float, 0.0, f"{path}.lr")
+            if not lr > 0:
+                raise ConfigError(f"{path}.lr: expected a positive number, got {lr!r}")
+        stages.append(StageSpec(kind=kind, epochs=epochs, lr=lr))
+    if stages and all(s.kind == "unimodal" for s in stages):
+        raise ConfigError(
+            "train.stages: only unimodal stages; add a frozen or end_to_end stage so the fusion and "
+            "the head are trained too"
+        )
+    return tuple(stages)
 
 
 def _coerce(value: Any, expected: type, default: Any, path: str) -> Any:
@@ -306,6 +378,8 @@ def _check_values(cfg: Config) -> None:
         ),
         ("train.patience", t.patience >= 1, t.patience, "an integer ≥ 1"),
         ("train.devices", t.devices >= 1, t.devices, "an integer ≥ 1"),
+        ("train.aux_loss", t.aux_loss >= 0, t.aux_loss, "a weight ≥ 0 (0 turns it off)"),
+        ("train.ogm_ge", t.ogm_ge >= 0, t.ogm_ge, "a strength ≥ 0 (0 turns it off)"),
         ("model.dim", cfg.model.dim >= 1, cfg.model.dim, "an integer ≥ 1"),
         ("model.hidden", cfg.model.hidden >= 1, cfg.model.hidden, "an integer ≥ 1"),
         ("model.dropout", 0.0 <= cfg.model.dropout < 1.0, cfg.model.dropout, "a probability in [0, 1)"),

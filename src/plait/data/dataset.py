@@ -105,6 +105,15 @@ class TensorTable:
     def __len__(self) -> int:
         return int(next(iter(self.present.values())).shape[0])
 
+    def select(self, fields: Sequence[str]) -> TensorTable:
+        """The same rows with only `fields` (no copy)."""
+        return TensorTable(
+            values={f: self.values[f] for f in fields},
+            present={f: self.present[f] for f in fields},
+            masks={f: self.masks[f] for f in fields if f in self.masks},
+            target=self.target,
+        )
+
     def batch(self, indices: Tensor | Sequence[int]) -> Batch:
         idx = torch.as_tensor(indices, dtype=torch.long)
         return Batch(

@@ -1,10 +1,10 @@
-"""Evaluate a trained model on a table: task metrics on all fields, and with each field alone
-(every other field marked absent through the presence mask — no retraining)."""
+"""Evaluate a trained model on a table: task metrics on all fields, with each field alone and
+with each field removed (fields marked absent through the presence mask — no retraining)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +28,15 @@ class Evaluation:
     single_field: dict[str, dict[str, float]]  # field → metrics with only that field present
     rows: int
     load_report: LoadReport | None = None
+    without_field: dict[str, dict[str, float]] = field(default_factory=dict)  # field → metrics without it
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"rows": self.rows, "metrics": self.metrics, "single_field": self.single_field}
+        out: dict[str, Any] = {
+            "rows": self.rows,
+            "metrics": self.metrics,
+            "single_field": self.single_field,
+            "without_field": self.without_field,
+        }
         if self.load_report is not None:
             out["load_report"] = self.load_report.to_json()
         return out
@@ -54,11 +60,19 @@ def evaluate_tensors(
         else torch.as_tensor(np.asarray(indices), dtype=torch.long)
     )
     target = tensors.target[idx]
-    subsets: dict[str, Sequence[str] | None] = {ALL: None, **{name: [name] for name in trained.modalities}}
+    names = list(trained.modalities)
+    subsets: dict[str, Sequence[str] | None] = {ALL: None}
+    subsets.update({f"only:{name}": [name] for name in names})
+    if len(names) > 1:
+        subsets.update({f"without:{name}": [n for n in names if n != name] for name in names})
     outputs = run_model_subsets(trained.model, tensors, idx, subsets)
-    metrics = {name: task_metrics(out.output, target, trained.task) for name, out in outputs.items()}
-    full = metrics.pop(ALL)
-    return Evaluation(metrics=full, single_field=metrics, rows=len(idx))
+    metrics = {key: task_metrics(out.output, target, trained.task) for key, out in outputs.items()}
+    return Evaluation(
+        metrics=metrics[ALL],
+        single_field={name: metrics[f"only:{name}"] for name in names},
+        rows=len(idx),
+        without_field={name: metrics[f"without:{name}"] for name in names if f"without:{name}" in metrics},
+    )
 
 
 def evaluate(
@@ -78,6 +92,4 @@ def evaluate(
     rows = np.flatnonzero(valid)
     tensors, report = load_table(df, trained.modalities, media_root, target=target)
     result = evaluate_tensors(trained, tensors, rows)
-    return Evaluation(
-        metrics=result.metrics, single_field=result.single_field, rows=len(rows), load_report=report
-    )
+    return replace(result, load_report=report)

@@ -33,6 +33,28 @@ class Fusion(Protocol):
         ...
 
 
+# Optional hooks. A fusion that needs data (not just gradients) implements one or more of these;
+# the trainer looks them up with `getattr` and calls them in this order:
+#
+#   prepare(pooled, present) -> None
+#       once, before the fusion starts training (after unimodal pretraining when train.stages has
+#       it), with the pooled encoder outputs of up to PREPARE_ROWS training rows:
+#       pooled[f] FloatTensor[N, D_f], present[f] BoolTensor[N]. Whatever it decides must live in
+#       buffers, so it round-trips through the bundle (hierarchical: the order fields join in).
+#
+#   trains_fields_alone: ClassVar[bool] = True  together with
+#   per_field_outputs(inputs) -> dict[str, Tensor[B, K]]
+#       the trainer adds each field's own supervised loss (over the rows where it is present) to
+#       the fused loss, so each per-field decision is good on its own (stacking).
+#
+#   fit_held_out(pooled, present, target, task_type) -> None
+#       once, after training, with the pooled outputs of the VALIDATION rows, their targets
+#       (class indices LongTensor[N], or standardised regression targets FloatTensor[N]) and
+#       task_type "classification" | "regression" (stacking: fits its meta-learner). Buffers again.
+
+PREPARE_ROWS = 2048
+
+
 # Helpers shared by every fusion here: argument checks, gathering pooled vectors under the
 # presence mask, softmax over present fields.
 

@@ -18,6 +18,21 @@ from plait.fusion.base import check_fusion_args, check_positive, gather_present,
 from plait.types import EncoderOutput, FusionOutput
 
 
+def decision_heads(
+    field_to_dim: Mapping[str, int], output_dim: int, hidden: int, dropout: float
+) -> nn.ModuleList:
+    """One small MLP per field, in field_to_dim's order: pooled [B, D_f] → decision [B, output_dim]."""
+    return nn.ModuleList(
+        nn.Sequential(
+            nn.Linear(dim, hidden),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, output_dim),
+        )
+        for dim in field_to_dim.values()
+    )
+
+
 class LateFusion(nn.Module):
     """`LateFusion(field_to_dim={"photo": 64, "note": 64}, output_dim=3, hidden=64)`.
 
@@ -36,15 +51,7 @@ class LateFusion(nn.Module):
         self.field_order: tuple[str, ...] = tuple(field_to_dim)
         self.output_dim = output_dim
         # ModuleList in field order: field names may hold characters a ModuleDict key may not.
-        self.heads = nn.ModuleList(
-            nn.Sequential(
-                nn.Linear(field_to_dim[f], hidden),
-                nn.GELU(),
-                nn.Dropout(dropout),
-                nn.Linear(hidden, output_dim),
-            )
-            for f in self.field_order
-        )
+        self.heads = decision_heads(field_to_dim, output_dim, hidden, dropout)
         self.weight_logits = nn.Parameter(torch.zeros(len(self.field_order)))
         self.fallback = nn.Parameter(torch.zeros(output_dim))  # the output when no field is present
 

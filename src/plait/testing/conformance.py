@@ -3,6 +3,15 @@
 
     from plait.testing.conformance import check_fusion
     check_fusion(MyFusion, heads=2)      # options are passed to the constructor
+
+A fusion with the optional hooks of plait.fusion.base (looked up with getattr, as the trainer does)
+is checked before and after them: `prepare(pooled, present)` gets random pooled outputs with some
+rows absent, then `fit_held_out(pooled, present, target, task_type)` gets random class targets
+(regression targets when output_dim is 1). Each hook must leave the tensors it is given unchanged
+and be deterministic (a second call on the same data leaves the same state); afterwards the whole
+mask contract (outputs, absent fields ignored, gradients) must still hold, and the state round-trip
+check covers what the hooks decided. A fusion with `trains_fields_alone = True` must have
+`per_field_outputs(inputs)` giving a finite [B, output_dim] per field.
 """
 
 from __future__ import annotations
@@ -123,6 +132,19 @@ def _check_layout(
     name = f"{cls.__name__} with fields {field_to_dim}"
     fusion = _build(cls, field_to_dim, output_dim, options, seed=0)
     patterns = torch.tensor(list(itertools.product([False, True], repeat=len(field_to_dim))))  # (2^M, M)
+    _check_mask_contract(fusion, field_to_dim, output_dim, patterns, name)
+    _check_per_field_outputs(fusion, field_to_dim, output_dim, patterns, name)
+    for hook in _HOOKS:
+        if callable(getattr(fusion, hook, None)):
+            _check_hook(fusion, hook, field_to_dim, output_dim, name)
+            # whatever the hook decided, the mask contract still holds
+            _check_mask_contract(fusion, field_to_dim, output_dim, patterns, f"{name} after {hook}")
+    _check_state_round_trip(cls, fusion, field_to_dim, output_dim, options, patterns, name)
+
+
+def _check_mask_contract(
+    fusion: Any, field_to_dim: dict[str, int], output_dim: int, patterns: Tensor, name: str
+) -> None:
     for training in (True, False):
         fusion.train(training)
         inputs, present = _make_inputs(field_to_dim, patterns, seed=1)
@@ -138,7 +160,92 @@ def _check_layout(
     fusion.eval()
     _check_gradients(fusion, field_to_dim, patterns, name)
     _check_absent_ignored(fusion, field_to_dim, patterns, name)
-    _check_state_round_trip(cls, fusion, field_to_dim, output_dim, options, patterns, name)
+
+
+# ---------------------------------------------------------------- optional hooks
+
+_HOOKS = ("prepare", "fit_held_out")  # in the order the trainer calls them
+_HOOK_ROWS = 40
+
+
+def _hook_data(field_to_dim: Mapping[str, int], seed: int) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """Pooled outputs [N, D_f] (zero where absent) and presence [N] per field, about a third absent;
+    the first row has every field, the second none."""
+    gen = torch.Generator().manual_seed(seed)
+    present = torch.rand(_HOOK_ROWS, len(field_to_dim), generator=gen) < 0.65  # (N, M)
+    present[0], present[1] = True, False
+    pooled = {
+        f: torch.randn(_HOOK_ROWS, dim, generator=gen) * present[:, i : i + 1]
+        for i, (f, dim) in enumerate(field_to_dim.items())
+    }
+    return pooled, {f: present[:, i].clone() for i, f in enumerate(field_to_dim)}
+
+
+def _hook_args(hook: str, field_to_dim: Mapping[str, int], output_dim: int) -> tuple[Any, ...]:
+    pooled, present = _hook_data(field_to_dim, seed=11 if hook == "prepare" else 12)
+    if hook == "prepare":
+        return pooled, present
+    gen = torch.Generator().manual_seed(13)
+    if output_dim > 1:
+        return pooled, present, torch.randint(0, output_dim, (_HOOK_ROWS,), generator=gen), "classification"
+    return pooled, present, torch.randn(_HOOK_ROWS, generator=gen), "regression"
+
+
+def _check_hook(fusion: Any, hook: str, field_to_dim: dict[str, int], output_dim: int, name: str) -> None:
+    """Call the hook twice on the same random data, in train mode (the trainer may call it so)."""
+    args = _hook_args(hook, field_to_dim, output_dim)
+    given = _tensors(args)
+    kept = [t.clone() for t in given]
+    fusion.train()
+    getattr(fusion, hook)(*args)
+    _require(
+        all(torch.equal(a, b) for a, b in zip(given, kept, strict=True)),
+        f"{name}: {hook} modified the tensors it was given; work on copies",
+    )
+    first = {k: v.clone() for k, v in fusion.state_dict().items()}
+    getattr(fusion, hook)(*args)
+    second = fusion.state_dict()
+    changed = [k for k, v in first.items() if not torch.equal(v, second[k])]
+    _require(
+        not changed,
+        f"{name}: calling {hook} twice on the same data left different state in {changed}; "
+        "a hook must be deterministic (no dropout, no unseeded randomness)",
+    )
+
+
+def _tensors(args: tuple[Any, ...]) -> list[Tensor]:
+    found: list[Tensor] = []
+    for arg in args:
+        if isinstance(arg, Tensor):
+            found.append(arg)
+        elif isinstance(arg, Mapping):
+            found.extend(v for v in arg.values() if isinstance(v, Tensor))
+    return found
+
+
+def _check_per_field_outputs(
+    fusion: Any, field_to_dim: dict[str, int], output_dim: int, patterns: Tensor, name: str
+) -> None:
+    if not getattr(type(fusion), "trains_fields_alone", False):
+        return
+    per_field = getattr(fusion, "per_field_outputs", None)
+    if not callable(per_field):  # not _require: mypy narrows the type on a plain raise
+        raise AssertionError(
+            f"{name}: trains_fields_alone is True but has no per_field_outputs(inputs) method"
+        )
+    inputs, _ = _make_inputs(field_to_dim, patterns, seed=9)
+    with torch.no_grad():
+        outputs = per_field(inputs)
+    _require(
+        isinstance(outputs, Mapping) and set(outputs) == set(field_to_dim),
+        f"{name}: per_field_outputs must return a dict with one entry per field {list(field_to_dim)}",
+    )
+    for f, out in outputs.items():
+        _require(
+            isinstance(out, Tensor) and tuple(out.shape) == (patterns.shape[0], output_dim),
+            f"{name}: per_field_outputs['{f}'] must have shape {(patterns.shape[0], output_dim)}",
+        )
+        _require(bool(torch.isfinite(out).all()), f"{name}: per_field_outputs['{f}'] holds NaN or inf")
 
 
 def _check_gradients(fusion: Any, field_to_dim: dict[str, int], patterns: Tensor, name: str) -> None:

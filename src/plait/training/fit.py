@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -26,12 +26,15 @@ from plait.data.table import LabelInfo, check_columns, infer_task_type, prepare_
 from plait.errors import ConfigError, DataError
 from plait.evaluation.evaluate import evaluate_tensors
 from plait.modalities.base import ROW_COLUMN, Modality
-from plait.provenance.fingerprint import fingerprint_files
+from plait.models.fusion_hooks import fit_fusion_held_out, prepare_fusion
+from plait.models.fusion_model import FusionModel
+from plait.provenance.fingerprint import FilesFingerprint, fingerprint_files
 from plait.provenance.record import collect_provenance
 from plait.registry import suggest
+from plait.training.balance import balance_report
 from plait.training.callbacks import BestWeights
 from plait.training.datamodule import TableDataModule
-from plait.training.module import PlaitModule
+from plait.training.module import PlaitModule, build_probes
 
 Say = Callable[[str], None]
 
@@ -45,6 +48,24 @@ class TrainResult:
     bundle_path: Path | None
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """Everything training needs that does not depend on the model: the table read, checked,
+    split, preprocessing fitted on the training rows and every row loaded as tensors once.
+    `plait compare` trains many models from one."""
+
+    config: Config  # with fields derived from the streams when the config left them out
+    table: pl.DataFrame
+    source: str  # the table's path, or "<table>"
+    modalities: dict[str, Modality]  # fitted on the training rows
+    tensors: TensorTable
+    load_report: LoadReport
+    split: Split
+    task: TaskInfo
+    media: FilesFingerprint | None  # fingerprints of every media file, for provenance
+    seconds: float
+
+
 def train(
     config: Config,
     *,
@@ -53,6 +74,11 @@ def train(
     say: Say | None = None,
 ) -> TrainResult:
     """Train the model `config` describes; write a bundle to `out` when given."""
+    return fit_prepared(prepare(config, table=table, say=say), out=out, say=say)
+
+
+def prepare(config: Config, *, table: pl.DataFrame | None = None, say: Say | None = None) -> Prepared:
+    """Read, check and split the table, fit preprocessing on the training rows, load every row."""
     start = time.perf_counter()
     tell: Say = say or (lambda _msg: None)
     source = str(config.table_path()) if table is None else "<table>"
@@ -105,36 +131,92 @@ def train(
     tensors, report = load_table(df, modalities, root, target=target, progress=config.train.progress)
     for line in report.lines():
         tell(line)
+    media = _media_paths(df, modalities, root)
+    return Prepared(
+        config=config,
+        table=df,
+        source=source,
+        modalities=modalities,
+        tensors=tensors,
+        load_report=report,
+        split=split,
+        task=task,
+        media=fingerprint_files(media, root) if media else None,
+        seconds=time.perf_counter() - start,
+    )
 
+
+def fit_prepared(
+    prepared: Prepared,
+    *,
+    config: Config | None = None,
+    fields: Sequence[str] | None = None,
+    out: Path | str | None = None,
+    say: Say | None = None,
+) -> TrainResult:
+    """Train one model on prepared data. `config` may change the model and training sections
+    (not the data, task or fields); `fields` trains on a subset of the fields (unimodal baselines)."""
+    start = time.perf_counter()
+    tell: Say = say or (lambda _msg: None)
+    config = prepared.config if config is None else config
+    modalities = prepared.modalities
+    tensors = prepared.tensors
+    if fields is not None:
+        unknown = [f for f in fields if f not in modalities]
+        if unknown or not fields:
+            raise ConfigError(
+                f"fields {list(fields)}: expected a non-empty subset of {list(modalities)}; "
+                f"unknown: {unknown}"
+            )
+        config = config.with_fields(fields)
+        modalities = {f: modalities[f] for f in fields}
+        tensors = tensors.select(list(fields))
+    split, task = prepared.split, prepared.task
+    L.seed_everything(config.train.seed, workers=True, verbose=False)
     torch.manual_seed(config.train.seed)
     model = build_model(config, modalities, task.n_outputs)
-    best, history_seconds = _fit(config, model, task, tensors, split)
+    fitted = _fit(config, model, task, tensors, split, tell)
     trained_model = TrainedModel(config=config, task=task, modalities=modalities, model=model)
     held_out, held_out_rows = _held_out(split)
     if held_out == "train":
         tell("no validation or test rows: the metrics below are on the TRAINING rows and say little")
     evaluation = evaluate_tensors(trained_model, tensors, held_out_rows)
+    balance = balance_report(
+        model,
+        fitted.probes,
+        tensors,
+        held_out=held_out_rows,
+        train_rows=split.train,
+        task_type=task.type,
+        share_history=fitted.shares,
+        evaluation=evaluation,
+        mitigation={"aux_loss": config.train.aux_loss, "ogm_ge": config.train.ogm_ge},
+    )
+    for warning in balance.warnings:
+        tell(f"warning: {warning}")
     metrics: dict[str, Any] = {
         "split": held_out,
         "metrics": evaluation.metrics,
         "single_field": evaluation.single_field,
-        "load_report": report.to_json(),
+        "without_field": evaluation.without_field,
+        "balance": balance.to_json(),
+        "load_report": prepared.load_report.to_json(),
         "training": {
-            "best_epoch": best.best_epoch,
-            "epochs_run": len(best.history),
-            "best_val_loss": best.best_score,
-            "seconds": round(history_seconds, 3),
-            "history": best.history,
+            "best_epoch": fitted.stages[-1]["best_epoch"],
+            "epochs_run": len(fitted.history),
+            "best_val_loss": fitted.stages[-1]["best_val_loss"],
+            "seconds": round(fitted.seconds, 3),
+            "stages": fitted.stages,
+            "history": fitted.history,
         },
     }
-    media = _media_paths(df, modalities, root)
     provenance = collect_provenance(
         config_text=config.to_yaml(),
-        table=df,
-        table_path=source,
+        table=prepared.table,
+        table_path=prepared.source,
         seed=config.train.seed,
         split_sizes=split.sizes(),
-        media=fingerprint_files(media, root) if media else None,
+        media=prepared.media,
     ).to_json()
     trained = TrainedModel(
         config=config,
@@ -150,9 +232,9 @@ def train(
         trained = replace(trained, model_id=bundle_content_id(bundle_path))
     return TrainResult(
         trained=trained,
-        load_report=report,
+        load_report=prepared.load_report,
         split=split,
-        seconds=time.perf_counter() - start,
+        seconds=prepared.seconds + time.perf_counter() - start,
         bundle_path=bundle_path,
     )
 
@@ -189,44 +271,94 @@ def _standardised(target: np.ndarray, task: TaskInfo) -> np.ndarray:
     return ((target - task.target_mean) / task.target_std).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class _Fitted:
+    probes: torch.nn.ModuleDict
+    history: list[dict[str, Any]]
+    stages: list[dict[str, Any]]
+    shares: list[dict[str, float]]  # per epoch that trained the encoders through the fusion
+    seconds: float
+
+
 def _fit(
-    config: Config, model: torch.nn.Module, task: TaskInfo, tensors: TensorTable, split: Split
-) -> tuple[BestWeights, float]:
+    config: Config, model: FusionModel, task: TaskInfo, tensors: TensorTable, split: Split, tell: Say
+) -> _Fitted:
+    """Run the stages in order (train.stages, or one end_to_end stage), each its own Lightning fit
+    with early stopping and its best weights restored; then the fusion's held-out hook."""
     t = config.train
-    module = PlaitModule(
-        model,  # type: ignore[arg-type]
-        task_type=task.type,
-        lr=t.lr,
-        weight_decay=t.weight_decay,
-        modality_dropout=t.modality_dropout,
-        max_epochs=t.epochs,
-        seed=t.seed,
-    )
+    plan = t.stage_plan()
+    probes = build_probes(model, task.n_outputs)
     val = split.val if len(split.val) else split.train
-    data = TableDataModule(tensors, train=split.train, val=val, batch_size=t.batch_size, seed=t.seed)
-    best = BestWeights()
-    callbacks: list[L.Callback] = [best, EarlyStopping(monitor="val_loss", patience=t.patience, mode="min")]
-    if t.progress:
-        callbacks.append(RichProgressBar(leave=False))
+    history: list[dict[str, Any]] = []
+    stages: list[dict[str, Any]] = []
+    shares: list[dict[str, float]] = []
+    fusion_prepared = False
     start = time.perf_counter()
-    with _quiet_lightning():
-        trainer = L.Trainer(
-            max_epochs=t.epochs,
-            accelerator=t.accelerator,
-            devices=t.devices,
-            strategy=t.strategy,
-            precision=t.precision,  # type: ignore[arg-type]
-            callbacks=callbacks,
-            logger=False,
-            enable_checkpointing=False,
-            enable_model_summary=False,
-            enable_progress_bar=t.progress,
-            num_sanity_val_steps=0,
-            deterministic=True,
-            log_every_n_steps=1,
+    for number, stage in enumerate(plan, start=1):
+        assert stage.lr is not None  # stage_plan fills it in
+        if len(plan) > 1:
+            tell(f"stage {number}/{len(plan)}: {stage.kind}, {stage.epochs} epochs at lr {stage.lr:g}")
+        if stage.kind != "unimodal" and not fusion_prepared:
+            prepare_fusion(model, tensors, split.train, seed=t.seed)
+            fusion_prepared = True
+        module = PlaitModule(
+            model,
+            probes,
+            task_type=task.type,
+            lr=stage.lr,
+            weight_decay=t.weight_decay,
+            modality_dropout=t.modality_dropout if stage.kind != "unimodal" else 0.0,
+            max_epochs=stage.epochs,
+            seed=t.seed + number - 1,
+            stage=stage.kind,
+            aux_loss=t.aux_loss,
+            ogm_ge=t.ogm_ge,
         )
-        trainer.fit(module, datamodule=data)
-    return best, time.perf_counter() - start
+        data = TableDataModule(tensors, train=split.train, val=val, batch_size=t.batch_size, seed=t.seed)
+        best = BestWeights()
+        callbacks: list[L.Callback] = [
+            best,
+            EarlyStopping(monitor="val_loss", patience=t.patience, mode="min"),
+        ]
+        if t.progress:
+            callbacks.append(RichProgressBar(leave=False))
+        with _quiet_lightning():
+            trainer = L.Trainer(
+                max_epochs=stage.epochs,
+                accelerator=t.accelerator,
+                devices=t.devices,
+                strategy=t.strategy,
+                precision=t.precision,  # type: ignore[arg-type]
+                callbacks=callbacks,
+                logger=False,
+                enable_checkpointing=False,
+                enable_model_summary=False,
+                enable_progress_bar=t.progress,
+                num_sanity_val_steps=0,
+                deterministic=True,
+                log_every_n_steps=1,
+            )
+            trainer.fit(module, datamodule=data)
+        history.extend({"stage": stage.kind, **row} for row in best.history)
+        shares.extend(module.share_history)
+        stages.append(
+            {
+                "kind": stage.kind,
+                "epochs": stage.epochs,
+                "lr": stage.lr,
+                "epochs_run": len(best.history),
+                "best_epoch": best.best_epoch,
+                "best_val_loss": best.best_score,
+            }
+        )
+    model.requires_grad_(True)
+    model.to("cpu")
+    probes.to("cpu")
+    if fit_fusion_held_out(model, tensors, val, task.type) and not len(split.val):
+        tell("the fusion's meta-learner was fitted on the TRAINING rows: there are no validation rows")
+    return _Fitted(
+        probes=probes, history=history, stages=stages, shares=shares, seconds=time.perf_counter() - start
+    )
 
 
 class _quiet_lightning:

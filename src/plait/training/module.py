@@ -1,24 +1,48 @@
-"""A thin LightningModule around the plain FusionModel: losses, modality dropout, optimiser."""
+"""A thin LightningModule around the plain FusionModel: losses, modality dropout, stages, balance.
+
+Besides the model it holds one light head per field (`probes`, Linear on the field's pooled
+embedding). They measure each field's own skill and, when asked, train the encoders too:
+- stage `unimodal`: each encoder learns the task alone through its probe; fusion and head wait;
+- stage `frozen`: the encoders are fixed; fusion, head and probes learn;
+- stage `end_to_end`: everything learns. With `aux_loss` > 0 the probes' losses reach the encoders
+  (unimodal auxiliary losses); otherwise the probes see detached embeddings and only measure.
+`ogm_ge` > 0 turns on OGM-GE gradient modulation of the encoders (plait.objectives.balance).
+The probes are training instruments: they are not part of the model and not saved in the bundle.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import lightning as L
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from plait.evaluation.metrics import classification_metrics
+from plait.evaluation.metrics import classification_metrics, regression_metrics
 from plait.models.fusion_model import FusionModel
 from plait.models.modality_dropout import drop_modalities
+from plait.objectives.balance import modulate_gradients, ogm_coefficients, target_scores, unimodal_losses
 from plait.objectives.supervised import classification_loss, regression_loss
-from plait.types import Batch
+from plait.types import Batch, EncoderOutput
+
+
+def build_probes(model: FusionModel, n_outputs: int) -> nn.ModuleDict:
+    """One Linear(D_f → K) per field, on the field's pooled embedding."""
+    return nn.ModuleDict({f: nn.Linear(_output_dim(enc), n_outputs) for f, enc in model.encoders.items()})
+
+
+def _output_dim(encoder: nn.Module) -> int:
+    dim = encoder.output_dim
+    assert isinstance(dim, int)  # the encoder contract: output_dim is the pooled width
+    return dim
 
 
 class PlaitModule(L.LightningModule):
     def __init__(
         self,
         model: FusionModel,
+        probes: nn.ModuleDict,
         *,
         task_type: str,
         lr: float,
@@ -26,29 +50,107 @@ class PlaitModule(L.LightningModule):
         modality_dropout: float,
         max_epochs: int,
         seed: int,
+        stage: str = "end_to_end",
+        aux_loss: float = 0.0,
+        ogm_ge: float = 0.0,
     ) -> None:
         super().__init__()
         self.model = model
+        self.probes = probes
         self.task_type = task_type
         self.lr = lr
         self.weight_decay = weight_decay
         self.modality_dropout = modality_dropout
         self.max_epochs = max_epochs
         self.seed = seed
+        self.stage = stage
+        self.aux_loss = aux_loss
+        self.ogm_ge = ogm_ge
+        self.share_history: list[dict[str, float]] = []  # per epoch: field → gradient share
+        self._grad_norms: dict[str, float] = {}
+        self._ogm: dict[str, float] = {}
         self._dropout_rng: torch.Generator | None = None
         self._val_outputs: list[tuple[Tensor, Tensor]] = []
+        self._val_probes: list[tuple[dict[str, Tensor], dict[str, Tensor], Tensor]] = []
+        self._set_trainable()
+
+    # ---------------------------------------------------------------- stage set-up
+
+    def _set_trainable(self) -> None:
+        train_encoders = self.stage != "frozen"
+        train_fusion = self.stage != "unimodal"
+        self.model.encoders.requires_grad_(train_encoders)
+        self.model.fusion.requires_grad_(train_fusion)
+        self.model.head.requires_grad_(train_fusion)
+        self.probes.requires_grad_(True)
 
     def on_fit_start(self) -> None:
         # one stream per process so DDP ranks drop different fields, reproducibly
         self._dropout_rng = torch.Generator().manual_seed(self.seed * 1000 + self.global_rank)
 
+    def on_train_epoch_start(self) -> None:
+        if self.stage == "frozen":  # fixed encoders: no dropout noise inside them either
+            self.model.encoders.eval()
+        self._grad_norms = {}
+
     def transfer_batch_to_device(self, batch: Batch, device: torch.device, dataloader_idx: int) -> Batch:
         return batch.to(device)
+
+    # ---------------------------------------------------------------- losses
 
     def _loss(self, output: Tensor, target: Tensor) -> Tensor:
         if self.task_type == "classification":
             return classification_loss(output, target)
         return regression_loss(output, target)
+
+    def _probe_outputs(self, encoded: Mapping[str, EncoderOutput], detach: bool) -> dict[str, Tensor]:
+        return {
+            f: self.probes[f](out.pooled.detach() if detach else out.pooled) for f, out in encoded.items()
+        }
+
+    def _tap(self, encoded: Mapping[str, EncoderOutput]) -> dict[str, EncoderOutput]:
+        """The fusion's inputs as fresh autograd nodes, hooked to add up each field's gradient norm
+        (only what flows back through the fusion, not through the probes)."""
+        tapped: dict[str, EncoderOutput] = {}
+        for field, out in encoded.items():
+            tokens, pooled = out.tokens.view_as(out.tokens), out.pooled.view_as(out.pooled)
+            for t in (tokens, pooled):
+                if t.requires_grad:
+                    t.register_hook(lambda g, f=field: self._add_grad_norm(f, g))
+            tapped[field] = EncoderOutput(tokens=tokens, pooled=pooled, token_mask=out.token_mask)
+        return tapped
+
+    def _add_grad_norm(self, field: str, grad: Tensor) -> None:
+        self._grad_norms[field] = self._grad_norms.get(field, 0.0) + float(grad.detach().float().norm())
+
+    def _step_losses(self, batch: Batch) -> tuple[Tensor, Tensor, dict[str, Tensor], Tensor | None]:
+        """(total loss, task loss, probe outputs, model output or None) for one batch, in the
+        current stage."""
+        assert batch.target is not None  # internal invariant: training batches carry targets
+        encoded = self.model.encode(batch)
+        if self.stage == "unimodal":
+            probe_out = self._probe_outputs(encoded, detach=False)
+            losses = unimodal_losses(probe_out, batch.present, batch.target, self.task_type)
+            loss = torch.stack(list(losses.values())).mean()
+            return loss, loss, probe_out, None
+        fusion = self.model.fusion
+        inputs = self._tap(encoded) if self.training else encoded
+        fused = self.model.fuse(inputs, batch.present)
+        output = self.model.head(fused.fused)  # (B, D) -> (B, K)
+        task_loss = self._loss(output, batch.target)
+        total = task_loss
+        if getattr(fusion, "trains_fields_alone", False):
+            per_field = fusion.per_field_outputs  # comes with trains_fields_alone
+            assert callable(per_field)
+            own = unimodal_losses(per_field(inputs), batch.present, batch.target, self.task_type)
+            total = total + torch.stack(list(own.values())).mean()
+        aux = self.aux_loss > 0 and self.stage == "end_to_end"
+        probe_out = self._probe_outputs(encoded, detach=not aux)
+        probe_losses = unimodal_losses(probe_out, batch.present, batch.target, self.task_type)
+        total = total + (self.aux_loss if aux else 1.0) * torch.stack(list(probe_losses.values())).mean()
+        return total, task_loss, probe_out, output
+
+    # ---------------------------------------------------------------- steps
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         if self.modality_dropout > 0:
@@ -56,38 +158,80 @@ class PlaitModule(L.LightningModule):
                 {k: v.cpu() for k, v in batch.present.items()}, self.modality_dropout, self._dropout_rng
             )
             batch = batch.with_present({k: v.to(self.device) for k, v in present.items()})
-        out = self.model(batch)
-        assert batch.target is not None  # internal invariant: training batches carry targets
-        loss = self._loss(out.output, batch.target)
-        self.log("train_loss", loss, prog_bar=True, batch_size=batch.size, on_step=False, on_epoch=True)
-        return loss
+        total, task_loss, probe_out, _ = self._step_losses(batch)
+        if self.ogm_ge > 0 and self.stage == "end_to_end":
+            assert batch.target is not None
+            scores = target_scores(probe_out, batch.present, batch.target, self.task_type)
+            self._ogm = ogm_coefficients(scores, self.ogm_ge)
+        self.log("train_loss", task_loss, prog_bar=True, batch_size=batch.size, on_step=False, on_epoch=True)
+        return total
+
+    def on_after_backward(self) -> None:
+        for field, coefficient in self._ogm.items():
+            if coefficient < 1.0:
+                modulate_gradients(list(self.model.encoders[field].parameters()), coefficient, noise=True)
+        self._ogm = {}
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        out = self.model(batch)
+        _, task_loss, probe_out, output = self._step_losses(batch)
         assert batch.target is not None
-        loss = self._loss(out.output, batch.target)
         self.log(
             "val_loss",
-            loss,
+            task_loss,
             prog_bar=True,
             batch_size=batch.size,
             on_step=False,
             on_epoch=True,
             sync_dist=True,
         )
-        if self.task_type == "classification":
-            self._val_outputs.append((out.output.detach().float().cpu(), batch.target.cpu()))
+        detached = {f: o.detach().float().cpu() for f, o in probe_out.items()}
+        present = {f: batch.present[f].cpu() for f in probe_out}
+        self._val_probes.append((detached, present, batch.target.cpu()))
+        if self.task_type == "classification" and output is not None:
+            self._val_outputs.append((output.detach().float().cpu(), batch.target.cpu()))
 
     def on_validation_epoch_end(self) -> None:
+        # Lightning validates before on_train_epoch_end: record this epoch's gradient shares here
+        total = sum(self._grad_norms.values())
+        if total > 0 and not self.trainer.sanity_checking:
+            shares = {f: v / total for f, v in self._grad_norms.items()}
+            self.share_history.append(shares)
+            for field, share in shares.items():
+                self.log(f"share_{field}", share)
         if self._val_outputs:
             logits = torch.cat([o for o, _ in self._val_outputs])
             target = torch.cat([t for _, t in self._val_outputs])
             self.log("val_accuracy", classification_metrics(logits, target)["accuracy"], prog_bar=True)
+        for field, skill in probe_skill(self._val_probes, self.task_type).items():
+            self.log(f"own_{field}", skill)
         self._val_outputs.clear()
+        self._val_probes.clear()
 
     def configure_optimizers(self) -> Any:
-        optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        params = [p for p in self.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
             optimizer, T_max=self.max_epochs, eta_min=self.lr * 0.05
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+
+def probe_skill(
+    parts: list[tuple[dict[str, Tensor], dict[str, Tensor], Tensor]], task_type: str
+) -> dict[str, float]:
+    """Each field's own accuracy (classification) or R² (regression) over the rows where it is
+    present, from batches of (probe outputs, presence, target)."""
+    if not parts:
+        return {}
+    skill: dict[str, float] = {}
+    for field in parts[0][0]:
+        out = torch.cat([p[0][field] for p in parts])
+        rows = torch.cat([p[1][field] for p in parts]).bool()
+        target = torch.cat([p[2] for p in parts])
+        if int(rows.sum()) < 2:
+            continue
+        if task_type == "classification":
+            skill[field] = classification_metrics(out[rows], target[rows])["accuracy"]
+        else:
+            skill[field] = regression_metrics(out[rows], target[rows]).get("r2", 0.0)
+    return skill

@@ -1,0 +1,143 @@
+"""Modality balance: the pure pieces (own losses, OGM-GE coefficients, shares, warnings) and the
+warning firing on a constructed collapse — a field that leaks the label."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+from torch import nn
+
+from plait.config import Config
+from plait.evaluation.balance import dominance_warnings, mean_shares, reliance_shares
+from plait.objectives.balance import (
+    modulate_gradients,
+    ogm_coefficients,
+    target_scores,
+    unimodal_losses,
+)
+from plait.training.fit import fit_prepared, prepare
+
+
+def test_unimodal_losses_use_only_rows_where_the_field_is_present() -> None:
+    target = torch.tensor([0, 1, 1])
+    good = torch.tensor([[5.0, -5.0], [-5.0, 5.0], [9.0, -9.0]])  # the last row is wrong, but absent
+    present = {"a": torch.tensor([True, True, False])}
+    losses = unimodal_losses({"a": good}, present, target, "classification")
+    assert float(losses["a"]) < 1e-3
+    none = unimodal_losses({"a": good}, {"a": torch.zeros(3, dtype=torch.bool)}, target, "classification")
+    assert float(none["a"]) == 0.0 and none["a"].requires_grad is False  # no rows: zero, no NaN
+
+
+def test_target_scores_rank_the_field_that_explains_the_batch() -> None:
+    target = torch.tensor([0, 1, 0, 1])
+    sure = torch.tensor([[4.0, 0.0], [0.0, 4.0], [4.0, 0.0], [0.0, 4.0]])
+    unsure = torch.zeros(4, 2)
+    present = {"sure": torch.ones(4, dtype=torch.bool), "unsure": torch.ones(4, dtype=torch.bool)}
+    scores = target_scores({"sure": sure, "unsure": unsure}, present, target, "classification")
+    assert scores["unsure"] == pytest.approx(0.5)
+    assert scores["sure"] > 0.95
+
+
+def test_ogm_coefficients_slow_only_the_field_ahead() -> None:
+    coefficients = ogm_coefficients({"strong": 0.9, "weak": 0.3}, alpha=0.5)
+    assert coefficients["weak"] == 1.0
+    assert coefficients["strong"] == pytest.approx(1.0 - np.tanh(0.5 * (0.9 / 0.3 - 1.0)))
+    assert ogm_coefficients({"a": 0.5, "b": 0.5}, alpha=1.0) == {"a": 1.0, "b": 1.0}
+    assert ogm_coefficients({"a": 0.9, "b": 0.1}, alpha=0.0) == {"a": 1.0, "b": 1.0}
+    assert ogm_coefficients({"only": 0.9}, alpha=1.0) == {"only": 1.0}
+    with pytest.raises(ValueError, match="alpha"):
+        ogm_coefficients({"a": 0.5}, alpha=-1.0)
+
+
+def test_modulate_gradients_scales_and_adds_noise_of_the_gradients_spread() -> None:
+    layer = nn.Linear(4, 3)
+    layer(torch.randn(2, 4, generator=torch.Generator().manual_seed(0))).pow(2).sum().backward()
+    before = layer.weight.grad.clone()
+    modulate_gradients(list(layer.parameters()), 0.25, noise=False)
+    assert torch.allclose(layer.weight.grad, 0.25 * before)
+    torch.manual_seed(0)
+    modulate_gradients(list(layer.parameters()), 1.0, noise=True)
+    assert not torch.allclose(layer.weight.grad, 0.25 * before)
+    assert torch.isfinite(layer.weight.grad).all()
+
+
+def test_shares_and_reliance() -> None:
+    assert mean_shares([{"a": 0.8, "b": 0.2}, {"a": 0.6, "b": 0.4}]) == pytest.approx({"a": 0.7, "b": 0.3})
+    assert mean_shares([]) == {}
+    full = {"accuracy": 0.9}
+    without = {"a": {"accuracy": 0.6}, "b": {"accuracy": 0.95}}  # removing b helps: counts as 0
+    assert reliance_shares(full, without, "accuracy") == {"a": 1.0, "b": 0.0}
+    assert reliance_shares(full, {"a": full, "b": full}, "accuracy") == {}
+
+
+def test_warning_fires_only_for_an_informative_field_that_is_crowded_out() -> None:
+    own = {"leak": 1.0, "photo": 0.7}
+    crowded = dominance_warnings({"leak": 0.9, "photo": 0.1}, {}, own, chance=0.34, own_metric="accuracy")
+    assert len(crowded) == 1 and "'photo' alone reaches accuracy 0.70" in crowded[0]
+    by_reliance = dominance_warnings({}, {"leak": 1.0, "photo": 0.0}, own, chance=0.34, own_metric="accuracy")
+    assert len(by_reliance) == 1
+    both = dominance_warnings({"leak": 0.9, "photo": 0.1}, {"leak": 1.0, "photo": 0.0}, own, 0.34, "accuracy")
+    assert len(both) == 1  # one warning per crowded-out field
+    balanced = dominance_warnings(
+        {"leak": 0.55, "photo": 0.45}, {"leak": 0.5, "photo": 0.5}, own, 0.34, "accuracy"
+    )
+    assert balanced == []
+    useless = dominance_warnings(
+        {"leak": 0.9, "photo": 0.1}, {}, {"leak": 1.0, "photo": 0.36}, 0.34, "accuracy"
+    )
+    assert useless == []  # photo is at chance on its own: nothing is being ignored
+
+
+def _leaky_table(n: int = 600, seed: int = 0) -> pl.DataFrame:
+    """`weak`: a noisy 8-d vector around its class centre; `leak`: the label itself."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    centres = rng.normal(size=(3, 8))
+    weak = centres[y] + 1.2 * rng.normal(size=(n, 8))
+    labels = [f"c{v}" for v in y]
+    return pl.DataFrame({"weak": [list(v) for v in weak], "leak": labels, "y": labels})
+
+
+def _leaky_config() -> Config:
+    return Config.from_dict(
+        {
+            "task": {"label": "y"},
+            "fields": {
+                "weak": "embedding",
+                "leak": {"kind": "tabular", "categorical": ["leak"], "numeric": []},
+            },
+            "model": {"fusion": "concat", "dim": 16, "hidden": 16},
+            "train": {"epochs": 8, "progress": False, "modality_dropout": 0.0},
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def leaky():
+    return prepare(_leaky_config(), table=_leaky_table())
+
+
+def test_collapse_warning_fires_when_a_field_leaks_the_label(leaky) -> None:
+    said: list[str] = []
+    result = fit_prepared(leaky, say=said.append)
+    balance = result.trained.metrics["balance"]
+    assert set(balance["grad_share"]) == {"weak", "leak"}
+    assert sum(balance["grad_share"].values()) == pytest.approx(1.0)
+    assert balance["reliance"]["leak"] > 0.9
+    assert balance["own"]["weak"] > balance["chance"] + 0.1  # weak is informative on its own
+    assert any("'weak'" in w for w in balance["warnings"])
+    assert any(line.startswith("warning: modality imbalance") for line in said)
+
+
+def test_mitigations_change_training_and_are_recorded(leaky) -> None:
+    base = fit_prepared(leaky).trained
+    for switch in ({"aux_loss": 1.0}, {"ogm_ge": 0.5}):
+        mitigated = fit_prepared(leaky, config=leaky.config.with_overrides(train=switch)).trained
+        assert mitigated.metrics["balance"]["mitigation"] == {"aux_loss": 0.0, "ogm_ge": 0.0, **switch}
+        weights = dict(mitigated.model.encoders["weak"].named_parameters())
+        changed = any(
+            not torch.equal(p, weights[name]) for name, p in base.model.encoders["weak"].named_parameters()
+        )
+        assert changed, f"{switch} left the weak field's encoder exactly as without it"
