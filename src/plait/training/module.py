@@ -67,7 +67,7 @@ class PlaitModule(L.LightningModule):
         self.aux_loss = aux_loss
         self.ogm_ge = ogm_ge
         self.share_history: list[dict[str, float]] = []  # per epoch: field → gradient share
-        self._grad_norms: dict[str, float] = {}
+        self._grad_norms: dict[str, Tensor] = {}  # summed on the device: no sync per step
         self._ogm: dict[str, float] = {}
         self._dropout_rng: torch.Generator | None = None
         self._val_outputs: list[tuple[Tensor, Tensor]] = []
@@ -121,7 +121,8 @@ class PlaitModule(L.LightningModule):
         return tapped
 
     def _add_grad_norm(self, field: str, grad: Tensor) -> None:
-        self._grad_norms[field] = self._grad_norms.get(field, 0.0) + float(grad.detach().float().norm())
+        norm = grad.detach().float().norm()
+        self._grad_norms[field] = self._grad_norms[field] + norm if field in self._grad_norms else norm
 
     def _step_losses(self, batch: Batch) -> tuple[Tensor, Tensor, dict[str, Tensor], Tensor | None]:
         """(total loss, task loss, probe outputs, model output or None) for one batch, in the
@@ -192,9 +193,10 @@ class PlaitModule(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         # Lightning validates before on_train_epoch_end: record this epoch's gradient shares here
-        total = sum(self._grad_norms.values())
+        norms = {f: float(v) for f, v in self._grad_norms.items()}
+        total = sum(norms.values())
         if total > 0 and not self.trainer.sanity_checking:
-            shares = {f: v / total for f, v in self._grad_norms.items()}
+            shares = {f: v / total for f, v in norms.items()}
             self.share_history.append(shares)
             for field, share in shares.items():
                 self.log(f"share_{field}", share)
