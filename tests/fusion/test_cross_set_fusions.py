@@ -142,12 +142,12 @@ def test_cross_attention_present_field_with_every_token_masked_stays_finite() ->
 
 
 def test_cross_attention_pair_cap_suggests_other_fusions() -> None:
-    five = {f"f{i}": 4 for i in range(5)}  # 5 · 4 = 20 ordered pairs
-    with pytest.raises(ConfigError, match=r"20 ordered cross-modal pairs.*'attention' or 'set'"):
-        CrossAttentionFusion(five, output_dim=8)
-    fusion = CrossAttentionFusion(five, output_dim=8, max_pairs=20)
-    assert len(fusion.pairs) == 20
-    assert len(CrossAttentionFusion({f"f{i}": 4 for i in range(4)}, output_dim=8).pairs) == 12
+    six = {f"f{i}": 4 for i in range(6)}  # 6 · 5 = 30 ordered pairs
+    with pytest.raises(ConfigError, match=r"30 ordered cross-modal pairs.*'attention' or 'set'"):
+        CrossAttentionFusion(six, output_dim=8)
+    fusion = CrossAttentionFusion(six, output_dim=8, max_pairs=30)
+    assert len(fusion.pairs) == 30
+    assert len(CrossAttentionFusion({f"f{i}": 4 for i in range(5)}, output_dim=8).pairs) == 20
 
 
 @pytest.mark.parametrize("cls", [CrossAttentionFusion, SetFusion])

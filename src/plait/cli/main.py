@@ -10,7 +10,7 @@ import sys
 import typer
 from rich.console import Console
 
-from plait.cli import align, demo, evaluate, init, predict, train
+from plait.cli import align, compare, demo, evaluate, init, predict, train
 
 app = typer.Typer(
     name="plait",
@@ -25,6 +25,7 @@ app.command("train")(train.train_command)
 app.command("evaluate")(evaluate.evaluate_command)
 app.command("predict")(predict.predict_command)
 app.command("demo")(demo.demo_command)
+app.command("compare")(compare.compare_command)
 
 
 def _version(value: bool) -> None:

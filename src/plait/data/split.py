@@ -39,6 +39,14 @@ class Split:
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
 
+    def held_out(self) -> tuple[str, np.ndarray]:
+        """The rows reported metrics are measured on: test, else validation, else (say so loudly) train."""
+        if len(self.test):
+            return "test", self.test
+        if len(self.val):
+            return "validation", self.val
+        return "train", self.train
+
 
 def split_rows(
     target: np.ndarray,

@@ -98,7 +98,7 @@ class CrossAttentionFusion(nn.Module):
         heads: int = 4,
         layers: int = 1,
         dropout: float = 0.1,
-        max_pairs: int = 12,
+        max_pairs: int = 20,
     ) -> None:
         super().__init__()
         check_fusion_args(_NAME, field_to_dim, output_dim, dropout)

@@ -177,7 +177,7 @@ def fit_prepared(
     model = build_model(config, modalities, task.n_outputs)
     fitted = _fit(config, model, task, tensors, split, tell)
     trained_model = TrainedModel(config=config, task=task, modalities=modalities, model=model)
-    held_out, held_out_rows = _held_out(split)
+    held_out, held_out_rows = split.held_out()
     if held_out == "train":
         tell("no validation or test rows: the metrics below are on the TRAINING rows and say little")
     evaluation = evaluate_tensors(trained_model, tensors, held_out_rows)
@@ -254,15 +254,6 @@ def _task(config: Config, labels: LabelInfo, split: Split) -> TaskInfo:
         target_mean=mean,
         target_std=std,
     )
-
-
-def _held_out(split: Split) -> tuple[str, np.ndarray]:
-    """The rows the reported metrics are measured on: test, else validation, else (said loudly) train."""
-    if len(split.test):
-        return "test", split.test
-    if len(split.val):
-        return "validation", split.val
-    return "train", split.train
 
 
 def _standardised(target: np.ndarray, task: TaskInfo) -> np.ndarray:

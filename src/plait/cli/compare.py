@@ -1,0 +1,78 @@
+"""`plait compare CONFIG`: every fusion strategy and every field alone on the same data and split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from plait.compare import Comparison
+
+
+def compare_command(
+    config: Path = typer.Argument(..., help="The YAML config (see `plait init`)."),
+    fusion: str = typer.Option(
+        "all", help="Fusions to compare: 'all', or names separated by commas (concat,late,gated)."
+    ),
+    out: Path = typer.Option(
+        Path("compare-out"), "--out", "-o", help="Folder for compare.json, compare.md and compare.html."
+    ),
+    unimodal: bool = typer.Option(True, help="Also train each field alone (the unimodal baselines)."),
+    epochs: int | None = typer.Option(None, help="Override train.epochs for every model."),
+    seed: int | None = typer.Option(None, help="Override train.seed (split and training)."),
+    bundles: bool = typer.Option(False, help="Keep every model's bundle under OUT/bundles/NAME."),
+    progress: bool = typer.Option(True, help="Show progress bars."),
+) -> None:
+    """Train each fusion strategy (and each field alone) on the same split and seed; rank them."""
+    from plait.compare import compare, write_reports
+    from plait.config import load_config
+
+    cfg = load_config(config)
+    overrides: dict[str, Any] = {"progress": progress}
+    for key, value in (("epochs", epochs), ("seed", seed)):
+        if value is not None:
+            overrides[key] = value
+    cfg = cfg.with_overrides(train=overrides)
+    console = Console()
+    names = [name.strip() for name in fusion.split(",") if name.strip()]
+    comparison = compare(
+        cfg,
+        names,
+        unimodal=unimodal,
+        out=out if bundles else None,
+        say=lambda msg: console.print(msg, highlight=False, markup=False),
+    )
+    paths = write_reports(comparison, out)
+    console.print(_rich_table(comparison))
+    console.print(comparison.verdict(), highlight=False, markup=False)
+    for path in (paths.markdown, paths.html, paths.json):
+        console.print(f"wrote [bold]{escape(str(path))}[/]", highlight=False)
+
+
+def _rich_table(comparison: Comparison) -> Table:
+    """The ranked table without the per-field columns (those are in compare.md / compare.html)."""
+    from plait.compare.table import headers, table_rows
+
+    direction = "higher" if comparison.higher_is_better else "lower"
+    table = Table(
+        title=f"{comparison.metric_name} on {comparison.held_out_rows} {comparison.held_out} rows "
+        f"({direction} is better)"
+    )
+    names = headers(comparison)
+    keep = [i for i, h in enumerate(names) if h != "fields" and not h.startswith("without ")]
+    for i in keep:
+        numeric = names[i] not in ("model", "kind", "notes")
+        table.add_column(names[i], justify="right" if numeric else "left", no_wrap=names[i] == "model")
+    for entry in table_rows(comparison):
+        style = "bold" if entry.best_unimodal else ("dim" if not entry.row.ok else None)
+        cells = [
+            "failed (error above)" if names[i] == "notes" and not entry.row.ok else entry.cells[i]
+            for i in keep
+        ]
+        table.add_row(*(escape(c) for c in cells), style=style)
+    return table

@@ -1,0 +1,150 @@
+"""The records of a comparison: one `CompareRow` per trained model, and the `Comparison` of them all.
+
+A row is either a fusion strategy trained on every field (kind "fusion") or one field trained alone
+(kind "unimodal", the baseline a fusion has to beat). A row whose training failed keeps its error
+and no figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# The headline metric per task type and whether higher is better.
+TASK_METRIC = {"classification": ("accuracy", True), "regression": ("rmse", False)}
+
+
+@dataclass(frozen=True)
+class CompareRow:
+    name: str  # the fusion's name, or "FIELD-only" for a unimodal baseline
+    kind: str  # "fusion" | "unimodal"
+    fusion: str
+    fields: tuple[str, ...]
+    metric: float | None = None  # the task metric on the held-out rows (None: failed)
+    metrics: Mapping[str, float] = field(default_factory=dict)  # every task metric
+    ece: float | None = None  # expected calibration error (classification only)
+    parameters: int | None = None
+    train_seconds: float | None = None
+    epochs_run: int | None = None
+    latency_ms: float | None = None  # per sample, batches of LATENCY_BATCH held-out rows
+    latency_single_ms: float | None = None  # one row per call
+    without_field: Mapping[str, float] = field(default_factory=dict)  # field → metric with it removed
+    grad_share: Mapping[str, float] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    bundle: Path | None = None
+    error: str | None = None  # why training failed
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.metric is not None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "fusion": self.fusion,
+            "fields": list(self.fields),
+            "metric": self.metric,
+            "metrics": dict(self.metrics),
+            "ece": self.ece,
+            "parameters": self.parameters,
+            "train_seconds": self.train_seconds,
+            "epochs_run": self.epochs_run,
+            "latency_ms": self.latency_ms,
+            "latency_single_ms": self.latency_single_ms,
+            "without_field": dict(self.without_field),
+            "grad_share": dict(self.grad_share),
+            "warnings": list(self.warnings),
+            "bundle": None if self.bundle is None else str(self.bundle),
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True)
+class Comparison:
+    config: Mapping[str, Any]  # the config every row started from, as plain data
+    task_type: str  # "classification" | "regression"
+    label: str
+    fields: tuple[str, ...]
+    held_out: str  # the split the metrics are measured on: "test", "validation" or "train"
+    held_out_rows: int
+    split_sizes: Mapping[str, int]
+    seed: int
+    rows: tuple[CompareRow, ...]
+    prepare_seconds: float
+    seconds: float
+    latency_device: str  # where latency was measured, e.g. "cpu, 1 thread"
+    source: str  # the table's path
+
+    @property
+    def metric_name(self) -> str:
+        return TASK_METRIC[self.task_type][0]
+
+    @property
+    def higher_is_better(self) -> bool:
+        return TASK_METRIC[self.task_type][1]
+
+    def ranked(self) -> list[CompareRow]:
+        """Successful rows best first (ties keep the training order), then the failed rows."""
+        ok = [r for r in self.rows if r.ok]
+        sign = -1.0 if self.higher_is_better else 1.0
+        ok.sort(key=lambda r: sign * float(r.metric))  # type: ignore[arg-type]  # ok rows have one
+        return ok + [r for r in self.rows if not r.ok]
+
+    def best(self, kind: str) -> CompareRow | None:
+        """The best successful row of `kind` ("fusion" | "unimodal"), or None."""
+        return next((r for r in self.ranked() if r.ok and r.kind == kind), None)
+
+    def verdict(self) -> str:
+        """One sentence: does the best fusion beat the best unimodal baseline, and by how much."""
+        fusion, alone = self.best("fusion"), self.best("unimodal")
+        name = self.metric_name
+        if fusion is None:
+            return "No fusion strategy trained successfully; see the errors below."
+        if alone is None:
+            return (
+                f"Best fusion: {fusion.name} ({name} {fusion.metric:.4f}). No unimodal baseline was trained "
+                "(turned off, or the config has a single field)."
+            )
+        assert fusion.metric is not None and alone.metric is not None  # ok rows have one
+        gain = fusion.metric - alone.metric if self.higher_is_better else alone.metric - fusion.metric
+        direction = "higher" if self.higher_is_better else "lower"
+        relative = f" ({gain / abs(alone.metric):+.1%})" if alone.metric != 0 else ""
+        head = (
+            f"The best fusion, {fusion.name} ({name} {fusion.metric:.4f}), "
+            f"vs the best unimodal baseline, {alone.name} ({alone.metric:.4f}):"
+        )
+        if gain > 0:
+            tail = f"fusion wins by {abs(gain):.4f}{relative}"
+        elif gain < 0:
+            tail = f"fusion does NOT beat it; it is {abs(gain):.4f} worse{relative}"
+        else:
+            tail = "a tie; fusion adds nothing here"
+        return (
+            f"{head} {tail} ({direction} is better; {self.held_out_rows} {self.held_out} rows, "
+            "so small gaps may be noise)."
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        best_alone = self.best("unimodal")
+        best_fusion = self.best("fusion")
+        return {
+            "task": {"type": self.task_type, "label": self.label, "metric": self.metric_name},
+            "higher_is_better": self.higher_is_better,
+            "fields": list(self.fields),
+            "held_out": self.held_out,
+            "held_out_rows": self.held_out_rows,
+            "split": dict(self.split_sizes),
+            "seed": self.seed,
+            "source": self.source,
+            "prepare_seconds": round(self.prepare_seconds, 3),
+            "seconds": round(self.seconds, 3),
+            "latency_device": self.latency_device,
+            "best_fusion": None if best_fusion is None else best_fusion.name,
+            "best_unimodal": None if best_alone is None else best_alone.name,
+            "verdict": self.verdict(),
+            "rows": [r.to_json() for r in self.ranked()],
+            "config": dict(self.config),
+        }

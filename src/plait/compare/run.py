@@ -1,0 +1,169 @@
+"""`compare(config, fusions)`: train every fusion strategy, and every field alone, on the same data.
+
+The table is read, split and preprocessed ONCE (`prepare`), so every model sees the same rows, the
+same split and the same seed; only the model section changes between rows. One strategy failing is
+recorded as a failed row and the comparison goes on; every row failing is an error.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import polars as pl
+import torch
+
+from plait.compare.latency import latency_device, measure_latency
+from plait.compare.result import TASK_METRIC, CompareRow, Comparison
+from plait.config import Config
+from plait.errors import ConfigError, PlaitError
+from plait.evaluation.calibration import expected_calibration_error
+from plait.fusion import FUSIONS
+from plait.models.inference import run_model
+from plait.registry import unknown_name_message
+
+if TYPE_CHECKING:
+    from plait.training.fit import Prepared, TrainResult
+
+Say = Callable[[str], None]
+ALL = "all"
+BASELINE_FUSION = "concat"  # a single field has nothing to fuse; concat of one field is the identity
+
+
+def resolve_fusions(fusions: Sequence[str]) -> list[str]:
+    """The fusion names to train, in the order given, without duplicates; "all" is every registered one."""
+    available = FUSIONS.names()
+    names: list[str] = []
+    for name in fusions:
+        for one in available if name == ALL else [name]:
+            if one not in FUSIONS:
+                raise ConfigError(f"compare: {unknown_name_message('fusion', one, [*available, ALL])}")
+            if one not in names:
+                names.append(one)
+    if not names:
+        raise ConfigError(f"compare: no fusion given; name one or more of {', '.join(available)}, or '{ALL}'")
+    return names
+
+
+def compare(
+    config: Config,
+    fusions: Sequence[str],
+    *,
+    unimodal: bool = True,
+    out: Path | None = None,
+    say: Say | None = None,
+    table: pl.DataFrame | None = None,
+) -> Comparison:
+    """Train each of `fusions` on every field and (with `unimodal` and ≥ 2 fields) each field alone.
+    `out`: keep each model's bundle under out/bundles/NAME (None keeps none)."""
+    from plait.training.fit import prepare  # Lightning: only when training
+
+    tell: Say = say or (lambda _msg: None)
+    names = resolve_fusions(fusions)
+    start = time.perf_counter()
+    prepared = prepare(config, table=table, say=tell)
+    fields = prepared.config.field_names
+    plans = [CompareRow(name=n, kind="fusion", fusion=n, fields=fields) for n in names]
+    if unimodal and len(fields) >= 2:
+        plans += [
+            CompareRow(name=f"{f}-only", kind="unimodal", fusion=BASELINE_FUSION, fields=(f,)) for f in fields
+        ]
+    rows: list[CompareRow] = []
+    device = "cpu"
+    for number, plan in enumerate(plans, start=1):
+        step = f"[{number}/{len(plans)}]"
+        tell(f"{step} training {plan.name}…")
+        bundle = None if out is None else Path(out) / "bundles" / plan.name
+        row, where = _train_row(prepared, plan, bundle, lambda m: tell(f"    {m}"))
+        device = where if row.ok else device
+        tell(f"{step} {plan.name}: {_outcome(row, prepared.task.type)}")
+        rows.append(row)
+    if not any(r.ok for r in rows):
+        failures = "; ".join(f"{r.name}: {r.error}" for r in rows)
+        raise PlaitError(f"compare: every model failed to train; fix these and run again: {failures}")
+    held_out, held_out_rows = prepared.split.held_out()
+    return Comparison(
+        config=prepared.config.to_dict(),
+        task_type=prepared.task.type,
+        label=prepared.task.label,
+        fields=fields,
+        held_out=held_out,
+        held_out_rows=len(held_out_rows),
+        split_sizes=prepared.split.sizes(),
+        seed=prepared.config.train.seed,
+        rows=tuple(rows),
+        prepare_seconds=prepared.seconds,
+        seconds=time.perf_counter() - start,
+        latency_device=device,
+        source=prepared.source,
+    )
+
+
+def _train_row(
+    prepared: Prepared, plan: CompareRow, bundle: Path | None, tell: Say
+) -> tuple[CompareRow, str]:
+    """Train and measure one row; a PlaitError or RuntimeError becomes a failed row."""
+    from plait.training.fit import fit_prepared
+
+    config = _with_fusion(prepared.config, plan.fusion)
+    subset = list(plan.fields) if plan.kind == "unimodal" else None
+    try:
+        result = fit_prepared(prepared, config=config, fields=subset, out=bundle, say=tell)
+        return _measured(prepared, plan, result), latency_device(result.trained.model)
+    except (PlaitError, RuntimeError) as exc:
+        return CompareRow(
+            name=plan.name,
+            kind=plan.kind,
+            fusion=plan.fusion,
+            fields=plan.fields,
+            error=f"{type(exc).__name__}: {exc}",
+        ), "cpu"
+
+
+def _with_fusion(config: Config, fusion: str) -> Config:
+    """The config with model.fusion replaced; fusion_options belong to the configured fusion only."""
+    if fusion == config.model.fusion:
+        return config
+    return config.with_overrides(model={"fusion": fusion, "fusion_options": {}})
+
+
+def _measured(prepared: Prepared, plan: CompareRow, result: TrainResult) -> CompareRow:
+    trained = result.trained
+    report = trained.metrics
+    metric_name = TASK_METRIC[trained.task.type][0]
+    tensors = prepared.tensors.select(list(plan.fields))
+    _, held_out = prepared.split.held_out()
+    rows = torch.as_tensor(held_out, dtype=torch.long)
+    ece = None
+    if trained.task.type == "classification" and tensors.target is not None:
+        outputs = run_model(trained.model, tensors, rows)
+        ece = expected_calibration_error(outputs.output, tensors.target[rows])
+    latency = measure_latency(trained.model, tensors, rows)
+    return CompareRow(
+        name=plan.name,
+        kind=plan.kind,
+        fusion=plan.fusion,
+        fields=plan.fields,
+        metric=float(report["metrics"][metric_name]),
+        metrics=dict(report["metrics"]),
+        ece=ece,
+        parameters=sum(p.numel() for p in trained.model.parameters()),
+        train_seconds=float(report["training"]["seconds"]),
+        epochs_run=int(report["training"]["epochs_run"]),
+        latency_ms=latency.batched_ms,
+        latency_single_ms=latency.single_ms,
+        without_field={f: float(m[metric_name]) for f, m in report["without_field"].items()},
+        grad_share=dict(report["balance"].get("grad_share", {})),
+        warnings=tuple(report["balance"].get("warnings", ())),
+        bundle=result.bundle_path,
+    )
+
+
+def _outcome(row: CompareRow, task_type: str) -> str:
+    if not row.ok:
+        return f"FAILED — {row.error}"
+    name = TASK_METRIC[task_type][0]
+    ece = "" if row.ece is None else f", ECE {row.ece:.3f}"
+    return f"{name} {row.metric:.4f}{ece} in {row.train_seconds:.1f} s"

@@ -1,0 +1,75 @@
+"""The comparison as one table of plain strings, shared by compare.md, compare.html and the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from plait.compare.result import CompareRow, Comparison
+
+BEST_UNIMODAL = "★"  # marks the best unimodal baseline
+NONE = "—"
+
+
+@dataclass(frozen=True)
+class Cells:
+    row: CompareRow
+    cells: tuple[str, ...]
+    best_unimodal: bool
+
+
+def headers(comparison: Comparison) -> tuple[str, ...]:
+    ece = ("ECE",) if comparison.task_type == "classification" else ()
+    return (
+        "#",
+        "model",
+        "kind",
+        "fields",
+        comparison.metric_name,
+        *ece,
+        "parameters",
+        "train s",
+        "ms/sample (batched)",
+        "ms (1 row)",
+        *(f"without {f}" for f in comparison.fields),
+        "notes",
+    )
+
+
+def table_rows(comparison: Comparison) -> list[Cells]:
+    """One entry per row, ranked best first; failed rows last."""
+    best = comparison.best("unimodal")
+    out = []
+    rank = 0
+    for row in comparison.ranked():
+        if row.ok:
+            rank += 1
+        is_best = best is not None and row is best
+        ece = (_num(row.ece, 3),) if comparison.task_type == "classification" else ()
+        cells = (
+            str(rank) if row.ok else NONE,
+            f"{row.name} {BEST_UNIMODAL}" if is_best else row.name,
+            row.kind,
+            "all" if row.kind == "fusion" else ", ".join(row.fields),
+            _num(row.metric, 4) if row.ok else "failed",
+            *ece,
+            NONE if row.parameters is None else f"{row.parameters:,}",
+            _num(row.train_seconds, 1),
+            _num(row.latency_ms, 3),
+            _num(row.latency_single_ms, 2),
+            *(_num(row.without_field.get(f), 4) for f in comparison.fields),
+            _notes(row),
+        )
+        out.append(Cells(row=row, cells=cells, best_unimodal=is_best))
+    return out
+
+
+def _num(value: float | None, digits: int) -> str:
+    return NONE if value is None else f"{value:.{digits}f}"
+
+
+def _notes(row: CompareRow) -> str:
+    if row.error is not None:
+        return f"failed: {row.error}"
+    if row.warnings:
+        return f"{len(row.warnings)} balance warning{'s' if len(row.warnings) != 1 else ''}"
+    return ""
