@@ -31,6 +31,7 @@ CORE = [
     "plait.predictor",
     "plait.demo",
     "plait.datasets.pumps",
+    "plait.datasets.avdigits",
 ]
 FORBIDDEN = ("lightning", "pytorch_lightning", "fastapi", "typer")
 
