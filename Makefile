@@ -46,6 +46,8 @@ $(VENV)/.installed-bench: $(VENV)/.installed-dev
 bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/train_overhead.py
 	$(BIN)/python bench/align.py
+	$(BIN)/python bench/balance.py --threads 1
+	$(BIN)/python bench/avdigits.py --out avdigits-out
 
 clean:
-	rm -rf $(VENV) demo-out .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) demo-out avdigits-out compare-out .mypy_cache .ruff_cache .pytest_cache
