@@ -159,3 +159,22 @@ def test_fusion_hooks_run_after_unimodal_pretraining_and_after_training(prepared
     assert calls[0] == f"prepare:{n_train}"  # before the fusion ever ran, after the unimodal stage
     assert f"fit_held_out:{n_val}:classification" in calls
     assert calls.index(f"fit_held_out:{n_val}:classification") > calls.index("forward")
+
+
+@pytest.mark.parametrize("fusion", ["hierarchical", "stacking"])
+def test_state_fitted_by_the_hooks_survives_the_bundle(prepared, fusion: str, tmp_path) -> None:
+    """hierarchical's join order and stacking's meta-learner come from data; a loaded bundle
+    predicts exactly what the trained model did."""
+    from plait.bundle import load_bundle
+    from plait.models.inference import run_model
+
+    cfg = prepared.config.with_overrides(model={"fusion": fusion})
+    trained = fit_prepared(prepared, config=cfg, out=tmp_path / fusion).trained
+    if fusion == "stacking":
+        assert bool(trained.model.fusion.meta_fitted)  # fitted on the validation rows after training
+    loaded = load_bundle(tmp_path / fusion)
+    rows = prepared.split.test
+    expected = run_model(trained.model, prepared.tensors, rows).output
+    assert torch.allclose(run_model(loaded.model, prepared.tensors, rows).output, expected, atol=1e-6)
+    if fusion == "hierarchical":
+        assert loaded.model.fusion.join_order == trained.model.fusion.join_order

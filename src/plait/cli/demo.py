@@ -50,3 +50,8 @@ def demo_command(
         f"summary {Path(out) / 'demo.json'}",
         highlight=False,
     )
+    console.print(
+        f"next: try every fusion strategy on the same split with "
+        f"`plait compare {result.config_path} --fusion all -o {Path(out) / 'compare'}`",
+        highlight=False,
+    )
