@@ -26,7 +26,14 @@ def evaluate_command(
     if result.load_report is not None:
         for line in result.load_report.lines():
             console.print(line, highlight=False)
-    console.print(metrics_table(result.metrics, result.single_field, title=f"{data} ({result.rows} rows)"))
+    console.print(
+        metrics_table(
+            result.metrics,
+            result.single_field,
+            title=f"{data} ({result.rows} rows)",
+            interval=result.interval,
+        )
+    )
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result.to_json(), indent=2) + "\n")

@@ -39,7 +39,12 @@ def train_command(
     result = train(cfg, out=target, say=lambda msg: console.print(msg, highlight=False))
     metrics = result.trained.metrics
     console.print(
-        metrics_table(metrics["metrics"], metrics["single_field"], title=f"{metrics['split']} split")
+        metrics_table(
+            metrics["metrics"],
+            metrics["single_field"],
+            title=f"{metrics['split']} split",
+            interval=metrics.get("interval"),
+        )
     )
     console.print(
         f"bundle [bold]{result.bundle_path}[/] (model {result.trained.model_id}) in {result.seconds:.1f} s",

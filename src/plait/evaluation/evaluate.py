@@ -16,7 +16,13 @@ from torch import Tensor
 from plait.bundle import TaskInfo, TrainedModel
 from plait.data.dataset import LoadReport, TensorTable, load_table
 from plait.data.table import check_columns, encode_labels, read_table
-from plait.evaluation.metrics import classification_metrics, regression_metrics
+from plait.evaluation.metrics import (
+    HEADLINE,
+    bootstrap_interval,
+    classification_metrics,
+    confusion_matrix,
+    regression_metrics,
+)
 from plait.models.inference import run_model_subsets
 
 ALL = "__all__"
@@ -29,6 +35,8 @@ class Evaluation:
     rows: int
     load_report: LoadReport | None = None
     without_field: dict[str, dict[str, float]] = field(default_factory=dict)  # field → metrics without it
+    interval: dict[str, Any] = field(default_factory=dict)  # headline metric's bootstrap 95 % interval
+    confusion: list[list[int]] | None = None  # classification: counts[true][predicted], class order
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -36,7 +44,10 @@ class Evaluation:
             "metrics": self.metrics,
             "single_field": self.single_field,
             "without_field": self.without_field,
+            "interval": self.interval,
         }
+        if self.confusion is not None:
+            out["confusion_matrix"] = self.confusion
         if self.load_report is not None:
             out["load_report"] = self.load_report.to_json()
         return out
@@ -72,7 +83,20 @@ def evaluate_tensors(
         single_field={name: metrics[f"only:{name}"] for name in names},
         rows=len(idx),
         without_field={name: metrics[f"without:{name}"] for name in names if f"without:{name}" in metrics},
+        interval=_interval(outputs[ALL].output, target, trained.task),
+        confusion=(
+            confusion_matrix(outputs[ALL].output, target) if trained.task.type == "classification" else None
+        ),
     )
+
+
+def _interval(output: Tensor, target: Tensor, task: TaskInfo) -> dict[str, Any]:
+    """The headline metric's bootstrap interval, in the target's own units."""
+    if task.type == "regression":
+        output = output.float().reshape(-1) * task.target_std + task.target_mean
+        target = target.float().reshape(-1) * task.target_std + task.target_mean
+    low, high = bootstrap_interval(output, target, task.type)
+    return {"metric": HEADLINE[task.type], "low": round(low, 6), "high": round(high, 6), "level": 0.95}
 
 
 def evaluate(

@@ -199,6 +199,8 @@ def fit_prepared(
         "metrics": evaluation.metrics,
         "single_field": evaluation.single_field,
         "without_field": evaluation.without_field,
+        "interval": evaluation.interval,
+        "confusion_matrix": evaluation.confusion,
         "balance": balance.to_json(),
         "load_report": prepared.load_report.to_json(),
         "training": {
