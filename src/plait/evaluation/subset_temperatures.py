@@ -1,0 +1,301 @@
+"""Temperature scaling per subset of present fields: a model's confidence with its camera dead
+is calibrated too, with its own temperature.
+
+Fitting (`fit_subset_temperatures`) runs the model on the validation rows once per planned subset
+of fields (encoding each batch once: `run_model_subsets`) and groups every (row, output) by the
+fields that were really present — the planned subset intersected with the row's own presence,
+so a row whose camera is missing in the data counts for "camera dead" too. Each group with
+enough rows and errors gets its own temperature; the others use the fallback.
+
+The planned subsets, in order, capped at `max_subsets` runs (default 32; the first ones kept):
+all fields; every leave-one-field-out subset (one sensor dies: the common failure); every field
+alone; and, with at most 4 fields, every other non-empty subset (at most 15 in all).
+
+The fallback temperature is fitted on the all-fields run: every validation row with the fields it
+has (plain, global temperature scaling). A group with fewer than `min_rows` rows or fewer than
+`min_errors` wrong predictions keeps the fallback — with no errors the NLL falls without end as
+T shrinks, and a handful of rows gives a noisy T. The fallback itself is 1.0 under the same rule.
+At prediction time `temperature_for` finds the group of exactly the fields present; a subset never
+seen (or empty) uses the fallback.
+
+Keys name a subset for people and JSON: sorted field names joined by "+", "all" for every field.
+Lookups go by the set of fields, never by parsing a key.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from plait.data.dataset import TensorTable
+from plait.errors import BundleError, ConfigError, DataError
+from plait.evaluation.calibration import expected_calibration_error
+from plait.evaluation.temperature import fit_temperature
+from plait.models.fusion_model import FusionModel
+from plait.models.inference import run_model_subsets
+
+ALL_KEY = "all"
+MAX_SUBSETS = 32
+ALL_SUBSETS_UP_TO = 4  # with this many fields or fewer, every non-empty subset is planned
+MIN_ROWS = 30
+MIN_ERRORS = 2
+FORMAT_VERSION = 1
+
+
+def subset_key(present: Iterable[str], fields: Sequence[str]) -> str:
+    """'all' when every field is present, else the present fields sorted and joined by '+'."""
+    chosen = set(present)
+    return ALL_KEY if chosen == set(fields) else "+".join(sorted(chosen))
+
+
+@dataclass(frozen=True)
+class SubsetFit:
+    fields: tuple[str, ...]  # the fields present, sorted
+    temperature: float
+    rows: int  # validation rows with exactly these fields present (observed or by ablation)
+    errors: int  # of them, wrongly predicted
+    ece_before: float  # on those rows, unscaled
+    ece_after: float  # on those rows, divided by `temperature`
+    fitted: bool  # False: too few rows or errors; `temperature` is the fallback
+
+    def to_json(self, fields: Sequence[str]) -> dict[str, Any]:
+        return {
+            "key": subset_key(self.fields, fields),
+            "fields": list(self.fields),
+            "temperature": self.temperature,
+            "rows": self.rows,
+            "errors": self.errors,
+            "ece_before": self.ece_before,
+            "ece_after": self.ece_after,
+            "fitted": self.fitted,
+        }
+
+
+@dataclass(frozen=True)
+class SubsetTemperatures:
+    fields: tuple[str, ...]  # the model's fields, in model order
+    fallback: float  # for subsets not fitted or never seen
+    subsets: tuple[SubsetFit, ...]  # largest subsets first
+    rows: int  # validation rows fitted on
+    n_bins: int = 15  # of the ECE figures
+    _lookup: Mapping[frozenset[str], float] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        temperatures = [self.fallback, *(s.temperature for s in self.subsets)]
+        if not all(isinstance(t, float | int) and 0.0 < t < float("inf") for t in temperatures):
+            raise DataError(
+                f"subset temperatures: every temperature must be a positive number; got {temperatures}"
+            )
+        lookup: dict[frozenset[str], float] = {}
+        for s in self.subsets:
+            key = frozenset(s.fields)
+            if not key or not key <= set(self.fields) or key in lookup:
+                raise DataError(
+                    f"subset temperatures: subset {list(s.fields)} must be a non-empty subset of the fields "
+                    f"{list(self.fields)}, listed once"
+                )
+            lookup[key] = float(s.temperature)
+        object.__setattr__(self, "_lookup", lookup)
+
+    @property
+    def by_key(self) -> dict[str, SubsetFit]:
+        return {subset_key(s.fields, self.fields): s for s in self.subsets}
+
+    def temperature_for(self, present_fields: Iterable[str]) -> float:
+        """The temperature of exactly these present fields; the fallback when that subset was
+        not seen (or is empty)."""
+        present = frozenset(present_fields)
+        unknown = sorted(present - set(self.fields))
+        if unknown:
+            raise DataError(
+                f"temperature_for: fields {unknown} are not the model's; "
+                f"expected names among {list(self.fields)}"
+            )
+        return self._lookup.get(present, self.fallback)
+
+    def apply_temperatures(self, logits: Tensor, present: Mapping[str, Tensor]) -> Tensor:
+        """Each row of logits (N, K) divided by the temperature of its own present fields;
+        present[f]: BoolTensor[N] for every field."""
+        missing = [f for f in self.fields if f not in present]
+        if missing:
+            raise DataError(
+                f"apply_temperatures: no presence mask for fields {missing}; pass a BoolTensor[N] for every "
+                f"field of {list(self.fields)}"
+            )
+        n = int(logits.shape[0]) if logits.ndim == 2 else -1
+        bad = {f: tuple(present[f].shape) for f in self.fields if tuple(present[f].shape) != (n,)}
+        if logits.ndim != 2 or bad:
+            raise DataError(
+                f"apply_temperatures: expected logits (N, K) and presence masks (N,); "
+                f"got logits {tuple(logits.shape)} and masks {bad}"
+            )
+        if n == 0:
+            return logits.clone()
+        mask = torch.stack([present[f].bool() for f in self.fields], dim=1)  # (N, F)
+        patterns, group = torch.unique(mask.cpu(), dim=0, return_inverse=True)  # (G, F), (N,)
+        per_group = [
+            self.temperature_for(f for f, on in zip(self.fields, row, strict=True) if on)
+            for row in patterns.tolist()
+        ]
+        temperature = torch.tensor(per_group, dtype=logits.dtype, device=logits.device)[
+            group.to(logits.device)
+        ]
+        return logits / temperature.unsqueeze(1)  # (N, K) / (N, 1)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": FORMAT_VERSION,
+            "fields": list(self.fields),
+            "fallback": self.fallback,
+            "rows": self.rows,
+            "n_bins": self.n_bins,
+            "subsets": [s.to_json(self.fields) for s in self.subsets],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SubsetTemperatures:
+        if not isinstance(data, Mapping) or data.get("version") != FORMAT_VERSION:
+            version = data.get("version") if isinstance(data, Mapping) else type(data).__name__
+            raise BundleError(
+                f"subset temperatures: expected a mapping with version {FORMAT_VERSION}; got {version!r}; "
+                "refit the calibration with this plait version"
+            )
+        try:
+            return cls(
+                fields=tuple(str(f) for f in data["fields"]),
+                fallback=float(data["fallback"]),
+                rows=int(data["rows"]),
+                n_bins=int(data["n_bins"]),
+                subsets=tuple(
+                    SubsetFit(
+                        fields=tuple(str(f) for f in s["fields"]),
+                        temperature=float(s["temperature"]),
+                        rows=int(s["rows"]),
+                        errors=int(s["errors"]),
+                        ece_before=float(s["ece_before"]),
+                        ece_after=float(s["ece_after"]),
+                        fitted=bool(s["fitted"]),
+                    )
+                    for s in data["subsets"]
+                ),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BundleError(f"subset temperatures: malformed state ({type(exc).__name__}: {exc})") from None
+
+
+def plan_subsets(fields: Sequence[str], max_subsets: int = MAX_SUBSETS) -> list[tuple[str, ...]]:
+    """The subsets of fields to run, in priority order (see the module docstring), at most
+    `max_subsets`; each keeps the model's field order."""
+    if isinstance(max_subsets, bool) or not isinstance(max_subsets, int) or max_subsets < 1:
+        raise ConfigError(f"max_subsets: expected an integer ≥ 1; got {max_subsets!r}")
+    order = tuple(fields)
+    candidates: list[tuple[str, ...]] = [order]
+    candidates += [tuple(f for f in order if f != left_out) for left_out in order]
+    candidates += [(f,) for f in order]
+    if len(order) <= ALL_SUBSETS_UP_TO:
+        for size in range(len(order) - 1, 0, -1):
+            candidates += list(itertools.combinations(order, size))
+    plan: list[tuple[str, ...]] = []
+    for subset in candidates:
+        if subset and subset not in plan:
+            plan.append(subset)
+    return plan[:max_subsets]
+
+
+def fit_subset_temperatures(
+    model: FusionModel,
+    table: TensorTable,
+    rows: Sequence[int] | np.ndarray | Tensor,
+    fields: Sequence[str],
+    *,
+    max_subsets: int = MAX_SUBSETS,
+    min_rows: int = MIN_ROWS,
+    min_errors: int = MIN_ERRORS,
+    n_bins: int = 15,
+    batch_size: int = 512,
+) -> SubsetTemperatures:
+    """Fit a temperature per subset of present fields on `rows` (the validation split) of a
+    classification table; `fields` are the model's fields."""
+    order = tuple(fields)
+    if set(order) != set(model.encoders) or len(order) != len(set(order)):
+        raise ConfigError(
+            f"fit_subset_temperatures: fields {list(order)} must be the model's fields "
+            f"{list(model.encoders)}, each once"
+        )
+    if table.target is None or table.target.is_floating_point():
+        got = "no target" if table.target is None else f"a {table.target.dtype} target"
+        raise DataError(
+            f"fit_subset_temperatures: temperature scaling needs class-index targets; the table has {got} "
+            "(regression models are not calibrated this way)"
+        )
+    idx = torch.as_tensor(rows, dtype=torch.long)
+    if len(idx) == 0:
+        return SubsetTemperatures(fields=order, fallback=1.0, subsets=(), rows=0, n_bins=n_bins)
+    target = table.target[idx].long().cpu()  # (N,)
+    plan = plan_subsets(order, max_subsets)
+    runs = {subset_key(s, order): (None if s == order else list(s)) for s in plan}
+    outputs = run_model_subsets(model, table, idx, runs, batch_size=batch_size)
+
+    def fit(logits: Tensor, y: Tensor) -> float | None:
+        errors = int((logits.argmax(dim=1) != y).sum())
+        return fit_temperature(logits, y) if len(y) >= min_rows and errors >= min_errors else None
+
+    fitted_all = fit(outputs[ALL_KEY].output.cpu(), target.cpu())
+    fallback = 1.0 if fitted_all is None else fitted_all
+    groups = _group_by_present(
+        {s: outputs[subset_key(s, order)].output.cpu() for s in plan},
+        torch.stack([table.present[f][idx].bool() for f in order], dim=1),  # (N, F)
+        order,
+    )
+    subsets = []
+    for present, rows_of in groups.items():
+        logits = torch.cat([o for o, _ in rows_of])  # (n, K)
+        y = torch.cat([target[r] for _, r in rows_of])  # (n,)
+        temperature = fit(logits, y)
+        t = fallback if temperature is None else temperature
+        subsets.append(
+            SubsetFit(
+                fields=tuple(sorted(present)),
+                temperature=t,
+                rows=len(y),
+                errors=int((logits.argmax(dim=1) != y).sum()),
+                ece_before=expected_calibration_error(logits, y, n_bins),
+                ece_after=expected_calibration_error(logits / t, y, n_bins),
+                fitted=temperature is not None,
+            )
+        )
+    subsets.sort(key=lambda s: (-len(s.fields), s.fields))
+    return SubsetTemperatures(
+        fields=order, fallback=fallback, subsets=tuple(subsets), rows=len(idx), n_bins=n_bins
+    )
+
+
+def _group_by_present(
+    outputs: Mapping[tuple[str, ...], Tensor], present: Tensor, order: tuple[str, ...]
+) -> dict[frozenset[str], list[tuple[Tensor, Tensor]]]:
+    """(output rows, row positions) per set of fields really present: the run's subset ∩ the
+    row's own presence (N, F). A row reaching the same set through two runs has the same output
+    (fusions ignore absent fields exactly), so it is counted once."""
+    groups: dict[frozenset[str], list[tuple[Tensor, Tensor]]] = {}
+    seen: dict[frozenset[str], Tensor] = {}  # set → BoolTensor[N] of rows already counted
+    for subset, output in outputs.items():
+        planned = torch.tensor([f in subset for f in order])  # (F,)
+        effective = present & planned  # (N, F)
+        patterns, group = torch.unique(effective, dim=0, return_inverse=True)
+        for g, pattern in enumerate(patterns.tolist()):
+            fields = frozenset(f for f, on in zip(order, pattern, strict=True) if on)
+            if not fields:
+                continue  # nothing present: no subset to calibrate
+            counted = seen.setdefault(fields, torch.zeros(len(group), dtype=torch.bool))
+            take = (group == g) & ~counted  # (N,)
+            if bool(take.any()):
+                counted |= take
+                positions = take.nonzero().squeeze(1)
+                groups.setdefault(fields, []).append((output[positions], positions))
+    return groups
