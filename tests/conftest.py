@@ -34,3 +34,25 @@ def pumps_bundle(pumps_small, tmp_path_factory: pytest.TempPathFactory):
     )
     cfg = cfg.with_overrides(train={"epochs": 4, "progress": False, "patience": 4})
     return train(cfg, out=out / "bundle")
+
+
+@pytest.fixture(scope="session")
+def three_class_table():
+    """`make(n, seed)`: a 3-class table with an informative 6-d vector `vec`, a noisy numeric `x`
+    and the label `y` — small enough to train on in seconds."""
+    import numpy as np
+    import polars as pl
+
+    def make(n: int, seed: int = 0) -> pl.DataFrame:
+        rng = np.random.default_rng(seed)
+        y = rng.integers(0, 3, n)
+        centres = rng.normal(size=(3, 6))
+        return pl.DataFrame(
+            {
+                "vec": [list(v) for v in centres[y] + rng.normal(size=(n, 6))],
+                "x": y + rng.normal(size=n),
+                "y": [f"c{v}" for v in y],
+            }
+        )
+
+    return make

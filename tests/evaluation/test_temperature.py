@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import math
 
-import numpy as np
-import polars as pl
 import pytest
 import torch
 
@@ -186,21 +184,8 @@ def test_plan_covers_singles_and_leave_one_out_first_and_respects_the_cap() -> N
 # --- on a tiny trained model -------------------------------------------------------------------
 
 
-def _table(n: int = 400, seed: int = 0) -> pl.DataFrame:
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 3, n)
-    centres = rng.normal(size=(3, 6))
-    return pl.DataFrame(
-        {
-            "vec": [list(v) for v in centres[y] + rng.normal(size=(n, 6))],
-            "x": y + rng.normal(size=n),
-            "y": [f"c{v}" for v in y],
-        }
-    )
-
-
 @pytest.fixture(scope="module")
-def trained():
+def trained(three_class_table):
     from plait.training.fit import fit_prepared, prepare
 
     cfg = Config.from_dict(
@@ -211,7 +196,7 @@ def trained():
             "train": {"epochs": 10, "lr": 0.01, "progress": False},  # learns the task: ~85 % right
         }
     )
-    prepared = prepare(cfg, table=_table())
+    prepared = prepare(cfg, table=three_class_table(400))
     return prepared, fit_prepared(prepared).trained
 
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar
 
-import numpy as np
-import polars as pl
 import pytest
 import torch
 from torch import Tensor
@@ -19,19 +17,6 @@ from plait.fusion.concat import ConcatFusion
 from plait.training.fit import fit_prepared, prepare
 from plait.training.module import PlaitModule, build_probes
 from plait.types import EncoderOutput
-
-
-def _table(n: int = 240, seed: int = 0) -> pl.DataFrame:
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 3, n)
-    centres = rng.normal(size=(3, 6))
-    return pl.DataFrame(
-        {
-            "vec": [list(v) for v in centres[y] + rng.normal(size=(n, 6))],
-            "x": y + rng.normal(size=n),
-            "y": [f"c{v}" for v in y],
-        }
-    )
 
 
 def _config(fusion: str = "concat", **train: object) -> Config:
@@ -78,8 +63,8 @@ def test_bad_stages_name_the_key(stages: object, message: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def prepared():
-    return prepare(_config(), table=_table())
+def prepared(three_class_table):
+    return prepare(_config(), table=three_class_table(240))
 
 
 @pytest.mark.parametrize(
