@@ -157,9 +157,10 @@ class Config:
     def with_fields(self, names: Sequence[str]) -> Config:
         """The same config with only the fields `names`, in this config's order."""
         unknown = [n for n in names if n not in self.field_names]
-        if unknown:
+        if unknown or not names:
             raise ConfigError(
-                f"fields {unknown}: not in this config; its fields are {', '.join(self.field_names)}"
+                f"fields {list(names)}: expected a non-empty subset of this config's fields "
+                f"({', '.join(self.field_names)}); not in it: {unknown}"
             )
         return replace(self, fields=tuple(f for f in self.fields if f.name in names))
 

@@ -163,3 +163,9 @@ def test_state_fitted_by_the_hooks_survives_the_bundle(prepared, fusion: str, tm
     assert torch.allclose(run_model(loaded.model, prepared.tensors, rows).output, expected, atol=1e-6)
     if fusion == "hierarchical":
         assert loaded.model.fusion.join_order == trained.model.fusion.join_order
+
+
+@pytest.mark.parametrize("fields", [[], ["vec", "nope"]])
+def test_a_field_subset_must_be_non_empty_and_known(prepared, fields: list[str]) -> None:
+    with pytest.raises(ConfigError, match=r"non-empty subset of this config's fields \(vec, specs\)"):
+        fit_prepared(prepared, fields=fields)

@@ -162,13 +162,7 @@ def fit_prepared(
     modalities = prepared.modalities
     tensors = prepared.tensors
     if fields is not None:
-        unknown = [f for f in fields if f not in modalities]
-        if unknown or not fields:
-            raise ConfigError(
-                f"fields {list(fields)}: expected a non-empty subset of {list(modalities)}; "
-                f"unknown: {unknown}"
-            )
-        config = config.with_fields(fields)
+        config = config.with_fields(fields)  # rejects an empty or unknown subset
         modalities = {f: modalities[f] for f in fields}
         tensors = tensors.select(list(fields))
     split, task = prepared.split, prepared.task
@@ -220,14 +214,7 @@ def fit_prepared(
         split_sizes=split.sizes(),
         media=prepared.media,
     ).to_json()
-    trained = TrainedModel(
-        config=config,
-        task=task,
-        modalities=modalities,
-        model=model,
-        metrics=metrics,
-        provenance=provenance,
-    )
+    trained = replace(trained_model, metrics=metrics, provenance=provenance)
     bundle_path = None
     if out is not None:
         bundle_path = save_bundle(trained, out)
