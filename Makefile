@@ -6,7 +6,7 @@ PIP    := $(BIN)/python -m pip
 # torch is pinned in constraints.txt (2.13.0 CPU build); never let pip pick an open range.
 INSTALL := $(PIP) install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: help install install-dev demo test check bench clean
+.PHONY: help install install-dev browser demo test check bench clean
 
 help:
 	@echo "make demo     install if needed, then run 'plait demo' on built-in data"
@@ -34,7 +34,18 @@ install-dev: $(VENV)/.installed-dev
 demo: install
 	$(BIN)/plait demo --out demo-out
 
-test: install-dev
+# Debian's Chromium for tests/test_report_browser.py (Playwright drives it; never `playwright install`).
+# Installed only when missing and only as root; otherwise the browser test skips and says why.
+CHROMIUM := /usr/bin/chromium
+
+browser:
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else echo "note: $(CHROMIUM) missing; the browser test will skip (as root: apt-get install -y chromium)"; fi
+
+test: install-dev browser
 	VENV=$(VENV) scripts/check
 
 check: test

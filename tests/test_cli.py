@@ -64,10 +64,13 @@ def test_init_train_evaluate_predict(table: Path, tmp_path: Path):
     assert (bundle / "model.safetensors").is_file()
     assert "photo alone" in result.output
 
-    metrics = tmp_path / "m.json"
-    result = runner.invoke(app, ["evaluate", str(bundle), str(table), "-o", str(metrics)])
+    report = tmp_path / "ev"
+    result = runner.invoke(
+        app, ["evaluate", str(bundle), str(table), "-o", str(report), "--rows", "all", "--no-robustness"]
+    )
     assert result.exit_code == 0, result.output
-    assert json.loads(metrics.read_text())["rows"] == 48
+    assert json.loads((report / "metrics.json").read_text())["data"]["rows"] == 48
+    assert (report / "report.html").is_file()
 
     partial = tmp_path / "partial.jsonl"
     pl.read_csv(table).drop("photo").head(5).write_ndjson(partial)

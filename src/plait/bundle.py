@@ -6,6 +6,8 @@ model.safetensors   the weights
 preprocessing.json  each field's fitted state (vocabulary, statistics, levels)
 metrics.json        test metrics, single-field metrics, load report, training history
 provenance.json     data and config fingerprints, versions, seed, time
+calibration.json    optional: a temperature per subset of present fields (classification models
+                    trained with validation rows); bundles without it predict raw probabilities
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from safetensors.torch import load_model, save_model
 
 from plait.build import build_modalities, build_model
 from plait.config import Config
-from plait.errors import BundleError, ModelNotFoundError
+from plait.errors import BundleError, DataError, ModelNotFoundError
+from plait.evaluation.subset_temperatures import SubsetTemperatures
 from plait.modalities.base import Modality
 from plait.models.fusion_model import FusionModel
 
@@ -33,7 +36,8 @@ FILES = (
     "preprocessing.json",
     "metrics.json",
     "provenance.json",
-)
+)  # required; calibration.json is optional
+CALIBRATION = "calibration.json"
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ class TrainedModel:
     metrics: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     model_id: str = ""
+    calibration: SubsetTemperatures | None = None  # classification: temperatures applied at prediction
 
     @property
     def field_names(self) -> tuple[str, ...]:
@@ -71,6 +76,11 @@ def save_bundle(trained: TrainedModel, path: Path | str) -> Path:
     save_model(trained.model, str(out / "model.safetensors"))
     _write_json(out / "preprocessing.json", {name: m.get_state() for name, m in trained.modalities.items()})
     (out / "config.yaml").write_text(trained.config.to_yaml())
+    if trained.calibration is None:
+        (out / CALIBRATION).unlink(missing_ok=True)  # a re-save must not keep an old bundle's temperatures
+    else:
+        _check_calibration(trained.calibration, trained.field_names, out / CALIBRATION)
+        _write_json(out / CALIBRATION, trained.calibration.to_json())
     model_id = bundle_content_id(out)
     meta = {
         "format_version": FORMAT_VERSION,
@@ -125,6 +135,9 @@ def load_bundle(path: Path | str) -> TrainedModel:
     except RuntimeError as exc:
         raise BundleError(f"bundle {root}: weights do not match the config's model: {exc}") from None
     model.eval()
+    calibration = None
+    if (root / CALIBRATION).is_file():
+        calibration = _read_calibration(root / CALIBRATION, tuple(modalities))
     return TrainedModel(
         config=config,
         task=task,
@@ -133,13 +146,35 @@ def load_bundle(path: Path | str) -> TrainedModel:
         metrics=_read_json(root / "metrics.json"),
         provenance=_read_json(root / "provenance.json"),
         model_id=str(meta.get("model_id", "")),
+        calibration=calibration,
     )
 
 
+def _read_calibration(path: Path, fields: tuple[str, ...]) -> SubsetTemperatures:
+    try:
+        calibration = SubsetTemperatures.from_json(_read_json(path))
+    except (BundleError, DataError) as exc:
+        raise BundleError(f"{path}: {exc}; delete the file to predict uncalibrated, or retrain") from None
+    _check_calibration(calibration, fields, path)
+    return calibration
+
+
+def _check_calibration(calibration: SubsetTemperatures, fields: tuple[str, ...], path: Path) -> None:
+    if calibration.fields != fields:
+        raise BundleError(
+            f"{path}: calibrated for fields {list(calibration.fields)} but the model has fields "
+            f"{list(fields)}; refit the calibration for this model, or delete the file"
+        )
+
+
 def bundle_content_id(root: Path) -> str:
-    """Content hash of what decides predictions: weights, preprocessing and config."""
+    """Content hash of what decides predictions: weights, preprocessing, config and, when the
+    bundle has one, calibration.json (a bundle without it keeps the id it always had)."""
     digest = hashlib.sha256()
-    for name in ("model.safetensors", "preprocessing.json", "config.yaml"):
+    names = ["model.safetensors", "preprocessing.json", "config.yaml"]
+    if (root / CALIBRATION).is_file():
+        names.append(CALIBRATION)
+    for name in names:
         digest.update(name.encode())
         digest.update((root / name).read_bytes())
     return digest.hexdigest()[:16]

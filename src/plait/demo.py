@@ -30,6 +30,11 @@ class DemoResult:
     load_lines: tuple[str, ...]
     metrics: dict[str, Any]
     alignment: AlignmentReport | None = None
+    report: dict[str, Any] | None = None  # the bundle's evaluation report (report.html's data)
+
+    @property
+    def report_path(self) -> Path:
+        return self.bundle_path / "report.html"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -38,6 +43,7 @@ class DemoResult:
             "seconds": round(self.seconds, 2),
             "bundle": str(self.bundle_path),
             "metrics": self.metrics,
+            "report": str(self.report_path),
             **({} if self.alignment is None else {"alignment": self.alignment.to_json()}),
         }
 
@@ -86,7 +92,7 @@ def run_demo(
         config = _from_table(out_dir, rows=rows, seed=seed, fusion=fusion, progress=progress, tell=tell)
         config_path = out_dir / "plait.yaml"
     config_path.write_text(config.to_yaml())
-    result = train(config, out=out_dir / "bundle", say=tell)
+    result = train(config, out=out_dir / "bundle", say=tell, report=True)
     metrics = result.trained.metrics
     demo = DemoResult(
         fused_accuracy=float(metrics["metrics"]["accuracy"]),
@@ -97,6 +103,7 @@ def run_demo(
         load_lines=tuple(result.load_report.lines()),
         metrics=metrics["metrics"],
         alignment=alignment,
+        report=result.report,
     )
     (out_dir / "demo.json").write_text(json.dumps(demo.to_json(), indent=2) + "\n")
     return demo

@@ -17,6 +17,7 @@ from plait.data.dataset import LoadReport, load_rows
 from plait.data.table import read_table
 from plait.errors import ConfigError, PlaitError
 from plait.evaluation.evaluate import Evaluation, evaluate
+from plait.evaluation.subset_temperatures import SubsetTemperatures
 from plait.models.inference import run_model
 from plait.registry import suggest
 
@@ -38,6 +39,7 @@ class Prediction:
     degraded: bool  # True when any field was missing
     weights: dict[str, float] | None  # the fusion's per-field weights for this row, when it has them
     model_id: str
+    temperature: float | None = None  # the calibration temperature of this row's fields; None: raw
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -48,6 +50,7 @@ class Prediction:
             "degraded": self.degraded,
             "weights": self.weights,
             "model_id": self.model_id,
+            "temperature": self.temperature,
         }
 
 
@@ -144,12 +147,16 @@ class Predictor:
     def _evaluation(self, data: Path | str | pl.DataFrame, root: Path | str | None) -> Evaluation:
         return evaluate(self.trained, data, root=None if root is None else Path(root))
 
-    def predict(self, rows: Rows, *, root: Path | str | None = None) -> list[Prediction]:
-        """Predict each row; a row may hold any subset of the fields (keys are table column names)."""
-        return self.predict_with_report(rows, root=root)[0]
+    def predict(
+        self, rows: Rows, *, root: Path | str | None = None, calibrated: bool = True
+    ) -> list[Prediction]:
+        """Predict each row; a row may hold any subset of the fields (keys are table column names).
+        A calibrated bundle's probabilities are temperature-scaled with the temperature of the
+        fields each row has; `calibrated=False` gives the raw softmax (the class is the same)."""
+        return self.predict_with_report(rows, root=root, calibrated=calibrated)[0]
 
     def predict_with_report(
-        self, rows: Rows, *, root: Path | str | None = None
+        self, rows: Rows, *, root: Path | str | None = None, calibrated: bool = True
     ) -> tuple[list[Prediction], LoadReport]:
         records, media_root = _records(rows, root)
         if not records:
@@ -157,9 +164,23 @@ class Predictor:
         trained = self.trained
         tensors, report = load_rows(records, trained.modalities, media_root)
         out = run_model(trained.model, tensors)
-        return [self._prediction(i, out, tensors.present) for i in range(len(records))], report
+        calibration = trained.calibration if calibrated and trained.task.type == "classification" else None
+        logits = out.output  # (N, K)
+        if calibration is not None:
+            logits = calibration.apply_temperatures(logits, tensors.present)  # (N, K), row i / T(fields of i)
+        predictions = [
+            self._prediction(i, out, logits, tensors.present, calibration) for i in range(len(records))
+        ]
+        return predictions, report
 
-    def _prediction(self, i: int, out: Any, present: Mapping[str, torch.Tensor]) -> Prediction:
+    def _prediction(
+        self,
+        i: int,
+        out: Any,
+        logits: torch.Tensor,
+        present: Mapping[str, torch.Tensor],
+        calibration: SubsetTemperatures | None,
+    ) -> Prediction:
         trained = self.trained
         used = tuple(f for f in trained.modalities if bool(present[f][i]))
         missing = tuple(f for f in trained.modalities if not bool(present[f][i]))
@@ -167,8 +188,8 @@ class Predictor:
         if out.weights is not None:
             weights = {f: round(float(out.weights[i, j]), 6) for j, f in enumerate(out.field_order)}
         if trained.task.type == "classification":
-            probs = out.output[i].softmax(dim=-1)
-            label: str | float = trained.task.classes[int(probs.argmax())]
+            probs = logits[i].softmax(dim=-1)  # temperature-scaled when calibrated
+            label: str | float = trained.task.classes[int(out.output[i].argmax())]  # T > 0: same class
             probabilities: dict[str, float] | None = {
                 c: round(float(p), 6) for c, p in zip(trained.task.classes, probs, strict=True)
             }
@@ -183,6 +204,7 @@ class Predictor:
             degraded=bool(missing),
             weights=weights,
             model_id=trained.model_id,
+            temperature=None if calibration is None else calibration.temperature_for(used),
         )
 
     # -- persistence --------------------------------------------------------------------------------

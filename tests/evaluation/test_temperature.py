@@ -20,7 +20,7 @@ from plait.evaluation.subset_temperatures import (
     plan_subsets,
     subset_key,
 )
-from plait.evaluation.temperature import fit_temperature, negative_log_likelihood
+from plait.evaluation.temperature import fit_temperature, negative_log_likelihood, supported_temperature
 
 
 def _calibrated(n: int, k: int = 5, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -57,6 +57,15 @@ def test_scaling_lowers_ece_and_nll_on_held_out_rows() -> None:
     held, y = logits[4_000:], target[4_000:]
     assert expected_calibration_error(held / t, y) < expected_calibration_error(held, y) / 3
     assert negative_log_likelihood(held, y, t) < negative_log_likelihood(held, y)
+
+
+def test_a_temperature_needs_evidence_to_be_used() -> None:
+    """Calibrated logits keep T = 1 in most seeds (a 5 % test); overconfident ones get their T."""
+    kept = sum(supported_temperature(*_calibrated(300, seed=s)) == 1.0 for s in range(40))
+    assert kept >= 34  # ~95 % expected
+    logits, target = _calibrated(300, seed=7)
+    assert supported_temperature(logits * 3.0, target) == pytest.approx(fit_temperature(logits * 3.0, target))
+    assert supported_temperature(logits * 3.0, target) > 2.0
 
 
 def test_no_rows_means_no_scaling() -> None:

@@ -45,6 +45,12 @@ def demo_command(
         table.add_row(f"{name} alone", f"{acc:.3f}")
     table.add_row("[bold]all fields (fused)[/]", f"[bold]{result.fused_accuracy:.3f}[/]")
     console.print(table)
+    if result.report is not None:
+        from plait.evaluation.summary import report_summary
+
+        for line in report_summary(result.report):
+            console.print(line, highlight=False)
+        console.print(f"report: [bold]{result.report_path}[/] (open it in a browser)", highlight=False)
     console.print(
         f"wall time {result.seconds:.1f} s · bundle {result.bundle_path} · config {result.config_path} · "
         f"summary {Path(out) / 'demo.json'}",

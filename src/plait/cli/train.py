@@ -21,6 +21,9 @@ def train_command(
     precision: str | None = typer.Option(None, help="Override train.precision, e.g. bf16-mixed."),
     seed: int | None = typer.Option(None, help="Override train.seed."),
     progress: bool = typer.Option(True, help="Show progress bars."),
+    report: bool = typer.Option(
+        True, help="Evaluate the held-out rows fully (robustness, calibration) into BUNDLE/report.html."
+    ),
 ) -> None:
     """Train the model CONFIG describes and write the bundle."""
     from plait.config import load_config
@@ -36,7 +39,7 @@ def train_command(
         cfg = cfg.with_overrides(model={"fusion": fusion})
     console = Console()
     target = out if out is not None else cfg.resolve(cfg.output)
-    result = train(cfg, out=target, say=lambda msg: console.print(msg, highlight=False))
+    result = train(cfg, out=target, say=lambda msg: console.print(msg, highlight=False), report=report)
     metrics = result.trained.metrics
     console.print(
         metrics_table(
@@ -46,6 +49,11 @@ def train_command(
             interval=metrics.get("interval"),
         )
     )
+    if result.report is not None:
+        from plait.evaluation.summary import report_summary
+
+        for line in report_summary(result.report):
+            console.print(line, highlight=False)
     console.print(
         f"bundle [bold]{result.bundle_path}[/] (model {result.trained.model_id}) in {result.seconds:.1f} s",
         highlight=False,

@@ -83,14 +83,14 @@ def evaluate_tensors(
         single_field={name: metrics[f"only:{name}"] for name in names},
         rows=len(idx),
         without_field={name: metrics[f"without:{name}"] for name in names if f"without:{name}" in metrics},
-        interval=_interval(outputs[ALL].output, target, trained.task),
+        interval=headline_interval(outputs[ALL].output, target, trained.task),
         confusion=(
             confusion_matrix(outputs[ALL].output, target) if trained.task.type == "classification" else None
         ),
     )
 
 
-def _interval(output: Tensor, target: Tensor, task: TaskInfo) -> dict[str, Any]:
+def headline_interval(output: Tensor, target: Tensor, task: TaskInfo) -> dict[str, Any]:
     """The headline metric's bootstrap interval, in the target's own units."""
     if task.type == "regression":
         output = output.float().reshape(-1) * task.target_std + task.target_mean

@@ -11,6 +11,10 @@ The planned subsets, in order, capped at `max_subsets` runs (default 32; the fir
 all fields; every leave-one-field-out subset (one sensor dies: the common failure); every field
 alone; and, with at most 4 fields, every other non-empty subset (at most 15 in all).
 
+A fitted temperature is kept only when the validation rows support it (`supported_temperature`:
+a likelihood-ratio test of T against 1); otherwise the group is already calibrated as far as these
+rows can tell, and T = 1.
+
 The fallback temperature is fitted on the all-fields run: every validation row with the fields it
 has (plain, global temperature scaling). A group with fewer than `min_rows` rows or fewer than
 `min_errors` wrong predictions keeps the fallback — with no errors the NLL falls without end as
@@ -36,7 +40,7 @@ from torch import Tensor
 from plait.data.dataset import TensorTable
 from plait.errors import BundleError, ConfigError, DataError
 from plait.evaluation.calibration import expected_calibration_error
-from plait.evaluation.temperature import fit_temperature
+from plait.evaluation.temperature import supported_temperature
 from plait.models.fusion_model import FusionModel
 from plait.models.inference import run_model_subsets
 
@@ -244,11 +248,13 @@ def fit_subset_temperatures(
 
     def fit(logits: Tensor, y: Tensor) -> float | None:
         errors = int((logits.argmax(dim=1) != y).sum())
-        return fit_temperature(logits, y) if len(y) >= min_rows and errors >= min_errors else None
+        if len(y) < min_rows or errors < min_errors:
+            return None
+        return supported_temperature(logits, y)
 
     fitted_all = fit(outputs[ALL_KEY].output.cpu(), target.cpu())
     fallback = 1.0 if fitted_all is None else fitted_all
-    groups = _group_by_present(
+    groups = group_by_present(
         {s: outputs[subset_key(s, order)].output.cpu() for s in plan},
         torch.stack([table.present[f][idx].bool() for f in order], dim=1),  # (N, F)
         order,
@@ -276,7 +282,7 @@ def fit_subset_temperatures(
     )
 
 
-def _group_by_present(
+def group_by_present(
     outputs: Mapping[tuple[str, ...], Tensor], present: Tensor, order: tuple[str, ...]
 ) -> dict[frozenset[str], list[tuple[Tensor, Tensor]]]:
     """(output rows, row positions) per set of fields really present: the run's subset ∩ the

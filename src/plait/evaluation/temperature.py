@@ -19,6 +19,7 @@ from torch import Tensor
 
 from plait.errors import DataError
 
+EVIDENCE = 3.841  # χ² with 1 degree of freedom, 95 % point
 MIN_TEMPERATURE = 0.05
 MAX_TEMPERATURE = 20.0
 _TOLERANCE = 1e-6  # width of the final bracket on log T: T is known to a relative 1e-6
@@ -67,6 +68,17 @@ def fit_temperature(
     if math.log(max_temperature) - log_t < 2 * _TOLERANCE:
         return max_temperature
     return math.exp(log_t)
+
+
+def supported_temperature(logits: Tensor, target: Tensor) -> float:
+    """The fitted T when the rows support it, else 1.0: a likelihood-ratio test of T against 1 —
+    2 × (summed log-likelihood gain of T) must exceed EVIDENCE. On a model right on 98 % of its
+    rows, a T fitted to four errors moves test-set confidence by noise, usually the wrong way."""
+    t = fit_temperature(logits, target)
+    gain = logits.shape[0] * (
+        negative_log_likelihood(logits, target) - negative_log_likelihood(logits, target, t)
+    )
+    return t if 2 * gain > EVIDENCE else 1.0
 
 
 def negative_log_likelihood(logits: Tensor, target: Tensor, temperature: float = 1.0) -> float:

@@ -25,6 +25,9 @@ from plait.data.split import Split, split_rows
 from plait.data.table import LabelInfo, check_columns, infer_task_type, prepare_labels, read_table
 from plait.errors import ConfigError, DataError
 from plait.evaluation.evaluate import evaluate_tensors
+from plait.evaluation.full import full_evaluation
+from plait.evaluation.run import EVALUATION_JSON, write_report
+from plait.evaluation.subset_temperatures import fit_subset_temperatures
 from plait.modalities.base import ROW_COLUMN, Modality
 from plait.models.fusion_hooks import fit_fusion_held_out, prepare_fusion
 from plait.models.fusion_model import FusionModel
@@ -46,6 +49,7 @@ class TrainResult:
     split: Split
     seconds: float
     bundle_path: Path | None
+    report: dict[str, Any] | None = None  # the full evaluation written into the bundle, when asked
 
 
 @dataclass(frozen=True)
@@ -72,9 +76,11 @@ def train(
     table: pl.DataFrame | None = None,
     out: Path | str | None = None,
     say: Say | None = None,
+    report: bool = False,
 ) -> TrainResult:
-    """Train the model `config` describes; write a bundle to `out` when given."""
-    return fit_prepared(prepare(config, table=table, say=say), out=out, say=say)
+    """Train the model `config` describes; write a bundle to `out` when given, with the full
+    evaluation report (report.html, evaluation.json) of the held-out rows in it when `report`."""
+    return fit_prepared(prepare(config, table=table, say=say), out=out, say=say, report=report)
 
 
 def prepare(config: Config, *, table: pl.DataFrame | None = None, say: Say | None = None) -> Prepared:
@@ -153,6 +159,7 @@ def fit_prepared(
     fields: Sequence[str] | None = None,
     out: Path | str | None = None,
     say: Say | None = None,
+    report: bool = False,
 ) -> TrainResult:
     """Train one model on prepared data. `config` may change the model and training sections
     (not the data, task or fields); `fields` trains on a subset of the fields (unimodal baselines)."""
@@ -188,6 +195,15 @@ def fit_prepared(
     )
     for warning in balance.warnings:
         tell(f"warning: {warning}")
+    calibration = None  # regression, or no validation rows to fit temperatures on
+    if task.type == "classification" and len(split.val) > 0:
+        calibration = fit_subset_temperatures(model, tensors, split.val, list(modalities))
+        trained_model = replace(trained_model, calibration=calibration)
+        fitted_subsets = sum(s.fitted for s in calibration.subsets)
+        tell(
+            f"calibration: temperature {calibration.fallback:.2f} (all fields) · {fitted_subsets} subsets "
+            f"fitted on {calibration.rows} validation rows"
+        )
     metrics: dict[str, Any] = {
         "split": held_out,
         "metrics": evaluation.metrics,
@@ -205,6 +221,7 @@ def fit_prepared(
             "stages": fitted.stages,
             "history": fitted.history,
         },
+        **({} if calibration is None else {"calibration": calibration.to_json()}),
     }
     provenance = collect_provenance(
         config_text=config.to_yaml(),
@@ -219,12 +236,21 @@ def fit_prepared(
     if out is not None:
         bundle_path = save_bundle(trained, out)
         trained = replace(trained, model_id=bundle_content_id(bundle_path))
+    evaluation_report = None
+    if report and bundle_path is not None:
+        selection = f"{held_out} rows of the training table (seed {config.train.seed})"
+        evaluation_report = full_evaluation(
+            trained, tensors, held_out_rows, source=prepared.source, selection=selection, say=tell
+        )
+        _, html = write_report(evaluation_report, bundle_path, json_name=EVALUATION_JSON)
+        tell(f"report: {html}")
     return TrainResult(
         trained=trained,
         load_report=prepared.load_report,
         split=split,
         seconds=prepared.seconds + time.perf_counter() - start,
         bundle_path=bundle_path,
+        report=evaluation_report,
     )
 
 

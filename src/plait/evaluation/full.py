@@ -1,0 +1,270 @@
+"""The whole evaluation of a trained model on chosen rows, as one JSON-able dict (the schema
+`report.html` is rendered from): metrics with a bootstrap interval, ablation per field, robustness
+curves, calibration per subset of fields, interpretation, timing.
+
+All model runs share one pass (`sweep`): each batch is encoded once, fused under every subset of
+fields and every robustness perturbation, re-encoding only the field a signal perturbation changed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from plait import __version__
+from plait.bundle import TaskInfo, TrainedModel
+from plait.data.dataset import TensorTable
+from plait.evaluation.calibration import reliability_curve
+from plait.evaluation.evaluate import ALL, headline_interval, task_metrics
+from plait.evaluation.interpret import inconsistencies, weight_distribution
+from plait.evaluation.metrics import HEADLINE, confusion_matrix
+from plait.evaluation.perturb import perturbation_context
+from plait.evaluation.robustness import (
+    ROBUSTNESS_METRIC,
+    Curve,
+    all_points,
+    build_curves,
+    curves_json,
+    effective_robustness,
+    plan_curves,
+    relative_robustness,
+)
+from plait.evaluation.subset_temperatures import group_by_present, plan_subsets, subset_key
+from plait.evaluation.sweep import SweepResult, sweep
+
+FORMAT = "plait-evaluation/1"
+N_BINS = 15
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A second model (usually late fusion) on the same rows, for effective robustness; its own
+    tensors, since its preprocessing was fitted on its own."""
+
+    trained: TrainedModel
+    tensors: TensorTable
+
+
+def full_evaluation(
+    trained: TrainedModel,
+    tensors: TensorTable,
+    rows: Sequence[int] | np.ndarray,
+    *,
+    source: str,
+    selection: str,
+    seed: int = 0,
+    robustness: bool = True,
+    baseline: Baseline | None = None,
+    retrained_without: Mapping[str, float] | None = None,
+    say: Say | None = None,
+) -> dict[str, Any]:
+    """Evaluate `trained` on `rows` of `tensors` (which hold targets in the model's encoding)."""
+    start = time.perf_counter()
+    tell: Say = say or (lambda _msg: None)
+    if tensors.target is None:
+        raise ValueError("full_evaluation needs targets")
+    task = trained.task
+    names = list(trained.modalities)
+    kinds = {n: m.kind for n, m in trained.modalities.items()}
+    idx = torch.as_tensor(np.asarray(rows), dtype=torch.long)
+    target = tensors.target[idx]
+    present = {f: tensors.present[f][idx].bool() for f in names}
+    plans = plan_curves(kinds) if robustness else []
+    subsets = _subsets(names, task)
+    points = all_points(plans)
+    tell(f"evaluating {len(idx)} rows: {len(subsets)} field subsets, {len(points)} perturbed runs")
+    result = sweep(
+        trained.model,
+        tensors,
+        idx,
+        subsets=subsets,
+        points=points,
+        kinds=kinds,
+        contexts={n: perturbation_context(m) for n, m in trained.modalities.items()},
+        seed=seed,
+    )
+    metrics = {key: task_metrics(result.subsets[key], target, task) for key in _ablation_keys(names)}
+    curves = build_curves(plans, result.subsets[ALL], result.points, target, task.type)
+    per_field, every = curves_json(curves)
+    effective = None
+    if baseline is not None and robustness:
+        effective = _effective(baseline, idx, seed, curves)
+    all_out = result.subsets[ALL]
+    seconds = time.perf_counter() - start
+    return {
+        "format": FORMAT,
+        "model_id": trained.model_id,
+        "plait_version": __version__,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "data": {"source": source, "rows": len(idx), "selection": selection},
+        "task": {"type": task.type, "label": task.label, "classes": list(task.classes)},
+        "fields": [{"name": n, "kind": kinds[n]} for n in names],
+        "fusion": trained.config.model.fusion,
+        "headline": _headline(metrics[ALL], all_out, target, task),
+        "metrics": metrics[ALL],
+        "confusion_matrix": confusion_matrix(all_out, target) if task.type == "classification" else None,
+        "ablation": _ablation(metrics, names, task, retrained_without or {}),
+        "robustness": {
+            "metric": ROBUSTNESS_METRIC[task.type],
+            "seed": seed,
+            "curves": per_field,
+            "all_fields": every,
+            "relative_robustness": relative_robustness(curves),
+            "effective_robustness": effective,
+        }
+        if robustness
+        else None,
+        "calibration": _calibration(trained, result, subsets, names, present, target),
+        "interpretation": {
+            "weights": None
+            if result.weights is None
+            else weight_distribution(
+                result.weights, trained.model.field_order, present, target, task
+            ).to_json(),
+            "inconsistencies": inconsistencies(
+                {f: result.subsets[f"only:{f}"] for f in names}, present, all_out, target, task, idx
+            ).to_json(),
+        },
+        "timing": {"seconds": round(seconds, 3), "encoding_seconds": round(result.encoding_seconds, 3)},
+    }
+
+
+def _ablation_keys(names: Sequence[str]) -> list[str]:
+    keys = [ALL, *(f"only:{n}" for n in names)]
+    return keys + ([f"without:{n}" for n in names] if len(names) > 1 else [])
+
+
+def _subsets(names: Sequence[str], task: TaskInfo) -> dict[str, Sequence[str] | None]:
+    """Ablation subsets, and for classification every subset calibration is reported on."""
+    subsets: dict[str, Sequence[str] | None] = {ALL: None}
+    subsets.update({f"only:{n}": [n] for n in names})
+    if len(names) > 1:
+        subsets.update({f"without:{n}": [m for m in names if m != n] for n in names})
+    if task.type == "classification":
+        for subset in plan_subsets(names):
+            if len(subset) not in (1, len(names) - 1, len(names)):
+                subsets[f"subset:{subset_key(subset, names)}"] = list(subset)
+    return subsets
+
+
+def _planned_outputs(
+    result: SweepResult, subsets: Mapping[str, Sequence[str] | None], names: Sequence[str]
+) -> dict[tuple[str, ...], Tensor]:
+    """Outputs keyed by the tuple of fields each subset run kept (model order)."""
+    out: dict[tuple[str, ...], Tensor] = {}
+    for name, keep in subsets.items():
+        kept = set(names if keep is None else keep)
+        out.setdefault(tuple(n for n in names if n in kept), result.subsets[name])
+    return out
+
+
+def _headline(metrics: Mapping[str, float], output: Tensor, target: Tensor, task: TaskInfo) -> dict[str, Any]:
+    interval = headline_interval(output, target, task)
+    return {**interval, "value": metrics[HEADLINE[task.type]]}
+
+
+def _ablation(
+    metrics: Mapping[str, Mapping[str, float]],
+    names: Sequence[str],
+    task: TaskInfo,
+    retrained: Mapping[str, float],
+) -> dict[str, Any]:
+    metric = HEADLINE[task.type]
+    higher = task.type == "classification"
+    every = metrics[ALL][metric]
+    fields: dict[str, dict[str, float | None]] = {}
+    for n in names:
+        without = metrics.get(f"without:{n}", {}).get(metric)
+        marginal = None if without is None else (every - without if higher else without - every)
+        fields[n] = {
+            "alone": metrics[f"only:{n}"][metric],
+            "without": without,
+            "marginal": None if marginal is None else round(marginal, 6),
+            "retrained_without": retrained.get(n),
+        }
+    return {
+        "metric": metric,
+        "higher_is_better": higher,
+        "all": every,
+        "fields": fields,
+        "single_field": {n: dict(metrics[f"only:{n}"]) for n in names},
+        "without_field": {n: dict(metrics[f"without:{n}"]) for n in names if f"without:{n}" in metrics},
+    }
+
+
+def _calibration(
+    trained: TrainedModel,
+    result: SweepResult,
+    subsets_run: Mapping[str, Sequence[str] | None],
+    names: Sequence[str],
+    present: Mapping[str, Tensor],
+    target: Tensor,
+) -> dict[str, Any] | None:
+    """ECE/MCE and reliability before and after the bundle's per-subset temperatures, on these rows,
+    overall (every row with the fields it has) and per set of fields present."""
+    if trained.task.type != "classification":
+        return None
+    temps = trained.calibration
+    logits = result.subsets[ALL]
+    y = target.long()
+    scaled = logits if temps is None else temps.apply_temperatures(logits, present)
+    before, after = reliability_curve(logits, y, N_BINS), reliability_curve(scaled, y, N_BINS)
+    mask = torch.stack([present[f] for f in names], dim=1)  # (N, F)
+    groups = group_by_present(_planned_outputs(result, subsets_run, names), mask, tuple(names))
+    subsets: list[dict[str, Any]] = []
+    for fields, parts in groups.items():
+        group_logits = torch.cat([o for o, _ in parts])  # (n, K)
+        group_y = torch.cat([y[r] for _, r in parts])  # (n,)
+        t = 1.0 if temps is None else temps.temperature_for(fields)
+        ordered = [f for f in names if f in fields]
+        subsets.append(
+            {
+                "key": subset_key(ordered, names),
+                "fields": ordered,
+                "rows": len(group_y),
+                "temperature": round(t, 6),
+                "ece_before": round(reliability_curve(group_logits, group_y, N_BINS).ece, 6),
+                "ece_after": round(reliability_curve(group_logits / t, group_y, N_BINS).ece, 6),
+            }
+        )
+    subsets.sort(key=lambda s: (-len(s["fields"]), s["key"]))
+    return {
+        "calibrated": temps is not None,
+        "ece": {"before": round(before.ece, 6), "after": round(after.ece, 6)},
+        "mce": {"before": round(before.mce, 6), "after": round(after.mce, 6)},
+        "reliability": {"before": before.to_json(), "after": after.to_json()},
+        "subsets": subsets,
+    }
+
+
+def _effective(baseline: Baseline, idx: Tensor, seed: int, curves: Sequence[Curve]) -> dict[str, Any] | None:
+    other = baseline.trained
+    if set(other.modalities) != {c.field for c in curves if c.field != "all"}:
+        return None
+    kinds = {n: m.kind for n, m in other.modalities.items()}
+    other_plans = plan_curves(kinds)
+    result = sweep(
+        other.model,
+        baseline.tensors,
+        idx,
+        subsets={ALL: None},
+        points=all_points(other_plans),
+        kinds=kinds,
+        contexts={n: perturbation_context(m) for n, m in other.modalities.items()},
+        seed=seed,
+    )
+    assert baseline.tensors.target is not None
+    target = baseline.tensors.target[idx]
+    base_curves = build_curves(other_plans, result.subsets[ALL], result.points, target, other.task.type)
+    return {
+        "baseline": {"model_id": other.model_id, "fusion": other.config.model.fusion},
+        "fields": effective_robustness(curves, base_curves),
+    }

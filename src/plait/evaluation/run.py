@@ -1,0 +1,124 @@
+"""`evaluate_report(trained, DATA)`: what `plait evaluate BUNDLE DATA --out DIR` does — read and
+check the table, choose the rows, load them once, run the full evaluation, and write
+DIR/metrics.json and DIR/report.html."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from plait.bundle import TrainedModel
+from plait.data.dataset import LoadReport, TensorTable, load_table
+from plait.data.table import check_columns, encode_labels, read_table
+from plait.errors import DataError
+from plait.evaluation.full import Baseline, full_evaluation
+from plait.evaluation.rows import choose_rows
+
+Say = Callable[[str], None]
+EVALUATION_JSON = "evaluation.json"  # the report's data inside a bundle (metrics.json is training's)
+
+
+@dataclass(frozen=True)
+class EvaluationRun:
+    data: dict[str, Any]  # the report's data (metrics.json)
+    load_report: LoadReport
+    json_path: Path | None
+    html_path: Path | None
+
+
+def evaluate_report(
+    trained: TrainedModel,
+    data: Path | str | pl.DataFrame,
+    *,
+    root: Path | None = None,
+    rows: str = "auto",
+    baseline: TrainedModel | None = None,
+    retrain_ablation: bool = False,
+    robustness: bool = True,
+    seed: int = 0,
+    out: Path | None = None,
+    say: Say | None = None,
+) -> EvaluationRun:
+    tell: Say = say or (lambda _msg: None)
+    if isinstance(data, pl.DataFrame):
+        df, source, media_root = data, "<table>", root or Path.cwd()
+    else:
+        df, source, media_root = read_table(data), str(data), root or Path(data).parent
+    task = trained.task
+    check_columns(df, task.label, {n: m.columns() for n, m in trained.modalities.items()}, source)
+    target, valid = encode_labels(df, task.label, task.type, task.classes, source)
+    choice = choose_rows(trained, df, target, valid, source, rows)
+    tell(f"{len(choice.rows)} rows: {choice.selection}")
+    tensors, report = _tensors(trained, df, target, media_root)
+    other = None
+    if baseline is not None:
+        _check_baseline(trained, baseline)
+        other = Baseline(baseline, _tensors(baseline, df, target, media_root)[0])
+    retrained = None
+    if retrain_ablation:
+        if not choice.selection.startswith(("test rows", "validation rows")):
+            raise DataError(
+                f"--retrain-ablation retrains on the bundle's training rows, so DATA must be the table it "
+                f"was trained on; {source} is not"
+            )
+        from plait.training.retrain import retrain_without  # Lightning only when retraining
+
+        retrained = retrain_without(trained, df, media_root, choice.rows, say=tell)
+    result = full_evaluation(
+        trained,
+        tensors,
+        choice.rows,
+        source=source,
+        selection=choice.selection,
+        seed=seed,
+        robustness=robustness,
+        baseline=other,
+        retrained_without=retrained,
+        say=tell,
+    )
+    json_path = html_path = None
+    if out is not None:
+        json_path, html_path = write_report(result, out)
+    return EvaluationRun(result, report, json_path, html_path)
+
+
+def write_report(data: dict[str, Any], out: Path, json_name: str = "metrics.json") -> tuple[Path, Path]:
+    """DIR/metrics.json (or `json_name`) and DIR/report.html, one self-contained page."""
+    from plait.report import render_report
+
+    out.mkdir(parents=True, exist_ok=True)
+    json_path, html_path = out / json_name, out / "report.html"
+    json_path.write_text(json.dumps(data, indent=2) + "\n")
+    html_path.write_text(render_report(data), encoding="utf-8")
+    return json_path, html_path
+
+
+def _tensors(
+    trained: TrainedModel, df: pl.DataFrame, target: np.ndarray, root: Path
+) -> tuple[TensorTable, LoadReport]:
+    task = trained.task
+    if task.type == "regression":
+        target = ((np.nan_to_num(target) - task.target_mean) / task.target_std).astype(np.float32)
+    return load_table(df, trained.modalities, root, target=target)
+
+
+def _check_baseline(trained: TrainedModel, baseline: TrainedModel) -> None:
+    mine, theirs = trained.task, baseline.task
+    if (mine.type, mine.label, mine.classes) != (theirs.type, theirs.label, theirs.classes):
+        raise DataError(
+            f"--baseline: the baseline predicts {theirs.label} ({theirs.type}, "
+            f"classes {list(theirs.classes)}) but this model predicts {mine.label} ({mine.type}, "
+            f"classes {list(mine.classes)}); "
+            "give a baseline trained on the same task"
+        )
+    if set(baseline.modalities) != set(trained.modalities):
+        raise DataError(
+            f"--baseline: the baseline's fields {list(baseline.modalities)} differ from this model's "
+            f"{list(trained.modalities)}; effective robustness compares the same fields"
+        )

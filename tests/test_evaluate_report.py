@@ -1,0 +1,161 @@
+"""`plait evaluate BUNDLE DATA --out DIR`: row choice, the report's JSON, files and errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from plait.cli.main import app
+from plait.data.table import encode_labels, read_table
+from plait.errors import DataError
+from plait.evaluation.rows import choose_rows, training_split
+from plait.evaluation.run import evaluate_report
+
+
+@pytest.fixture(scope="module")
+def report(pumps_small, pumps_bundle, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    return evaluate_report(pumps_bundle.trained, pumps_small.table_path, out=out)
+
+
+def test_the_split_is_recomputed_exactly(pumps_small, pumps_bundle):
+    trained = pumps_bundle.trained
+    df = read_table(pumps_small.table_path)
+    target, valid = encode_labels(df, trained.task.label, trained.task.type, trained.task.classes, "t")
+    split = training_split(trained, df, target, valid, "t")
+    for name in ("train", "val", "test"):
+        np.testing.assert_array_equal(getattr(split, name), getattr(pumps_bundle.split, name))
+
+
+def test_rows_auto_all_and_new_tables(pumps_small, pumps_bundle):
+    trained = pumps_bundle.trained
+    df = read_table(pumps_small.table_path)
+    args = encode_labels(df, trained.task.label, trained.task.type, trained.task.classes, "t")
+    auto = choose_rows(trained, df, *args, "t")
+    assert auto.selection.startswith("test rows") and list(auto.rows) == list(pumps_bundle.split.test)
+    assert len(choose_rows(trained, df, *args, "t", "all").rows) == int(args[1].sum())
+    val = choose_rows(trained, df, *args, "t", "val")
+    assert list(val.rows) == list(pumps_bundle.split.val) and "flatter" in val.selection
+    other = df.head(40)
+    other_args = encode_labels(other, trained.task.label, trained.task.type, trained.task.classes, "t")
+    fresh = choose_rows(trained, other, *other_args, "new.csv")
+    assert fresh.selection.startswith("every labelled row") and len(fresh.rows) == int(other_args[1].sum())
+    with pytest.raises(DataError, match="not the table this bundle was trained on"):
+        choose_rows(trained, other, *other_args, "new.csv", "test")
+
+
+def test_report_json_has_the_promised_keys(report, pumps_bundle):
+    data = report.data
+    names = list(pumps_bundle.trained.modalities)
+    assert data["data"]["rows"] == len(pumps_bundle.split.test)
+    assert set(data) >= {"metrics", "ablation", "robustness", "calibration", "interpretation", "headline"}
+    assert set(data["ablation"]["fields"]) == set(names)
+    assert set(data["robustness"]["relative_robustness"]) == {*names, "all"}
+    assert {"before", "after"} <= set(data["calibration"]["ece"])
+    assert data["metrics"]["accuracy"] == pytest.approx(pumps_bundle.trained.metrics["metrics"]["accuracy"])
+    for curve in data["robustness"]["curves"] + data["robustness"]["all_fields"]:
+        assert len(curve["levels"]) == len(curve["values"]) >= 10
+        assert curve["values"][0] == pytest.approx(data["metrics"]["accuracy"])  # level 0 is the clean run
+    missing = {c["field"]: c for c in data["robustness"]["curves"] if c["perturbation"] == "missing"}
+    for name in names:  # every sample without the field = the field removed
+        assert missing[name]["values"][-1] == pytest.approx(
+            data["ablation"]["without_field"][name]["accuracy"]
+        )
+    assert 0 < data["timing"]["encoding_seconds"] < data["timing"]["seconds"]
+
+
+def test_report_files_are_written(report):
+    assert report.json_path is not None and report.html_path is not None
+    assert json.loads(report.json_path.read_text())["format"] == "plait-evaluation/1"
+    html = report.html_path.read_text()
+    assert "<svg" in html and "http://" not in html and "https://" not in html
+
+
+def test_calibration_subsets_cover_the_rows(report, pumps_bundle):
+    calibration = report.data["calibration"]
+    keys = [s["key"] for s in calibration["subsets"]]
+    assert "all" in keys and len(keys) == len(set(keys))
+    by_key = {s["key"]: s for s in calibration["subsets"]}
+    for name in pumps_bundle.trained.modalities:  # each field alone is a subset of its own
+        assert by_key[name]["rows"] > 0
+
+
+def test_a_baseline_against_itself_has_zero_effective_robustness(pumps_small, pumps_bundle):
+    trained = pumps_bundle.trained
+    run = evaluate_report(trained, pumps_small.table_path, baseline=trained)
+    effective = run.data["robustness"]["effective_robustness"]
+    assert effective["baseline"]["fusion"] == "gated"
+    assert set(effective["fields"]) == {*trained.modalities, "all"}
+    assert all(v == pytest.approx(0.0) for v in effective["fields"].values())
+
+
+def test_a_baseline_on_another_task_is_refused(pumps_small, pumps_bundle, three_class_table, tmp_path):
+    from plait.predictor import Predictor
+
+    other = Predictor(label="y", fusion="late", epochs=1, progress=False).fit(three_class_table(60)).trained
+    with pytest.raises(DataError, match="--baseline"):
+        evaluate_report(pumps_bundle.trained, pumps_small.table_path, baseline=other, robustness=False)
+
+
+def test_regression_reports_r2_curves_and_no_calibration(tmp_path):
+    from plait.predictor import Predictor
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 4))
+    df = pl.DataFrame(
+        {"vec": [list(v) for v in x], "z": x[:, 0] + rng.normal(size=120) * 0.1, "y": x @ [1, 2, 0, 0]}
+    )
+    predictor = Predictor(label="y", task_type="regression", epochs=3, progress=False).fit(df)
+    run = evaluate_report(predictor.trained, df, out=tmp_path / "r")
+    assert run.data["calibration"] is None and run.data["confusion_matrix"] is None
+    assert run.data["robustness"]["metric"] == "r2" and run.data["headline"]["metric"] == "rmse"
+    assert (tmp_path / "r" / "report.html").is_file()
+
+
+def test_cli_writes_the_report_and_rejects_a_json_out(pumps_small, pumps_bundle, tmp_path):
+    bundle = str(pumps_bundle.bundle_path)
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["evaluate", bundle, str(pumps_small.table_path), "-o", str(tmp_path / "ev"), "--no-robustness"]
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "ev" / "metrics.json").is_file() and (tmp_path / "ev" / "report.html").is_file()
+    assert "test rows of the training table" in result.output
+    bad = runner.invoke(
+        app, ["evaluate", bundle, str(pumps_small.table_path), "-o", str(tmp_path / "m.json")]
+    )
+    assert bad.exit_code != 0 and "is a folder" in bad.output
+
+
+def test_summary_names_the_key_findings(report):
+    from plait.evaluation.summary import report_summary
+
+    lines = report_summary(report.data)
+    text = "\n".join(lines)
+    assert "relied on most:" in text and "relative robustness" in text and "calibration: ECE" in text
+    assert "cross-modal inconsistencies" in text and "evaluated in" in text
+    assert report_summary({}) == []
+
+
+def test_training_with_report_writes_it_into_the_bundle(three_class_table, tmp_path):
+    from plait.config import Config
+    from plait.training.fit import train
+
+    cfg = Config.from_dict(
+        {
+            "task": {"label": "y"},
+            "fields": {"vec": "embedding", "specs": {"kind": "tabular", "numeric": ["x"]}},
+            "model": {"fusion": "gated", "dim": 8, "hidden": 8},
+            "train": {"epochs": 2, "progress": False},
+        }
+    )
+    result = train(cfg, table=three_class_table(200), out=tmp_path / "b", report=True)
+    assert result.report is not None and result.report["data"]["rows"] == len(result.split.test)
+    saved = json.loads((tmp_path / "b" / "evaluation.json").read_text())
+    assert saved["ablation"] == result.report["ablation"]
+    assert (tmp_path / "b" / "report.html").is_file()
+    assert saved["interpretation"]["weights"]["field_order"] == ["vec", "specs"]  # gated exposes weights
