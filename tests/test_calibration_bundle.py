@@ -199,7 +199,7 @@ def test_training_a_classifier_writes_its_calibration(classifier, three_class_ta
         result.trained.calibration == SubsetTemperatures.from_json(on_disk) == load_bundle(root).calibration
     )
     assert result.trained.model_id == bundle_content_id(root)
-    line = [s for s in said if s.startswith("calibration:")]
+    line = [s for s in said if s.startswith("calibration on ")]
     assert len(line) == 1 and f"on {len(result.split.val)} validation rows" in line[0]
     predictions = Predictor.load(root).predict(_rows(three_class_table))
     assert all(p.temperature is not None and p.temperature > 0 for p in predictions)
@@ -218,4 +218,4 @@ def test_regression_and_no_validation_rows_are_not_calibrated(three_class_table,
     unvalidated = fit_prepared(prepared, say=said.append).trained
     assert len(prepared.split.val) == 0 and unvalidated.calibration is None
     assert "calibration" not in unvalidated.metrics
-    assert not any(s.startswith("calibration:") for s in said)
+    assert not any(s.startswith("calibration on ") for s in said)

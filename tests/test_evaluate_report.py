@@ -159,3 +159,12 @@ def test_training_with_report_writes_it_into_the_bundle(three_class_table, tmp_p
     assert saved["ablation"] == result.report["ablation"]
     assert (tmp_path / "b" / "report.html").is_file()
     assert saved["interpretation"]["weights"]["field_order"] == ["vec", "specs"]  # gated exposes weights
+
+
+def test_predictor_report_writes_the_page(pumps_small, pumps_bundle, tmp_path):
+    from plait.predictor import Predictor
+
+    predictor = Predictor.from_trained(pumps_bundle.trained)
+    data = predictor.report(pumps_small.table_path, out=tmp_path / "p", robustness=False)
+    assert data["robustness"] is None and data["ablation"]["all"] == data["metrics"]["accuracy"]
+    assert (tmp_path / "p" / "report.html").is_file()

@@ -100,3 +100,13 @@ def test_narrow_screen_has_no_horizontal_overflow(browser: Any, tmp_path: Path) 
     widths = page.evaluate("[document.scrollingElement.scrollWidth, window.innerWidth]")
     assert widths[0] <= widths[1], f"horizontal overflow at 480 px: {widths}"
     page.close()
+
+
+def test_a_real_models_report_in_chromium(
+    browser: Any, tmp_path: Path, pumps_small: Any, pumps_bundle: Any
+) -> None:
+    """The page of a trained model's evaluation (five fields of every kind), not a hand-made sample."""
+    from plait.evaluation.run import evaluate_report
+
+    data = evaluate_report(pumps_bundle.trained, pumps_small.table_path).data
+    _check_page(browser, data, tmp_path, "report-pumps.png")

@@ -144,6 +144,32 @@ class Predictor:
     def evaluate(self, data: Path | str | pl.DataFrame, *, root: Path | str | None = None) -> dict[str, Any]:
         return self._evaluation(data, root).to_json()
 
+    def report(
+        self,
+        data: Path | str | pl.DataFrame,
+        *,
+        root: Path | str | None = None,
+        out: Path | str | None = None,
+        rows: str = "auto",
+        baseline: Predictor | None = None,
+        robustness: bool = True,
+        seed: int = 0,
+    ) -> dict[str, Any]:
+        """The full evaluation (ablation, robustness, calibration, interpretation) as the report's
+        data; with `out`, also writes OUT/metrics.json and OUT/report.html (see `plait evaluate`)."""
+        from plait.evaluation.run import evaluate_report
+
+        return evaluate_report(
+            self.trained,
+            data,
+            root=None if root is None else Path(root),
+            rows=rows,
+            baseline=None if baseline is None else baseline.trained,
+            robustness=robustness,
+            seed=seed,
+            out=None if out is None else Path(out),
+        ).data
+
     def _evaluation(self, data: Path | str | pl.DataFrame, root: Path | str | None) -> Evaluation:
         return evaluate(self.trained, data, root=None if root is None else Path(root))
 

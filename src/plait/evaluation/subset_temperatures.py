@@ -152,6 +152,20 @@ class SubsetTemperatures:
         ]
         return logits / temperature.unsqueeze(1)  # (N, K) / (N, 1)
 
+    def summary(self) -> str:
+        """One line for the training log: which subsets got a temperature other than 1."""
+        scaled = [s for s in self.subsets if s.fitted and s.temperature != 1.0]
+        shown = ", ".join(f"{subset_key(s.fields, self.fields)} {s.temperature:.2f}" for s in scaled[:6])
+        more = f", … {len(scaled) - 6} more" if len(scaled) > 6 else ""
+        head = f"calibration on {self.rows} validation rows: "
+        if not scaled:
+            return (
+                head + f"no field subset needs a temperature (all {len(self.subsets)} calibrated as they are)"
+            )
+        return (
+            head + f"temperature ≠ 1 for {len(scaled)} of {len(self.subsets)} field subsets ({shown}{more})"
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "version": FORMAT_VERSION,

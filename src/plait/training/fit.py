@@ -199,11 +199,7 @@ def fit_prepared(
     if task.type == "classification" and len(split.val) > 0:
         calibration = fit_subset_temperatures(model, tensors, split.val, list(modalities))
         trained_model = replace(trained_model, calibration=calibration)
-        fitted_subsets = sum(s.fitted for s in calibration.subsets)
-        tell(
-            f"calibration: temperature {calibration.fallback:.2f} (all fields) · {fitted_subsets} subsets "
-            f"fitted on {calibration.rows} validation rows"
-        )
+        tell(calibration.summary())
     metrics: dict[str, Any] = {
         "split": held_out,
         "metrics": evaluation.metrics,
