@@ -168,3 +168,31 @@ def test_predictor_report_writes_the_page(pumps_small, pumps_bundle, tmp_path):
     data = predictor.report(pumps_small.table_path, out=tmp_path / "p", robustness=False)
     assert data["robustness"] is None and data["ablation"]["all"] == data["metrics"]["accuracy"]
     assert (tmp_path / "p" / "report.html").is_file()
+
+
+def test_retrain_ablation_trains_without_each_field(three_class_table, tmp_path):
+    from plait.config import Config
+    from plait.evaluation.evaluate import evaluate_tensors
+    from plait.training.fit import fit_prepared, prepare, train
+
+    cfg = Config.from_dict(
+        {
+            "task": {"label": "y"},
+            "fields": {"vec": "embedding", "specs": {"kind": "tabular", "numeric": ["x"]}},
+            "model": {"fusion": "concat", "dim": 8, "hidden": 8},
+            "train": {"epochs": 3, "progress": False},
+        }
+    )
+    table = three_class_table(150)
+    trained = train(cfg, table=table).trained
+    said: list[str] = []
+    run = evaluate_report(trained, table, retrain_ablation=True, robustness=False, say=said.append)
+    fields = run.data["ablation"]["fields"]
+    prepared = prepare(cfg.with_overrides(train={"progress": False}), table=table)
+    alone = fit_prepared(prepared, fields=["specs"]).trained  # "without vec", trained the same way
+    expected = evaluate_tensors(alone, prepared.tensors, prepared.split.test).metrics["accuracy"]
+    assert fields["vec"]["retrained_without"] == pytest.approx(expected)
+    assert 0.0 <= fields["specs"]["retrained_without"] <= 1.0
+    assert sum("retraining without" in s for s in said) == 2
+    with pytest.raises(DataError, match="--retrain-ablation"):
+        evaluate_report(trained, three_class_table(80, seed=5), retrain_ablation=True, robustness=False)
