@@ -117,7 +117,9 @@ def test_init_refuses_to_overwrite(table: Path, tmp_path: Path):
     assert config.read_text() == "keep me"
 
 
-@pytest.mark.parametrize("command", ["init", "align", "train", "compare", "evaluate", "predict", "demo"])
+@pytest.mark.parametrize(
+    "command", ["init", "align", "train", "compare", "evaluate", "predict", "serve", "demo"]
+)
 def test_every_command_documents_itself(command: str):
     result = runner.invoke(app, [command, "--help"])
     assert result.exit_code == 0

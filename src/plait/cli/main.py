@@ -10,7 +10,7 @@ import sys
 import typer
 from rich.console import Console
 
-from plait.cli import align, compare, demo, evaluate, init, predict, train
+from plait.cli import align, compare, demo, evaluate, init, predict, serve, train
 
 app = typer.Typer(
     name="plait",
@@ -26,6 +26,7 @@ app.command("evaluate")(evaluate.evaluate_command)
 app.command("predict")(predict.predict_command)
 app.command("demo")(demo.demo_command)
 app.command("compare")(compare.compare_command)
+app.command("serve")(serve.serve_command)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,67 @@
+"""`plait serve BUNDLE`: the HTTP API (FastAPI + uvicorn) for one bundle; see plait.serving.app."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def serve_command(
+    bundle: Path = typer.Argument(..., help="A bundle directory written by `plait train`."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0: every interface)."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    workers: int = typer.Option(1, help="Worker processes; each loads its own copy of the model."),
+    max_batch_size: int = typer.Option(32, help="Most records one model batch joins."),
+    max_wait_ms: float = typer.Option(5.0, help="Most a busy server waits to fill a batch (ms)."),
+    api_key_env: str = typer.Option(
+        "PLAIT_API_KEY", help="Environment variable holding the API key; unset or empty: no auth."
+    ),
+    cors_origin: list[str] = typer.Option(
+        [], "--cors-origin", help="An origin allowed by CORS (repeat for several); none: CORS off."
+    ),
+    required: list[str] = typer.Option(
+        [], "--required", help="A field requests must include (repeat for several); 422 without it."
+    ),
+    max_body_mb: float = typer.Option(20.0, help="Largest request body (MiB)."),
+    log_level: str = typer.Option("info", help="uvicorn log level."),
+) -> None:
+    """Serve predictions over HTTP: POST /v1/predict, /v1/predict/upload; GET /v1/info, /healthz,
+    /readyz, /metrics; the API docs at /docs."""
+    import json
+    import os
+
+    import uvicorn
+
+    from plait.serving.app import BUNDLE_ENV, SETTINGS_ENV, app_from_env, create_app
+    from plait.serving.settings import MIB, ServeSettings, api_key_from_env
+
+    settings = ServeSettings(
+        host=host,
+        port=port,
+        workers=workers,
+        max_batch_size=max_batch_size,
+        max_wait_ms=max_wait_ms,
+        max_body_bytes=round(max_body_mb * MIB),
+        api_key=api_key_from_env(api_key_env),
+        cors_origins=tuple(cors_origin),
+        required_fields=tuple(required),
+    )
+    auth = f"API key from ${api_key_env}" if settings.api_key else "no API key"
+    typer.echo(f"plait serve: {bundle} on http://{host}:{port} ({workers} worker(s), {auth}); docs at /docs")
+    if workers == 1:
+        uvicorn.run(create_app(bundle, settings), host=host, port=port, log_level=log_level)
+        return
+    # Several processes: uvicorn imports the app factory in each, so the bundle and the settings
+    # travel in the environment (the API key stays in its own variable, named here).
+    create_app(bundle, settings)  # fail here, once, on a bad bundle or setting rather than in N workers
+    os.environ[BUNDLE_ENV] = str(bundle.resolve())
+    os.environ[SETTINGS_ENV] = json.dumps({**settings.to_json(), "api_key_env": api_key_env})
+    uvicorn.run(
+        f"{app_from_env.__module__}:{app_from_env.__name__}",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+    )

@@ -1,0 +1,372 @@
+"""The HTTP API of `plait serve`: `create_app(bundle, settings)` builds a FastAPI app (no module-level
+app). The lifespan starts the dynamic batcher and runs one warm-up prediction; /readyz answers 503
+until both are done.
+
+POST /v1/predict          JSON body: one record object → one prediction object; a list of records
+                          or {"records": [...]} → {"model_id", "predictions": [...]} in order.
+POST /v1/predict/upload   multipart form: a file per image/audio column, form values for the rest
+                          → one prediction object.
+GET  /v1/info             fields (kind, columns, limits), task, classes, metrics and provenance summary
+GET  /healthz /readyz     liveness; readiness (model loaded and warmed up)
+GET  /metrics             Prometheus text exposition
+
+A prediction object is the engine's `Served.to_json()` (prediction, probabilities, fields_used,
+fields_missing, degraded, weights, model_id, temperature, fields: {name: {state, reason}}) plus
+`latency_ms`. Every error is JSON `{"error": {"code", "message", "field"}}`. With an API key set,
+/v1/* and /metrics need header `X-API-Key: KEY` or `Authorization: Bearer KEY`; the probes, `/`
+and the OpenAPI docs stay open.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+from fastapi import Depends, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from plait.bundle import TrainedModel, load_bundle
+from plait.errors import ConfigError
+from plait.serving.batcher import Batcher, BatcherClosed
+from plait.serving.engine import Engine, Served
+from plait.serving.guard import FieldGuard
+from plait.serving.inputs import InputSchema, ParsedRecord, RequestError, parse_form, parse_record
+from plait.serving.metrics import CONTENT_TYPE, ServeMetrics
+from plait.serving.middleware import BodyLimit, RequestMetrics, add_error_handlers, api_key_check
+from plait.serving.page import PAGE_HTML
+from plait.serving.schemas import openapi_patch
+from plait.serving.settings import API_KEY_ENV, ServeSettings, api_key_from_env
+
+log = logging.getLogger(__name__)
+
+BUNDLE_ENV = "PLAIT_SERVE_BUNDLE"  # for `app_from_env`, the factory uvicorn workers import
+SETTINGS_ENV = "PLAIT_SERVE_SETTINGS"  # JSON of ServeSettings.to_json() plus "api_key_env"
+
+
+@dataclass
+class _Server:
+    """What the routes share; `engine` and `batcher` live from lifespan start to its end."""
+
+    trained: TrainedModel
+    settings: ServeSettings
+    schema: InputSchema
+    metrics: ServeMetrics
+    given_engine: Engine | None
+    report: Path | None = None  # the bundle's report.html, when it has one
+    engine: Engine | None = None
+    batcher: Batcher[dict[str, Any], Served] | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.engine is not None and self.engine.ready and self.batcher is not None
+
+    def breaker_states(self) -> dict[str, str]:
+        return {} if self.engine is None else self.engine.guard.states()
+
+
+def create_app(
+    bundle: Path | str | TrainedModel, settings: ServeSettings | None = None, *, engine: Engine | None = None
+) -> FastAPI:
+    """The app for one bundle. `engine`: use this engine (its owner closes it) instead of building one."""
+    settings = settings if settings is not None else ServeSettings()
+    trained = bundle if isinstance(bundle, TrainedModel) else load_bundle(bundle)
+    metrics = ServeMetrics()
+    report = None if isinstance(bundle, TrainedModel) else Path(bundle) / "report.html"
+    state = _Server(trained, settings, InputSchema.build(trained, settings), metrics, engine)
+    state.report = report if report is not None and report.is_file() else None
+    metrics.states = state.breaker_states  # breaker gauges are read at scrape time
+
+    app = FastAPI(
+        title="plait serve",
+        version=trained.model_id or "0",
+        description=f"Predictions of plait model {trained.model_id} ({trained.task.type} of "
+        f"'{trained.task.label}'). Records may hold any subset of the fields.",
+        lifespan=_lifespan(state),
+    )
+    add_error_handlers(app)
+    _add_routes(app, state)
+    app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMetrics, metrics=state.metrics)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", "X-API-Key", "Authorization"],
+        )
+    app.openapi = _openapi(app, state)  # type: ignore[method-assign]
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """`create_app` from PLAIT_SERVE_BUNDLE and PLAIT_SERVE_SETTINGS: what each uvicorn worker
+    process runs (`uvicorn.run("plait.serving.app:app_from_env", factory=True, workers=N)`)."""
+    bundle = os.environ.get(BUNDLE_ENV)
+    if not bundle:
+        raise ConfigError(f"{BUNDLE_ENV} is not set: it must name the bundle directory to serve")
+    try:
+        raw = json.loads(os.environ.get(SETTINGS_ENV) or "{}")
+    except ValueError as exc:
+        raise ConfigError(f"{SETTINGS_ENV} is not JSON ({exc}); `plait serve` writes it") from None
+    key_env = str(raw.pop("api_key_env", API_KEY_ENV))
+    return create_app(Path(bundle), ServeSettings.from_json(raw, api_key=api_key_from_env(key_env)))
+
+
+def _lifespan(state: _Server) -> Callable[[FastAPI], Any]:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        s = state.settings
+        engine = state.given_engine
+        if engine is None:
+            guard = FieldGuard(
+                list(state.trained.modalities),
+                fail_max=s.breaker_fail_max,
+                reset_timeout_s=s.breaker_reset_timeout_s,
+                timeout_s=s.field_timeout_s,
+            )
+            engine = Engine(state.trained, guard=guard)
+        batcher: Batcher[dict[str, Any], Served] = Batcher(
+            engine.predict,
+            max_batch_size=s.max_batch_size,
+            max_wait_ms=s.max_wait_ms,
+            workers=s.inference_threads,
+            on_batch=state.metrics.observe_batch,
+        )
+        await batcher.start()
+        state.engine = engine
+        try:
+            await anyio.to_thread.run_sync(engine.warm_up)
+            state.batcher = batcher
+            yield
+        finally:
+            state.batcher = None
+            await batcher.close(timeout_s=30.0)
+            state.engine = None
+            if state.given_engine is None:
+                engine.close()
+
+    return lifespan
+
+
+# ---- routes --------------------------------------------------------------------------------------
+
+
+def _add_routes(app: FastAPI, state: _Server) -> None:
+    guarded = [Depends(api_key_check(state.settings.api_key))] if state.settings.api_key else []
+    errors: dict[int | str, dict[str, Any]] = {
+        400: {"description": "Malformed body"},
+        413: {"description": "Body over max_body_bytes"},
+        422: {"description": "Unknown field, wrong value type, text over its limit, required field"},
+    }
+    if guarded:
+        errors[401] = {"description": "Missing or wrong API key"}
+
+    @app.post("/v1/predict", dependencies=guarded, summary="Predict one record or a list", responses=errors)
+    async def predict(request: Request) -> JSONResponse:
+        started = time.perf_counter()
+        body = await request.body()
+        single, records = await run_in_threadpool(_parse_json_body, body, state.schema, state.settings)
+        results = await _predict(state, records, started, single)
+        if single:
+            return JSONResponse(results[0])
+        return JSONResponse({"model_id": state.trained.model_id, "predictions": results})
+
+    @app.post(
+        "/v1/predict/upload", dependencies=guarded, summary="Predict one record from a form", responses=errors
+    )
+    async def predict_upload(request: Request) -> JSONResponse:
+        started = time.perf_counter()
+        content_type = request.headers.get("content-type", "").lower()
+        if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
+            raise RequestError(
+                400, "bad_request", "expected a multipart/form-data body (a file per media field)"
+            )
+        items: list[tuple[str, str | bytes]] = []
+        async with request.form(max_files=64, max_fields=1000) as form:
+            for key, value in form.multi_items():
+                if isinstance(value, UploadFile):
+                    items.append((key, await value.read(state.settings.max_file_bytes + 1)))
+                else:
+                    items.append((key, value))
+        record = await run_in_threadpool(parse_form, items, state.schema)
+        results = await _predict(state, [record], started, True)
+        return JSONResponse(results[0])
+
+    @app.get("/v1/info", dependencies=guarded, summary="The model, its fields and the server's limits")
+    async def info() -> JSONResponse:
+        return JSONResponse(_finite(_info(state)))
+
+    @app.get("/healthz", summary="Liveness: the process answers")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="Readiness: model loaded and warmed up", responses={503: {}})
+    async def readyz() -> JSONResponse:
+        if not state.ready:
+            raise RequestError(503, "not_ready", "the model is loading or warming up; retry shortly")
+        return JSONResponse({"status": "ready", "model_id": state.trained.model_id})
+
+    @app.get("/metrics", dependencies=guarded, summary="Prometheus metrics", response_class=Response)
+    async def metrics() -> Response:
+        return Response(state.metrics.exposition(), media_type=CONTENT_TYPE)
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> HTMLResponse:
+        return HTMLResponse(PAGE_HTML)
+
+    @app.get("/report", include_in_schema=False)
+    async def report() -> Response:
+        """The bundle's evaluation report (self-contained HTML), when it has one."""
+        if state.report is None:
+            raise StarletteHTTPException(404, "this bundle has no report.html; `plait train` writes one")
+        return HTMLResponse(state.report.read_text(encoding="utf-8"))
+
+
+async def _predict(
+    state: _Server, records: list[ParsedRecord], started: float, single: bool
+) -> list[dict[str, Any]]:
+    batcher = state.batcher
+    if batcher is None:
+        raise RequestError(503, "not_ready", "the server is starting or shutting down; retry shortly")
+    try:
+        served = await batcher.submit([r.values for r in records])
+    except BatcherClosed:
+        raise RequestError(
+            503, "not_ready", "the server is shutting down; retry on another instance"
+        ) from None
+    latency_ms = round((time.perf_counter() - started) * 1000.0, 3)
+    out = []
+    for i, one in enumerate(served):
+        _check_required(state.schema, one, None if single else i)
+        state.metrics.observe_fields(one.fields)
+        out.append(_finite({**one.to_json(), "latency_ms": latency_ms}))
+    return out
+
+
+def _check_required(schema: InputSchema, served: Served, index: int | None) -> None:
+    """A required field that the engine could not use (undecodable, failed, skipped) → 422."""
+    required = {f.name for f in schema.fields if f.required}
+    for status in served.fields:
+        if status.field in required and status.state != "used":
+            where = "record" if index is None else f"records[{index}]"
+            raise RequestError(
+                422,
+                "required_field",
+                f"{where}: field '{status.field}' is required by this server and was {status.state}: "
+                f"{status.reason}",
+                status.field,
+            )
+
+
+def _parse_json_body(
+    body: bytes, schema: InputSchema, settings: ServeSettings
+) -> tuple[bool, list[ParsedRecord]]:
+    """(single, records): a record object, {"records": [...]} or a bare list of records."""
+    if not body.strip():
+        raise RequestError(
+            400, "bad_request", 'empty body: send a JSON record, a list, or {"records": [...]}'
+        )
+    try:
+        raw = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise RequestError(400, "bad_request", f"the body is not valid JSON: {str(exc)[:200]}") from None
+    single = isinstance(raw, dict) and not (set(raw) == {"records"} and isinstance(raw["records"], list))
+    if single and "records" in raw and "records" not in schema.columns:
+        others = ", ".join(sorted(k for k in raw if k != "records"))[:200]
+        raise RequestError(
+            422,
+            "invalid_record",
+            f'{{"records": [...]}} takes a list and no other keys (got also: {others or "none"}); '
+            "send the other values inside the records",
+            "records",
+        )
+    if single:
+        return True, [parse_record(raw, schema)]
+    items = raw["records"] if isinstance(raw, dict) else raw
+    if not isinstance(items, list):
+        raise RequestError(
+            422, "invalid_record", 'expected a JSON record object, a list of records, or {"records": [...]}'
+        )
+    if len(items) > settings.max_records:
+        raise RequestError(
+            422,
+            "too_many_records",
+            f"{len(items)} records in one request, over the limit of {settings.max_records} "
+            "(max_records); split the request",
+        )
+    return False, [parse_record(r, schema, f"records[{i}]") for i, r in enumerate(items)]
+
+
+def _info(state: _Server) -> dict[str, Any]:
+    trained, s = state.trained, state.settings
+    metrics = trained.metrics
+    provenance = trained.provenance
+    return {
+        "model_id": trained.model_id,
+        "task": {"type": trained.task.type, "label": trained.task.label},
+        "classes": list(trained.task.classes),
+        "calibrated": trained.calibration is not None,
+        "fields": [f.to_json() for f in state.schema.fields],
+        "required_fields": list(s.required_fields),
+        "limits": {
+            "max_body_bytes": s.max_body_bytes,
+            "max_records": s.max_records,
+            "max_file_bytes": s.max_file_bytes,
+        },
+        "batching": {"max_batch_size": s.max_batch_size, "max_wait_ms": s.max_wait_ms},
+        "metrics": {k: metrics[k] for k in ("split", "metrics", "interval") if k in metrics},
+        "provenance": {
+            k: provenance[k]
+            for k in (
+                "plait_version",
+                "created_at",
+                "config_sha256",
+                "table_sha256",
+                "table_rows",
+                "seed",
+                "split",
+            )
+            if k in provenance
+        },  # no paths: they describe the training machine, not this server
+        "breakers": state.breaker_states(),
+        "auth": "api_key" if s.api_key else "none",
+        "report": state.report is not None,
+    }
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or infinity: such numbers become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _openapi(app: FastAPI, state: _Server) -> Callable[[], dict[str, Any]]:
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            openapi_patch(schema, state.schema)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    return openapi

@@ -1,0 +1,277 @@
+"""The serving engine: predictions for a batch of records with every field guarded.
+
+Per field and batch, one guarded step (`FieldGuard`: circuit breaker + timeout) loads the records'
+values through the modality, collates them and runs the field's encoder. A field that is absent,
+empty, undecodable, too large, failing, timed out or switched off by its breaker is predicted
+without (presence mask) and reported per record in `Served.fields`; the prediction itself never
+fails for one field. A value that makes `load` raise fails only its own record (and counts against
+the breaker only when every value of the batch did). Media values must arrive as bytes: a string for
+an image or audio field (or a timeseries string that is not JSON) is never opened as a path, and the
+media root is an empty directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from plait.bundle import TrainedModel
+from plait.errors import ConfigError, DataError
+from plait.modalities.base import Modality, is_empty
+from plait.modalities.options import short_error
+from plait.models.inference import Outputs
+from plait.predictor import Prediction, Predictor
+from plait.serving.guard import FieldGuard, Skipped
+from plait.types import Absent, EncoderOutput
+
+FieldState = Literal["used", "missing", "failed", "skipped"]
+
+# Kinds whose `load` reads a string as a file path: the server accepts only bytes for them.
+MEDIA_KINDS = frozenset({"image", "audio"})
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FieldStatus:
+    """What became of one field of one record. state: "used"; "missing" (not in the record or
+    empty); "failed" (undecodable, too large, refused, preprocessing or encoder error); "skipped"
+    (breaker open, timed out). reason is "" when used."""
+
+    field: str
+    state: FieldState
+    reason: str
+
+
+@dataclass(frozen=True)
+class Served:
+    prediction: Prediction  # calibrated probabilities when the bundle has calibration
+    fields: tuple[FieldStatus, ...]  # one per model field, in model order
+
+    def to_json(self) -> dict[str, Any]:
+        out = self.prediction.to_json()
+        out["fields"] = {s.field: {"state": s.state, "reason": s.reason} for s in self.fields}
+        return out
+
+
+class Engine:
+    """`Engine(load_bundle(path)).predict([{"note": "hot casing", "thermal": png_bytes}])`.
+
+    Record values are keyed by table column names; media values are bytes (the HTTP layer decodes
+    base64). A value may also be `plait.types.Absent(reason, detail)`: the caller could not decode
+    it, and the field is reported failed (missing when the reason is "empty") without loading.
+    """
+
+    def __init__(
+        self, trained: TrainedModel, *, guard: FieldGuard | None = None, root: Path | None = None
+    ) -> None:
+        self.trained = trained
+        self.fields: tuple[str, ...] = tuple(trained.modalities)
+        self.kinds: dict[str, str] = {f: m.kind for f, m in trained.modalities.items()}
+        self.guard = guard if guard is not None else FieldGuard(self.fields)
+        unguarded = [f for f in self.fields if f not in self.guard.fields]
+        if unguarded:
+            raise ConfigError(
+                f"Engine: the guard has no breaker for fields {unguarded}; build it with "
+                f"FieldGuard({list(self.fields)})"
+            )
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if root is None:  # an empty media root: no path can resolve to a server file
+            self._tmp = tempfile.TemporaryDirectory(prefix="plait-serve-")
+            root = Path(self._tmp.name)
+        self.root = root
+        self.model = trained.model
+        self.model.eval()
+        self._predictor = Predictor.from_trained(trained)
+        classification = trained.task.type == "classification"
+        self._calibration = trained.calibration if classification else None
+        # Each encoder's output for one absent row: stands in for a field nobody sent or whose
+        # encoder failed (fusions ignore an absent field's values exactly).
+        self._absent = {f: self._encode_absent_row(f) for f in self.fields}
+        self.ready = False
+
+    def predict(self, records: Sequence[Mapping[str, Any]]) -> list[Served]:
+        """One Served per record, in order."""
+        n = len(records)
+        if n == 0:
+            return []
+        statuses: dict[str, list[FieldStatus]] = {}
+        encoded: dict[str, EncoderOutput] = {}
+        present: dict[str, Tensor] = {}
+        for field, modality in self.trained.modalities.items():
+            statuses[field], encoded[field], present[field] = self._field(field, modality, records)
+        with torch.inference_mode():
+            fused = self.model.fuse(encoded, present)
+            output = self.model.head(fused.fused)  # (B, D) -> (B, K)
+        out = Outputs(
+            output=output.float(),
+            weights=None if fused.weights is None else fused.weights.float(),  # (B, M)
+            field_order=self.model.field_order,
+        )
+        logits = out.output  # (B, K)
+        if self._calibration is not None:
+            logits = self._calibration.apply_temperatures(logits, present)  # row i / T(fields of i)
+        return [
+            Served(
+                prediction=self._predictor._prediction(i, out, logits, present, self._calibration),
+                fields=tuple(statuses[f][i] for f in self.fields),
+            )
+            for i in range(n)
+        ]
+
+    def warm_up(self) -> None:
+        """One prediction with every field missing, then each encoder once on a zero-filled
+        input marked present (its present-path kernels); sets `ready`."""
+        self.predict([{}])
+        for field, modality in self.trained.modalities.items():
+            values, mask = modality.collate([None])
+            try:
+                with torch.inference_mode():
+                    self.model.encoders[field](values, torch.ones(1, dtype=torch.bool), mask)
+            except Exception as exc:  # zeros are not real input; a real record may still work
+                log.warning("warm-up: encoder of field '%s' failed on a zero-filled input: %s", field, exc)
+        self.ready = True
+
+    def close(self) -> None:
+        """Stop the guard's threads and remove the temporary media root (if the engine made it)."""
+        self.guard.close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    # -- one field of the batch -----------------------------------------------------------------------
+    def _field(
+        self, field: str, modality: Modality, records: Sequence[Mapping[str, Any]]
+    ) -> tuple[list[FieldStatus], EncoderOutput, Tensor]:
+        """Each record's status, the field's encoder output and its presence mask BoolTensor[B].
+
+        Loading (decoding) runs per record and outside the breaker: its cost and its failures are
+        the client's (a huge image, a broken file), so they fail that record alone and never count
+        against the field — otherwise one client could switch a field off for everyone. The
+        breaker and its timeout guard the encoder, whose cost the server bounds (max_batch_size)."""
+        checked = [_precheck(field, modality, record) for record in records]
+        todo = [i for i, status in enumerate(checked) if status is None]
+        loaded, items = self._load(field, modality, records, todo)
+        statuses = [loaded.get(i, s) for i, s in enumerate(checked)]
+        present = torch.tensor([item is not None for item in items], dtype=torch.bool)  # (B,)
+        if not bool(present.any()):
+            return [s for s in statuses if s is not None], self._absent_rows(field, len(records)), present
+        result = self.guard.call(field, lambda: self._run_encoder(field, modality, items, present))
+        if isinstance(result, Skipped):
+            skipped = _skipped_status(field, result, "encoder")
+            statuses = [skipped if item is not None else s for item, s in zip(items, statuses, strict=True)]
+            return (
+                [s for s in statuses if s is not None],
+                self._absent_rows(field, len(records)),
+                _none(records),
+            )
+        return [s for s in statuses if s is not None], result, present
+
+    def _load(
+        self, field: str, modality: Modality, records: Sequence[Mapping[str, Any]], todo: list[int]
+    ) -> tuple[dict[int, FieldStatus], list[Tensor | None]]:
+        """Load records `todo`: (status per loaded record, the loaded tensors with None elsewhere)."""
+        items: list[Tensor | None] = [None] * len(records)
+        statuses: dict[int, FieldStatus] = {}
+        for i in todo:
+            try:
+                value = _load_value(modality, records[i], self.root)
+            except Exception as exc:  # this record's value broke the plug-in: fail it alone
+                statuses[i] = FieldStatus(field, "failed", f"load failed: {short_error(exc)}")
+                continue
+            if isinstance(value, Absent):
+                statuses[i] = _absent_status(field, value)
+            else:
+                items[i] = value
+                statuses[i] = FieldStatus(field, "used", "")
+        return statuses, items
+
+    def _run_encoder(
+        self, field: str, modality: Modality, items: list[Tensor | None], present: Tensor
+    ) -> EncoderOutput:
+        values, mask = modality.collate(items)  # (B, ...), step mask (B, L) or None
+        with torch.inference_mode():  # thread-local: this runs in the guard's thread
+            out: EncoderOutput = self.model.encoders[field](values, present, mask)
+        return out
+
+    def _encode_absent_row(self, field: str) -> EncoderOutput:
+        values, mask = self.trained.modalities[field].collate([None])  # (1, ...)
+        with torch.inference_mode():
+            out: EncoderOutput = self.model.encoders[field](values, torch.zeros(1, dtype=torch.bool), mask)
+        return out
+
+    def _absent_rows(self, field: str, n: int) -> EncoderOutput:
+        one = self._absent[field]
+        return EncoderOutput(
+            tokens=_repeat(one.tokens, n),  # (1, L, D) -> (n, L, D)
+            pooled=_repeat(one.pooled, n),  # (1, D) -> (n, D)
+            token_mask=None if one.token_mask is None else _repeat(one.token_mask, n),  # (1, L) -> (n, L)
+        )
+
+
+def _repeat(x: Tensor, n: int) -> Tensor:
+    return x.repeat(n, *([1] * (x.dim() - 1)))
+
+
+def _none(records: Sequence[Mapping[str, Any]]) -> Tensor:
+    return torch.zeros(len(records), dtype=torch.bool)  # (B,) nobody has the field
+
+
+def _precheck(field: str, modality: Modality, record: Mapping[str, Any]) -> FieldStatus | None:
+    """The status of a value that is not loaded (missing, marked absent by the caller, or a
+    string where a path would be read); None when it goes to the plug-in."""
+    columns = modality.columns()
+    values = [record.get(c) for c in columns]
+    if all(v is None for v in values):
+        reason = "empty" if any(c in record for c in columns) else "not in the record"
+        return FieldStatus(field, "missing", reason)
+    marked = next((v for v in values if isinstance(v, Absent)), None)
+    if marked is not None:  # the caller could not decode it (e.g. invalid base64)
+        return _absent_status(field, marked)
+    refusal = _path_refusal(modality, values[0])
+    return None if refusal is None else FieldStatus(field, "failed", refusal)
+
+
+def _load_value(modality: Modality, record: Mapping[str, Any], root: Path) -> Tensor | Absent:
+    try:
+        return modality.load(record, root)
+    except DataError as exc:  # the record's fault (e.g. a path outside the root), not the field's
+        return Absent("refused", str(exc))
+
+
+def _path_refusal(modality: Modality, value: object) -> str | None:
+    """Why `value` is refused without loading: a string where `load` would read a file path."""
+    if is_empty(value):
+        return None
+    if isinstance(value, os.PathLike) or (isinstance(value, str) and modality.kind in MEDIA_KINDS):
+        return (
+            f"expected {modality.kind} bytes, got {type(value).__name__}; the server never reads a value "
+            "as a file path (send the file base64-encoded or as an upload)"
+        )
+    if isinstance(value, str) and modality.kind == "timeseries" and not value.lstrip().startswith("["):
+        return (
+            "expected a list of numbers (or JSON text such as [0.1, 0.2]), got a string; the server "
+            "never reads a value as a file path"
+        )
+    return None
+
+
+def _absent_status(field: str, absent: Absent) -> FieldStatus:
+    if absent.reason == "empty":
+        return FieldStatus(field, "missing", "empty")
+    reason = f"{absent.reason}: {absent.detail}" if absent.detail else absent.reason
+    return FieldStatus(field, "failed", reason)
+
+
+def _skipped_status(field: str, skipped: Skipped, stage: str) -> FieldStatus:
+    if skipped.cause == "open":
+        return FieldStatus(field, "skipped", skipped.reason)
+    state: FieldState = "skipped" if skipped.cause == "timeout" else "failed"
+    return FieldStatus(field, state, f"{stage} {skipped.reason}")

@@ -1,0 +1,460 @@
+"""Request records → engine records: the server's input safety, in one place.
+
+A record's keys are the bundle's COLUMN names (a tabular field has several; most fields one).
+What each value may be, by the role of its column:
+
+- media (image, audio): base64 text, optionally as a data URL (`data:image/png;base64,…`), or the
+  bytes of an uploaded file. The bytes are size-checked and sniffed by their magic bytes (PNG, JPEG,
+  GIF, BMP, WebP images; WAV, FLAC, OGG, MP3 audio), image pixels and audio seconds are checked
+  against the limits. A value that fails (not base64, wrong content, too large, a URL) makes the
+  FIELD failed: it is predicted without (degraded) with the reason, never an error — unless the
+  field is required. A client string is never used as a file path and no URL is ever fetched.
+- text: a string of at most `max_text_chars` characters (over: 422 naming the field and limit).
+- number (tabular numeric columns, audio segment columns): a JSON number, or a string that parses
+  as one — form uploads send every value as text, so the JSON API accepts the same. Non-finite
+  numbers and "", "NA", "null"… are missing. Any other string: 422.
+- category (tabular categorical columns): a string, number or boolean.
+- array (timeseries): a JSON array [T] or [T][C] of numbers, or the same as JSON text.
+- vector (embedding): a JSON array of numbers, or the same as JSON text.
+
+null or a left-out key: the column is absent. A value of the wrong JSON type (a number for a text
+field, an object anywhere): 422, because that is a client bug rather than a bad reading.
+Unknown keys: 422 listing the valid ones, with a did-you-mean.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+import math
+import re
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from plait.bundle import TrainedModel
+from plait.errors import ConfigError, PlaitError
+from plait.modalities.options import short_error
+from plait.modalities.tabular import MISSING_TEXT
+from plait.registry import suggest
+from plait.serving.settings import ServeSettings
+from plait.types import Absent
+
+MEDIA_KINDS = ("image", "audio")
+URL_ABSENT = Absent(
+    "url not fetched", "URLs are not fetched; send the bytes (base64) or use /v1/predict/upload"
+)
+_DATA_URL = re.compile(r"^data:(?P<type>[^,;]*)(?P<params>(;[^,;]*)*),", re.IGNORECASE)
+_IMAGE_FORMATS = "PNG, JPEG, GIF, BMP or WebP"
+_AUDIO_FORMATS = "WAV, FLAC, OGG or MP3"
+
+
+class RequestError(PlaitError):
+    """A request the server refuses: HTTP `status`, a stable `code`, and the field it concerns."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Column:
+    """One key a record may carry: the column, the field it feeds and how its value is read."""
+
+    name: str
+    field: str
+    kind: str
+    role: str  # "media" | "text" | "number" | "category" | "array" | "vector"
+
+
+@dataclass(frozen=True)
+class InputField:
+    """One field as a client sees it (listed by /v1/info)."""
+
+    name: str
+    kind: str
+    columns: tuple[str, ...]
+    main_columns: tuple[str, ...]  # the columns whose absence makes the field missing
+    required: bool
+    limits: Mapping[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        accepts = {
+            "image": f"base64 text or data URL, or a file upload ({_IMAGE_FORMATS})",
+            "audio": f"base64 text or data URL, or a file upload ({_AUDIO_FORMATS})",
+            "text": "a string",
+            "timeseries": "a JSON array [T] or [T][C] of numbers",
+            "embedding": "a JSON array of numbers",
+            "tabular": "one key per column: numbers for numeric columns, strings for categorical ones",
+        }
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "columns": list(self.columns),
+            "required": self.required,
+            "accepts": accepts.get(self.kind, ""),
+            "limits": dict(self.limits),
+        }
+
+
+@dataclass(frozen=True)
+class ParsedRecord:
+    """column -> value for the engine; absent columns are left out, and a value that was unusable
+    is an `Absent` whose reason the engine reports (the field is failed, predicted without)."""
+
+    values: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class InputSchema:
+    """What a record may hold for one bundle under one set of serve settings."""
+
+    fields: tuple[InputField, ...]
+    columns: Mapping[str, Column]
+    max_file_bytes: int
+    max_text_chars: int
+    max_audio_seconds: float
+    max_pixels: Mapping[str, int]  # image field -> pixel limit
+    max_records: int = 1000  # records per request (documented in the OpenAPI schema)
+
+    @classmethod
+    def build(cls, trained: TrainedModel, settings: ServeSettings) -> InputSchema:
+        names = list(trained.modalities)
+        for name in settings.required_fields:
+            if name not in trained.modalities:
+                raise ConfigError(
+                    f"serve.required_fields: unknown field '{name}';{suggest(name, names)} "
+                    f"Fields of this bundle: {', '.join(names)}"
+                )
+        fields: list[InputField] = []
+        columns: dict[str, Column] = {}
+        max_pixels: dict[str, int] = {}
+        for name, modality in trained.modalities.items():
+            roles = _roles(name, modality)
+            for column, role in roles.items():
+                columns.setdefault(column, Column(column, name, modality.kind, role))
+            limits: dict[str, float] = {}
+            if modality.kind == "image":
+                own = int(getattr(modality, "max_pixels", 40_000_000))
+                cap = settings.max_image_pixels
+                max_pixels[name] = own if cap is None else min(own, cap)
+                limits = {"max_pixels": max_pixels[name], "max_bytes": settings.max_file_bytes}
+            elif modality.kind == "audio":
+                limits = {"max_seconds": settings.max_audio_seconds, "max_bytes": settings.max_file_bytes}
+            elif modality.kind == "text":
+                limits = {"max_chars": settings.max_text_chars}
+            main = tuple(c for c, r in roles.items() if r != "number") if modality.kind == "audio" else ()
+            fields.append(
+                InputField(
+                    name=name,
+                    kind=modality.kind,
+                    columns=tuple(roles),
+                    main_columns=main or tuple(roles),
+                    required=name in settings.required_fields,
+                    limits=limits,
+                )
+            )
+        return cls(
+            fields=tuple(fields),
+            columns=columns,
+            max_file_bytes=settings.max_file_bytes,
+            max_text_chars=settings.max_text_chars,
+            max_audio_seconds=settings.max_audio_seconds,
+            max_pixels=max_pixels,
+            max_records=settings.max_records,
+        )
+
+    @property
+    def media_columns(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns.values() if c.role == "media")
+
+
+def _roles(name: str, modality: Any) -> dict[str, str]:
+    """column -> role for one field, from its modality's kind and options."""
+    kind = modality.kind
+    columns = tuple(modality.columns())
+    if kind in MEDIA_KINDS:
+        main = getattr(modality, "column", columns[0])
+        return {c: "media" if c == main else "number" for c in columns}
+    if kind == "tabular":
+        numeric = set(getattr(modality, "numeric", ()))
+        return {c: "number" if c in numeric else "category" for c in columns}
+    role = {"text": "text", "timeseries": "array", "embedding": "vector"}.get(kind)
+    if role is None:
+        raise ConfigError(
+            f"field '{name}': kind '{kind}' cannot be served yet (serving reads image, audio, text, "
+            "timeseries, embedding and tabular fields); remove the field or extend plait.serving.inputs"
+        )
+    return dict.fromkeys(columns, role)
+
+
+# ---- records -------------------------------------------------------------------------------------
+
+
+def parse_record(raw: object, schema: InputSchema, where: str = "record") -> ParsedRecord:
+    """A JSON record (an object keyed by column names) → the engine's record."""
+    if not isinstance(raw, dict):
+        raise RequestError(
+            422,
+            "invalid_record",
+            f"{where}: expected a JSON object keyed by column names, got {_json_type(raw)}",
+        )
+    return _parse_items(raw.items(), schema, where)
+
+
+def parse_form(items: Iterable[tuple[str, str | bytes]], schema: InputSchema) -> ParsedRecord:
+    """A multipart form (text values, and bytes for uploaded files) → the engine's record."""
+    seen: dict[str, str | bytes] = {}
+    for key, value in items:
+        if key in seen:
+            raise RequestError(422, "duplicate_field", f"form: '{key}' was sent twice; send it once", key)
+        seen[key] = value
+    for key, value in seen.items():
+        column = schema.columns.get(key)
+        if isinstance(value, bytes) and column is not None and column.role != "media":
+            raise RequestError(
+                422,
+                "invalid_value",
+                f"form: '{key}' ({column.kind} field '{column.field}') takes a form value, not a file",
+                key,
+            )
+    return _parse_items(seen.items(), schema, "form")
+
+
+def _parse_items(items: Iterable[tuple[str, object]], schema: InputSchema, where: str) -> ParsedRecord:
+    values: dict[str, Any] = {}
+    for key, value in items:
+        column = schema.columns.get(key)
+        if column is None:
+            raise RequestError(422, "unknown_field", _unknown_message(key, schema, where), key)
+        if value is None:
+            continue
+        parsed = _parse_value(value, column, schema, where)
+        if parsed is not None:
+            values[key] = parsed
+    for f in schema.fields:
+        if not f.required:
+            continue
+        failed = next((v for c in f.columns if isinstance(v := values.get(c), Absent)), None)
+        if failed is not None:
+            raise RequestError(
+                422,
+                "required_field",
+                f"{where}: field '{f.name}' is required by this server and its value is unusable: "
+                f"{failed.reason}: {failed.detail}",
+                f.name,
+            )
+        if not any(c in values for c in f.main_columns):
+            raise RequestError(
+                422,
+                "required_field",
+                f"{where}: field '{f.name}' is required by this server; send column(s) "
+                f"{', '.join(f.main_columns)}",
+                f.name,
+            )
+    return ParsedRecord(values)
+
+
+def _unknown_message(key: str, schema: InputSchema, where: str) -> str:
+    valid = sorted(schema.columns)
+    grouped = next((f for f in schema.fields if f.name == key and key not in f.columns), None)
+    if grouped is not None:
+        return (
+            f"{where}: '{key}' is a {grouped.kind} field; send its columns as separate keys: "
+            f"{', '.join(grouped.columns)}"
+        )
+    hint = suggest(key, valid)
+    return f"{where}: unknown field '{key}';{hint} Valid fields: {', '.join(valid)}"
+
+
+def _parse_value(value: object, column: Column, schema: InputSchema, where: str) -> Any:
+    """The engine's value, None for absent, or Absent for an unusable value of the right type."""
+    role = column.role
+    if role == "media":
+        if isinstance(value, bytes):
+            return check_media(value, column, schema)
+        if not isinstance(value, str):
+            raise _wrong_type(where, column, "base64 text or a data URL", value)
+        if not value.strip():
+            return None
+        data = decode_base64(value)
+        return data if isinstance(data, Absent) else check_media(data, column, schema)
+    if role == "text":
+        if not isinstance(value, str):
+            raise _wrong_type(where, column, "a string", value)
+        if len(value) > schema.max_text_chars:
+            raise RequestError(
+                422,
+                "too_long",
+                f"{where}: field '{column.field}' has {len(value)} characters, over the limit of "
+                f"{schema.max_text_chars} (max_text_chars); shorten the text",
+                column.field,
+            )
+        text = value.encode("utf-8", "replace").decode("utf-8")  # lone surrogates → '?'
+        return text if text.strip() else None
+    if role == "number":
+        return _number(value, column, where)
+    if role == "category":
+        if not isinstance(value, str | int | float):
+            raise _wrong_type(where, column, "a string or number", value)
+        return value
+    # array (timeseries) and vector (embedding): a JSON array, or JSON text holding one
+    if isinstance(value, str):
+        if not value.strip():
+            return None
+        try:
+            value = json.loads(value)
+        except (ValueError, RecursionError):
+            return Absent("undecodable", "text is not a JSON array of numbers such as [0.1, 2.5]")
+        if not isinstance(value, list):
+            return Absent("undecodable", "text is not a JSON array of numbers such as [0.1, 2.5]")
+    if not isinstance(value, list):
+        raise _wrong_type(where, column, "a JSON array of numbers", value)
+    return value if value else None
+
+
+def _number(value: object, column: Column, where: str) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise _wrong_type(where, column, "a number", value)
+    if isinstance(value, str):
+        if value.strip().lower() in MISSING_TEXT:
+            return None
+        try:
+            number = float(value)
+        except ValueError:
+            raise RequestError(
+                422,
+                "invalid_value",
+                f"{where}: column '{column.name}' (field '{column.field}') expects a number, "
+                f"got {value[:40]!r}",
+                column.name,
+            ) from None
+    else:
+        try:
+            number = float(value)
+        except OverflowError:  # an integer too big for a float
+            return None
+    return number if math.isfinite(number) else None
+
+
+def _wrong_type(where: str, column: Column, expected: str, value: object) -> RequestError:
+    what = f"field '{column.field}'"
+    if column.name != column.field:
+        what = f"column '{column.name}' (field '{column.field}')"
+    return RequestError(
+        422, "invalid_value", f"{where}: {what} expects {expected}, got {_json_type(value)}", column.name
+    )
+
+
+def _json_type(value: object) -> str:
+    names = {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "an array"}
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return "an object"
+    return names.get(type(value), type(value).__name__)
+
+
+# ---- media ---------------------------------------------------------------------------------------
+
+
+def decode_base64(text: str) -> bytes | Absent:
+    """Bytes of base64 text or a base64 data URL; a URL or anything else fails with a reason."""
+    value = text.strip()
+    if value[:8].lower().startswith(("http://", "https://")):
+        return URL_ABSENT
+    match = _DATA_URL.match(value)
+    if match is not None:
+        if "base64" not in match.group("params").lower():
+            return Absent("undecodable", "a data URL must be base64 (data:image/png;base64,…)")
+        value = value[match.end() :]
+    elif value[:5].lower() == "data:":
+        return Absent("undecodable", "malformed data URL; expected data:<type>;base64,<data>")
+    compact = "".join(value.split())
+    try:
+        if "-" in compact or "_" in compact:
+            return base64.urlsafe_b64decode(compact + "=" * (-len(compact) % 4))
+        return base64.b64decode(compact, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        return Absent("undecodable", f"not valid base64 ({exc})")
+
+
+def sniff(data: bytes) -> str | None:
+    """The media format of `data` by its magic bytes ("png", "wav", …), or None."""
+    head = data[:16]
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "gif"
+    if head.startswith(b"BM") and len(data) >= 26:
+        return "bmp"
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return "webp"
+    if head.startswith((b"RIFF", b"RF64")) and head[8:12] == b"WAVE":
+        return "wav"
+    if head.startswith(b"fLaC"):
+        return "flac"
+    if head.startswith(b"OggS"):
+        return "ogg"
+    if head.startswith(b"ID3") or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
+        return "mp3"
+    return None
+
+
+_IMAGE = ("png", "jpeg", "gif", "bmp", "webp")
+_AUDIO = ("wav", "flac", "ogg", "mp3")
+
+
+def check_media(data: bytes, column: Column, schema: InputSchema) -> bytes | Absent | None:
+    """`data` when it is acceptable media for the column's field, else why not."""
+    if len(data) == 0:
+        return None
+    if len(data) > schema.max_file_bytes:
+        return Absent("too large", f"{len(data)} bytes > max_bytes={schema.max_file_bytes}")
+    found = sniff(data)
+    wanted, formats = (_IMAGE, _IMAGE_FORMATS) if column.kind == "image" else (_AUDIO, _AUDIO_FORMATS)
+    if found not in wanted:
+        what = "bytes of no known media format" if found is None else f"{found.upper()} bytes"
+        return Absent("wrong content", f"expected {column.kind} ({formats}), got {what}")
+    if column.kind == "image":
+        return _check_pixels(data, schema.max_pixels[column.field])
+    return _check_seconds(data, schema.max_audio_seconds)
+
+
+def _check_pixels(data: bytes, max_pixels: int) -> bytes | Absent:
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:  # reads the header only
+                width, height = image.size
+    except Image.DecompressionBombError as exc:
+        return Absent("too large", short_error(exc))
+    except Exception as exc:  # Pillow raises many types on corrupt headers
+        return Absent("undecodable", short_error(exc))
+    if width * height > max_pixels:
+        return Absent("too large", f"{width}x{height} pixels > max_pixels={max_pixels}")
+    return data
+
+
+def _check_seconds(data: bytes, max_seconds: float) -> bytes | Absent:
+    import soundfile as sf
+
+    try:
+        info = sf.info(io.BytesIO(data))
+        seconds = info.frames / info.samplerate
+    except Exception as exc:  # libsndfile reports corrupt or unknown files with varied errors
+        reason = getattr(exc, "error_string", None)
+        return Absent("undecodable", reason if isinstance(reason, str) else short_error(exc))
+    if seconds > max_seconds:
+        return Absent("too long", f"{seconds:.1f} s > max_seconds={max_seconds:g}")
+    return data

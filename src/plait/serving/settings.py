@@ -1,0 +1,127 @@
+"""`ServeSettings`: everything `plait serve` can be told, checked where it is built.
+
+`ServeSettings(port=9000, api_key="s3cret", cors_origins=("https://example.org",))`. A bad value
+raises ConfigError naming the setting, what was expected and what came. The API key, when not
+given, comes from the environment variable PLAIT_API_KEY (empty or unset: no authentication);
+pass `api_key=None` explicitly to switch authentication off whatever the environment says.
+
+Per-field input limits: `max_image_pixels=None` uses each image field's own `max_pixels` (the
+modality's option the bundle was trained with); a number lowers it for this server only.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from plait.errors import ConfigError
+from plait.registry import suggest
+
+API_KEY_ENV = "PLAIT_API_KEY"
+MIB = 1024 * 1024
+
+
+def api_key_from_env(name: str = API_KEY_ENV) -> str | None:
+    """The API key in environment variable `name`, or None when it is unset or blank."""
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1  # uvicorn worker processes (each loads its own copy of the model)
+    inference_threads: int = 1  # threads per process running batches off the event loop
+    max_batch_size: int = 32
+    max_wait_ms: float = 5.0
+    max_body_bytes: int = 20 * MIB  # the whole request body, checked before parsing
+    max_file_bytes: int = 10 * MIB  # one decoded media value (image or audio bytes)
+    max_records: int = 1000  # records in one request
+    max_image_pixels: int | None = None  # None: each image field's own max_pixels
+    max_audio_seconds: float = 60.0  # longer clips are failed (the model reads at most its max_seconds)
+    max_text_chars: int = 20_000
+    api_key: str | None = field(default_factory=api_key_from_env)
+    cors_origins: tuple[str, ...] = ()  # empty: no CORS headers at all
+    required_fields: tuple[str, ...] = ()  # fields a request may not leave out (422 instead of degraded)
+    breaker_fail_max: int = 5  # consecutive failures of one field before its breaker opens
+    breaker_reset_timeout_s: float = 30.0  # how long an open breaker skips its field before a trial
+    field_timeout_s: float = 2.0  # one field's preprocessing + encoder time budget per batch
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.host, str) or not self.host.strip():
+            raise ConfigError(f"serve.host: expected a host name or address, got {self.host!r}")
+        _int_in("port", self.port, 0, 65535)
+        _int_in("workers", self.workers, 1, 256)
+        _int_in("inference_threads", self.inference_threads, 1, 256)
+        _int_in("max_batch_size", self.max_batch_size, 1, 65536)
+        _number_in("max_wait_ms", self.max_wait_ms, 0.0, 60_000.0)
+        _int_in("max_body_bytes", self.max_body_bytes, 1024, 2**40)
+        _int_in("max_file_bytes", self.max_file_bytes, 1, 2**40)
+        _int_in("max_records", self.max_records, 1, 10**7)
+        if self.max_image_pixels is not None:
+            _int_in("max_image_pixels", self.max_image_pixels, 1, 2**40)
+        _number_in("max_audio_seconds", self.max_audio_seconds, 0.001, 86_400.0)
+        _int_in("max_text_chars", self.max_text_chars, 1, 10**9)
+        if self.api_key is not None and (not isinstance(self.api_key, str) or not self.api_key.strip()):
+            raise ConfigError(
+                "serve.api_key: expected a non-empty string, or None for no authentication; got an empty "
+                "value — set PLAIT_API_KEY to a secret or leave it unset"
+            )
+        _names("cors_origins", self.cors_origins)
+        _names("required_fields", self.required_fields)
+        _int_in("breaker_fail_max", self.breaker_fail_max, 1, 10**6)
+        _number_in("breaker_reset_timeout_s", self.breaker_reset_timeout_s, 0.0, 86_400.0)
+        _number_in("field_timeout_s", self.field_timeout_s, 0.001, 3600.0)
+
+    def to_json(self) -> dict[str, Any]:
+        """Every setting but the API key (secrets travel only in their own environment variable)."""
+        return {
+            name: list(value) if isinstance(value, tuple) else value
+            for name in self.__dataclass_fields__
+            if name != "api_key"
+            for value in [getattr(self, name)]
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any], *, api_key: str | None) -> ServeSettings:
+        """Settings from `to_json` output (lists become tuples); unknown keys are a ConfigError."""
+        known = [n for n in cls.__dataclass_fields__ if n != "api_key"]
+        values: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key not in known:
+                raise ConfigError(f"serve settings: unknown setting '{key}';{suggest(key, known)}")
+            values[key] = tuple(value) if isinstance(value, list) else value
+        return cls(**values, api_key=api_key)
+
+    def __repr__(self) -> str:  # never print the secret
+        shown = "None" if self.api_key is None else "'***'"
+        fields = ", ".join(
+            f"{name}={getattr(self, name)!r}" for name in self.__dataclass_fields__ if name != "api_key"
+        )
+        return f"ServeSettings({fields}, api_key={shown})"
+
+
+def _int_in(name: str, value: object, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(f"serve.{name}: expected an integer from {low} to {high}, got {value!r}")
+
+
+def _number_in(name: str, value: object, low: float, high: float) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not low <= value <= high
+    ):
+        raise ConfigError(f"serve.{name}: expected a number from {low:g} to {high:g}, got {value!r}")
+
+
+def _names(name: str, value: object) -> None:
+    if not isinstance(value, tuple) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ConfigError(
+            f"serve.{name}: expected a tuple of non-empty strings, got {value!r}; e.g. {name}=('a', 'b')"
+        )
