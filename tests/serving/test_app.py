@@ -454,3 +454,15 @@ def test_cli_serve_runs_uvicorn_with_the_app_or_the_factory(
     settings = json.loads(os.environ[SETTINGS_ENV])
     assert settings["cors_origins"] == ["https://a"]
     assert os.environ[BUNDLE_ENV] == str(Path(bundle).resolve())
+
+
+def test_non_finite_numbers_become_null_in_responses() -> None:
+    from plait.serving.app import _finite
+
+    clean = {"p": [0.25, 0.75], "t": 1.0}
+    assert _finite(clean) is clean  # the common case is not copied
+    assert _finite({"a": [1.0, float("nan")], "b": {"c": float("inf")}, "d": (2.0,)}) == {
+        "a": [1.0, None],
+        "b": {"c": None},
+        "d": [2.0],
+    }
