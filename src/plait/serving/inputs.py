@@ -24,32 +24,21 @@ Unknown keys: 422 listing the valid ones, with a did-you-mean.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import io
 import json
 import math
-import re
-import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from plait.bundle import TrainedModel
 from plait.errors import ConfigError, PlaitError
-from plait.modalities.options import short_error
 from plait.modalities.tabular import MISSING_TEXT
 from plait.registry import suggest
+from plait.serving.media import AUDIO_FORMATS, IMAGE_FORMATS, check_media, decode_base64
 from plait.serving.settings import ServeSettings
 from plait.types import Absent
 
 MEDIA_KINDS = ("image", "audio")
-URL_ABSENT = Absent(
-    "url not fetched", "URLs are not fetched; send the bytes (base64) or use /v1/predict/upload"
-)
-_DATA_URL = re.compile(r"^data:(?P<type>[^,;]*)(?P<params>(;[^,;]*)*),", re.IGNORECASE)
-_IMAGE_FORMATS = "PNG, JPEG, GIF, BMP or WebP"
-_AUDIO_FORMATS = "WAV, FLAC, OGG or MP3"
 
 
 class RequestError(PlaitError):
@@ -86,8 +75,8 @@ class InputField:
 
     def to_json(self) -> dict[str, Any]:
         accepts = {
-            "image": f"base64 text or data URL, or a file upload ({_IMAGE_FORMATS})",
-            "audio": f"base64 text or data URL, or a file upload ({_AUDIO_FORMATS})",
+            "image": f"base64 text or data URL, or a file upload ({IMAGE_FORMATS})",
+            "audio": f"base64 text or data URL, or a file upload ({AUDIO_FORMATS})",
             "text": "a string",
             "timeseries": "a JSON array [T] or [T][C] of numbers",
             "embedding": "a JSON array of numbers",
@@ -278,13 +267,13 @@ def _parse_value(value: object, column: Column, schema: InputSchema, where: str)
     role = column.role
     if role == "media":
         if isinstance(value, bytes):
-            return check_media(value, column, schema)
+            return _media(value, column, schema)
         if not isinstance(value, str):
             raise _wrong_type(where, column, "base64 text or a data URL", value)
         if not value.strip():
             return None
         data = decode_base64(value)
-        return data if isinstance(data, Absent) else check_media(data, column, schema)
+        return data if isinstance(data, Absent) else _media(data, column, schema)
     if role == "text":
         if not isinstance(value, str):
             raise _wrong_type(where, column, "a string", value)
@@ -361,100 +350,6 @@ def _json_type(value: object) -> str:
     return names.get(type(value), type(value).__name__)
 
 
-# ---- media ---------------------------------------------------------------------------------------
-
-
-def decode_base64(text: str) -> bytes | Absent:
-    """Bytes of base64 text or a base64 data URL; a URL or anything else fails with a reason."""
-    value = text.strip()
-    if value[:8].lower().startswith(("http://", "https://")):
-        return URL_ABSENT
-    match = _DATA_URL.match(value)
-    if match is not None:
-        if "base64" not in match.group("params").lower():
-            return Absent("undecodable", "a data URL must be base64 (data:image/png;base64,…)")
-        value = value[match.end() :]
-    elif value[:5].lower() == "data:":
-        return Absent("undecodable", "malformed data URL; expected data:<type>;base64,<data>")
-    compact = "".join(value.split())
-    try:
-        if "-" in compact or "_" in compact:
-            return base64.urlsafe_b64decode(compact + "=" * (-len(compact) % 4))
-        return base64.b64decode(compact, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        return Absent("undecodable", f"not valid base64 ({exc})")
-
-
-def sniff(data: bytes) -> str | None:
-    """The media format of `data` by its magic bytes ("png", "wav", …), or None."""
-    head = data[:16]
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if head.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if head.startswith((b"GIF87a", b"GIF89a")):
-        return "gif"
-    if head.startswith(b"BM") and len(data) >= 26:
-        return "bmp"
-    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
-        return "webp"
-    if head.startswith((b"RIFF", b"RF64")) and head[8:12] == b"WAVE":
-        return "wav"
-    if head.startswith(b"fLaC"):
-        return "flac"
-    if head.startswith(b"OggS"):
-        return "ogg"
-    if head.startswith(b"ID3") or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
-        return "mp3"
-    return None
-
-
-_IMAGE = ("png", "jpeg", "gif", "bmp", "webp")
-_AUDIO = ("wav", "flac", "ogg", "mp3")
-
-
-def check_media(data: bytes, column: Column, schema: InputSchema) -> bytes | Absent | None:
-    """`data` when it is acceptable media for the column's field, else why not."""
-    if len(data) == 0:
-        return None
-    if len(data) > schema.max_file_bytes:
-        return Absent("too large", f"{len(data)} bytes > max_bytes={schema.max_file_bytes}")
-    found = sniff(data)
-    wanted, formats = (_IMAGE, _IMAGE_FORMATS) if column.kind == "image" else (_AUDIO, _AUDIO_FORMATS)
-    if found not in wanted:
-        what = "bytes of no known media format" if found is None else f"{found.upper()} bytes"
-        return Absent("wrong content", f"expected {column.kind} ({formats}), got {what}")
-    if column.kind == "image":
-        return _check_pixels(data, schema.max_pixels[column.field])
-    return _check_seconds(data, schema.max_audio_seconds)
-
-
-def _check_pixels(data: bytes, max_pixels: int) -> bytes | Absent:
-    from PIL import Image
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:  # reads the header only
-                width, height = image.size
-    except Image.DecompressionBombError as exc:
-        return Absent("too large", short_error(exc))
-    except Exception as exc:  # Pillow raises many types on corrupt headers
-        return Absent("undecodable", short_error(exc))
-    if width * height > max_pixels:
-        return Absent("too large", f"{width}x{height} pixels > max_pixels={max_pixels}")
-    return data
-
-
-def _check_seconds(data: bytes, max_seconds: float) -> bytes | Absent:
-    import soundfile as sf
-
-    try:
-        info = sf.info(io.BytesIO(data))
-        seconds = info.frames / info.samplerate
-    except Exception as exc:  # libsndfile reports corrupt or unknown files with varied errors
-        reason = getattr(exc, "error_string", None)
-        return Absent("undecodable", reason if isinstance(reason, str) else short_error(exc))
-    if seconds > max_seconds:
-        return Absent("too long", f"{seconds:.1f} s > max_seconds={max_seconds:g}")
-    return data
+def _media(data: bytes, column: Column, schema: InputSchema) -> bytes | Absent | None:
+    limit = schema.max_pixels[column.field] if column.kind == "image" else schema.max_audio_seconds
+    return check_media(data, column.kind, max_bytes=schema.max_file_bytes, limit=limit)
