@@ -133,30 +133,53 @@ async def _sequential(url: str, records: list[bytes], n: int) -> list[float]:
 
 
 async def _load(url: str, records: list[bytes], clients: int, seconds: float) -> dict[str, Any]:
+    """`clients` keep-alive connections, each sending its next request when the answer is in.
+    A minimal HTTP/1.1 client with the requests built beforehand: httpx spent ~2 ms of CPU per
+    request, taken from the two cores the server needs."""
     latencies: list[float] = []
     errors = 0
     stop = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    host, port = url.removeprefix("http://").split(":")
+    requests = [
+        b"POST /v1/predict HTTP/1.1\r\nHost: %b\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%b" % (host.encode(), len(body), body)
+        for body in records
+    ]
 
-    async def worker(k: int, client: httpx.AsyncClient) -> None:
+    async def worker(k: int) -> None:
         nonlocal errors
+        reader, writer = await asyncio.open_connection(host, int(port))
         i = k
-        while time.perf_counter() < stop:
-            start = time.perf_counter()
-            try:
-                response = await client.post("/v1/predict", content=records[i % len(records)], headers=JSON)
-                if response.status_code != 200:
+        try:
+            while time.perf_counter() < stop:
+                start = time.perf_counter()
+                writer.write(requests[i % len(requests)])
+                status, length = await _response_head(reader)
+                await reader.readexactly(length)
+                if status != 200:
                     errors += 1
-            except httpx.HTTPError:
-                errors += 1
-            latencies.append(time.perf_counter() - start)
-            i += clients
+                latencies.append(time.perf_counter() - start)
+                i += clients
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            errors += 1
+        finally:
+            writer.close()
 
     start = time.perf_counter()
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
-        await asyncio.gather(*(worker(k, client) for k in range(clients)))
+    await asyncio.gather(*(worker(k) for k in range(clients)))
     elapsed = time.perf_counter() - start
     return {"latencies": latencies, "errors": errors, "throughput": len(latencies) / elapsed}
+
+
+async def _response_head(reader: asyncio.StreamReader) -> tuple[int, int]:
+    """(status, Content-Length) of the next response; the server always sends a length."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    length = next(
+        int(v) for k, _, v in (line.partition(":") for line in lines[1:]) if k.lower() == "content-length"
+    )
+    return status, length
 
 
 def _quantiles(values: list[float]) -> tuple[float, float, float]:

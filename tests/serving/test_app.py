@@ -466,3 +466,14 @@ def test_non_finite_numbers_become_null_in_responses() -> None:
         "b": {"c": None},
         "d": [2.0],
     }
+
+
+def test_nan_from_pythons_json_dumps_is_read_as_missing(client: TestClient) -> None:
+    """The fast parser rejects NaN; the standard one reads it, and a NaN number is a missing value."""
+    specs = next(f for f in client.get("/v1/info").json()["fields"] if f["name"] == "specs")
+    body = json.dumps({"note": "pump runs hot", specs["columns"][0]: float("nan")}).encode()
+    assert b"NaN" in body
+    response = client.post("/v1/predict", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 200, response.text
+    broken = client.post("/v1/predict", content=b'{"note": ', headers={"Content-Type": "application/json"})
+    assert broken.status_code == 400 and "not valid JSON" in broken.json()["error"]["message"]

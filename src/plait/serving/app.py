@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import orjson
 from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
@@ -272,6 +273,15 @@ def _check_required(schema: InputSchema, served: Served, index: int | None) -> N
             )
 
 
+def _loads(body: bytes) -> Any:
+    """orjson when it can (a 50 KB record with a sensor series parses ~4× faster); the standard
+    parser otherwise, which also reads the NaN / Infinity that Python's json.dumps writes."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json.loads(body)
+
+
 def _parse_json_body(
     body: bytes, schema: InputSchema, settings: ServeSettings
 ) -> tuple[bool, list[ParsedRecord]]:
@@ -281,7 +291,7 @@ def _parse_json_body(
             400, "bad_request", 'empty body: send a JSON record, a list, or {"records": [...]}'
         )
     try:
-        raw = json.loads(body)
+        raw = _loads(body)
     except (ValueError, RecursionError) as exc:
         raise RequestError(400, "bad_request", f"the body is not valid JSON: {str(exc)[:200]}") from None
     single = isinstance(raw, dict) and not (set(raw) == {"records"} and isinstance(raw["records"], list))
