@@ -45,6 +45,7 @@ class FieldSpec:
     name: str
     kind: str
     options: Mapping[str, Any] = field(default_factory=dict)  # the modality's constructor arguments
+    required: bool = False  # `plait serve` answers 422 instead of predicting without this field
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,10 @@ class Config:
         """Plain data, the same shape as the YAML file."""
         out: dict[str, Any] = {"data": asdict(self.data), "task": asdict(self.task)}
         if self.fields:  # a streams config may leave them to be derived after alignment
-            out["fields"] = {f.name: {"kind": f.kind, **dict(f.options)} for f in self.fields}
+            out["fields"] = {
+                f.name: {"kind": f.kind, **dict(f.options), **({"required": True} if f.required else {})}
+                for f in self.fields
+            }
         out["model"] = {**asdict(self.model), "fusion_options": dict(self.model.fusion_options)}
         out["train"] = {**asdict(self.train), "stages": [asdict(s) for s in self.train.stages]}
         out["output"] = self.output
@@ -342,8 +346,11 @@ def _fields(raw: Any) -> tuple[FieldSpec, ...]:
             raise ConfigError(f"{path}.kind: missing; one of {', '.join(KINDS)}")
         if kind not in KINDS:
             raise ConfigError(f"{path}.kind: {unknown_name_message('kind', str(kind), list(KINDS))}")
-        options = {k: v for k, v in spec.items() if k != "kind"}
-        specs.append(FieldSpec(name=str(name), kind=str(kind), options=options))
+        options = {k: v for k, v in spec.items() if k not in ("kind", "required")}
+        required = spec.get("required", False)
+        if not isinstance(required, bool):
+            raise ConfigError(f"{path}.required: expected true or false, got {required!r}")
+        specs.append(FieldSpec(name=str(name), kind=str(kind), options=options, required=required))
     return tuple(specs)
 
 

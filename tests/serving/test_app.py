@@ -317,6 +317,24 @@ def test_required_fields_are_422_when_absent_or_unusable(trained: TrainedModel, 
         create_app(trained, ServeSettings(api_key=None, required_fields=("thermla",)))
 
 
+def test_a_field_the_bundle_marks_required_is_required(trained: TrainedModel, full: dict[str, Any]) -> None:
+    from dataclasses import replace
+
+    raw = trained.config.to_dict()
+    raw["fields"]["thermal"]["required"] = True  # `required: true` in the config the bundle was trained with
+    config = type(trained.config).from_dict(raw, base_dir=trained.config.base_dir)
+    assert config.to_dict()["fields"]["thermal"]["required"] is True  # survives the YAML round trip
+    assert "required" not in config.to_dict()["fields"]["note"]
+    with served_with(replace(trained, config=config)) as c:
+        assert c.post("/v1/predict", json=full).status_code == 200
+        missing = c.post("/v1/predict", json={"note": "hot"})
+    assert missing.status_code == 422 and missing.json()["error"]["field"] == "thermal"
+    with pytest.raises(ConfigError, match=r"fields.note.required: expected true or false"):
+        type(config).from_dict(
+            {**raw, "fields": {**raw["fields"], "note": {"kind": "text", "required": "yes"}}}
+        )
+
+
 # ---- auth, CORS, errors, metrics -------------------------------------------------------------------
 
 

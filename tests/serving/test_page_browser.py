@@ -108,6 +108,11 @@ def test_the_form_predicts_without_a_left_out_field(
             "note": "missing",
             "specs": "used",
         }
+        parts = {
+            c.get_attribute("data-contribution"): c.inner_text()
+            for c in page.locator("[data-contribution]").all()
+        }
+        assert set(parts) == set(fields) and parts["note"] == "" and parts["thermal"].endswith(" pts")
         assert page.locator("#report-link").is_visible()  # the bundle has a report.html
         assert "the report" in page.request.get(server + "/report").text()
 

@@ -55,10 +55,15 @@ class FieldStatus:
 class Served:
     prediction: Prediction  # calibrated probabilities when the bundle has calibration
     fields: tuple[FieldStatus, ...]  # one per model field, in model order
+    # Each used field's part in this answer: how much the predicted class's probability (regression:
+    # the prediction, in target units) falls when the field is left out. Leave-one-out on the
+    # record's own encodings — the fusion and head run once more per field, the encoders do not.
+    contributions: Mapping[str, float] | None = None
 
     def to_json(self) -> dict[str, Any]:
         out = self.prediction.to_json()
         out["fields"] = {s.field: {"state": s.state, "reason": s.reason} for s in self.fields}
+        out["contributions"] = None if self.contributions is None else dict(self.contributions)
         return out
 
 
@@ -119,13 +124,37 @@ class Engine:
         logits = out.output  # (B, K)
         if self._calibration is not None:
             logits = self._calibration.apply_temperatures(logits, present)  # row i / T(fields of i)
+        contributions = self._contributions(encoded, present, logits)
         return [
             Served(
                 prediction=self._predictor._prediction(i, out, logits, present, self._calibration),
                 fields=tuple(statuses[f][i] for f in self.fields),
+                contributions={
+                    f: round(float(c[i]), 6) for f, c in contributions.items() if bool(present[f][i])
+                },
             )
             for i in range(n)
         ]
+
+    def _contributions(
+        self, encoded: Mapping[str, EncoderOutput], present: Mapping[str, Tensor], logits: Tensor
+    ) -> dict[str, Tensor]:
+        """field → (B,) drop of each row's answer when that field is left out (see `Served`)."""
+        classification = self.trained.task.type == "classification"
+        chosen = logits.argmax(dim=1, keepdim=True)  # (B, 1)
+        score = (lambda z: z.softmax(dim=1).gather(1, chosen).squeeze(1)) if classification else None
+        full = score(logits) if score is not None else logits[:, 0] * self.trained.task.target_std
+        out: dict[str, Tensor] = {}
+        for field in self.fields:
+            if not bool(present[field].any()):
+                continue
+            without = {**present, field: torch.zeros_like(present[field])}
+            with torch.inference_mode():
+                z = self.model.head(self.model.fuse(encoded, without).fused).float()  # (B, K)
+            if self._calibration is not None:
+                z = self._calibration.apply_temperatures(z, without)
+            out[field] = full - (score(z) if score is not None else z[:, 0] * self.trained.task.target_std)
+        return out
 
     def warm_up(self) -> None:
         """One prediction with every field missing, then each encoder once on a zero-filled

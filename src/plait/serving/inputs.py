@@ -121,6 +121,7 @@ class InputSchema:
                     f"serve.required_fields: unknown field '{name}';{suggest(name, names)} "
                     f"Fields of this bundle: {', '.join(names)}"
                 )
+        marked = {f.name for f in trained.config.fields if f.required}  # `required: true` in the config
         fields: list[InputField] = []
         columns: dict[str, Column] = {}
         max_pixels: dict[str, int] = {}
@@ -145,7 +146,7 @@ class InputSchema:
                     kind=modality.kind,
                     columns=tuple(roles),
                     main_columns=main or tuple(roles),
-                    required=name in settings.required_fields,
+                    required=name in settings.required_fields or name in marked,
                     limits=limits,
                 )
             )

@@ -71,7 +71,8 @@ table { border-collapse: collapse; width: 100%; font-size: .92em; } td, th { tex
 <p class="muted" id="latency"></p>
 <h3 id="probs-title" style="font-size:1em">Probabilities</h3><div id="probs"></div>
 <h3 style="font-size:1em">Fields</h3>
-<table><thead><tr><th>field</th><th>state</th><th id="weight-head">weight</th></tr></thead>
+<table><thead><tr><th>field</th><th>state</th><th id="weight-head">weight</th>
+<th title="how much the answer falls when this field is left out">part in the answer</th></tr></thead>
 <tbody id="field-rows"></tbody></table>
 </div>
 <p class="muted" id="idle">Fill in what you have and press Predict.</p>
@@ -237,6 +238,9 @@ function show(p) {
     tr.append(el("td", {}, name));
     tr.append(el("td", {"class": "state-" + status.state}, status.state + (status.reason ? ": " + status.reason : "")));
     tr.append(el("td", {"class": "num"}, name in weights ? weights[name].toFixed(3) : ""));
+    const part = (p.contributions || {})[name];
+    const partText = part === undefined ? "" : p.probabilities ? (100 * part).toFixed(1) + " pts" : part.toFixed(3);
+    tr.append(el("td", {"class": "num", "data-contribution": name}, partText));
     rows.append(tr);
   }
 }
