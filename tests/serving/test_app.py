@@ -495,3 +495,13 @@ def test_nan_from_pythons_json_dumps_is_read_as_missing(client: TestClient) -> N
     assert response.status_code == 200, response.text
     broken = client.post("/v1/predict", content=b'{"note": ', headers={"Content-Type": "application/json"})
     assert broken.status_code == 400 and "not valid JSON" in broken.json()["error"]["message"]
+
+
+def test_explain_adds_contributions_only_when_asked(client: TestClient, full: dict[str, Any]) -> None:
+    plain = client.post("/v1/predict", json=full).json()
+    assert plain["contributions"] is None
+    explained = client.post("/v1/predict?explain=true", json=full).json()
+    assert set(explained["contributions"]) == set(explained["fields_used"])
+    assert explained["probabilities"] == plain["probabilities"]
+    bad = client.post("/v1/predict?explain=maybe", json=full)
+    assert bad.status_code == 422 and "explain" in json.dumps(bad.json())

@@ -323,15 +323,17 @@ def test_contributions_are_the_drop_when_a_field_is_left_out(
 ) -> None:
     engine = Engine(trained)
     record = as_record(rows[0], pumps_small.root)
-    [full] = engine.predict([record])
+    [plain] = engine.predict([record])
+    assert plain.contributions is None  # only when asked
+    [full] = engine.predict([record], explain=True)
     label = full.prediction.prediction
     assert full.prediction.probabilities is not None and full.contributions is not None
     assert set(full.contributions) == set(full.prediction.fields_used)
     for field, part in full.contributions.items():
         columns = trained.modalities[field].columns()
-        [without] = engine.predict([{k: v for k, v in record.items() if k not in columns}])
+        [without] = engine.predict([{k: v for k, v in record.items() if k not in columns}], explain=True)
         assert without.prediction.probabilities is not None
         drop = full.prediction.probabilities[str(label)] - without.prediction.probabilities[str(label)]
         assert part == pytest.approx(drop, abs=1e-5)
-    [partial] = engine.predict([{k: v for k, v in record.items() if k != "thermal"}])
+    [partial] = engine.predict([{k: v for k, v in record.items() if k != "thermal"}], explain=[True])
     assert partial.contributions is not None and "thermal" not in partial.contributions

@@ -32,7 +32,7 @@ from typing import Any
 
 import anyio
 import orjson
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -53,6 +53,12 @@ from plait.serving.schemas import openapi_patch
 from plait.serving.settings import API_KEY_ENV, ServeSettings, api_key_from_env
 
 log = logging.getLogger(__name__)
+Job = tuple[dict[str, Any], bool]  # one record's values and whether to explain it
+EXPLAIN = Query(
+    False,
+    description="Add each used field's leave-one-out contribution to the answer (one more fusion + head "
+    "run per field; off by default: it adds milliseconds to a single-record request).",
+)
 
 BUNDLE_ENV = "PLAIT_SERVE_BUNDLE"  # for `app_from_env`, the factory uvicorn workers import
 SETTINGS_ENV = "PLAIT_SERVE_SETTINGS"  # JSON of ServeSettings.to_json() plus "api_key_env"
@@ -69,7 +75,7 @@ class _Server:
     given_engine: Engine | None
     report: Path | None = None  # the bundle's report.html, when it has one
     engine: Engine | None = None
-    batcher: Batcher[dict[str, Any], Served] | None = None
+    batcher: Batcher[Job, Served] | None = None
 
     @property
     def ready(self) -> bool:
@@ -140,8 +146,13 @@ def _lifespan(state: _Server) -> Callable[[FastAPI], Any]:
                 timeout_s=s.field_timeout_s,
             )
             engine = Engine(state.trained, guard=guard)
-        batcher: Batcher[dict[str, Any], Served] = Batcher(
-            engine.predict,
+        run = engine.predict
+
+        def predict_jobs(jobs: list[Job]) -> list[Served]:
+            return run([values for values, _ in jobs], explain=[explain for _, explain in jobs])
+
+        batcher: Batcher[Job, Served] = Batcher(
+            predict_jobs,
             max_batch_size=s.max_batch_size,
             max_wait_ms=s.max_wait_ms,
             workers=s.inference_threads,
@@ -177,11 +188,11 @@ def _add_routes(app: FastAPI, state: _Server) -> None:
         errors[401] = {"description": "Missing or wrong API key"}
 
     @app.post("/v1/predict", dependencies=guarded, summary="Predict one record or a list", responses=errors)
-    async def predict(request: Request) -> JSONResponse:
+    async def predict(request: Request, explain: bool = EXPLAIN) -> JSONResponse:
         started = time.perf_counter()
         body = await request.body()
         single, records = await run_in_threadpool(_parse_json_body, body, state.schema, state.settings)
-        results = await _predict(state, records, started, single)
+        results = await _predict(state, records, started, single, explain)
         if single:
             return JSONResponse(results[0])
         return JSONResponse({"model_id": state.trained.model_id, "predictions": results})
@@ -189,7 +200,7 @@ def _add_routes(app: FastAPI, state: _Server) -> None:
     @app.post(
         "/v1/predict/upload", dependencies=guarded, summary="Predict one record from a form", responses=errors
     )
-    async def predict_upload(request: Request) -> JSONResponse:
+    async def predict_upload(request: Request, explain: bool = EXPLAIN) -> JSONResponse:
         started = time.perf_counter()
         content_type = request.headers.get("content-type", "").lower()
         if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
@@ -204,7 +215,7 @@ def _add_routes(app: FastAPI, state: _Server) -> None:
                 else:
                     items.append((key, value))
         record = await run_in_threadpool(parse_form, items, state.schema)
-        results = await _predict(state, [record], started, True)
+        results = await _predict(state, [record], started, True, explain)
         return JSONResponse(results[0])
 
     @app.get("/v1/info", dependencies=guarded, summary="The model, its fields and the server's limits")
@@ -238,13 +249,13 @@ def _add_routes(app: FastAPI, state: _Server) -> None:
 
 
 async def _predict(
-    state: _Server, records: list[ParsedRecord], started: float, single: bool
+    state: _Server, records: list[ParsedRecord], started: float, single: bool, explain: bool = False
 ) -> list[dict[str, Any]]:
     batcher = state.batcher
     if batcher is None:
         raise RequestError(503, "not_ready", "the server is starting or shutting down; retry shortly")
     try:
-        served = await batcher.submit([r.values for r in records])
+        served = await batcher.submit([(r.values, explain) for r in records])
     except BatcherClosed:
         raise RequestError(
             503, "not_ready", "the server is shutting down; retry on another instance"

@@ -103,8 +103,11 @@ class Engine:
         self._absent = {f: self._encode_absent_row(f) for f in self.fields}
         self.ready = False
 
-    def predict(self, records: Sequence[Mapping[str, Any]]) -> list[Served]:
-        """One Served per record, in order."""
+    def predict(
+        self, records: Sequence[Mapping[str, Any]], explain: Sequence[bool] | bool = False
+    ) -> list[Served]:
+        """One Served per record, in order. `explain` (for all records, or per record) adds each used
+        field's leave-one-out contribution; it costs one more fusion + head run per field."""
         n = len(records)
         if n == 0:
             return []
@@ -124,14 +127,17 @@ class Engine:
         logits = out.output  # (B, K)
         if self._calibration is not None:
             logits = self._calibration.apply_temperatures(logits, present)  # row i / T(fields of i)
-        contributions = self._contributions(encoded, present, logits)
+        wanted = [explain] * n if isinstance(explain, bool) else list(explain)
+        parts = self._contributions(encoded, present, logits) if any(wanted) else {}
         return [
             Served(
                 prediction=self._predictor._prediction(i, out, logits, present, self._calibration),
                 fields=tuple(statuses[f][i] for f in self.fields),
-                contributions={
-                    f: round(float(c[i]), 6) for f, c in contributions.items() if bool(present[f][i])
-                },
+                contributions=(
+                    {f: round(float(c[i]), 6) for f, c in parts.items() if bool(present[f][i])}
+                    if wanted[i]
+                    else None
+                ),
             )
             for i in range(n)
         ]

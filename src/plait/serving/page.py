@@ -196,7 +196,7 @@ async function predict(event) {
   $("submit").disabled = true; $("error").hidden = true;
   try {
     const body = JSON.stringify(await record());
-    const response = await fetch("/v1/predict", {method: "POST", headers: headers(true), body});
+    const response = await fetch("/v1/predict?explain=true", {method: "POST", headers: headers(true), body});
     const data = await response.json().catch(() => ({}));
     if (!response.ok) {
       const err = data.error || {};
