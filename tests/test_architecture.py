@@ -30,6 +30,7 @@ CORE = [
     "plait.evaluation.run",
     "plait.evaluation.summary",
     "plait.evaluation.sweep",
+    "plait.json_safe",
     "plait.report",
     "plait.objectives.balance",
     "plait.models.fusion_hooks",

@@ -196,3 +196,27 @@ def test_retrain_ablation_trains_without_each_field(three_class_table, tmp_path)
     assert sum("retraining without" in s for s in said) == 2
     with pytest.raises(DataError, match="--retrain-ablation"):
         evaluate_report(trained, three_class_table(80, seed=5), retrain_ablation=True, robustness=False)
+
+
+def test_a_report_on_rows_of_one_class_renders(pumps_small, pumps_bundle, tmp_path):
+    """Regression: a class absent from the evaluation rows has null weight statistics, and the
+    box plot crashed on them (so `plait train` could fail after saving the bundle)."""
+    from plait.report import render_report
+
+    table = read_table(pumps_small.table_path)
+    label = pumps_bundle.trained.task.label
+    one = table.filter(pl.col(label) == pumps_bundle.trained.task.classes[0]).head(30)
+    run = evaluate_report(
+        pumps_bundle.trained, one, root=pumps_small.root, robustness=False, out=tmp_path / "one"
+    )
+    by_class = run.data["interpretation"]["weights"]["by_class"]
+    assert any(stats["n"] == 0 for per_class in by_class.values() for stats in per_class.values())
+    assert "<svg" in render_report(run.data) and (tmp_path / "one" / "report.html").is_file()
+
+
+def test_summary_says_so_when_no_field_matters_more():
+    from plait.evaluation.summary import report_summary
+
+    fields = {f: {"alone": 0.5, "without": 1.0, "marginal": 0.0} for f in ("a", "b")}
+    lines = report_summary({"ablation": {"metric": "accuracy", "all": 1.0, "fields": fields}})
+    assert lines == ["no single field changes the accuracy when it is left out"]

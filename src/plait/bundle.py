@@ -38,6 +38,7 @@ FILES = (
     "provenance.json",
 )  # required; calibration.json is optional
 CALIBRATION = "calibration.json"
+REPORT_FILES = ("report.html", "evaluation.json")  # optional: the evaluation report of the held-out rows
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,8 @@ def save_bundle(trained: TrainedModel, path: Path | str) -> Path:
     """Write the bundle directory (created if needed; existing bundle files are replaced)."""
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
+    for stale in REPORT_FILES:  # written after saving, by the evaluation of THIS model, or not at all
+        (out / stale).unlink(missing_ok=True)
     save_model(trained.model, str(out / "model.safetensors"))
     _write_json(out / "preprocessing.json", {name: m.get_state() for name, m in trained.modalities.items()})
     (out / "config.yaml").write_text(trained.config.to_yaml())

@@ -475,7 +475,7 @@ def test_cli_serve_runs_uvicorn_with_the_app_or_the_factory(
 
 
 def test_non_finite_numbers_become_null_in_responses() -> None:
-    from plait.serving.app import _finite
+    from plait.json_safe import finite as _finite
 
     clean = {"p": [0.25, 0.75], "t": 1.0}
     assert _finite(clean) is clean  # the common case is not copied
@@ -505,3 +505,46 @@ def test_explain_adds_contributions_only_when_asked(client: TestClient, full: di
     assert explained["probabilities"] == plain["probabilities"]
     bad = client.post("/v1/predict?explain=maybe", json=full)
     assert bad.status_code == 422 and "explain" in json.dumps(bad.json())
+
+
+def test_out_of_range_numbers_fail_the_field_instead_of_a_nan_answer(client: TestClient) -> None:
+    """Regression: numbers near the float limit made the tabular encoding NaN, and the answer had
+    null probabilities with a confident-looking class."""
+    specs = next(f for f in client.get("/v1/info").json()["fields"] if f["name"] == "specs")
+    numeric = specs["columns"][:2]
+    body = {"note": "pump runs hot", numeric[0]: -1e38, numeric[1]: 3e38}
+    answer = client.post("/v1/predict", json=body).json()
+    assert (
+        answer["fields"]["specs"]["state"] == "failed" and "non-finite" in answer["fields"]["specs"]["reason"]
+    )
+    assert "specs" in answer["fields_missing"] and answer["degraded"] is True
+    assert all(isinstance(p, float) for p in answer["probabilities"].values())
+    assert abs(sum(answer["probabilities"].values()) - 1.0) < 1e-4
+
+
+def test_report_is_guarded_and_a_resave_drops_a_stale_one(trained: TrainedModel, tmp_path: Path) -> None:
+    from plait.bundle import save_bundle
+
+    bundle = save_bundle(trained, tmp_path / "b")
+    (bundle / "report.html").write_text("<!DOCTYPE html><title>r</title>old model's report")
+    (bundle / "evaluation.json").write_text("{}")
+    with TestClient(create_app(bundle, ServeSettings(api_key="k"))) as c:
+        assert c.get("/report").status_code == 401
+        assert "old model" in c.get("/report", headers={"X-API-Key": "k"}).text
+    save_bundle(trained, bundle)  # a new model written over it: the old report must not survive
+    assert not (bundle / "report.html").exists() and not (bundle / "evaluation.json").exists()
+
+
+def test_a_required_field_the_server_cannot_encode_is_503_not_422(
+    trained: TrainedModel, full: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("encoder down")
+
+    with served_with(trained, required_fields=("thermal",)) as c:
+        monkeypatch.setattr(trained.model.encoders["thermal"], "forward", broken)  # after the warm-up
+        answer = c.post("/v1/predict", json=full)
+    assert answer.status_code == 503  # the client cannot fix this, only retry
+    assert (
+        answer.json()["error"]["code"] == "field_unavailable" and answer.json()["error"]["field"] == "thermal"
+    )

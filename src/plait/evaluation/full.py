@@ -21,6 +21,7 @@ from torch import Tensor
 from plait import __version__
 from plait.bundle import TaskInfo, TrainedModel
 from plait.data.dataset import TensorTable
+from plait.errors import DataError
 from plait.evaluation.calibration import reliability_curve
 from plait.evaluation.evaluate import ALL, headline_interval, task_metrics
 from plait.evaluation.interpret import inconsistencies, weight_distribution
@@ -70,13 +71,15 @@ def full_evaluation(
     start = time.perf_counter()
     tell: Say = say or (lambda _msg: None)
     if tensors.target is None:
-        raise ValueError("full_evaluation needs targets")
+        raise DataError(
+            "full_evaluation: the table has no targets; load it with load_table(..., target=labels)"
+        )
     task = trained.task
     names = list(trained.modalities)
     kinds = {n: m.kind for n, m in trained.modalities.items()}
-    idx = torch.as_tensor(np.asarray(rows), dtype=torch.long)
-    target = tensors.target[idx]
-    present = {f: tensors.present[f][idx].bool() for f in names}
+    idx = torch.as_tensor(np.asarray(rows), dtype=torch.long)  # (N,)
+    target = tensors.target[idx]  # (N,)
+    present = {f: tensors.present[f][idx].bool() for f in names}  # field -> (N,)
     plans = plan_curves(kinds) if robustness else []
     subsets = _subsets(names, task)
     points = all_points(plans)

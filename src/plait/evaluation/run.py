@@ -19,6 +19,7 @@ from plait.data.table import check_columns, encode_labels, read_table
 from plait.errors import DataError
 from plait.evaluation.full import Baseline, full_evaluation
 from plait.evaluation.rows import choose_rows
+from plait.json_safe import finite
 
 Say = Callable[[str], None]
 EVALUATION_JSON = "evaluation.json"  # the report's data inside a bundle (metrics.json is training's)
@@ -63,9 +64,14 @@ def evaluate_report(
     retrained = None
     if retrain_ablation:
         if not choice.selection.startswith(("test rows", "validation rows")):
+            same = choice.selection == "every labelled row"  # --rows all on the training table
             raise DataError(
-                f"--retrain-ablation retrains on the bundle's training rows, so DATA must be the table it "
-                f"was trained on; {source} is not"
+                "--retrain-ablation retrains on the bundle's training rows and measures held-out ones: "
+                + (
+                    "--rows all would include the training rows; use --rows test or --rows val"
+                    if same
+                    else f"DATA must be the table the bundle was trained on, and {source} is not"
+                )
             )
         from plait.training.retrain import retrain_without  # Lightning only when retraining
 
@@ -94,7 +100,7 @@ def write_report(data: dict[str, Any], out: Path, json_name: str = "metrics.json
 
     out.mkdir(parents=True, exist_ok=True)
     json_path, html_path = out / json_name, out / "report.html"
-    json_path.write_text(json.dumps(data, indent=2) + "\n")
+    json_path.write_text(json.dumps(finite(data), indent=2, allow_nan=False) + "\n")  # strict JSON
     html_path.write_text(render_report(data), encoding="utf-8")
     return json_path, html_path
 

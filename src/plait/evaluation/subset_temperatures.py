@@ -155,15 +155,16 @@ class SubsetTemperatures:
     def summary(self) -> str:
         """One line for the training log: which subsets got a temperature other than 1."""
         scaled = [s for s in self.subsets if s.fitted and s.temperature != 1.0]
+        kept = sum(1 for s in self.subsets if s.fitted and s.temperature == 1.0)
+        few = len(self.subsets) - len(scaled) - kept
         shown = ", ".join(f"{subset_key(s.fields, self.fields)} {s.temperature:.2f}" for s in scaled[:6])
         more = f", … {len(scaled) - 6} more" if len(scaled) > 6 else ""
+        rest = f"{kept} showed no miscalibration (T = 1), {few} had too few rows or errors to fit"
         head = f"calibration on {self.rows} validation rows: "
         if not scaled:
-            return (
-                head + f"no field subset needs a temperature (all {len(self.subsets)} calibrated as they are)"
-            )
+            return head + f"no field subset gets a temperature ({rest})"
         return (
-            head + f"temperature ≠ 1 for {len(scaled)} of {len(self.subsets)} field subsets ({shown}{more})"
+            head + f"temperature ≠ 1 for {len(scaled)} of {len(self.subsets)} subsets ({shown}{more}); {rest}"
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -236,10 +236,14 @@ def confusion(data: Mapping[str, Any]) -> str:
 
 
 def _boxes(stats: Mapping[str, Any], order: Sequence[str]) -> list[Box]:
+    """One box per field with rows; a field (or class) with none has null statistics: no box."""
+    keys = ("q25", "median", "q75", "mean")
     return [
         Box(f, s["q25"], s["median"], s["q75"], s["mean"], int(s.get("n", 0)))
         for f in order
         if (s := stats.get(f)) is not None
+        and int(s.get("n", 0)) > 0
+        and all(s.get(k) is not None for k in keys)
     ]
 
 
@@ -251,16 +255,24 @@ def interpretation(data: Mapping[str, Any]) -> str:
     if weights is None:
         part = f"<p>The {esc(data.get('fusion', '?'))} fusion exposes no per-field weights.</p>"
     else:
-        order = list(weights.get("field_order") or weights.get("overall") or [])
-        groups = [("all rows", _boxes(weights.get("overall") or {}, order))]
-        groups += [(str(c), _boxes(s, order)) for c, s in (weights.get("by_class") or {}).items()]
-        per_class = " and per class" if len(groups) > 1 else ""
-        part = (
-            f"<h3>Per-field fusion weights</h3><p>How much weight the fusion gives each field, over all rows"
-            f"{per_class}: box from the 25th to the 75th percentile, line at the median, dot at the mean.</p>"
-            + box_plot(groups, label=f"fusion weight per field, over all rows{per_class}", y_label="weight")
-        )
+        part = _weights(weights)
     return part + _inconsistencies(data, interp.get("inconsistencies"))
+
+
+def _weights(weights: Mapping[str, Any]) -> str:
+    order = list(weights.get("field_order") or weights.get("overall") or [])
+    groups = [("all rows", _boxes(weights.get("overall") or {}, order))]
+    groups += [(str(c), _boxes(s, order)) for c, s in (weights.get("by_class") or {}).items()]
+    groups = [(name, boxes) for name, boxes in groups if boxes]  # a class absent from these rows
+    if not groups:
+        return "<p>No row has a field present: no weights to show.</p>"
+    per_class = " and per class" if len(groups) > 1 else ""
+    return (
+        "<h3>Per-field fusion weights</h3><p>How much weight the fusion gives each field, over all "
+        f"rows{per_class}: box from the 25th to the 75th percentile, line at the median, dot at the "
+        "mean.</p>"
+        + box_plot(groups, label=f"fusion weight per field, over all rows{per_class}", y_label="weight")
+    )
 
 
 def _inconsistencies(data: Mapping[str, Any], inc: Mapping[str, Any] | None) -> str:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import time
 from collections.abc import AsyncIterator, Callable
@@ -42,6 +41,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from plait.bundle import TrainedModel, load_bundle
 from plait.errors import ConfigError
+from plait.json_safe import finite
 from plait.serving.batcher import Batcher, BatcherClosed
 from plait.serving.engine import Engine, Served
 from plait.serving.guard import FieldGuard
@@ -73,7 +73,7 @@ class _Server:
     schema: InputSchema
     metrics: ServeMetrics
     given_engine: Engine | None
-    report: Path | None = None  # the bundle's report.html, when it has one
+    report_html: str | None = None  # the bundle's report.html, read once, when it has one
     engine: Engine | None = None
     batcher: Batcher[Job, Served] | None = None
 
@@ -94,7 +94,9 @@ def create_app(
     metrics = ServeMetrics()
     report = None if isinstance(bundle, TrainedModel) else Path(bundle) / "report.html"
     state = _Server(trained, settings, InputSchema.build(trained, settings), metrics, engine)
-    state.report = report if report is not None and report.is_file() else None
+    state.report_html = (
+        report.read_text(encoding="utf-8") if report is not None and report.is_file() else None
+    )
     metrics.states = state.breaker_states  # breaker gauges are read at scrape time
 
     app = FastAPI(
@@ -220,7 +222,7 @@ def _add_routes(app: FastAPI, state: _Server) -> None:
 
     @app.get("/v1/info", dependencies=guarded, summary="The model, its fields and the server's limits")
     async def info() -> JSONResponse:
-        return JSONResponse(_finite(_info(state)))
+        return JSONResponse(finite(_info(state)))
 
     @app.get("/healthz", summary="Liveness: the process answers")
     async def healthz() -> dict[str, str]:
@@ -240,12 +242,13 @@ def _add_routes(app: FastAPI, state: _Server) -> None:
     async def index() -> HTMLResponse:
         return HTMLResponse(PAGE_HTML)
 
-    @app.get("/report", include_in_schema=False)
+    @app.get("/report", include_in_schema=False, dependencies=guarded)
     async def report() -> Response:
-        """The bundle's evaluation report (self-contained HTML), when it has one."""
-        if state.report is None:
+        """The bundle's evaluation report (self-contained HTML), when it has one; guarded like /v1:
+        it names training rows and data paths."""
+        if state.report_html is None:
             raise StarletteHTTPException(404, "this bundle has no report.html; `plait train` writes one")
-        return HTMLResponse(state.report.read_text(encoding="utf-8"))
+        return HTMLResponse(state.report_html)
 
 
 async def _predict(
@@ -265,16 +268,26 @@ async def _predict(
     for i, one in enumerate(served):
         _check_required(state.schema, one, None if single else i)
         state.metrics.observe_fields(one.fields)
-        out.append(_finite({**one.to_json(), "latency_ms": latency_ms}))
+        out.append(finite({**one.to_json(), "latency_ms": latency_ms}))
     return out
 
 
 def _check_required(schema: InputSchema, served: Served, index: int | None) -> None:
-    """A required field that the engine could not use (undecodable, failed, skipped) → 422."""
+    """A required field the engine could not use: 422 when the client's value was the problem
+    (missing, undecodable, too large), 503 when the server was (breaker open, encoder timed out or
+    failed) — the client cannot fix that, only retry."""
     required = {f.name for f in schema.fields if f.required}
     for status in served.fields:
         if status.field in required and status.state != "used":
             where = "record" if index is None else f"records[{index}]"
+            if status.state == "skipped" or status.reason.startswith("encoder"):
+                raise RequestError(
+                    503,
+                    "field_unavailable",
+                    f"{where}: required field '{status.field}' is unavailable on this server right now "
+                    f"({status.reason}); retry shortly",
+                    status.field,
+                )
             raise RequestError(
                 422,
                 "required_field",
@@ -365,28 +378,8 @@ def _info(state: _Server) -> dict[str, Any]:
         },  # no paths: they describe the training machine, not this server
         "breakers": state.breaker_states(),
         "auth": "api_key" if s.api_key else "none",
-        "report": state.report is not None,
+        "report": state.report_html is not None,
     }
-
-
-def _finite(value: Any) -> Any:
-    """JSON has no NaN or infinity: such numbers become null. The common case — every number
-    finite — is one C-level `json.dumps` check instead of a walk in Python."""
-    try:
-        json.dumps(value, allow_nan=False)
-    except ValueError:
-        return _scrub(value)
-    return value
-
-
-def _scrub(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _scrub(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_scrub(v) for v in value]
-    return value
 
 
 def _openapi(app: FastAPI, state: _Server) -> Callable[[], dict[str, Any]]:

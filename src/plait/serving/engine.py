@@ -1,13 +1,13 @@
 """The serving engine: predictions for a batch of records with every field guarded.
 
-Per field and batch, one guarded step (`FieldGuard`: circuit breaker + timeout) loads the records'
-values through the modality, collates them and runs the field's encoder. A field that is absent,
-empty, undecodable, too large, failing, timed out or switched off by its breaker is predicted
-without (presence mask) and reported per record in `Served.fields`; the prediction itself never
-fails for one field. A value that makes `load` raise fails only its own record (and counts against
-the breaker only when every value of the batch did). Media values must arrive as bytes: a string for
-an image or audio field (or a timeseries string that is not JSON) is never opened as a path, and the
-media root is an empty directory.
+Per field and batch, the records' values are loaded through the modality one by one (a value that
+fails, or makes `load` raise, fails only its own record and never counts against the field: its
+cost and its faults are the client's), then collated and encoded in one guarded step (`FieldGuard`:
+circuit breaker + timeout). A field that is absent, empty, undecodable, too large, failing, timed
+out or switched off by its breaker is predicted without (presence mask) and reported per record in
+`Served.fields`; the prediction itself never fails for one field. Media values must arrive as
+bytes: a string for an image or audio field (or a timeseries string that is not JSON) is never
+opened as a path, and the media root is an empty directory.
 """
 
 from __future__ import annotations
@@ -206,6 +206,18 @@ class Engine:
                 [s for s in statuses if s is not None],
                 self._absent_rows(field, len(records)),
                 _none(records),
+            )
+        finite = torch.isfinite(result.pooled.float()).all(dim=1) | ~present  # (B,)
+        if not bool(finite.all()):  # values at the edge of float range: no honest answer from them
+            bad = FieldStatus(field, "failed", "non-finite encoding: the values are out of range")
+            statuses = [bad if not bool(ok) else s for ok, s in zip(finite, statuses, strict=True)]
+            present = present & finite
+            result = (
+                EncoderOutput(  # finite values in absent rows: fusions ignore them exactly, but NaN·0 = NaN
+                    tokens=torch.nan_to_num(result.tokens, nan=0.0, posinf=0.0, neginf=0.0),
+                    pooled=torch.nan_to_num(result.pooled, nan=0.0, posinf=0.0, neginf=0.0),
+                    token_mask=result.token_mask,
+                )
             )
         return [s for s in statuses if s is not None], result, present
 

@@ -28,6 +28,7 @@ ENDPOINTS = frozenset(
     {
         "/",
         "/v1/predict",
+        "/report",
         "/v1/predict/upload",
         "/v1/info",
         "/healthz",
@@ -120,7 +121,9 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         declared = _header(scope, b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+        if declared is not None and (
+            not (declared.isascii() and declared.isdigit()) or int(declared) > self.limit
+        ):
             await self._reject(scope, receive, send, declared)
             return
         chunks: list[bytes] = []
@@ -149,7 +152,7 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
     async def _reject(self, scope: Scope, receive: Any, send: Any, declared: str | None) -> None:
-        if declared is not None and not declared.isdigit():
+        if declared is not None and not (declared.isascii() and declared.isdigit()):
             message = f"Content-Length {declared[:40]!r} is not a byte count"
             response = error_response(400, "bad_request", message)
         else:

@@ -234,7 +234,12 @@ def fit_prepared(
         trained = replace(trained, model_id=bundle_content_id(bundle_path))
     evaluation_report = None
     if report and bundle_path is not None:
-        selection = f"{held_out} rows of the training table (seed {config.train.seed})"
+        selection = f"{held_out} rows of the training table (seed {config.train.seed})" + {
+            "test": "",
+            "validation": "; no test split: these rows also chose the best epoch and fitted the "
+            "calibration, so they flatter the model",
+            "train": "; no held-out rows: these are the TRAINING rows and say little",
+        }.get(held_out, "")
         evaluation_report = full_evaluation(
             trained, tensors, held_out_rows, source=prepared.source, selection=selection, say=tell
         )
