@@ -548,3 +548,23 @@ def test_a_required_field_the_server_cannot_encode_is_503_not_422(
     assert (
         answer.json()["error"]["code"] == "field_unavailable" and answer.json()["error"]["field"] == "thermal"
     )
+
+
+def test_without_the_key_a_body_is_refused_before_it_is_read(trained: TrainedModel) -> None:
+    """401 comes before the body limit: a client without the key cannot make the server buffer."""
+    with TestClient(create_app(trained, ServeSettings(api_key="k", max_body_bytes=2048))) as c:
+        big = c.post("/v1/predict", content=b"x" * 5000, headers={"Content-Type": "application/json"})
+        assert big.status_code == 401 and big.json()["error"]["code"] == "unauthorized"
+        keyed = c.post("/v1/predict", content=b"x" * 5000, headers={"X-API-Key": "k"})
+        assert keyed.status_code == 413
+        bearer = c.post("/v1/predict", json={"note": "hot"}, headers={"Authorization": "Bearer k"})
+        assert bearer.status_code == 200
+
+
+def test_an_empty_or_broken_form_is_a_400(client: TestClient) -> None:
+    broken = client.post(
+        "/v1/predict/upload",
+        content=b"--x\r\nbroken",
+        headers={"Content-Type": "multipart/form-data; boundary=x"},
+    )
+    assert broken.status_code == 400 and broken.json()["error"]["code"] == "bad_request"

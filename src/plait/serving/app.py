@@ -108,7 +108,7 @@ def create_app(
     )
     add_error_handlers(app)
     _add_routes(app, state)
-    app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes, api_key=settings.api_key)
     app.add_middleware(RequestMetrics, metrics=state.metrics)
     if settings.cors_origins:
         app.add_middleware(
@@ -216,6 +216,10 @@ def _add_routes(app: FastAPI, state: _Server) -> None:
                     items.append((key, await value.read(state.settings.max_file_bytes + 1)))
                 else:
                     items.append((key, value))
+        if not items:
+            raise RequestError(
+                400, "bad_request", "the form has no parts: send one part per field (files for media)"
+            )
         record = await run_in_threadpool(parse_form, items, state.schema)
         results = await _predict(state, [record], started, True, explain)
         return JSONResponse(results[0])

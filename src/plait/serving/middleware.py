@@ -110,15 +110,23 @@ def add_error_handlers(app: FastAPI) -> None:
 
 class BodyLimit:
     """413 for a body over `max_body_bytes`: from Content-Length before reading, and while reading a
-    body sent without one (chunked). The body is read here and replayed to the app."""
+    body sent without one (chunked). The body is read here and replayed to the app. With an API key
+    set, a request without the right key is refused (401) BEFORE its body is read, so clients without
+    a key cannot make the server hold bodies in memory."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, api_key: str | None = None) -> None:
         self.app = app
         self.limit = max_body_bytes
+        self.key = None if not api_key else api_key.encode("utf-8")
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
+            return
+        if self.key is not None and not self._authorised(scope):
+            await error_response(
+                401, "unauthorized", "an API key is required and this one is missing or wrong"
+            )(scope, receive, send)
             return
         declared = _header(scope, b"content-length")
         if declared is not None and (
@@ -150,6 +158,15 @@ class BodyLimit:
             return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
 
         await self.app(scope, replay, send)
+
+    def _authorised(self, scope: Scope) -> bool:
+        given = _header(scope, b"x-api-key")
+        if given is None:
+            auth = _header(scope, b"authorization") or ""
+            given = auth[7:] if auth[:7].lower() == "bearer " else None
+        return given is not None and hmac.compare_digest(
+            given.encode("utf-8", "surrogateescape"), self.key or b""
+        )
 
     async def _reject(self, scope: Scope, receive: Any, send: Any, declared: str | None) -> None:
         if declared is not None and not (declared.isascii() and declared.isdigit()):
