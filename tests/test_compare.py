@@ -74,6 +74,16 @@ def test_every_fusion_and_every_field_alone_is_a_row(run: Run):
         assert row.train_seconds is not None and row.epochs_run == 1
 
 
+def test_fusion_rows_carry_robustness_and_effective_robustness_against_late(run: Run):
+    rows = {r.name: r for r in run.comparison.rows}
+    for name in FUSIONS_RUN:
+        assert rows[name].relative_robustness is not None and 0.0 <= rows[name].relative_robustness <= 1.0
+        assert rows[name].effective_robustness is not None
+    assert rows["late"].effective_robustness == pytest.approx(0.0)  # against itself
+    assert all(rows[f"{f}-only"].relative_robustness is None for f in FIELDS)
+    assert "eff. robustness vs late" in run.paths.markdown.read_text()
+
+
 def test_progress_lines_count_and_report(run: Run):
     total = len(FUSIONS_RUN) + len(FIELDS)
     assert f"[1/{total}] training concat…" in run.messages

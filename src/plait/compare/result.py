@@ -32,6 +32,11 @@ class CompareRow:
     latency_single_ms: float | None = None  # one row per call
     without_field: Mapping[str, float] = field(default_factory=dict)  # field → metric with it removed
     grad_share: Mapping[str, float] = field(default_factory=dict)
+    # Robustness (fusion rows): MultiBench's relative robustness with every field perturbed at once
+    # (mean of the all-fields `missing` and `noise` curves' areas), and effective robustness
+    # against the `late` row of the same comparison (mean drop difference; > 0: loses less).
+    relative_robustness: float | None = None
+    effective_robustness: float | None = None
     warnings: tuple[str, ...] = ()
     bundle: Path | None = None
     error: str | None = None  # why training failed
@@ -56,6 +61,8 @@ class CompareRow:
             "latency_single_ms": self.latency_single_ms,
             "without_field": dict(self.without_field),
             "grad_share": dict(self.grad_share),
+            "relative_robustness": self.relative_robustness,
+            "effective_robustness": self.effective_robustness,
             "warnings": list(self.warnings),
             "bundle": None if self.bundle is None else str(self.bundle),
             "error": self.error,

@@ -8,7 +8,8 @@ recorded as a failed row and the comparison goes on; every row failing is an err
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,16 @@ from plait.compare.result import TASK_METRIC, CompareRow, Comparison
 from plait.config import Config
 from plait.errors import ConfigError, PlaitError
 from plait.evaluation.calibration import expected_calibration_error
+from plait.evaluation.perturb import perturbation_context
+from plait.evaluation.robustness import (
+    Curve,
+    all_points,
+    build_curves,
+    effective_robustness,
+    plan_curves,
+    relative_robustness,
+)
+from plait.evaluation.sweep import ALL_FIELDS, sweep
 from plait.fusion import FUSIONS
 from plait.models.inference import run_model
 from plait.registry import unknown_name_message
@@ -71,18 +82,20 @@ def compare(
             CompareRow(name=f"{f}-only", kind="unimodal", fusion=BASELINE_FUSION, fields=(f,)) for f in fields
         ]
     rows: list[CompareRow] = []
+    curves: dict[str, list[Curve]] = {}  # fusion row → its robustness curves
     device = "cpu"
     for number, plan in enumerate(plans, start=1):
         step = f"[{number}/{len(plans)}]"
         tell(f"{step} training {plan.name}…")
         bundle = None if out is None else Path(out) / "bundles" / plan.name
-        row, where = _train_row(prepared, plan, bundle, lambda m: tell(f"    {m}"))
+        row, where, curves[plan.name] = _train_row(prepared, plan, bundle, lambda m: tell(f"    {m}"))
         device = where if row.ok else device
         tell(f"{step} {plan.name}: {_outcome(row, prepared.task.type)}")
         rows.append(row)
     if not any(r.ok for r in rows):
         failures = "; ".join(f"{r.name}: {r.error}" for r in rows)
         raise PlaitError(f"compare: every model failed to train; fix these and run again: {failures}")
+    rows = _with_effective_robustness(rows, curves)
     held_out, held_out_rows = prepared.split.held_out()
     return Comparison(
         config=prepared.config.to_dict(),
@@ -103,7 +116,7 @@ def compare(
 
 def _train_row(
     prepared: Prepared, plan: CompareRow, bundle: Path | None, tell: Say
-) -> tuple[CompareRow, str]:
+) -> tuple[CompareRow, str, list[Curve]]:
     """Train and measure one row; a PlaitError or RuntimeError becomes a failed row."""
     from plait.training.fit import fit_prepared
 
@@ -111,15 +124,62 @@ def _train_row(
     subset = list(plan.fields) if plan.kind == "unimodal" else None
     try:
         result = fit_prepared(prepared, config=config, fields=subset, out=bundle, say=tell)
-        return _measured(prepared, plan, result), latency_device(result.trained.model)
+        curves = _robustness(prepared, result) if plan.kind == "fusion" else []
+        row = replace(_measured(prepared, plan, result), relative_robustness=_all_fields_area(curves))
+        return row, latency_device(result.trained.model), curves
     except (PlaitError, RuntimeError) as exc:
-        return CompareRow(
-            name=plan.name,
-            kind=plan.kind,
-            fusion=plan.fusion,
-            fields=plan.fields,
-            error=f"{type(exc).__name__}: {exc}",
-        ), "cpu"
+        return (
+            CompareRow(
+                name=plan.name,
+                kind=plan.kind,
+                fusion=plan.fusion,
+                fields=plan.fields,
+                error=f"{type(exc).__name__}: {exc}",
+            ),
+            "cpu",
+            [],
+        )
+
+
+def _robustness(prepared: Prepared, result: TrainResult) -> list[Curve]:
+    """Every robustness curve of a fusion row on the held-out rows (one encoding pass)."""
+    trained = result.trained
+    if prepared.tensors.target is None:
+        return []
+    kinds = {n: m.kind for n, m in trained.modalities.items()}
+    plans = plan_curves(kinds)
+    _, rows = prepared.split.held_out()
+    idx = torch.as_tensor(rows, dtype=torch.long)
+    swept = sweep(
+        trained.model,
+        prepared.tensors,
+        idx,
+        subsets={"all": None},
+        points=all_points(plans),
+        kinds=kinds,
+        contexts={n: perturbation_context(m) for n, m in trained.modalities.items()},
+        seed=prepared.config.train.seed,
+    )
+    target = prepared.tensors.target[idx]
+    return build_curves(plans, swept.subsets["all"], swept.points, target, trained.task.type)
+
+
+def _all_fields_area(curves: Sequence[Curve]) -> float | None:
+    every = relative_robustness([c for c in curves if c.field == ALL_FIELDS])
+    return every.get(ALL_FIELDS)
+
+
+def _with_effective_robustness(rows: list[CompareRow], curves: Mapping[str, list[Curve]]) -> list[CompareRow]:
+    """Each fusion row's effective robustness against the `late` row (every field at once)."""
+    late = curves.get("late")
+    if not late:
+        return rows
+    return [
+        replace(row, effective_robustness=effective_robustness(curves[row.name], late).get(ALL_FIELDS))
+        if row.ok and curves.get(row.name)
+        else row
+        for row in rows
+    ]
 
 
 def _with_fusion(config: Config, fusion: str) -> Config:

@@ -31,6 +31,8 @@ def headers(comparison: Comparison) -> tuple[str, ...]:
         "ms/sample (batched)",
         "ms (1 row)",
         *(f"without {f}" for f in comparison.fields),
+        "robustness (all fields)",
+        "eff. robustness vs late",
         "notes",
     )
 
@@ -57,6 +59,8 @@ def table_rows(comparison: Comparison) -> list[Cells]:
             _num(row.latency_ms, 3),
             _num(row.latency_single_ms, 2),
             *(_num(row.without_field.get(f), 4) for f in comparison.fields),
+            _num(row.relative_robustness, 3),
+            NONE if row.effective_robustness is None else f"{row.effective_robustness:+.3f}",
             _notes(row),
         )
         out.append(Cells(row=row, cells=cells, best_unimodal=is_best))
