@@ -195,11 +195,11 @@ class Predictor:
         if calibration is not None:
             logits = calibration.apply_temperatures(logits, tensors.present)  # (N, K), row i / T(fields of i)
         predictions = [
-            self._prediction(i, out, logits, tensors.present, calibration) for i in range(len(records))
+            self.row_prediction(i, out, logits, tensors.present, calibration) for i in range(len(records))
         ]
         return predictions, report
 
-    def _prediction(
+    def row_prediction(
         self,
         i: int,
         out: Any,
@@ -207,6 +207,9 @@ class Predictor:
         present: Mapping[str, torch.Tensor],
         calibration: SubsetTemperatures | None,
     ) -> Prediction:
+        """The Prediction of row i of a model run: `out` its Outputs, `logits` (N, K) after the
+        row's temperature, `present` the presence masks. Shared with `plait serve`'s engine, so a
+        served answer is built exactly as `predict` builds it."""
         trained = self.trained
         used = tuple(f for f in trained.modalities if bool(present[f][i]))
         missing = tuple(f for f in trained.modalities if not bool(present[f][i]))

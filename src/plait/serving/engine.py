@@ -131,7 +131,7 @@ class Engine:
         parts = self._contributions(encoded, present, logits) if any(wanted) else {}
         return [
             Served(
-                prediction=self._predictor._prediction(i, out, logits, present, self._calibration),
+                prediction=self._predictor.row_prediction(i, out, logits, present, self._calibration),
                 fields=tuple(statuses[f][i] for f in self.fields),
                 contributions=(
                     {f: round(float(c[i]), 6) for f, c in parts.items() if bool(present[f][i])}
