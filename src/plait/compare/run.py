@@ -21,16 +21,8 @@ from plait.compare.result import TASK_METRIC, CompareRow, Comparison
 from plait.config import Config
 from plait.errors import ConfigError, PlaitError
 from plait.evaluation.calibration import expected_calibration_error
-from plait.evaluation.perturb import perturbation_context
-from plait.evaluation.robustness import (
-    Curve,
-    all_points,
-    build_curves,
-    effective_robustness,
-    plan_curves,
-    relative_robustness,
-)
-from plait.evaluation.sweep import ALL_FIELDS, sweep
+from plait.evaluation.robustness import Curve, effective_robustness, relative_robustness, robustness_curves
+from plait.evaluation.sweep import ALL_FIELDS
 from plait.fusion import FUSIONS
 from plait.models.inference import run_model
 from plait.registry import unknown_name_message
@@ -143,25 +135,11 @@ def _train_row(
 
 def _robustness(prepared: Prepared, result: TrainResult) -> list[Curve]:
     """Every robustness curve of a fusion row on the held-out rows (one encoding pass)."""
-    trained = result.trained
     if prepared.tensors.target is None:
         return []
-    kinds = {n: m.kind for n, m in trained.modalities.items()}
-    plans = plan_curves(kinds)
     _, rows = prepared.split.held_out()
     idx = torch.as_tensor(rows, dtype=torch.long)
-    swept = sweep(
-        trained.model,
-        prepared.tensors,
-        idx,
-        subsets={"all": None},
-        points=all_points(plans),
-        kinds=kinds,
-        contexts={n: perturbation_context(m) for n, m in trained.modalities.items()},
-        seed=prepared.config.train.seed,
-    )
-    target = prepared.tensors.target[idx]
-    return build_curves(plans, swept.subsets["all"], swept.points, target, trained.task.type)
+    return robustness_curves(result.trained, prepared.tensors, idx, seed=prepared.config.train.seed)
 
 
 def _all_fields_area(curves: Sequence[Curve]) -> float | None:

@@ -72,11 +72,7 @@ def evaluate_tensors(
     )
     target = tensors.target[idx]
     names = list(trained.modalities)
-    subsets: dict[str, Sequence[str] | None] = {ALL: None}
-    subsets.update({f"only:{name}": [name] for name in names})
-    if len(names) > 1:
-        subsets.update({f"without:{name}": [n for n in names if n != name] for name in names})
-    outputs = run_model_subsets(trained.model, tensors, idx, subsets)
+    outputs = run_model_subsets(trained.model, tensors, idx, ablation_subsets(names))
     metrics = {key: task_metrics(out.output, target, trained.task) for key, out in outputs.items()}
     return Evaluation(
         metrics=metrics[ALL],
@@ -88,6 +84,15 @@ def evaluate_tensors(
             confusion_matrix(outputs[ALL].output, target) if trained.task.type == "classification" else None
         ),
     )
+
+
+def ablation_subsets(names: Sequence[str]) -> dict[str, Sequence[str] | None]:
+    """ALL (every present field, None), "only:F" per field and, with ≥ 2 fields, "without:F"."""
+    subsets: dict[str, Sequence[str] | None] = {ALL: None}
+    subsets.update({f"only:{name}": [name] for name in names})
+    if len(names) > 1:
+        subsets.update({f"without:{name}": [n for n in names if n != name] for name in names})
+    return subsets
 
 
 def headline_interval(output: Tensor, target: Tensor, task: TaskInfo) -> dict[str, Any]:
@@ -103,17 +108,42 @@ def evaluate(
     trained: TrainedModel, data: Path | str | pl.DataFrame, *, root: Path | None = None
 ) -> Evaluation:
     """Metrics of `trained` on a labelled table (a path, or a DataFrame with `root` for its media)."""
+    table = read_labelled(trained, data, root)
+    tensors, report = model_tensors(trained, table.df, table.target, table.root)
+    result = evaluate_tensors(trained, tensors, np.flatnonzero(table.valid))
+    return replace(result, load_report=report)
+
+
+@dataclass(frozen=True)
+class Labelled:
+    """A table read and checked against a trained model: targets in its class encoding."""
+
+    df: pl.DataFrame
+    source: str  # the path, or "<table>"
+    root: Path  # the media root
+    target: np.ndarray  # class indices (-1 unlabelled) or values in the target's units (NaN unlabelled)
+    valid: np.ndarray  # bool: rows with a label
+
+
+def read_labelled(trained: TrainedModel, data: Path | str | pl.DataFrame, root: Path | None) -> Labelled:
+    """Read `data` (a DataFrame uses `root` or the working directory as its media root), check its
+    columns against the model's fields and encode its labels as the model does."""
     if isinstance(data, pl.DataFrame):
         df, source, media_root = data, "<table>", root or Path.cwd()
     else:
-        source = str(data)
-        df, media_root = read_table(data), root or Path(data).parent
+        df, source, media_root = read_table(data), str(data), root or Path(data).parent
     task = trained.task
     check_columns(df, task.label, {n: m.columns() for n, m in trained.modalities.items()}, source)
     target, valid = encode_labels(df, task.label, task.type, task.classes, source)
+    return Labelled(df, source, media_root, target, valid)
+
+
+def model_tensors(
+    trained: TrainedModel, df: pl.DataFrame, target: np.ndarray, root: Path
+) -> tuple[TensorTable, LoadReport]:
+    """Every row through the model's fields, with targets as the model trained on them
+    (regression: standardised)."""
+    task = trained.task
     if task.type == "regression":
         target = ((np.nan_to_num(target) - task.target_mean) / task.target_std).astype(np.float32)
-    rows = np.flatnonzero(valid)
-    tensors, report = load_table(df, trained.modalities, media_root, target=target)
-    result = evaluate_tensors(trained, tensors, rows)
-    return replace(result, load_report=report)
+    return load_table(df, trained.modalities, root, target=target)

@@ -23,7 +23,7 @@ from plait.bundle import TaskInfo, TrainedModel
 from plait.data.dataset import TensorTable
 from plait.errors import DataError
 from plait.evaluation.calibration import reliability_curve
-from plait.evaluation.evaluate import ALL, headline_interval, task_metrics
+from plait.evaluation.evaluate import ALL, ablation_subsets, headline_interval, task_metrics
 from plait.evaluation.interpret import inconsistencies, weight_distribution
 from plait.evaluation.metrics import HEADLINE, confusion_matrix
 from plait.evaluation.perturb import perturbation_context
@@ -36,6 +36,7 @@ from plait.evaluation.robustness import (
     effective_robustness,
     plan_curves,
     relative_robustness,
+    robustness_curves,
 )
 from plait.evaluation.subset_temperatures import group_by_present, plan_subsets, subset_key
 from plait.evaluation.sweep import SweepResult, sweep
@@ -94,7 +95,7 @@ def full_evaluation(
         contexts={n: perturbation_context(m) for n, m in trained.modalities.items()},
         seed=seed,
     )
-    metrics = {key: task_metrics(result.subsets[key], target, task) for key in _ablation_keys(names)}
+    metrics = {key: task_metrics(result.subsets[key], target, task) for key in ablation_subsets(names)}
     curves = build_curves(plans, result.subsets[ALL], result.points, target, task.type)
     per_field, every = curves_json(curves)
     effective = None
@@ -140,17 +141,9 @@ def full_evaluation(
     }
 
 
-def _ablation_keys(names: Sequence[str]) -> list[str]:
-    keys = [ALL, *(f"only:{n}" for n in names)]
-    return keys + ([f"without:{n}" for n in names] if len(names) > 1 else [])
-
-
 def _subsets(names: Sequence[str], task: TaskInfo) -> dict[str, Sequence[str] | None]:
     """Ablation subsets, and for classification every subset calibration is reported on."""
-    subsets: dict[str, Sequence[str] | None] = {ALL: None}
-    subsets.update({f"only:{n}": [n] for n in names})
-    if len(names) > 1:
-        subsets.update({f"without:{n}": [m for m in names if m != n] for n in names})
+    subsets = ablation_subsets(names)
     if task.type == "classification":
         for subset in plan_subsets(names):
             if len(subset) not in (1, len(names) - 1, len(names)):
@@ -252,21 +245,7 @@ def _effective(baseline: Baseline, idx: Tensor, seed: int, curves: Sequence[Curv
     other = baseline.trained
     if set(other.modalities) != {c.field for c in curves if c.field != "all"}:
         return None
-    kinds = {n: m.kind for n, m in other.modalities.items()}
-    other_plans = plan_curves(kinds)
-    result = sweep(
-        other.model,
-        baseline.tensors,
-        idx,
-        subsets={ALL: None},
-        points=all_points(other_plans),
-        kinds=kinds,
-        contexts={n: perturbation_context(m) for n, m in other.modalities.items()},
-        seed=seed,
-    )
-    assert baseline.tensors.target is not None
-    target = baseline.tensors.target[idx]
-    base_curves = build_curves(other_plans, result.subsets[ALL], result.points, target, other.task.type)
+    base_curves = robustness_curves(other, baseline.tensors, idx, seed=seed)
     return {
         "baseline": {"model_id": other.model_id, "fusion": other.config.model.fusion},
         "fields": effective_robustness(curves, base_curves),

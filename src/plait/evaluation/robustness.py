@@ -27,8 +27,11 @@ from typing import Any
 import numpy as np
 from torch import Tensor
 
-from plait.evaluation.perturb import PERTURBATIONS, perturbations_for
-from plait.evaluation.sweep import ALL_FIELDS, SweepPoint
+from plait.bundle import TrainedModel
+from plait.data.dataset import TensorTable
+from plait.errors import DataError
+from plait.evaluation.perturb import PERTURBATIONS, perturbation_context, perturbations_for
+from plait.evaluation.sweep import ALL_FIELDS, SweepPoint, sweep
 
 NOISE = "noise"
 NOISE_FAMILY = {  # the all-fields noise curve: each kind's noise family (levels 0…1 for every one)
@@ -186,3 +189,24 @@ def curves_json(curves: Sequence[Curve]) -> tuple[list[dict[str, Any]], list[dic
         [c.to_json() for c in curves if c.field != ALL_FIELDS],
         [c.to_json() for c in curves if c.field == ALL_FIELDS],
     )
+
+
+def robustness_curves(trained: TrainedModel, table: TensorTable, rows: Tensor, *, seed: int) -> list[Curve]:
+    """Every curve of `plan_curves` for `trained` on `rows` of `table` (which holds targets), in one
+    `sweep` pass; for a model measured on its own (a baseline, a `plait compare` row)."""
+    if table.target is None:
+        raise DataError("robustness_curves: the table has no targets; load it with target=labels")
+    kinds = {n: m.kind for n, m in trained.modalities.items()}
+    plans = plan_curves(kinds)
+    result = sweep(
+        trained.model,
+        table,
+        rows,
+        subsets={ALL_FIELDS: None},
+        points=all_points(plans),
+        kinds=kinds,
+        contexts={n: perturbation_context(m) for n, m in trained.modalities.items()},
+        seed=seed,
+    )
+    target = table.target[rows]  # (N,)
+    return build_curves(plans, result.subsets[ALL_FIELDS], result.points, target, trained.task.type)

@@ -78,11 +78,19 @@ def choose_rows(
         if not len(split.val):
             raise DataError(f"{source}: the bundle's split has no validation or test rows; use --rows all")
         why = "" if which == "val" else "; the split has no test rows"
-        return RowChoice(
-            split.val,
-            f"validation rows of the training table (seed {seed}; they chose the best epoch and fitted "
-            f"the calibration, so they flatter the model{why})",
-        )
+        return RowChoice(split.val, selection_text("validation", seed, why))
     if not len(split.test):
         raise DataError(f"{source}: the bundle's split has no test rows; use --rows val or --rows all")
-    return RowChoice(split.test, f"test rows of the training table (seed {seed})")
+    return RowChoice(split.test, selection_text("test", seed))
+
+
+def selection_text(split_name: str, seed: int, why: str = "") -> str:
+    """What the rows of one split of the training table are, for people (`Split.held_out` names)."""
+    if split_name == "test":
+        return f"test rows of the training table (seed {seed})"
+    if split_name == "validation":
+        return (
+            f"validation rows of the training table (seed {seed}; they chose the best epoch and fitted "
+            f"the calibration, so they flatter the model{why})"
+        )
+    return f"training rows of the training table (seed {seed}; no held-out rows: they say little{why})"

@@ -10,13 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import polars as pl
 
 from plait.bundle import TrainedModel
-from plait.data.dataset import LoadReport, TensorTable, load_table
-from plait.data.table import check_columns, encode_labels, read_table
+from plait.data.dataset import LoadReport
 from plait.errors import DataError
+from plait.evaluation.evaluate import model_tensors, read_labelled
 from plait.evaluation.full import Baseline, full_evaluation
 from plait.evaluation.rows import choose_rows
 from plait.json_safe import finite
@@ -47,20 +46,15 @@ def evaluate_report(
     say: Say | None = None,
 ) -> EvaluationRun:
     tell: Say = say or (lambda _msg: None)
-    if isinstance(data, pl.DataFrame):
-        df, source, media_root = data, "<table>", root or Path.cwd()
-    else:
-        df, source, media_root = read_table(data), str(data), root or Path(data).parent
-    task = trained.task
-    check_columns(df, task.label, {n: m.columns() for n, m in trained.modalities.items()}, source)
-    target, valid = encode_labels(df, task.label, task.type, task.classes, source)
-    choice = choose_rows(trained, df, target, valid, source, rows)
+    table = read_labelled(trained, data, root)
+    df, source, media_root = table.df, table.source, table.root
+    choice = choose_rows(trained, df, table.target, table.valid, source, rows)
     tell(f"{len(choice.rows)} rows: {choice.selection}")
-    tensors, report = _tensors(trained, df, target, media_root)
+    tensors, report = model_tensors(trained, df, table.target, media_root)
     other = None
     if baseline is not None:
         _check_baseline(trained, baseline)
-        other = Baseline(baseline, _tensors(baseline, df, target, media_root)[0])
+        other = Baseline(baseline, model_tensors(baseline, df, table.target, media_root)[0])
     retrained = None
     if retrain_ablation:
         if not choice.selection.startswith(("test rows", "validation rows")):
@@ -103,15 +97,6 @@ def write_report(data: dict[str, Any], out: Path, json_name: str = "metrics.json
     json_path.write_text(json.dumps(finite(data), indent=2, allow_nan=False) + "\n")  # strict JSON
     html_path.write_text(render_report(data), encoding="utf-8")
     return json_path, html_path
-
-
-def _tensors(
-    trained: TrainedModel, df: pl.DataFrame, target: np.ndarray, root: Path
-) -> tuple[TensorTable, LoadReport]:
-    task = trained.task
-    if task.type == "regression":
-        target = ((np.nan_to_num(target) - task.target_mean) / task.target_std).astype(np.float32)
-    return load_table(df, trained.modalities, root, target=target)
 
 
 def _check_baseline(trained: TrainedModel, baseline: TrainedModel) -> None:

@@ -28,6 +28,7 @@ from plait.data.dataset import TensorTable
 from plait.errors import ConfigError
 from plait.evaluation.perturb import PERTURBATIONS, perturb_batch
 from plait.models.fusion_model import FusionModel
+from plait.models.inference import only_fields
 from plait.types import Batch, EncoderOutput
 
 ALL_FIELDS = "all"
@@ -88,7 +89,7 @@ def sweep(
             batch = table.batch(idx[begin : begin + batch_size])
             encoded = timer.encode(model, batch, tuple(model.encoders))
             for name, keep in subsets.items():
-                present = batch.present if keep is None else _only(batch.present, keep)
+                present = batch.present if keep is None else only_fields(keep)(batch.present)
                 fused = model.fuse(encoded, present)
                 out_subsets[name].append(model.head(fused.fused).float())  # (B, D) -> (B, K)
                 if keep is None and fused.weights is not None:
@@ -126,11 +127,6 @@ class _Timer:
         out = {f: model.encoders[f](batch.values[f], batch.present[f], batch.masks.get(f)) for f in fields}
         self.seconds += time.perf_counter() - start
         return out
-
-
-def _only(present: Mapping[str, Tensor], keep: Sequence[str]) -> dict[str, Tensor]:
-    kept = set(keep)
-    return {f: p if f in kept else torch.zeros_like(p) for f, p in present.items()}
 
 
 def _check(

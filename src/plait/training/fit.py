@@ -26,6 +26,7 @@ from plait.data.table import LabelInfo, check_columns, infer_task_type, prepare_
 from plait.errors import ConfigError, DataError
 from plait.evaluation.evaluate import evaluate_tensors
 from plait.evaluation.full import full_evaluation
+from plait.evaluation.rows import selection_text
 from plait.evaluation.run import EVALUATION_JSON, write_report
 from plait.evaluation.subset_temperatures import fit_subset_temperatures
 from plait.modalities.base import ROW_COLUMN, Modality
@@ -80,7 +81,28 @@ def train(
 ) -> TrainResult:
     """Train the model `config` describes; write a bundle to `out` when given, with the full
     evaluation report (report.html, evaluation.json) of the held-out rows in it when `report`."""
-    return fit_prepared(prepare(config, table=table, say=say), out=out, say=say, report=report)
+    prepared = prepare(config, table=table, say=say)
+    result = fit_prepared(prepared, out=out, say=say)
+    if not report or result.bundle_path is None:
+        return result
+    return replace(result, report=_bundle_report(prepared, result, say or (lambda _msg: None)))
+
+
+def _bundle_report(prepared: Prepared, result: TrainResult, tell: Say) -> dict[str, Any]:
+    """The full evaluation of the held-out rows, written into the bundle (report.html, evaluation.json)."""
+    assert result.bundle_path is not None
+    held_out, rows = result.split.held_out()
+    data = full_evaluation(
+        result.trained,
+        prepared.tensors,
+        rows,
+        source=prepared.source,
+        selection=selection_text(held_out, result.trained.config.train.seed),
+        say=tell,
+    )
+    _, html = write_report(data, result.bundle_path, json_name=EVALUATION_JSON)
+    tell(f"report: {html}")
+    return data
 
 
 def prepare(config: Config, *, table: pl.DataFrame | None = None, say: Say | None = None) -> Prepared:
@@ -159,7 +181,6 @@ def fit_prepared(
     fields: Sequence[str] | None = None,
     out: Path | str | None = None,
     say: Say | None = None,
-    report: bool = False,
 ) -> TrainResult:
     """Train one model on prepared data. `config` may change the model and training sections
     (not the data, task or fields); `fields` trains on a subset of the fields (unimodal baselines)."""
@@ -232,26 +253,12 @@ def fit_prepared(
     if out is not None:
         bundle_path = save_bundle(trained, out)
         trained = replace(trained, model_id=bundle_content_id(bundle_path))
-    evaluation_report = None
-    if report and bundle_path is not None:
-        selection = f"{held_out} rows of the training table (seed {config.train.seed})" + {
-            "test": "",
-            "validation": "; no test split: these rows also chose the best epoch and fitted the "
-            "calibration, so they flatter the model",
-            "train": "; no held-out rows: these are the TRAINING rows and say little",
-        }.get(held_out, "")
-        evaluation_report = full_evaluation(
-            trained, tensors, held_out_rows, source=prepared.source, selection=selection, say=tell
-        )
-        _, html = write_report(evaluation_report, bundle_path, json_name=EVALUATION_JSON)
-        tell(f"report: {html}")
     return TrainResult(
         trained=trained,
         load_report=prepared.load_report,
         split=split,
         seconds=prepared.seconds + time.perf_counter() - start,
         bundle_path=bundle_path,
-        report=evaluation_report,
     )
 
 
