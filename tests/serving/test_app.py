@@ -57,13 +57,17 @@ def full(rows: list[dict[str, Any]], pumps_small: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def client(trained: TrainedModel) -> Iterator[TestClient]:
-    with TestClient(create_app(trained, ServeSettings(api_key=None))) as c:
+def client(pumps_bundle: Any) -> Iterator[TestClient]:
+    """The default server: the model in its own process, loaded from the bundle directory."""
+    with TestClient(create_app(pumps_bundle.bundle_path, ServeSettings(api_key=None))) as c:
         yield c
 
 
 def served_with(trained: TrainedModel, **settings: Any) -> TestClient:
-    return TestClient(create_app(trained, ServeSettings(**{"api_key": None, **settings})))
+    """A server for one test, the model in this process (no child to start per test)."""
+    return TestClient(
+        create_app(trained, ServeSettings(**{"api_key": None, "inference": "thread", **settings}))
+    )
 
 
 def png_bytes(width: int = 40, height: int = 30) -> bytes:
@@ -195,6 +199,21 @@ def test_a_url_or_a_path_for_a_media_field_is_never_read(
     assert state(series_path, "vibration")[0] == "failed"
 
 
+def test_a_series_is_used_as_a_json_array_or_as_json_text_and_a_ragged_one_fails_alone(
+    client: TestClient, full: dict[str, Any]
+) -> None:
+    series = json.loads(full["vibration"]) if isinstance(full["vibration"], str) else full["vibration"]
+    as_array = client.post("/v1/predict", json={**full, "vibration": series}).json()
+    as_text = client.post("/v1/predict", json={**full, "vibration": json.dumps(series)}).json()
+    assert state(as_array, "vibration")[0] == state(as_text, "vibration")[0] == "used"
+    assert as_array["probabilities"] == pytest.approx(as_text["probabilities"], abs=1e-6)
+    ragged = client.post("/v1/predict", json={**full, "vibration": [[0.1, 0.2, 0.3], [0.4]]})
+    assert ragged.status_code == 200
+    assert state(ragged.json(), "vibration")[0] == "failed"
+    assert state(ragged.json(), "vibration")[1].startswith("undecodable: expected an array of numbers")
+    assert ragged.json()["fields_used"] == ["sound", "thermal", "note", "specs"]
+
+
 def test_unknown_field_is_422_with_valid_names_and_did_you_mean(client: TestClient) -> None:
     response = client.post("/v1/predict", json={"thermla": "x", "note": "hot"})
     assert response.status_code == 422
@@ -314,7 +333,7 @@ def test_required_fields_are_422_when_absent_or_unusable(trained: TrainedModel, 
     assert broken.json()["error"]["field"] == "thermal"
     assert next(f for f in info["fields"] if f["name"] == "thermal")["required"] is True
     with pytest.raises(ConfigError, match="did you mean 'thermal'"):
-        create_app(trained, ServeSettings(api_key=None, required_fields=("thermla",)))
+        create_app(trained, ServeSettings(api_key=None, inference="thread", required_fields=("thermla",)))
 
 
 def test_a_field_the_bundle_marks_required_is_required(trained: TrainedModel, full: dict[str, Any]) -> None:
@@ -552,7 +571,8 @@ def test_a_required_field_the_server_cannot_encode_is_503_not_422(
 
 def test_without_the_key_a_body_is_refused_before_it_is_read(trained: TrainedModel) -> None:
     """401 comes before the body limit: a client without the key cannot make the server buffer."""
-    with TestClient(create_app(trained, ServeSettings(api_key="k", max_body_bytes=2048))) as c:
+    settings = ServeSettings(api_key="k", max_body_bytes=2048, inference="thread")
+    with TestClient(create_app(trained, settings)) as c:
         big = c.post("/v1/predict", content=b"x" * 5000, headers={"Content-Type": "application/json"})
         assert big.status_code == 401 and big.json()["error"]["code"] == "unauthorized"
         keyed = c.post("/v1/predict", content=b"x" * 5000, headers={"X-API-Key": "k"})

@@ -58,6 +58,7 @@ def serve(trained: TrainedModel, reset_s: float = LONG_RESET_S) -> Iterator[Test
         breaker_fail_max=FAIL_MAX,
         breaker_reset_timeout_s=reset_s,
         field_timeout_s=TIMEOUT_S,
+        inference="thread",  # the faults are injected into this process's encoders
     )
     with TestClient(create_app(trained, settings)) as client:  # the lifespan runs: batcher, warm-up
         yield client

@@ -29,7 +29,10 @@ OPERATIONS = [
 
 @pytest.fixture(scope="module")
 def api_schema(pumps_bundle: Any) -> Any:
-    app = create_app(load_bundle(pumps_bundle.bundle_path), ServeSettings(api_key=None, max_text_chars=500))
+    app = create_app(
+        load_bundle(pumps_bundle.bundle_path),
+        ServeSettings(api_key=None, max_text_chars=500, inference="thread"),
+    )
     # schemathesis starts the app's lifespan (batcher + warm-up) with its first request
     return schemathesis.openapi.from_asgi("/openapi.json", app)
 

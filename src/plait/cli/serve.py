@@ -12,8 +12,13 @@ def serve_command(
     host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0: every interface)."),
     port: int = typer.Option(8000, help="Port to listen on."),
     workers: int = typer.Option(1, help="Worker processes; each loads its own copy of the model."),
-    max_batch_size: int = typer.Option(32, help="Most records one model batch joins."),
+    max_batch_size: int = typer.Option(16, help="Most records one model batch joins."),
     max_wait_ms: float = typer.Option(5.0, help="Most a busy server waits to fill a batch (ms)."),
+    inference: str = typer.Option(
+        "process",
+        help="Where the model runs: 'process' (a child process with a core of its own, restarted if it "
+        "dies) or 'thread' (inside the server process).",
+    ),
     api_key_env: str = typer.Option(
         "PLAIT_API_KEY", help="Environment variable holding the API key; unset or empty: no auth."
     ),
@@ -42,6 +47,7 @@ def serve_command(
         workers=workers,
         max_batch_size=max_batch_size,
         max_wait_ms=max_wait_ms,
+        inference=inference,
         max_body_bytes=round(max_body_mb * MIB),
         api_key=api_key_from_env(api_key_env),
         cors_origins=tuple(cors_origin),

@@ -43,12 +43,13 @@ from plait.bundle import TrainedModel, load_bundle
 from plait.errors import ConfigError
 from plait.json_safe import finite
 from plait.serving.batcher import Batcher, BatcherClosed
-from plait.serving.engine import Engine, Served
+from plait.serving.engine import Engine, Served, ServingEngine
 from plait.serving.guard import FieldGuard
 from plait.serving.inputs import InputSchema, ParsedRecord, RequestError, parse_form, parse_record
 from plait.serving.metrics import CONTENT_TYPE, ServeMetrics
 from plait.serving.middleware import BodyLimit, RequestMetrics, add_error_handlers, api_key_check
 from plait.serving.page import PAGE_HTML
+from plait.serving.process import EngineProcess, EngineStopped, GuardLimits
 from plait.serving.schemas import openapi_patch
 from plait.serving.settings import API_KEY_ENV, ServeSettings, api_key_from_env
 
@@ -60,6 +61,8 @@ EXPLAIN = Query(
     "run per field; off by default: it adds milliseconds to a single-record request).",
 )
 
+# A JSON body up to this size is parsed on the event loop; larger ones in a worker thread.
+INLINE_BODY_BYTES = 256 * 1024
 BUNDLE_ENV = "PLAIT_SERVE_BUNDLE"  # for `app_from_env`, the factory uvicorn workers import
 SETTINGS_ENV = "PLAIT_SERVE_SETTINGS"  # JSON of ServeSettings.to_json() plus "api_key_env"
 
@@ -72,9 +75,10 @@ class _Server:
     settings: ServeSettings
     schema: InputSchema
     metrics: ServeMetrics
-    given_engine: Engine | None
+    given_engine: ServingEngine | None
+    bundle_dir: Path | None  # None: served from a TrainedModel in memory
     report_html: str | None = None  # the bundle's report.html, read once, when it has one
-    engine: Engine | None = None
+    engine: ServingEngine | None = None
     batcher: Batcher[Job, Served] | None = None
 
     @property
@@ -82,18 +86,43 @@ class _Server:
         return self.engine is not None and self.engine.ready and self.batcher is not None
 
     def breaker_states(self) -> dict[str, str]:
-        return {} if self.engine is None else self.engine.guard.states()
+        return {} if self.engine is None else self.engine.breaker_states()
+
+    def build_engine(self) -> ServingEngine:
+        """The engine the settings ask for: in a child process (the default) or in this one."""
+        s = self.settings
+        if s.inference == "process":
+            assert self.bundle_dir is not None  # create_app refuses otherwise
+            limits = GuardLimits(s.breaker_fail_max, s.breaker_reset_timeout_s, s.field_timeout_s)
+            return EngineProcess(self.bundle_dir, limits)
+        guard = FieldGuard(
+            list(self.trained.modalities),
+            fail_max=s.breaker_fail_max,
+            reset_timeout_s=s.breaker_reset_timeout_s,
+            timeout_s=s.field_timeout_s,
+        )
+        return Engine(self.trained, guard=guard)
 
 
 def create_app(
-    bundle: Path | str | TrainedModel, settings: ServeSettings | None = None, *, engine: Engine | None = None
+    bundle: Path | str | TrainedModel,
+    settings: ServeSettings | None = None,
+    *,
+    engine: ServingEngine | None = None,
 ) -> FastAPI:
     """The app for one bundle. `engine`: use this engine (its owner closes it) instead of building one."""
     settings = settings if settings is not None else ServeSettings()
+    in_memory = isinstance(bundle, TrainedModel)
+    if in_memory and engine is None and settings.inference == "process":
+        raise ConfigError(
+            "serve.inference='process' loads the bundle again in a child process, so it needs the "
+            "bundle's directory, not a model in memory: pass the path, or ServeSettings(inference='thread')"
+        )
     trained = bundle if isinstance(bundle, TrainedModel) else load_bundle(bundle)
     metrics = ServeMetrics()
-    report = None if isinstance(bundle, TrainedModel) else Path(bundle) / "report.html"
-    state = _Server(trained, settings, InputSchema.build(trained, settings), metrics, engine)
+    bundle_dir = None if isinstance(bundle, TrainedModel) else Path(bundle)
+    report = None if bundle_dir is None else bundle_dir / "report.html"
+    state = _Server(trained, settings, InputSchema.build(trained, settings), metrics, engine, bundle_dir)
     state.report_html = (
         report.read_text(encoding="utf-8") if report is not None and report.is_file() else None
     )
@@ -106,6 +135,7 @@ def create_app(
         f"'{trained.task.label}'). Records may hold any subset of the fields.",
         lifespan=_lifespan(state),
     )
+    app.state.plait = state  # what the routes share: the engine, the batcher, the metrics
     add_error_handlers(app)
     _add_routes(app, state)
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes, api_key=settings.api_key)
@@ -141,13 +171,7 @@ def _lifespan(state: _Server) -> Callable[[FastAPI], Any]:
         s = state.settings
         engine = state.given_engine
         if engine is None:
-            guard = FieldGuard(
-                list(state.trained.modalities),
-                fail_max=s.breaker_fail_max,
-                reset_timeout_s=s.breaker_reset_timeout_s,
-                timeout_s=s.field_timeout_s,
-            )
-            engine = Engine(state.trained, guard=guard)
+            engine = await anyio.to_thread.run_sync(state.build_engine)  # a child process: seconds
         run = engine.predict
 
         def predict_jobs(jobs: list[Job]) -> list[Served]:
@@ -193,7 +217,10 @@ def _add_routes(app: FastAPI, state: _Server) -> None:
     async def predict(request: Request, explain: bool = EXPLAIN) -> JSONResponse:
         started = time.perf_counter()
         body = await request.body()
-        single, records = await run_in_threadpool(_parse_json_body, body, state.schema, state.settings)
+        if len(body) <= INLINE_BODY_BYTES:  # parsing it costs less than a hop to a thread and back
+            single, records = _parse_json_body(body, state.schema, state.settings)
+        else:
+            single, records = await run_in_threadpool(_parse_json_body, body, state.schema, state.settings)
         results = await _predict(state, records, started, single, explain)
         if single:
             return JSONResponse(results[0])
@@ -267,6 +294,8 @@ async def _predict(
         raise RequestError(
             503, "not_ready", "the server is shutting down; retry on another instance"
         ) from None
+    except EngineStopped as exc:  # the model's process died with this batch; a new one is starting
+        raise RequestError(503, "engine_restarting", str(exc)) from None
     latency_ms = round((time.perf_counter() - started) * 1000.0, 3)
     out = []
     for i, one in enumerate(served):

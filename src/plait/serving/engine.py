@@ -1,54 +1,36 @@
-"""The serving engine: predictions for a batch of records with every field guarded.
+"""The serving engine: predictions for a batch of records with every field's encoder guarded.
 
-Per field and batch, the records' values are loaded through the modality one by one (a value that
-fails, or makes `load` raise, fails only its own record and never counts against the field: its
-cost and its faults are the client's), then collated and encoded in one guarded step (`FieldGuard`:
-circuit breaker + timeout). A field that is absent, empty, undecodable, too large, failing, timed
-out or switched off by its breaker is predicted without (presence mask) and reported per record in
-`Served.fields`; the prediction itself never fails for one field. Media values must arrive as
-bytes: a string for an image or audio field (or a timeseries string that is not JSON) is never
-opened as a path, and the media root is an empty directory.
+Each record is loaded first (`RecordLoader`: per record, unguarded — a value that fails, fails only
+its own record and never counts against the field). Per field and batch, the loaded values are then
+collated and encoded in one guarded step (`FieldGuard`: circuit breaker + timeout). A field that is
+absent, empty, undecodable, too large, failing, timed out or switched off by its breaker is
+predicted without (presence mask) and reported per record in `Served.fields`; the prediction itself
+never fails for one field.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
 
 from plait.bundle import TrainedModel
-from plait.errors import ConfigError, DataError
-from plait.modalities.base import Modality, is_empty
-from plait.modalities.options import short_error
+from plait.errors import ConfigError
+from plait.modalities.base import Modality
 from plait.models.inference import Outputs
 from plait.predictor import Prediction, Predictor
 from plait.serving.guard import FieldGuard, Skipped
-from plait.types import Absent, EncoderOutput
+from plait.serving.loader import FieldState, FieldStatus, Loaded, RecordLoader
+from plait.types import EncoderOutput
 
-FieldState = Literal["used", "missing", "failed", "skipped"]
-
-# Kinds whose `load` reads a string as a file path: the server accepts only bytes for them.
-MEDIA_KINDS = frozenset({"image", "audio"})
+__all__ = ["Engine", "FieldState", "FieldStatus", "Loaded", "Served", "ServingEngine"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class FieldStatus:
-    """What became of one field of one record. state: "used"; "missing" (not in the record or
-    empty); "failed" (undecodable, too large, refused, preprocessing or encoder error); "skipped"
-    (breaker open, timed out). reason is "" when used."""
-
-    field: str
-    state: FieldState
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -67,12 +49,26 @@ class Served:
         return out
 
 
+class ServingEngine(Protocol):
+    """What the app needs of an engine: `Engine` here, or `EngineProcess` (the same in a child)."""
+
+    @property
+    def ready(self) -> bool: ...
+    def predict(
+        self, records: Sequence[Mapping[str, Any]], explain: Sequence[bool] | bool = False
+    ) -> list[Served]: ...
+    def warm_up(self) -> None: ...
+    def breaker_states(self) -> dict[str, str]: ...
+    def close(self) -> None: ...
+
+
 class Engine:
     """`Engine(load_bundle(path)).predict([{"note": "hot casing", "thermal": png_bytes}])`.
 
     Record values are keyed by table column names; media values are bytes (the HTTP layer decodes
     base64). A value may also be `plait.types.Absent(reason, detail)`: the caller could not decode
     it, and the field is reported failed (missing when the reason is "empty") without loading.
+    `predict_loaded` takes records a `RecordLoader` has loaded already.
     """
 
     def __init__(
@@ -88,11 +84,7 @@ class Engine:
                 f"Engine: the guard has no breaker for fields {unguarded}; build it with "
                 f"FieldGuard({list(self.fields)})"
             )
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        if root is None:  # an empty media root: no path can resolve to a server file
-            self._tmp = tempfile.TemporaryDirectory(prefix="plait-serve-")
-            root = Path(self._tmp.name)
-        self.root = root
+        self.loader = RecordLoader(trained.modalities, root=root)
         self.model = trained.model
         self.model.eval()
         self._predictor = Predictor.from_trained(trained)
@@ -108,14 +100,20 @@ class Engine:
     ) -> list[Served]:
         """One Served per record, in order. `explain` (for all records, or per record) adds each used
         field's leave-one-out contribution; it costs one more fusion + head run per field."""
-        n = len(records)
+        return self.predict_loaded([self.loader.load(record) for record in records], explain)
+
+    def predict_loaded(
+        self, loaded: Sequence[Loaded], explain: Sequence[bool] | bool = False
+    ) -> list[Served]:
+        """`predict` for records a `RecordLoader` has loaded already."""
+        n = len(loaded)
         if n == 0:
             return []
         statuses: dict[str, list[FieldStatus]] = {}
         encoded: dict[str, EncoderOutput] = {}
         present: dict[str, Tensor] = {}
         for field, modality in self.trained.modalities.items():
-            statuses[field], encoded[field], present[field] = self._field(field, modality, records)
+            statuses[field], encoded[field], present[field] = self._field(field, modality, loaded)
         with torch.inference_mode():
             fused = self.model.fuse(encoded, present)
             output = self.model.head(fused.fused)  # (B, D) -> (B, K)
@@ -162,6 +160,10 @@ class Engine:
             out[field] = full - (score(z) if score is not None else z[:, 0] * self.trained.task.target_std)
         return out
 
+    def breaker_states(self) -> dict[str, str]:
+        """field -> breaker state (see `FieldGuard.states`)."""
+        return self.guard.states()
+
     def warm_up(self) -> None:
         """One prediction with every field missing, then each encoder once on a zero-filled
         input marked present (its present-path kernels); sets `ready`."""
@@ -178,35 +180,27 @@ class Engine:
     def close(self) -> None:
         """Stop the guard's threads and remove the temporary media root (if the engine made it)."""
         self.guard.close()
-        if self._tmp is not None:
-            self._tmp.cleanup()
+        self.loader.close()
 
     # -- one field of the batch -----------------------------------------------------------------------
     def _field(
-        self, field: str, modality: Modality, records: Sequence[Mapping[str, Any]]
+        self, field: str, modality: Modality, loaded: Sequence[Loaded]
     ) -> tuple[list[FieldStatus], EncoderOutput, Tensor]:
         """Each record's status, the field's encoder output and its presence mask BoolTensor[B].
 
-        Loading (decoding) runs per record and outside the breaker: its cost and its failures are
-        the client's (a huge image, a broken file), so they fail that record alone and never count
-        against the field — otherwise one client could switch a field off for everyone. The
-        breaker and its timeout guard the encoder, whose cost the server bounds (max_batch_size)."""
-        checked = [_precheck(field, modality, record) for record in records]
-        todo = [i for i, status in enumerate(checked) if status is None]
-        loaded, items = self._load(field, modality, records, todo)
-        statuses = [loaded.get(i, s) for i, s in enumerate(checked)]
+        The breaker and its timeout guard the encoder, whose cost the server bounds
+        (max_batch_size); loading is the client's cost and was done per record before."""
+        statuses = [one.statuses[field] for one in loaded]
+        items = [one.values.get(field) for one in loaded]
         present = torch.tensor([item is not None for item in items], dtype=torch.bool)  # (B,)
+        n = len(loaded)
         if not bool(present.any()):
-            return [s for s in statuses if s is not None], self._absent_rows(field, len(records)), present
+            return statuses, self._absent_rows(field, n), present
         result = self.guard.call(field, lambda: self._run_encoder(field, modality, items, present))
         if isinstance(result, Skipped):
             skipped = _skipped_status(field, result, "encoder")
             statuses = [skipped if item is not None else s for item, s in zip(items, statuses, strict=True)]
-            return (
-                [s for s in statuses if s is not None],
-                self._absent_rows(field, len(records)),
-                _none(records),
-            )
+            return statuses, self._absent_rows(field, n), torch.zeros(n, dtype=torch.bool)  # (B,) nobody
         finite = torch.isfinite(result.pooled.float()).all(dim=1) | ~present  # (B,)
         if not bool(finite.all()):  # values at the edge of float range: no honest answer from them
             bad = FieldStatus(field, "failed", "non-finite encoding: the values are out of range")
@@ -219,26 +213,7 @@ class Engine:
                     token_mask=result.token_mask,
                 )
             )
-        return [s for s in statuses if s is not None], result, present
-
-    def _load(
-        self, field: str, modality: Modality, records: Sequence[Mapping[str, Any]], todo: list[int]
-    ) -> tuple[dict[int, FieldStatus], list[Tensor | None]]:
-        """Load records `todo`: (status per loaded record, the loaded tensors with None elsewhere)."""
-        items: list[Tensor | None] = [None] * len(records)
-        statuses: dict[int, FieldStatus] = {}
-        for i in todo:
-            try:
-                value = _load_value(modality, records[i], self.root)
-            except Exception as exc:  # this record's value broke the plug-in: fail it alone
-                statuses[i] = FieldStatus(field, "failed", f"load failed: {short_error(exc)}")
-                continue
-            if isinstance(value, Absent):
-                statuses[i] = _absent_status(field, value)
-            else:
-                items[i] = value
-                statuses[i] = FieldStatus(field, "used", "")
-        return statuses, items
+        return statuses, result, present
 
     def _run_encoder(
         self, field: str, modality: Modality, items: list[Tensor | None], present: Tensor
@@ -265,56 +240,6 @@ class Engine:
 
 def _repeat(x: Tensor, n: int) -> Tensor:
     return x.repeat(n, *([1] * (x.dim() - 1)))
-
-
-def _none(records: Sequence[Mapping[str, Any]]) -> Tensor:
-    return torch.zeros(len(records), dtype=torch.bool)  # (B,) nobody has the field
-
-
-def _precheck(field: str, modality: Modality, record: Mapping[str, Any]) -> FieldStatus | None:
-    """The status of a value that is not loaded (missing, marked absent by the caller, or a
-    string where a path would be read); None when it goes to the plug-in."""
-    columns = modality.columns()
-    values = [record.get(c) for c in columns]
-    if all(v is None for v in values):
-        reason = "empty" if any(c in record for c in columns) else "not in the record"
-        return FieldStatus(field, "missing", reason)
-    marked = next((v for v in values if isinstance(v, Absent)), None)
-    if marked is not None:  # the caller could not decode it (e.g. invalid base64)
-        return _absent_status(field, marked)
-    refusal = _path_refusal(modality, values[0])
-    return None if refusal is None else FieldStatus(field, "failed", refusal)
-
-
-def _load_value(modality: Modality, record: Mapping[str, Any], root: Path) -> Tensor | Absent:
-    try:
-        return modality.load(record, root)
-    except DataError as exc:  # the record's fault (e.g. a path outside the root), not the field's
-        return Absent("refused", str(exc))
-
-
-def _path_refusal(modality: Modality, value: object) -> str | None:
-    """Why `value` is refused without loading: a string where `load` would read a file path."""
-    if is_empty(value):
-        return None
-    if isinstance(value, os.PathLike) or (isinstance(value, str) and modality.kind in MEDIA_KINDS):
-        return (
-            f"expected {modality.kind} bytes, got {type(value).__name__}; the server never reads a value "
-            "as a file path (send the file base64-encoded or as an upload)"
-        )
-    if isinstance(value, str) and modality.kind == "timeseries" and not value.lstrip().startswith("["):
-        return (
-            "expected a list of numbers (or JSON text such as [0.1, 0.2]), got a string; the server "
-            "never reads a value as a file path"
-        )
-    return None
-
-
-def _absent_status(field: str, absent: Absent) -> FieldStatus:
-    if absent.reason == "empty":
-        return FieldStatus(field, "missing", "empty")
-    reason = f"{absent.reason}: {absent.detail}" if absent.detail else absent.reason
-    return FieldStatus(field, "failed", reason)
 
 
 def _skipped_status(field: str, skipped: Skipped, stage: str) -> FieldStatus:

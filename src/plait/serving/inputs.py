@@ -30,8 +30,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from plait.bundle import TrainedModel
 from plait.errors import ConfigError, PlaitError
+from plait.modalities.options import short_error
 from plait.modalities.tabular import MISSING_TEXT
 from plait.registry import suggest
 from plait.serving.media import AUDIO_FORMATS, IMAGE_FORMATS, check_media, decode_base64
@@ -306,7 +309,12 @@ def _parse_value(value: object, column: Column, schema: InputSchema, where: str)
             return Absent("undecodable", "text is not a JSON array of numbers such as [0.1, 2.5]")
     if not isinstance(value, list):
         raise _wrong_type(where, column, "a JSON array of numbers", value)
-    return value if value else None
+    if not value:
+        return None
+    try:  # what the modality's load does first; one buffer, not T×C Python floats, to the engine
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        return Absent("undecodable", f"expected an array of numbers: {short_error(exc)}")
 
 
 def _number(value: object, column: Column, where: str) -> float | None:
