@@ -121,7 +121,10 @@ def test_info_lists_fields_classes_limits_and_metrics(client: TestClient, traine
     assert info["metrics"]["split"] == "test"
     assert "table_path" not in info["provenance"]  # server paths are not published
     assert info["limits"]["max_body_bytes"] == 20 * 1024 * 1024
-    assert set(info["breakers"]) == set(FIELDS)
+    assert set(info["breakers"]) == set(FIELDS)  # brought back from the model's own process
+    assert set(info["breakers"].values()) == {"closed"}
+    assert info["inference"] == {"where": "process", "restarts": 0}
+    assert info["batching"] == {"max_batch_size": 16, "max_wait_ms": 5.0}
 
 
 def test_a_lower_pixel_limit_is_declared_and_enforced(trained: TrainedModel, full: dict[str, Any]) -> None:

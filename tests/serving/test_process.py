@@ -135,6 +135,26 @@ def test_the_server_answers_503_while_its_model_process_restarts_then_serves_aga
         assert again.json()["fields_used"]
 
 
+def test_a_child_that_stops_answering_is_killed_after_the_call_timeout_and_replaced(
+    pumps_bundle: Any, records: list[dict[str, Any]]
+) -> None:
+    engine = EngineProcess(pumps_bundle.bundle_path, call_timeout_s=1.0)
+    try:
+        engine.warm_up()
+        frozen = engine.pid
+        assert frozen is not None
+        os.kill(frozen, signal.SIGSTOP)  # stuck, as in a deadlock in native code: alive, silent
+        started = time.monotonic()
+        with pytest.raises(EngineStopped, match="did not finish predict in time and was killed"):
+            engine.predict(records[:1])
+        assert time.monotonic() - started < 10.0
+        assert wait_until(lambda: engine.ready, RESTART_S)
+        assert engine.pid not in (None, frozen)
+        assert len(engine.predict(records[:2])) == 2
+    finally:
+        engine.close()
+
+
 def test_process_inference_needs_a_bundle_directory(pumps_bundle: Any) -> None:
     trained = load_bundle(pumps_bundle.bundle_path)
     with pytest.raises(ConfigError, match="inference='thread'"):

@@ -94,7 +94,9 @@ class _Server:
         if s.inference == "process":
             assert self.bundle_dir is not None  # create_app refuses otherwise
             limits = GuardLimits(s.breaker_fail_max, s.breaker_reset_timeout_s, s.field_timeout_s)
-            return EngineProcess(self.bundle_dir, limits)
+            # torch threads per model process: this worker's share of the cores, less its own one
+            threads = max(1, (os.cpu_count() or 1) // s.workers - 1)
+            return EngineProcess(self.bundle_dir, limits, threads=threads, call_timeout_s=s.batch_timeout_s)
         guard = FieldGuard(
             list(self.trained.modalities),
             fail_max=s.breaker_fail_max,
@@ -395,6 +397,7 @@ def _info(state: _Server) -> dict[str, Any]:
             "max_file_bytes": s.max_file_bytes,
         },
         "batching": {"max_batch_size": s.max_batch_size, "max_wait_ms": s.max_wait_ms},
+        "inference": {"where": s.inference, "restarts": getattr(state.engine, "restarts", 0)},
         "metrics": {k: metrics[k] for k in ("split", "metrics", "interval") if k in metrics},
         "provenance": {
             k: provenance[k]

@@ -36,7 +36,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from plait.errors import PlaitError
+from plait.errors import ConfigError, PlaitError
 from plait.serving.engine import Served
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,13 @@ class EngineProcess:
         *,
         threads: int | None = None,
         start_timeout_s: float = 300.0,
+        call_timeout_s: float | None = 60.0,
     ) -> None:
+        if os.name != "posix":
+            raise ConfigError(
+                "EngineProcess hands the child its socket by descriptor, which needs a POSIX system; "
+                "serve with inference='thread' (--inference thread) here"
+            )
         self.bundle = Path(bundle)
         self.limits = limits if limits is not None else GuardLimits()
         # torch's threads in the child: all cores but the one the server's own process needs. With
@@ -73,12 +79,14 @@ class EngineProcess:
         # longer still while the server process was busy beside it.
         self.threads = threads if threads is not None else max(1, (os.cpu_count() or 1) - 1)
         self.start_timeout_s = start_timeout_s
+        self.call_timeout_s = call_timeout_s  # None: wait as long as the child lives
         self.restarts = 0  # children started after one died
         self._failed_restarts = 0  # in a row: each waits longer before the next try
         self._lock = threading.Lock()  # one call in the child at a time; held while (re)starting
         self._process: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
         self._states: dict[str, str] = {}
+        self._watched: subprocess.Popen[bytes] | None = None  # the child a watcher will replace
         self._ready = False
         self._closed = False
         with self._lock:
@@ -133,6 +141,7 @@ class EngineProcess:
         self._process, self._conn = process, parent
         deadline = time.monotonic() + self.start_timeout_s
         self._states = self._receive(deadline=deadline, what="loading the bundle")
+        self._watched = process
         threading.Thread(target=self._watch, args=(process,), name="plait-engine-watch", daemon=True).start()
 
     def _watch(self, process: subprocess.Popen[bytes]) -> None:
@@ -197,7 +206,8 @@ class EngineProcess:
                 self._send_call(op, payload)
             except (OSError, ValueError) as exc:
                 self._died(f"could not send the call ({exc})")
-            return self._receive(deadline=None, what=op)
+            limit = self.call_timeout_s
+            return self._receive(deadline=None if limit is None else time.monotonic() + limit, what=op)
 
     def _send_call(self, op: str, payload: Any) -> None:
         assert self._conn is not None  # set by _spawn
@@ -210,11 +220,8 @@ class EngineProcess:
             if self._process.poll() is not None:
                 self._died(f"it exited with code {self._process.returncode} while {what}")
             if deadline is not None and time.monotonic() > deadline:
-                self._process.kill()
-                raise EngineStopped(
-                    f"the engine process did not finish {what} within {self.start_timeout_s:g} s "
-                    f"(bundle {self.bundle})"
-                )
+                self._process.kill()  # the watcher starts a new one (unless it was still starting)
+                self._died(f"it did not finish {what} in time and was killed")
         try:
             status, value, states = _receive(self._conn)
         except (EOFError, OSError):
@@ -228,9 +235,10 @@ class EngineProcess:
     def _died(self, how: str) -> Any:
         """Raise for a call whose child died; the watcher starts the next one."""
         self._ready = False
+        replaced = not self._closed and self._process is not None and self._process is self._watched
         raise EngineStopped(
             f"the engine process stopped: {how} (bundle {self.bundle})"
-            + ("" if self._closed else "; a new one is starting, retry shortly")
+            + ("; a new one is starting, retry shortly" if replaced else "")
         )
 
 

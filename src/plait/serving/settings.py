@@ -56,7 +56,10 @@ class ServeSettings:
     required_fields: tuple[str, ...] = ()  # fields a request may not leave out (422 instead of degraded)
     breaker_fail_max: int = 5  # consecutive failures of one field before its breaker opens
     breaker_reset_timeout_s: float = 30.0  # how long an open breaker skips its field before a trial
-    field_timeout_s: float = 2.0  # one field's preprocessing + encoder time budget per batch
+    field_timeout_s: float = 2.0  # one field's encoder time budget per batch
+    # "process" inference: a batch the model process has not answered by then kills it (a new one
+    # starts; the batch answers 503) — a process stuck in native code would otherwise hold every request.
+    batch_timeout_s: float = 60.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.host, str) or not self.host.strip():
@@ -88,6 +91,7 @@ class ServeSettings:
         _int_in("breaker_fail_max", self.breaker_fail_max, 1, 10**6)
         _number_in("breaker_reset_timeout_s", self.breaker_reset_timeout_s, 0.0, 86_400.0)
         _number_in("field_timeout_s", self.field_timeout_s, 0.001, 3600.0)
+        _number_in("batch_timeout_s", self.batch_timeout_s, 0.1, 86_400.0)
 
     def to_json(self) -> dict[str, Any]:
         """Every setting but the API key (secrets travel only in their own environment variable)."""
