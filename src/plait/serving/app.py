@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import orjson
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
@@ -43,9 +42,11 @@ from plait.bundle import TrainedModel, load_bundle
 from plait.errors import ConfigError
 from plait.json_safe import finite
 from plait.serving.batcher import Batcher, BatcherClosed
+from plait.serving.body import parse_json_body
 from plait.serving.engine import Engine, Served, ServingEngine
 from plait.serving.guard import FieldGuard
-from plait.serving.inputs import InputSchema, ParsedRecord, RequestError, parse_form, parse_record
+from plait.serving.info import server_info
+from plait.serving.inputs import InputSchema, ParsedRecord, RequestError, parse_form
 from plait.serving.metrics import CONTENT_TYPE, ServeMetrics
 from plait.serving.middleware import BodyLimit, RequestMetrics, add_error_handlers, api_key_check
 from plait.serving.page import PAGE_HTML
@@ -220,9 +221,9 @@ def _add_routes(app: FastAPI, state: _Server) -> None:
         started = time.perf_counter()
         body = await request.body()
         if len(body) <= INLINE_BODY_BYTES:  # parsing it costs less than a hop to a thread and back
-            single, records = _parse_json_body(body, state.schema, state.settings)
+            single, records = parse_json_body(body, state.schema, state.settings)
         else:
-            single, records = await run_in_threadpool(_parse_json_body, body, state.schema, state.settings)
+            single, records = await run_in_threadpool(parse_json_body, body, state.schema, state.settings)
         results = await _predict(state, records, started, single, explain)
         if single:
             return JSONResponse(results[0])
@@ -255,7 +256,18 @@ def _add_routes(app: FastAPI, state: _Server) -> None:
 
     @app.get("/v1/info", dependencies=guarded, summary="The model, its fields and the server's limits")
     async def info() -> JSONResponse:
-        return JSONResponse(finite(_info(state)))
+        return JSONResponse(
+            finite(
+                server_info(
+                    state.trained,
+                    state.settings,
+                    state.schema,
+                    breakers=state.breaker_states(),
+                    restarts=getattr(state.engine, "restarts", 0),
+                    report=state.report_html is not None,
+                )
+            )
+        )
 
     @app.get("/healthz", summary="Liveness: the process answers")
     async def healthz() -> dict[str, str]:
@@ -330,92 +342,6 @@ def _check_required(schema: InputSchema, served: Served, index: int | None) -> N
                 f"{status.reason}",
                 status.field,
             )
-
-
-def _loads(body: bytes) -> Any:
-    """orjson when it can (a 50 KB record with a sensor series parses ~4× faster); the standard
-    parser otherwise, which also reads the NaN / Infinity that Python's json.dumps writes."""
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return json.loads(body)
-
-
-def _parse_json_body(
-    body: bytes, schema: InputSchema, settings: ServeSettings
-) -> tuple[bool, list[ParsedRecord]]:
-    """(single, records): a record object, {"records": [...]} or a bare list of records."""
-    if not body.strip():
-        raise RequestError(
-            400, "bad_request", 'empty body: send a JSON record, a list, or {"records": [...]}'
-        )
-    try:
-        raw = _loads(body)
-    except (ValueError, RecursionError) as exc:
-        raise RequestError(400, "bad_request", f"the body is not valid JSON: {str(exc)[:200]}") from None
-    single = isinstance(raw, dict) and not (set(raw) == {"records"} and isinstance(raw["records"], list))
-    if single and "records" in raw and "records" not in schema.columns:
-        others = ", ".join(sorted(k for k in raw if k != "records"))[:200]
-        raise RequestError(
-            422,
-            "invalid_record",
-            f'{{"records": [...]}} takes a list and no other keys (got also: {others or "none"}); '
-            "send the other values inside the records",
-            "records",
-        )
-    if single:
-        return True, [parse_record(raw, schema)]
-    items = raw["records"] if isinstance(raw, dict) else raw
-    if not isinstance(items, list):
-        raise RequestError(
-            422, "invalid_record", 'expected a JSON record object, a list of records, or {"records": [...]}'
-        )
-    if len(items) > settings.max_records:
-        raise RequestError(
-            422,
-            "too_many_records",
-            f"{len(items)} records in one request, over the limit of {settings.max_records} "
-            "(max_records); split the request",
-        )
-    return False, [parse_record(r, schema, f"records[{i}]") for i, r in enumerate(items)]
-
-
-def _info(state: _Server) -> dict[str, Any]:
-    trained, s = state.trained, state.settings
-    metrics = trained.metrics
-    provenance = trained.provenance
-    return {
-        "model_id": trained.model_id,
-        "task": {"type": trained.task.type, "label": trained.task.label},
-        "classes": list(trained.task.classes),
-        "calibrated": trained.calibration is not None,
-        "fields": [f.to_json() for f in state.schema.fields],
-        "required_fields": list(s.required_fields),
-        "limits": {
-            "max_body_bytes": s.max_body_bytes,
-            "max_records": s.max_records,
-            "max_file_bytes": s.max_file_bytes,
-        },
-        "batching": {"max_batch_size": s.max_batch_size, "max_wait_ms": s.max_wait_ms},
-        "inference": {"where": s.inference, "restarts": getattr(state.engine, "restarts", 0)},
-        "metrics": {k: metrics[k] for k in ("split", "metrics", "interval") if k in metrics},
-        "provenance": {
-            k: provenance[k]
-            for k in (
-                "plait_version",
-                "created_at",
-                "config_sha256",
-                "table_sha256",
-                "table_rows",
-                "seed",
-                "split",
-            )
-            if k in provenance
-        },  # no paths: they describe the training machine, not this server
-        "breakers": state.breaker_states(),
-        "auth": "api_key" if s.api_key else "none",
-        "report": state.report_html is not None,
-    }
 
 
 def _openapi(app: FastAPI, state: _Server) -> Callable[[], dict[str, Any]]:
