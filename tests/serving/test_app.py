@@ -217,6 +217,22 @@ def test_a_series_is_used_as_a_json_array_or_as_json_text_and_a_ragged_one_fails
     assert ragged.json()["fields_used"] == ["sound", "thermal", "note", "specs"]
 
 
+def test_a_column_sent_empty_is_reported_empty_and_one_not_sent_not_in_the_record(
+    client: TestClient, full: dict[str, Any]
+) -> None:
+    fields = {f["name"]: f for f in client.get("/v1/info").json()["fields"]}
+    specs = fields["specs"]["columns"]
+    blanks = {c: "NA" if isinstance(full[c], int | float) else None for c in specs}  # "NA": a missing number
+    assert "NA" in blanks.values()
+    sent = client.post("/v1/predict", json={**full, "note": None, **blanks}).json()
+    assert state(sent, "note") == ("missing", "empty")
+    assert state(sent, "specs") == ("missing", "empty")
+    left_out = client.post("/v1/predict", json={k: v for k, v in full.items() if k != "note"}).json()
+    assert state(left_out, "note") == ("missing", "not in the record")
+    text = client.post("/v1/predict", json={**full, "note": "   "}).json()
+    assert state(text, "note") == ("missing", "empty")
+
+
 def test_unknown_field_is_422_with_valid_names_and_did_you_mean(client: TestClient) -> None:
     response = client.post("/v1/predict", json={"thermla": "x", "note": "hot"})
     assert response.status_code == 422

@@ -97,8 +97,9 @@ class InputField:
 
 @dataclass(frozen=True)
 class ParsedRecord:
-    """column -> value for the engine; absent columns are left out, and a value that was unusable
-    is an `Absent` whose reason the engine reports (the field is failed, predicted without)."""
+    """column -> value for the engine: columns not sent are left out, columns sent empty are None,
+    and a value that was unusable is an `Absent` whose reason the engine reports (the field is
+    failed, predicted without)."""
 
     values: dict[str, Any]
 
@@ -226,11 +227,9 @@ def _parse_items(items: Iterable[tuple[str, object]], schema: InputSchema, where
         column = schema.columns.get(key)
         if column is None:
             raise RequestError(422, "unknown_field", _unknown_message(key, schema, where), key)
-        if value is None:
-            continue
-        parsed = _parse_value(value, column, schema, where)
-        if parsed is not None:
-            values[key] = parsed
+        # None stays, keyed: the client sent the column without a value (null, "", "NA"), which the
+        # engine reports as "empty" — unlike a column it did not send ("not in the record").
+        values[key] = None if value is None else _parse_value(value, column, schema, where)
     for f in schema.fields:
         if not f.required:
             continue
