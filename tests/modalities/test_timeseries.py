@@ -161,3 +161,14 @@ def test_encoder_shapes_padding_invariance_and_gradients() -> None:
     first = list(encoder.convs[0].parameters())
     assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in first)
     check_encoder(encoder, values, present, mask)
+
+
+def test_readings_beyond_float32_are_missing_without_a_warning() -> None:
+    import warnings
+
+    modality = fitted()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a server logs every RuntimeWarning: overflow is handled, not noise
+        item = modality.load({"imu": [[5.0, 20.0], [1e308, -1e308], [7.0, 25.0]]}, ROOT)
+    assert isinstance(item, torch.Tensor)
+    assert torch.isnan(item).tolist() == [[False, False], [True, True], [False, False]]

@@ -467,6 +467,40 @@ def test_settings_are_checked_with_named_errors() -> None:
     assert "api_key" not in settings.to_json()
 
 
+def test_plait_serve_takes_any_setting_with_set(pumps_bundle: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from plait.cli.main import app as cli
+
+    started: list[tuple[Any, dict[str, Any]]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: started.append((app, kw)))
+    bundle = str(pumps_bundle.bundle_path)
+    args = ["serve", bundle, "--inference", "thread", "--set", "max_text_chars=77", "--set", "port=9123"]
+    result = CliRunner().invoke(cli, [*args, "--set", 'cors_origins=["https://a.example"]'])
+    assert result.exit_code == 0, result.output
+    ((served, options),) = started
+    settings = served.state.plait.settings
+    assert (settings.max_text_chars, settings.port, settings.cors_origins) == (
+        77,
+        9123,
+        ("https://a.example",),
+    )
+    assert options["port"] == 9123 and "http://127.0.0.1:9123" in result.output
+    for bad, said in (
+        ("max_txt_chars=5", "did you mean 'max_text_chars'"),
+        ("max_text_chars=many", "serve.max_text_chars: expected an integer"),
+        ("api_key=s3cret", "only from the environment"),
+        ("max_text_chars", "expected NAME=VALUE"),
+    ):
+        failed = CliRunner().invoke(cli, ["serve", bundle, "--set", bad])
+        assert isinstance(failed.exception, ConfigError) and said in str(failed.exception), (
+            bad,
+            failed.exception,
+        )
+    assert len(started) == 1
+
+
 def test_app_from_env_builds_the_app_each_worker_imports(
     pumps_bundle: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -29,6 +29,12 @@ def serve_command(
         [], "--required", help="A field requests must include (repeat for several); 422 without it."
     ),
     max_body_mb: float = typer.Option(20.0, help="Largest request body (MiB)."),
+    set_: list[str] = typer.Option(
+        [],
+        "--set",
+        help="Any other server setting as NAME=VALUE (repeat), e.g. --set max_text_chars=5000 "
+        "--set breaker_fail_max=3 --set batch_timeout_s=30; see plait.serving.settings.ServeSettings.",
+    ),
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
     """Serve predictions over HTTP: POST /v1/predict, /v1/predict/upload; GET /v1/info, /healthz,
@@ -39,9 +45,9 @@ def serve_command(
     import uvicorn
 
     from plait.serving.app import BUNDLE_ENV, SETTINGS_ENV, app_from_env, create_app
-    from plait.serving.settings import MIB, ServeSettings, api_key_from_env
+    from plait.serving.settings import MIB, ServeSettings, api_key_from_env, parse_overrides
 
-    settings = ServeSettings(
+    base = dict(
         host=host,
         port=port,
         workers=workers,
@@ -53,7 +59,9 @@ def serve_command(
         cors_origins=tuple(cors_origin),
         required_fields=tuple(required),
     )
+    settings = ServeSettings(**{**base, **parse_overrides(set_)})
     auth = f"API key from ${api_key_env}" if settings.api_key else "no API key"
+    host, port, workers = settings.host, settings.port, settings.workers  # --set may have changed them
     typer.echo(f"plait serve: {bundle} on http://{host}:{port} ({workers} worker(s), {auth}); docs at /docs")
     if workers == 1:
         uvicorn.run(create_app(bundle, settings), host=host, port=port, log_level=log_level)

@@ -126,7 +126,8 @@ class TimeseriesModality:
             return array
         if array.shape[1] != mean.shape[0]:
             return Absent("wrong shape", f"expected {mean.shape[0]} channels, got {array.shape[1]}")
-        scaled = ((array - mean) / std).astype(np.float32)  # (T, C)
+        with np.errstate(over="ignore", invalid="ignore"):  # absurd readings overflow: handled below
+            scaled = ((array - mean) / std).astype(np.float32)  # (T, C)
         scaled[~np.isfinite(scaled)] = np.nan  # float32 overflow of absurd readings is missing too
         return torch.from_numpy(scaled)
 

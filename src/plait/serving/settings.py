@@ -11,9 +11,10 @@ modality's option the bundle was trained with); a number lowers it for this serv
 
 from __future__ import annotations
 
+import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,6 +120,31 @@ class ServeSettings:
             f"{name}={getattr(self, name)!r}" for name in self.__dataclass_fields__ if name != "api_key"
         )
         return f"ServeSettings({fields}, api_key={shown})"
+
+
+def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
+    """`["max_text_chars=5000", "cors_origins=[\"https://a\"]"]` → {name: value} for `--set`: the
+    value is read as JSON when it is JSON (numbers, true/false, null, lists), else as text. Unknown
+    names fail with a did-you-mean; the API key is refused (it comes only from the environment)."""
+    known = [n for n in ServeSettings.__dataclass_fields__ if n != "api_key"]
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ConfigError(f"--set {pair!r}: expected NAME=VALUE, e.g. --set max_text_chars=5000")
+        if name == "api_key":
+            raise ConfigError("--set api_key: the API key comes only from the environment (--api-key-env)")
+        if name not in known:
+            raise ConfigError(
+                f"--set {name}: unknown setting;{suggest(name, known)} Settings: {', '.join(known)}"
+            )
+        try:
+            value: Any = json.loads(text)
+        except ValueError:
+            value = text
+        out[name] = tuple(value) if isinstance(value, list) else value
+    return out
 
 
 def _int_in(name: str, value: object, low: int, high: int) -> None:
