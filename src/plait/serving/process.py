@@ -89,6 +89,7 @@ class EngineProcess:
         self._watched: subprocess.Popen[bytes] | None = None  # the child a watcher will replace
         self._ready = False
         self._closed = False
+        self._restarting = False
         with self._lock:
             self._spawn()
 
@@ -140,7 +141,11 @@ class EngineProcess:
             child.close()  # the parent keeps only its end: EOF when the child dies
         self._process, self._conn = process, parent
         deadline = time.monotonic() + self.start_timeout_s
-        self._states = self._receive(deadline=deadline, what="loading the bundle")
+        try:
+            self._states = self._receive(deadline=deadline, what="loading the bundle")
+        except BaseException:
+            self._stop(1.0)  # reap it and close our end: a failed start leaves nothing behind
+            raise
         self._watched = process
         threading.Thread(target=self._watch, args=(process,), name="plait-engine-watch", daemon=True).start()
 
@@ -177,17 +182,23 @@ class EngineProcess:
             with self._lock:
                 if self._closed or self._alive():
                     return
-                self._stop(1.0)
+                self._restarting = True  # calls are refused at once meanwhile, not queued on the lock
                 try:
+                    self._stop(1.0)
                     self._spawn()
                     self._send_call("warm_up", None)
-                    self._receive(deadline=None, what="warming up")
+                    limit = self.call_timeout_s
+                    self._receive(
+                        deadline=None if limit is None else time.monotonic() + limit, what="warming up"
+                    )
                 except Exception:
                     self._failed_restarts += 1
                     log.exception("plait serve: restarting the engine process failed; trying again")
                     self._stop(1.0)
                     self._restart_soon()
                     return
+                finally:
+                    self._restarting = False
                 self._failed_restarts = 0
                 self.restarts += 1
                 self._ready = True
@@ -199,6 +210,8 @@ class EngineProcess:
     def _call(self, op: str, payload: Any) -> Any:
         if self._closed:
             raise EngineStopped("the engine process is closed: the server is shutting down")
+        if self._restarting:
+            raise EngineStopped("the engine process is restarting; retry shortly")
         with self._lock:
             if not self._alive():
                 raise EngineStopped("the engine process is restarting; retry shortly")
