@@ -1,0 +1,140 @@
+"""The staged Lightning fit: `fit_stages(config, model, task, tensors, split, say)` runs the stages
+of `train.stages` in order (unimodal pretraining, frozen-encoder joint training, end-to-end
+fine-tuning; one end-to-end stage by default), each its own `lightning.Trainer` with early stopping
+and its best weights restored, then the fusion's held-out hook. `fit.py` prepares what goes in and
+bundles what comes out."""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, RichProgressBar
+
+from plait.bundle import TaskInfo
+from plait.config import Config
+from plait.data.dataset import TensorTable
+from plait.data.split import Split
+from plait.models.fusion_hooks import fit_fusion_held_out, prepare_fusion
+from plait.models.fusion_model import FusionModel
+from plait.training.callbacks import BestWeights
+from plait.training.datamodule import TableDataModule
+from plait.training.module import PlaitModule, build_probes
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Fitted:
+    probes: torch.nn.ModuleDict
+    history: list[dict[str, Any]]
+    stages: list[dict[str, Any]]
+    shares: list[dict[str, float]]  # per epoch that trained the encoders through the fusion
+    seconds: float
+
+
+def fit_stages(
+    config: Config, model: FusionModel, task: TaskInfo, tensors: TensorTable, split: Split, tell: Say
+) -> Fitted:
+    """Run the stages in order (train.stages, or one end_to_end stage), each its own Lightning fit
+    with early stopping and its best weights restored; then the fusion's held-out hook."""
+    t = config.train
+    plan = t.stage_plan()
+    probes = build_probes(model, task.n_outputs)
+    val = split.val if len(split.val) else split.train
+    history: list[dict[str, Any]] = []
+    stages: list[dict[str, Any]] = []
+    shares: list[dict[str, float]] = []
+    fusion_prepared = False
+    start = time.perf_counter()
+    for number, stage in enumerate(plan, start=1):
+        assert stage.lr is not None  # stage_plan fills it in
+        if len(plan) > 1:
+            tell(f"stage {number}/{len(plan)}: {stage.kind}, {stage.epochs} epochs at lr {stage.lr:g}")
+        if stage.kind != "unimodal" and not fusion_prepared:
+            prepare_fusion(model, tensors, split.train, seed=t.seed)
+            fusion_prepared = True
+        module = PlaitModule(
+            model,
+            probes,
+            task_type=task.type,
+            lr=stage.lr,
+            weight_decay=t.weight_decay,
+            modality_dropout=t.modality_dropout if stage.kind != "unimodal" else 0.0,
+            max_epochs=stage.epochs,
+            seed=t.seed + number - 1,
+            stage=stage.kind,
+            aux_loss=t.aux_loss,
+            ogm_ge=t.ogm_ge,
+        )
+        data = TableDataModule(tensors, train=split.train, val=val, batch_size=t.batch_size, seed=t.seed)
+        best = BestWeights()
+        callbacks: list[L.Callback] = [
+            best,
+            EarlyStopping(monitor="val_loss", patience=t.patience, mode="min"),
+        ]
+        if t.progress:
+            callbacks.append(RichProgressBar(leave=False))
+        with quiet_lightning():
+            trainer = L.Trainer(
+                max_epochs=stage.epochs,
+                accelerator=t.accelerator,
+                devices=t.devices,
+                strategy=t.strategy,
+                precision=t.precision,  # type: ignore[arg-type]
+                callbacks=callbacks,
+                logger=False,
+                enable_checkpointing=False,
+                enable_model_summary=False,
+                enable_progress_bar=t.progress,
+                num_sanity_val_steps=0,
+                deterministic=True,
+                log_every_n_steps=1,
+            )
+            trainer.fit(module, datamodule=data)
+        history.extend({"stage": stage.kind, **row} for row in best.history)
+        shares.extend(module.share_history)
+        stages.append(
+            {
+                "kind": stage.kind,
+                "epochs": stage.epochs,
+                "lr": stage.lr,
+                "epochs_run": len(best.history),
+                "best_epoch": best.best_epoch,
+                "best_val_loss": best.best_score,
+            }
+        )
+    model.requires_grad_(True)
+    model.to("cpu")
+    probes.to("cpu")
+    if fit_fusion_held_out(model, tensors, val, task.type) and not len(split.val):
+        tell("the fusion's meta-learner was fitted on the TRAINING rows: there are no validation rows")
+    return Fitted(
+        probes=probes, history=history, stages=stages, shares=shares, seconds=time.perf_counter() - start
+    )
+
+
+class quiet_lightning:
+    """Silence Lightning's start-up chatter (GPU available: False, …) and its known benign warnings."""
+
+    def __enter__(self) -> None:
+        self._level = logging.getLogger("lightning.pytorch").level
+        logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+        for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        self._warnings = warnings.catch_warnings()
+        self._warnings.__enter__()
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*The number of training batches.*")
+        warnings.filterwarnings("ignore", message=".*overridden `transfer_batch_to_device`.*")
+        warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")
+
+    def __exit__(self, *exc: Any) -> None:
+        self._warnings.__exit__(*exc)
+        logging.getLogger("lightning.pytorch").setLevel(self._level)
