@@ -62,7 +62,11 @@ def serve_command(
     settings = ServeSettings(**{**base, **parse_overrides(set_)})
     auth = f"API key from ${api_key_env}" if settings.api_key else "no API key"
     host, port, workers = settings.host, settings.port, settings.workers  # --set may have changed them
-    typer.echo(f"plait serve: {bundle} on http://{host}:{port} ({workers} worker(s), {auth}); docs at /docs")
+    where = "the model in its own process" if settings.inference == "process" else "the model in-process"
+    typer.echo(
+        f"plait serve: {bundle} on http://{host}:{port} ({workers} worker(s), {where}, batches of up to "
+        f"{settings.max_batch_size}, {auth}); docs at /docs"
+    )
     if workers == 1:
         uvicorn.run(create_app(bundle, settings), host=host, port=port, log_level=log_level)
         return
