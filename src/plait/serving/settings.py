@@ -43,7 +43,7 @@ class ServeSettings:
     inference_threads: int = 1  # "thread" mode: threads running batches off the event loop
     # 16, not 32: with 32 clients, batches of 16 alternate between the model process and the HTTP
     # side (one runs while the other's answers go out and its next requests come in); one batch of
-    # 32 leaves each side idle while the other works (bench/serve_load.py: 446 vs 355 records/s).
+    # 32 leaves each side idle while the other works (bench/RESULTS.md: 377-450 vs 334 records/s).
     max_batch_size: int = 16
     max_wait_ms: float = 5.0
     max_body_bytes: int = 20 * MIB  # the whole request body, checked before parsing
