@@ -524,9 +524,18 @@ def test_cli_serve_runs_uvicorn_with_the_app_or_the_factory(
     from typer.testing import CliRunner
 
     from plait.cli.main import app
+    from plait.serving.metrics import MULTIPROC_ENV
 
     calls: list[tuple[Any, dict[str, Any]]] = []
-    monkeypatch.setattr(uvicorn, "run", lambda target, **kw: calls.append((target, kw)))
+    shared: list[str | None] = []
+
+    def run(target: Any, **kw: Any) -> None:
+        calls.append((target, kw))
+        shared.append(os.environ.get(MULTIPROC_ENV))
+        assert shared[-1] is None or os.path.isdir(shared[-1])
+
+    monkeypatch.setattr(uvicorn, "run", run)
+    monkeypatch.delenv(MULTIPROC_ENV, raising=False)
     monkeypatch.setenv(BUNDLE_ENV, "unset")  # the command writes both; monkeypatch restores them
     monkeypatch.setenv(SETTINGS_ENV, "{}")
     bundle = str(pumps_bundle.bundle_path)
@@ -544,6 +553,9 @@ def test_cli_serve_runs_uvicorn_with_the_app_or_the_factory(
     settings = json.loads(os.environ[SETTINGS_ENV])
     assert settings["cors_origins"] == ["https://a"]
     assert os.environ[BUNDLE_ENV] == str(Path(bundle).resolve())
+    # the workers shared a temporary metrics directory, gone (and unset) once the server stopped
+    assert shared[0] is None and shared[1] is not None
+    assert MULTIPROC_ENV not in os.environ and not os.path.exists(shared[1])
 
 
 def test_non_finite_numbers_become_null_in_responses() -> None:

@@ -41,10 +41,13 @@ def serve_command(
     /readyz, /metrics; the API docs at /docs."""
     import json
     import os
+    import shutil
+    import tempfile
 
     import uvicorn
 
     from plait.serving.app import BUNDLE_ENV, SETTINGS_ENV, app_from_env, create_app
+    from plait.serving.metrics import MULTIPROC_ENV
     from plait.serving.settings import MIB, ServeSettings, api_key_from_env, parse_overrides
 
     base = dict(
@@ -75,11 +78,21 @@ def serve_command(
     create_app(bundle, settings)  # fail here, once, on a bad bundle or setting rather than in N workers
     os.environ[BUNDLE_ENV] = str(bundle.resolve())
     os.environ[SETTINGS_ENV] = json.dumps({**settings.to_json(), "api_key_env": api_key_env})
-    uvicorn.run(
-        f"{app_from_env.__module__}:{app_from_env.__name__}",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=log_level,
-    )
+    # One /metrics for the whole server: the workers share their values through files (see
+    # plait.serving.metrics); a directory the user set is used as it is, and kept.
+    made = None if os.environ.get(MULTIPROC_ENV) else tempfile.mkdtemp(prefix="plait-metrics-")
+    if made is not None:
+        os.environ[MULTIPROC_ENV] = made
+    try:
+        uvicorn.run(
+            f"{app_from_env.__module__}:{app_from_env.__name__}",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+        )
+    finally:
+        if made is not None:
+            os.environ.pop(MULTIPROC_ENV, None)
+            shutil.rmtree(made, ignore_errors=True)

@@ -199,6 +199,7 @@ def _lifespan(state: _Server) -> Callable[[FastAPI], Any]:
             state.engine = None
             if state.given_engine is None:
                 engine.close()
+            state.metrics.close()
 
     return lifespan
 

@@ -1,6 +1,10 @@
 """Prometheus metrics of one app, in the app's own `CollectorRegistry` (two apps in one process,
-as in tests, never share counters). With several uvicorn workers each process counts its own
-requests: scrape each, or run one worker per container.
+as in tests, never share counters).
+
+With several uvicorn workers (`plait serve --workers N`), every worker writes its values to files in
+PROMETHEUS_MULTIPROC_DIR (`plait serve` makes a temporary one) and any worker's /metrics adds them
+all up (prometheus_client's multiprocess mode): a scrape sees the whole server, whichever worker
+answers. A breaker's gauge is then the worst state of that field over the live workers.
 
 plait_requests_total{endpoint, status}        requests answered
 plait_request_seconds{endpoint}               latency histogram
@@ -12,6 +16,7 @@ plait_breaker_state{field}                    0 closed, 1 half-open, 2 open (rea
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
@@ -22,8 +27,10 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
+    multiprocess,
 )
 
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # set: every worker's values go to files there
 BREAKER_VALUES = {"closed": 0.0, "half-open": 1.0, "open": 2.0}
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 MAX_REASON = 40  # label values must stay few: the reason's leading words, not its detail
@@ -49,6 +56,8 @@ def reason_label(reason: str) -> str:
 
 class ServeMetrics:
     def __init__(self, states: Callable[[], Mapping[str, str]] | None = None) -> None:
+        # prometheus_client picks file-backed values when it is imported with the variable set
+        self.multiprocess = os.path.isdir(os.environ.get(MULTIPROC_ENV) or "\0")
         self.registry = CollectorRegistry(auto_describe=True)
         self.states = states  # field -> breaker state, read at scrape time
         self.requests = Counter(
@@ -72,6 +81,7 @@ class ServeMetrics:
             "Circuit breaker per field: 0 closed, 1 half-open, 2 open.",
             ["field"],
             registry=self.registry,
+            multiprocess_mode="livemax",  # several workers: the worst state among the live ones
         )
 
     def observe_request(self, endpoint: str, status: int, seconds: float) -> None:
@@ -81,6 +91,8 @@ class ServeMetrics:
     def observe_batch(self, size: int, seconds: float) -> None:
         self.batch_size.observe(size)
         self.batch_seconds.observe(seconds)
+        if self.multiprocess:  # another worker may answer the scrape: keep this one's breakers current
+            self._set_breakers()
 
     def observe_fields(self, statuses: Iterable[FieldState]) -> None:
         for status in statuses:
@@ -90,8 +102,21 @@ class ServeMetrics:
                 ).inc()
 
     def exposition(self) -> bytes:
-        """The text format Prometheus scrapes, with breaker states read now."""
+        """The text format Prometheus scrapes, with this worker's breaker states read now (and, with
+        several workers, every worker's values added up)."""
+        self._set_breakers()
+        if not self.multiprocess:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+
+    def close(self) -> None:
+        """A worker that stops: its live gauges leave the sum (its counters stay counted)."""
+        if self.multiprocess:
+            multiprocess.mark_process_dead(os.getpid())
+
+    def _set_breakers(self) -> None:
         if self.states is not None:
             for field, state in self.states().items():
                 self.breaker.labels(field=field).set(BREAKER_VALUES.get(state, 2.0))
-        return generate_latest(self.registry)
