@@ -178,13 +178,13 @@ def test_a_call_held_by_a_child_that_dies_fails_with_engine_stopped(
 
     def call() -> None:
         try:
-            outcome.append(len(child.predict(records * 200)))  # 800 records: seconds in the child
+            outcome.append(len(child.predict(records * 400)))  # 1600 records: seconds in the child
         except BaseException as exc:
             outcome.append(exc)
 
     caller = threading.Thread(target=call)
     caller.start()
-    time.sleep(0.5)
+    time.sleep(0.3)
     assert caller.is_alive(), "the batch finished before the child could be killed; make it larger"
     assert child.pid is not None
     os.kill(child.pid, signal.SIGKILL)
