@@ -50,7 +50,7 @@ def serve_command(
     from plait.serving.metrics import MULTIPROC_ENV
     from plait.serving.settings import MIB, ServeSettings, api_key_from_env, parse_overrides
 
-    base = dict(
+    options = dict(
         host=host,
         port=port,
         workers=workers,
@@ -58,11 +58,12 @@ def serve_command(
         max_wait_ms=max_wait_ms,
         inference=inference,
         max_body_bytes=round(max_body_mb * MIB),
-        api_key=api_key_from_env(api_key_env),
-        cors_origins=tuple(cors_origin),
-        required_fields=tuple(required),
+        cors_origins=cors_origin,
+        required_fields=required,
     )
-    settings = ServeSettings(**{**base, **parse_overrides(set_)})
+    settings = ServeSettings.from_json(
+        {**options, **parse_overrides(set_)}, api_key=api_key_from_env(api_key_env)
+    )
     auth = f"API key from ${api_key_env}" if settings.api_key else "no API key"
     host, port, workers = settings.host, settings.port, settings.workers  # --set may have changed them
     where = "the model in its own process" if settings.inference == "process" else "the model in-process"

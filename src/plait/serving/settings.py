@@ -110,7 +110,10 @@ class ServeSettings:
         values: dict[str, Any] = {}
         for key, value in raw.items():
             if key not in known:
-                raise ConfigError(f"serve settings: unknown setting '{key}';{suggest(key, known)}")
+                hint = suggest(key, known)
+                raise ConfigError(
+                    f"serve settings: unknown setting '{key}';{hint} Settings: {', '.join(known)}"
+                )
             values[key] = tuple(value) if isinstance(value, list) else value
         return cls(**values, api_key=api_key)
 
@@ -123,10 +126,10 @@ class ServeSettings:
 
 
 def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
-    """`["max_text_chars=5000", "cors_origins=[\"https://a\"]"]` → {name: value} for `--set`: the
-    value is read as JSON when it is JSON (numbers, true/false, null, lists), else as text. Unknown
-    names fail with a did-you-mean; the API key is refused (it comes only from the environment)."""
-    known = [n for n in ServeSettings.__dataclass_fields__ if n != "api_key"]
+    """`["max_text_chars=5000", "cors_origins=[\"https://a\"]"]` → {name: value} for `--set`, to go
+    through `ServeSettings.from_json` (which checks the names): the value is read as JSON when it is
+    JSON (numbers, true/false, null, lists), else as text. The API key is refused: it comes only
+    from the environment."""
     out: dict[str, Any] = {}
     for pair in pairs:
         name, sep, text = pair.partition("=")
@@ -135,15 +138,10 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
             raise ConfigError(f"--set {pair!r}: expected NAME=VALUE, e.g. --set max_text_chars=5000")
         if name == "api_key":
             raise ConfigError("--set api_key: the API key comes only from the environment (--api-key-env)")
-        if name not in known:
-            raise ConfigError(
-                f"--set {name}: unknown setting;{suggest(name, known)} Settings: {', '.join(known)}"
-            )
         try:
-            value: Any = json.loads(text)
+            out[name] = json.loads(text)
         except ValueError:
-            value = text
-        out[name] = tuple(value) if isinstance(value, list) else value
+            out[name] = text
     return out
 
 
