@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+from loopback import free_port
 
 from chromium import ARGS, ARTIFACTS, CHROMIUM, MARKS
 from plait.data.table import read_table
@@ -34,9 +34,7 @@ def server(pumps_bundle: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
     bundle = tmp_path_factory.mktemp("served") / "bundle"
     shutil.copytree(pumps_bundle.bundle_path, bundle)
     (bundle / "report.html").write_text("<!DOCTYPE html><title>report</title><h1>the report</h1>")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     app = create_app(bundle, ServeSettings(api_key=None))
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     runner = uvicorn.Server(config)

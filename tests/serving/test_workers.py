@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,15 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from loopback import free_port
 
 START_S = 120.0  # two workers import torch and load the bundle
 REQUESTS = re.compile(r'^plait_requests_total\{endpoint="/v1/predict",status="200"\} (\S+)$', re.MULTILINE)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def predicted(url: str) -> int:
