@@ -92,3 +92,103 @@ def test_field_names_must_be_usable_as_module_names():
         Config.from_dict({"task": {"label": "y"}, "fields": {"a.b": "text"}})
     with pytest.raises(ConfigError, match="field names must be non-empty"):
         Config.from_dict({"task": {"label": "y"}, "fields": {"": "text"}})
+
+
+# ---- check_config: everything checkable before any data is read -----------------------------------
+
+
+def checkable(tmp_path: Path, **sections: dict) -> Config:
+    """A config whose table exists but would fail if read (so a passing check read nothing)."""
+    (tmp_path / "items.parquet").write_text("not parquet: reading this raises")
+    raw: dict = {
+        "task": {"label": "fault"},
+        "data": {"path": "items.parquet"},
+        "fields": {"photo": {"kind": "image"}, "note": "text"},
+    }
+    for section, values in sections.items():
+        raw[section] = {**raw.get(section, {}), **values}
+    return Config.from_dict(raw, base_dir=tmp_path)
+
+
+@pytest.fixture()
+def no_reading(monkeypatch: pytest.MonkeyPatch) -> None:
+    import plait.data.table
+
+    def read_table(path: object) -> None:
+        raise AssertionError(f"check_config read the table {path}")
+
+    monkeypatch.setattr(plait.data.table, "read_table", read_table)
+
+
+@pytest.mark.parametrize(
+    ("sections", "message"),
+    [
+        (
+            {"model": {"fusion": "gatd"}},
+            "model.fusion: unknown fusion 'gatd'; did you mean 'gated'? Available: attention, concat",
+        ),
+        (
+            {"model": {"fusion_options": {"gate_hiden": 16}}},
+            "model.fusion_options.gate_hiden: unknown option for GatedFusion; did you mean 'gate_hidden'?",
+        ),
+        (
+            {"model": {"fusion": "late", "fusion_options": {"gate_hidden": 16}}},
+            "model.fusion_options.gate_hidden: unknown option for LateFusion",
+        ),
+        (
+            {"model": {"fusion_options": {"output_dim": 8}}},
+            "model.fusion_options.output_dim: plait sets output_dim of GatedFusion itself; remove it",
+        ),
+        (
+            {"fields": {"photo": {"kind": "image", "sise": 32}}},
+            "fields.photo.sise: unknown option for ImageModality; did you mean 'size'?",
+        ),
+        ({"fields": {"photo": {"kind": "image", "size": -3}}}, "fields.photo.size: expected an integer"),
+        ({"data": {"path": "itmes.parquet"}}, "data.path: the table"),
+        ({"data": {"root": "media"}}, "data.root: the media folder"),
+    ],
+    ids=[
+        "fusion",
+        "fusion-option",
+        "option-of-another-fusion",
+        "given-by-plait",
+        "field-option",
+        "field-value",
+        "table",
+        "root",
+    ],
+)
+def test_check_config_fails_fast_naming_the_key(
+    tmp_path: Path, no_reading: None, sections: dict, message: str
+) -> None:
+    from plait.build import check_config
+
+    cfg = checkable(tmp_path, **sections)
+    with pytest.raises(ConfigError) as err:
+        check_config(cfg)
+    assert str(err.value).startswith(message), str(err.value)
+
+
+def test_check_config_passes_a_good_config_without_reading_it(tmp_path: Path, no_reading: None) -> None:
+    from plait.build import check_config
+
+    check_config(checkable(tmp_path, model={"fusion": "attention"}))
+    (tmp_path / "media").mkdir()
+    check_config(checkable(tmp_path, data={"root": "media"}))
+    # a table given in memory: data.path is not needed, the rest is still checked
+    in_memory = checkable(tmp_path, data={"path": "nowhere.csv"})
+    check_config(in_memory, paths=False)
+    with pytest.raises(ConfigError, match=r"^model\.fusion: unknown fusion"):
+        check_config(in_memory.with_overrides(model={"fusion": "concatt"}), paths=False)
+
+
+def test_check_config_leaves_the_table_of_a_streams_config_to_plait_align(tmp_path: Path) -> None:
+    from plait.build import check_config
+
+    mic = {"kind": "audio", "path": "audio", "duration_s": 1.0}
+    streams = {"anchors": {"hop_s": 1.0}, "sources": {"mic": mic}}
+    cfg = Config.from_dict({"task": {"label": "fault"}, "streams": streams}, base_dir=tmp_path)
+    assert not cfg.table_path().exists()  # `plait align` writes it
+    check_config(cfg)
+    with pytest.raises(ConfigError, match=r"^model\.fusion: unknown fusion 'gatd'"):
+        check_config(cfg.with_overrides(model={"fusion": "gatd"}))

@@ -69,7 +69,7 @@ def test_predict_with_fields_missing_says_so(pumps_bundle, pumps_small):
 
 
 def test_evaluate_on_table_reports_each_field_alone(pumps_bundle, pumps_small):
-    result = Predictor.load(pumps_bundle.bundle_path).evaluate(pumps_small.table_path)
+    result = Predictor.load(pumps_bundle.bundle_path).evaluate(pumps_small.table_path, rows="all")
     assert result["rows"] == 150
     assert set(result["single_field"]) == {"vibration", "sound", "thermal", "note", "specs"}
     assert 0.0 <= result["metrics"]["accuracy"] <= 1.0

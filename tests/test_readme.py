@@ -16,10 +16,14 @@ def yaml_blocks() -> list[dict]:
 
 def test_readme_configs_parse():
     blocks = yaml_blocks()
-    assert len(blocks) == 2
     table_config = Config.from_dict(blocks[0])
     assert table_config.model.fusion == "gated" and len(table_config.fields) == 5
-    streams_config = Config.from_dict({"task": {"label": "fault"}, **blocks[1]})
+    for block in blocks[1:]:  # every other example is a section or two of a config
+        Config.from_dict({"task": {"label": "fault"}, "fields": {"x": "tabular"}, **block})
+    split = next(b for b in blocks[1:] if "split" in b.get("data", {}))
+    assert Config.from_dict({**blocks[0], "data": split["data"]}).data.split.group == "subject"
+    streams_block = next(b for b in blocks if "streams" in b and "sources" in b["streams"])
+    streams_config = Config.from_dict({"task": {"label": "fault"}, **streams_block})
     assert streams_config.streams is not None
     assert [s.name for s in streams_config.streams.streams] == [
         "vibration",

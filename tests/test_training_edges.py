@@ -49,7 +49,7 @@ def test_boolean_labels_evaluate_with_the_training_class_names():
     df = table()
     trained = train(config("flag"), table=df).trained
     assert trained.task.classes == ("false", "true")
-    result = evaluate(trained, df)
+    result = evaluate(trained, df, rows="all")  # the training table: every row, not the test split
     assert result.rows == 120 and 0.0 <= result.metrics["accuracy"] <= 1.0
 
 
@@ -86,8 +86,8 @@ def test_no_held_out_rows_reports_training_metrics_instead_of_crashing():
 
 
 def test_split_column_typo_names_the_key_and_suggests():
-    cfg = config("flag").with_overrides(data={"split_column": "prat"})
-    with pytest.raises(DataError, match=r"data\.split_column: .* no column 'prat'; did you mean 'part'\?"):
+    cfg = config("flag").with_overrides(data={"split": {"column": "prat"}})
+    with pytest.raises(DataError, match=r"data\.split\.column: .* no column 'prat'; did you mean 'part'\?"):
         train(cfg, table=table().with_columns(pl.lit("train").alias("part")))
 
 

@@ -18,12 +18,42 @@ from plait.models.fusion_model import FusionModel
 from plait.models.heads import MLPHead
 from plait.registry import suggest
 
+_FUSION_GIVEN = ("field_to_dim", "output_dim")  # build_model passes these, not the config
+
+
+def check_config(cfg: Config, *, paths: bool = True) -> None:
+    """Everything about `cfg` that can be checked without reading data, so a typo fails in
+    milliseconds instead of after the table is loaded: the fusion's name and option names, each
+    field's options (its modality is constructed: cheap, no data), and — with `paths` and no
+    streams section — that data.path and data.root exist. `paths=False` when the table comes
+    in memory. Raises ConfigError naming the key."""
+    _check_keys(
+        _fusion_class(cfg.model.fusion), cfg.model.fusion_options, "model.fusion_options", _FUSION_GIVEN
+    )
+    for spec in cfg.fields:
+        build_modality(spec)
+    if paths and cfg.streams is None:  # with streams, data.path is what `plait align` will write
+        _check_data_paths(cfg)
+
+
+def _check_data_paths(cfg: Config) -> None:
+    table = cfg.table_path()  # ConfigError when data.path is not set
+    if not table.is_file():
+        what = "is a folder" if table.is_dir() else "does not exist"
+        raise ConfigError(
+            f"data.path: the table {table} {what}; point data.path at a CSV, Parquet or JSONL file "
+            f"(relative paths start at the config's folder, {cfg.base_dir})"
+        )
+    if cfg.data.root is not None and not cfg.media_root().is_dir():
+        raise ConfigError(
+            f"data.root: the media folder {cfg.media_root()} does not exist; point data.root at the "
+            "folder the table's file paths start from, or remove it to use the table's folder"
+        )
+
 
 def build_modality(spec: FieldSpec) -> Modality:
     cls = MODALITIES.get(spec.kind)
-    obj: Modality = _construct(
-        cls, {"name": spec.name, **spec.options}, f"fields.{spec.name}", skip=("name",)
-    )
+    obj: Modality = _construct(cls, {"name": spec.name}, spec.options, f"fields.{spec.name}")
     return obj
 
 
@@ -36,17 +66,10 @@ def build_model(cfg: Config, modalities: Mapping[str, Modality], n_outputs: int)
     built = {name: m.build_encoder(cfg.model.dim) for name, m in modalities.items()}
     field_to_dim = {name: int(enc.output_dim) for name, enc in built.items()}
     encoders = {name: cast(nn.Module, enc) for name, enc in built.items()}
-    try:
-        fusion_cls = FUSIONS.get(cfg.model.fusion)
-    except PlaitError as exc:
-        raise ConfigError(f"model.fusion: {exc}") from None
+    fusion_cls = _fusion_class(cfg.model.fusion)
     decision_level = bool(getattr(fusion_cls, "decision_level", False))
-    fusion_args = {
-        "field_to_dim": field_to_dim,
-        "output_dim": n_outputs if decision_level else cfg.model.dim,
-        **cfg.model.fusion_options,
-    }
-    fusion = _construct(fusion_cls, fusion_args, "model.fusion_options", skip=("field_to_dim", "output_dim"))
+    given = {"field_to_dim": field_to_dim, "output_dim": n_outputs if decision_level else cfg.model.dim}
+    fusion = _construct(fusion_cls, given, cfg.model.fusion_options, "model.fusion_options")
     head: nn.Module = (
         nn.Identity()
         if decision_level
@@ -60,22 +83,37 @@ def build_model(cfg: Config, modalities: Mapping[str, Modality], n_outputs: int)
     return FusionModel(encoders=encoders, fusion=fusion, head=head)
 
 
-def _construct(cls: type, kwargs: Mapping[str, Any], path: str, skip: tuple[str, ...]) -> Any:
-    """Call `cls(**kwargs)`, turning unknown keys and rejected values into ConfigErrors at `path`."""
-    params = inspect.signature(cls).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    allowed = [p for p in params if p not in skip and p != "self"]
-    if not takes_any:
-        for key in kwargs:
-            if key not in params:
-                hint = suggest(str(key), allowed)
-                raise ConfigError(
-                    f"{path}.{key}: unknown option for {cls.__name__};{hint} "
-                    f"Options: {', '.join(allowed) or 'none'}"
-                )
+def _fusion_class(name: str) -> type:
     try:
-        return cls(**kwargs)
+        return FUSIONS.get(name)
     except PlaitError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+        raise ConfigError(f"model.fusion: {exc}") from None
+
+
+def _check_keys(cls: type, kwargs: Mapping[str, Any], path: str, skip: tuple[str, ...]) -> None:
+    """Every key of `kwargs` names a parameter of `cls` (any key, when it takes **kwargs)."""
+    params = inspect.signature(cls).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    allowed = [p for p in params if p not in skip and p != "self"]
+    for key in kwargs:
+        if key in skip:
+            raise ConfigError(f"{path}.{key}: plait sets {key} of {cls.__name__} itself; remove it")
+        if key not in allowed:
+            hint = suggest(str(key), allowed)
+            raise ConfigError(
+                f"{path}.{key}: unknown option for {cls.__name__};{hint} "
+                f"Options: {', '.join(allowed) or 'none'}"
+            )
+
+
+def _construct(cls: type, given: Mapping[str, Any], options: Mapping[str, Any], path: str) -> Any:
+    """`cls(**given, **options)`: `given` from the builder, `options` from the config at `path`;
+    unknown option keys and rejected values become ConfigErrors at `path`."""
+    _check_keys(cls, options, path, skip=tuple(given))
+    try:
+        return cls(**given, **options)
+    except (PlaitError, TypeError, ValueError) as exc:
+        message = str(exc)  # a component's own message may already start with the key path
+        named = message.startswith((f"{path}.", f"{path}:"))
+        raise ConfigError(message if named else f"{path}: {message}") from None

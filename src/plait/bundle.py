@@ -1,6 +1,6 @@
 """A trained model as a directory — the unit of deployment. Written and read without pickle.
 
-plait.json          format version, model id, task (type, label, classes), fields
+plait.json          format version, model id, task (type, label, classes), fields, the split used
 config.yaml         the config it was trained with
 model.safetensors   the weights
 preprocessing.json  each field's fitted state (vocabulary, statistics, levels)
@@ -64,6 +64,7 @@ class TrainedModel:
     provenance: dict[str, Any] = field(default_factory=dict)
     model_id: str = ""
     calibration: SubsetTemperatures | None = None  # classification: temperatures applied at prediction
+    split: dict[str, Any] = field(default_factory=dict)  # the split it was trained with (Split.to_json)
 
     @property
     def field_names(self) -> tuple[str, ...]:
@@ -93,6 +94,7 @@ def save_bundle(trained: TrainedModel, path: Path | str) -> Path:
             {"name": name, "kind": m.kind, "columns": list(m.columns())}
             for name, m in trained.modalities.items()
         ],
+        "split": trained.split,
     }
     _write_json(out / "plait.json", meta)
     _write_json(out / "metrics.json", trained.metrics)
@@ -150,6 +152,7 @@ def load_bundle(path: Path | str) -> TrainedModel:
         provenance=_read_json(root / "provenance.json"),
         model_id=str(meta.get("model_id", "")),
         calibration=calibration,
+        split=dict(meta.get("split") or {}),
     )
 
 

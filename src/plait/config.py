@@ -25,11 +25,38 @@ PRECISIONS = ("32-true", "32", "bf16-mixed", "bf16-true", "16-mixed", "64-true")
 STAGE_KINDS = ("unimodal", "frozen", "end_to_end")
 
 
+SPLIT_KINDS = ("auto", "group", "time", "column", "random")
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """How the labelled rows are split into train, validation and test (and into folds).
+
+    group: no value of this column in two splits (subjects, speakers, machines, recordings);
+    time: train before validation before test, by this column, with `gap_s` seconds left out
+    before each later split starts; column: the user's own train/val/test column; random: rows
+    shuffled one by one, which is honest only when rows are independent. `kind: auto` takes the
+    one column named; with none, an aligned table's anchor key is the group, else random (and
+    the summary says so)."""
+
+    kind: str = "auto"
+    group: str | None = None
+    time: str | None = None
+    gap_s: float = 0.0
+    column: str | None = None
+
+    @property
+    def named(self) -> dict[str, str]:
+        """The split kinds this spec names a column for: {kind: column}."""
+        named = {"group": self.group, "time": self.time, "column": self.column}
+        return {k: v for k, v in named.items() if v is not None}
+
+
 @dataclass(frozen=True)
 class DataSpec:
     path: str | None = None  # the sample table (CSV, Parquet, JSONL), relative to the config file
     root: str | None = None  # media root for file paths; default: the table's folder
-    split_column: str | None = None  # values train/val/test; otherwise a seeded stratified split
+    split: SplitSpec = SplitSpec()
     val_fraction: float = 0.15
     test_fraction: float = 0.15
 
@@ -127,7 +154,9 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data, the same shape as the YAML file."""
-        out: dict[str, Any] = {"data": asdict(self.data), "task": asdict(self.task)}
+        data = asdict(self.data)
+        data["split"] = {k: v for k, v in asdict(self.data.split).items() if v != getattr(SplitSpec(), k)}
+        out: dict[str, Any] = {"data": data, "task": asdict(self.task)}
         if self.fields:  # a streams config may leave them to be derived after alignment
             out["fields"] = {
                 f.name: {"kind": f.kind, **dict(f.options), **({"required": True} if f.required else {})}
@@ -211,7 +240,7 @@ def parse_config(raw: Mapping[str, Any], base_dir: Path) -> Config:
     if not isinstance(output, str):
         raise ConfigError(f"output: expected a folder path (string), got {output!r}")
     cfg = Config(
-        data=_record(DataSpec, raw.get("data"), "data"),
+        data=_data(raw.get("data")),
         task=_record(TaskSpec, raw["task"], "task"),
         fields=_fields(raw["fields"]) if "fields" in raw else (),  # streams only: derived after `plait align`
         model=_record(ModelSpec, raw.get("model"), "model"),
@@ -245,6 +274,55 @@ def _record(cls: Any, raw: Any, path: str) -> Any:
         expected = type(getattr(defaults, key))
         values[key] = _coerce(value, expected, getattr(defaults, key), f"{path}.{key}")
     return replace(defaults, **values)
+
+
+def _data(raw: Any) -> DataSpec:
+    if not isinstance(raw, Mapping):
+        spec: DataSpec = _record(DataSpec, raw, "data")
+        return spec
+    rest = {k: v for k, v in raw.items() if k not in ("split", "split_column")}
+    split = _split(raw.get("split"))
+    if "split_column" in raw and raw["split_column"] is not None:  # the key's name before 0.2
+        if split != SplitSpec():
+            raise ConfigError(
+                "data.split_column: give the split once; data.split_column is the old name of "
+                "data.split.column, so move it there"
+            )
+        split = _split({"column": raw["split_column"]}, "data.split_column")
+    return replace(_record(DataSpec, rest, "data"), split=split)
+
+
+def _split(raw: Any, path: str = "data.split") -> SplitSpec:
+    example = (
+        "e.g. `split: {group: subject}`, `split: {time: recorded_at, gap_s: 60}`, `split: {column: part}`"
+    )
+    if raw is None:
+        return SplitSpec()
+    if isinstance(raw, str):  # `split: random`
+        raw = {"kind": raw}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{path}: expected a mapping, {example}; got {raw!r}")
+    spec: SplitSpec = _record(SplitSpec, raw, path)
+    if spec.kind not in SPLIT_KINDS:
+        raise ConfigError(f"{path}.kind: {unknown_name_message('split kind', spec.kind, list(SPLIT_KINDS))}")
+    named = spec.named
+    if len(named) > 1:
+        raise ConfigError(
+            f"{path}: names {', '.join(f'{k}: {v}' for k, v in named.items())}; a split is by one of "
+            "group, time or column — keep one (a time split of grouped rows: choose what the model "
+            "must generalise to)"
+        )
+    if spec.kind == "random" and named:
+        raise ConfigError(f"{path}: kind random takes no column, got {named}; remove it or the kind")
+    if spec.kind in ("group", "time", "column") and spec.kind not in named:
+        raise ConfigError(f"{path}: kind {spec.kind} needs `{spec.kind}: COLUMN`, {example}")
+    if spec.kind == "auto" and named:
+        spec = replace(spec, kind=next(iter(named)))
+    if spec.gap_s != 0.0 and spec.kind != "time":
+        raise ConfigError(f"{path}.gap_s: only a time split leaves a gap; set `time: COLUMN` or remove gap_s")
+    if not spec.gap_s >= 0.0:
+        raise ConfigError(f"{path}.gap_s: expected seconds ≥ 0, got {spec.gap_s!r}")
+    return spec
 
 
 def _train(raw: Any) -> TrainSpec:

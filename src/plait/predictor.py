@@ -3,25 +3,31 @@ predict time: Lightning is imported only inside `fit`."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, overload
 
 import polars as pl
 import torch
 
 from plait.bundle import TrainedModel, bundle_content_id, load_bundle, save_bundle
 from plait.config import Config, DataSpec, ModelSpec, TrainSpec
-from plait.data.dataset import LoadReport, load_rows
+from plait.data.dataset import LoadReport, load_rows, load_table
+from plait.data.frames import BATCH_FIX, as_polars, like_input, mapping_rows, table_or_path
 from plait.data.table import read_table
-from plait.errors import ConfigError, PlaitError
+from plait.errors import ConfigError, DataError, PlaitError
 from plait.evaluation.evaluate import Evaluation, evaluate
 from plait.evaluation.subset_temperatures import SubsetTemperatures
 from plait.models.inference import run_model
 from plait.registry import suggest
 
-Rows = pl.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Any] | Path | str
+if TYPE_CHECKING:
+    from plait.data.frames import DataFrame
+
+Data: TypeAlias = "Path | str | DataFrame"  # a table file, or a polars or pandas DataFrame
+Rows: TypeAlias = "Data | Sequence[Mapping[str, Any]] | Mapping[str, Any]"
+SEQUENCE_KINDS = ("timeseries", "embedding")  # fields whose one value is a list (a series, a vector)
 
 _SECTION_OF = {
     **{k: "train" for k in TrainSpec.__dataclass_fields__},
@@ -88,9 +94,9 @@ class Predictor:
         self.trained_: TrainedModel | None = None
 
     # -- training ---------------------------------------------------------------------------------
-    def fit(
-        self, data: Path | str | pl.DataFrame | None = None, *, root: Path | str | None = None
-    ) -> Predictor:
+    def fit(self, data: Data | None = None, *, root: Path | str | None = None) -> Predictor:
+        """Train on `data`: a table file, or a polars or pandas DataFrame (its media paths relative
+        to `root`, default the working directory); None trains on the config's data.path."""
         from plait.training.fit import train  # Lightning is imported only when training
 
         config, table = self._config_for(data, root)
@@ -98,22 +104,21 @@ class Predictor:
         self.trained_ = train(config, table=table).trained
         return self
 
-    def _config_for(
-        self, data: Path | str | pl.DataFrame | None, root: Path | str | None
-    ) -> tuple[Config, pl.DataFrame | None]:
+    def _config_for(self, data: Data | None, root: Path | str | None) -> tuple[Config, pl.DataFrame | None]:
         if data is None:
             if self.config is None:
                 raise ConfigError("Predictor.fit: no data given and no config with data.path")
             return self.config, None
-        table = data if isinstance(data, pl.DataFrame) else read_table(data)
+        given = table_or_path(data, "Predictor.fit")
+        table = given if isinstance(given, pl.DataFrame) else read_table(given)
         base = Path.cwd()
         data_section: dict[str, Any] = {}
-        if not isinstance(data, pl.DataFrame):
-            data_section["path"] = str(Path(data).resolve())
+        if isinstance(given, Path):
+            data_section["path"] = str(given.resolve())
         configured_root = self.config is not None and self.config.data.root is not None
         if root is not None:
             data_section["root"] = str(Path(root).resolve())
-        elif isinstance(data, pl.DataFrame) and not configured_root:
+        elif isinstance(given, pl.DataFrame) and not configured_root:
             data_section["root"] = str(base)
         if self.config is not None:
             return self.config.with_overrides(data={**self.config.to_dict()["data"], **data_section}), table
@@ -141,12 +146,15 @@ class Predictor:
             raise PlaitError("this Predictor is not trained yet; call .fit(data) or Predictor.load(bundle)")
         return self.trained_
 
-    def evaluate(self, data: Path | str | pl.DataFrame, *, root: Path | str | None = None) -> dict[str, Any]:
-        return self._evaluation(data, root).to_json()
+    def evaluate(self, data: Data, *, root: Path | str | None = None, rows: str = "auto") -> dict[str, Any]:
+        """Metrics on a labelled table, each field alone and each field left out. `rows` as in
+        `plait evaluate --rows`: auto scores the held-out test rows when `data` is the table the
+        model was trained on, else every labelled row; all; test; val. `selection` says which."""
+        return self._evaluation(data, root, rows).to_json()
 
     def report(
         self,
-        data: Path | str | pl.DataFrame,
+        data: Data,
         *,
         root: Path | str | None = None,
         out: Path | str | None = None,
@@ -159,9 +167,10 @@ class Predictor:
         data; with `out`, also writes OUT/metrics.json and OUT/report.html (see `plait evaluate`)."""
         from plait.evaluation.run import evaluate_report
 
+        given = table_or_path(data, "Predictor.report")
         return evaluate_report(
             self.trained,
-            data,
+            given,
             root=None if root is None else Path(root),
             rows=rows,
             baseline=None if baseline is None else baseline.trained,
@@ -170,32 +179,74 @@ class Predictor:
             out=None if out is None else Path(out),
         ).data
 
-    def _evaluation(self, data: Path | str | pl.DataFrame, root: Path | str | None) -> Evaluation:
-        return evaluate(self.trained, data, root=None if root is None else Path(root))
+    def _evaluation(self, data: Data, root: Path | str | None, rows: str) -> Evaluation:
+        return evaluate(self.trained, data, root=None if root is None else Path(root), rows=rows)
+
+    @overload
+    def predict(
+        self,
+        rows: Rows,
+        *,
+        root: Path | str | None = ...,
+        calibrated: bool = ...,
+        as_frame: Literal[False] = ...,
+    ) -> list[Prediction]: ...
+
+    @overload
+    def predict(
+        self, rows: Rows, *, root: Path | str | None = ..., calibrated: bool = ..., as_frame: Literal[True]
+    ) -> DataFrame: ...
 
     def predict(
-        self, rows: Rows, *, root: Path | str | None = None, calibrated: bool = True
-    ) -> list[Prediction]:
+        self, rows: Rows, *, root: Path | str | None = None, calibrated: bool = True, as_frame: bool = False
+    ) -> list[Prediction] | DataFrame:
         """Predict each row; a row may hold any subset of the fields (keys are table column names).
-        A calibrated bundle's probabilities are temperature-scaled with the temperature of the
-        fields each row has; `calibrated=False` gives the raw softmax (the class is the same)."""
-        return self.predict_with_report(rows, root=root, calibrated=calibrated)[0]
+        `rows`: a table file, a DataFrame, a list of records, one record, or a dict of equal-length
+        columns. A calibrated bundle's probabilities are temperature-scaled with the temperature of
+        the fields each row has; `calibrated=False` gives the raw softmax (the class is the same).
+        `as_frame=True`: one row per prediction (prediction, prob_<class>…, fields_used,
+        fields_missing, degraded, model_id) as a DataFrame — pandas when `rows` was pandas."""
+        predictions = self.predict_with_report(rows, root=root, calibrated=calibrated)[0]
+        if not as_frame:
+            return predictions
+        return like_input(predictions_table(predictions, self.trained.task.classes), rows)
+
+    def predict_proba(
+        self, rows: Rows, *, root: Path | str | None = None, calibrated: bool = True
+    ) -> DataFrame:
+        """Each row's class probabilities, one column per class, as a DataFrame (pandas when `rows`
+        was pandas, else polars)."""
+        task = self.trained.task
+        if task.type != "classification":
+            raise PlaitError(
+                f"predict_proba: this model is a regression of '{task.label}', so it has no class "
+                "probabilities; use predict(rows) for its predicted values"
+            )
+        predictions = self.predict(rows, root=root, calibrated=calibrated)
+        table = pl.DataFrame(
+            {c: [_probabilities(p)[c] for p in predictions] for c in task.classes},
+            schema=dict.fromkeys(task.classes, pl.Float64),
+        )
+        return like_input(table, rows)
 
     def predict_with_report(
         self, rows: Rows, *, root: Path | str | None = None, calibrated: bool = True
     ) -> tuple[list[Prediction], LoadReport]:
-        records, media_root = _records(rows, root)
-        if not records:
-            return [], LoadReport(rows=0, fields=())
         trained = self.trained
-        tensors, report = load_rows(records, trained.modalities, media_root)
+        batch, media_root = _batch(rows, root, _sequence_columns(trained))
+        if not len(batch):
+            return [], LoadReport(rows=0, fields=())
+        if isinstance(batch, pl.DataFrame):  # a table: a field with no column says so in the report
+            tensors, report = load_table(batch, trained.modalities, media_root)
+        else:
+            tensors, report = load_rows(batch, trained.modalities, media_root)
         out = run_model(trained.model, tensors)
         calibration = trained.calibration if calibrated and trained.task.type == "classification" else None
         logits = out.output  # (N, K)
         if calibration is not None:
             logits = calibration.apply_temperatures(logits, tensors.present)  # (N, K), row i / T(fields of i)
         predictions = [
-            self.row_prediction(i, out, logits, tensors.present, calibration) for i in range(len(records))
+            self.row_prediction(i, out, logits, tensors.present, calibration) for i in range(len(batch))
         ]
         return predictions, report
 
@@ -257,16 +308,37 @@ class Predictor:
         return predictor
 
 
-def _records(rows: Rows, root: Path | str | None) -> tuple[Sequence[Mapping[str, Any]], Path]:
+def _batch(
+    rows: Rows, root: Path | str | None, sequence_columns: frozenset[str]
+) -> tuple[pl.DataFrame | Sequence[Mapping[str, Any]], Path]:
+    """The rows to predict, as a table or as records, and their media root."""
     if isinstance(rows, (str, Path)):
         path = Path(rows)
-        return read_table(path).to_dicts(), Path(root) if root is not None else path.parent
+        return read_table(path), Path(root) if root is not None else path.parent
     media_root = Path(root) if root is not None else Path.cwd()
-    if isinstance(rows, pl.DataFrame):
-        return rows.to_dicts(), media_root
+    frame = as_polars(rows)
+    if frame is not None:
+        return frame, media_root
     if isinstance(rows, Mapping):
-        return [rows], media_root
-    return list(rows), media_root
+        return mapping_rows(rows, sequence_columns, "predict"), media_root
+    if not isinstance(rows, Iterable):
+        raise DataError(f"predict: expected rows, got {type(rows).__name__}; {BATCH_FIX}")
+    records = list(rows)
+    for i, record in enumerate(records):
+        if not isinstance(record, Mapping):
+            raise DataError(f"predict: row {i} is a {type(record).__name__}, not a dict; {BATCH_FIX}")
+    return records, media_root
+
+
+def _sequence_columns(trained: TrainedModel) -> frozenset[str]:
+    """The columns whose one value is itself a list (a series, a vector)."""
+    return frozenset(c for m in trained.modalities.values() if m.kind in SEQUENCE_KINDS for c in m.columns())
+
+
+def _probabilities(prediction: Prediction) -> dict[str, float]:
+    if prediction.probabilities is None:  # a classifier's prediction always has them
+        raise PlaitError(f"prediction {prediction.prediction!r} has no class probabilities")
+    return prediction.probabilities
 
 
 def predictions_table(predictions: Sequence[Prediction], classes: Sequence[str]) -> pl.DataFrame:

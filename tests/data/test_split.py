@@ -118,7 +118,7 @@ def test_split_column_bad_values_named_with_rows() -> None:
             split_values=values, path="data.csv",
         )  # fmt: skip
     message = str(info.value)
-    assert "data.split_column in data.csv" in message
+    assert "data.split.column in data.csv" in message
     assert "row 1: 'tset'" in message and "row 3: 'holdout'" in message
     assert "expected train, val or test" in message
 

@@ -186,7 +186,7 @@ def test_config_loads_rows_through_plait(avd: AVDigits, table: pl.DataFrame) -> 
     config = Config.from_yaml(avd.config_path)
     assert config.table_path().resolve() == avd.table_path.resolve()
     assert config.media_root().resolve() == avd.root.resolve()
-    assert (config.task.label, config.data.split_column) == (LABEL, "split")
+    assert (config.task.label, config.data.split.column) == (LABEL, "split")
     assert config.field_names == ("image", "audio")
     modalities = build_modalities(config)
     few = table.head(12)

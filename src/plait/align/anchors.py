@@ -1,8 +1,10 @@
 """Anchors: the instants samples are taken at, one output row each.
 
 Labelled events come from a table (time, key, label); sliding anchors are laid every `hop_s` per
-entity across [start, end]. Anchors are what the user asked for: an event whose time or key cannot
-be read is an error naming its rows, never a silently dropped sample.
+entity across [start, end] and take their entity's label from a labels table (one row per entity).
+Anchors are what the user asked for: an event whose time or key cannot be read is an error naming
+its rows, never a silently dropped sample; an anchor whose entity has no label keeps a null label
+and is counted in the notes.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import polars as pl
 
 from plait.align.frames import ANCHOR, KEY, LABEL, T_US, Anchors, seconds_to_us
 from plait.align.read import read_table, resolve_source
-from plait.align.spec import AnchorSpec
+from plait.align.spec import AnchorSpec, check_anchors
 from plait.align.timestamps import parse_times
 from plait.errors import ConfigError, DataError
 
@@ -29,11 +31,15 @@ def build_anchors(spec: AnchorSpec, base_dir: Path, spans: Mapping[str, tuple[in
     `spans` maps each entity to the (first, last) t_us its streams cover; sliding anchors use it
     for the entities and, where start/end are not configured, for their extent.
     """
+    check_anchors(spec, _WHERE)
     if spec.path is not None:
         frame, notes = _events(spec, spec.path, base_dir)
     else:
         frame, notes = _sliding(spec, spans)
-    label = [LABEL] if spec.path is not None and spec.label is not None else []
+        if spec.labels is not None:
+            frame, label_notes = _entity_labels(frame, spec, spec.labels, base_dir)
+            notes = (*notes, *label_notes)
+    label = [LABEL] if LABEL in frame.columns else []
     frame = frame.sort([T_US, KEY, ROW]).select(
         pl.int_range(pl.len(), dtype=pl.UInt32).alias(ANCHOR), KEY, T_US, *label
     )
@@ -124,6 +130,78 @@ def _sliding(
     return frame, tuple(notes)
 
 
+def _entity_labels(
+    anchors: pl.DataFrame, spec: AnchorSpec, path: str, base_dir: Path
+) -> tuple[pl.DataFrame, tuple[str, ...]]:
+    """Sliding anchors with their entity's label from the labels table; keys compared as strings."""
+    assert spec.label is not None and spec.key is not None  # check_anchors ruled out the rest
+    key, label = spec.labels_key or spec.key, spec.label
+    source = resolve_source(path, base_dir, "anchor labels", f"{_WHERE}.labels")
+    columns = {key: f"{_WHERE}.labels_key" if spec.labels_key is not None else f"{_WHERE}.key"}
+    columns.setdefault(label, f"{_WHERE}.label")
+    where = f"anchor labels ({path})"
+    table = read_table(source, columns, where=where, text=[key])
+    value = pl.col(label)
+    if table.schema[label] == pl.String:  # an empty cell is no label
+        value = pl.when(value.str.strip_chars() == "").then(None).otherwise(value)
+    rows = table.select(
+        pl.int_range(pl.len(), dtype=pl.Int64).alias(ROW),
+        pl.col(key).cast(pl.String).alias(KEY),
+        value.alias(LABEL),
+    )
+    per_entity = _one_label_per_entity(rows.filter(pl.col(KEY).is_not_null()), where, key, label)
+    out = anchors.join(per_entity, on=KEY, how="left")  # row order restored by build_anchors
+    notes = [
+        f"labels from {path}: {_count(per_entity.height, 'entity', 'entities')}, "
+        f"{_count(per_entity[LABEL].n_unique(), 'class', 'classes')}; "
+        f"{out[LABEL].null_count()} of {_count(out.height, 'anchor')} without a label"
+    ]
+    keyless = tuple(rows.filter(pl.col(KEY).is_null())[ROW])
+    if keyless:
+        notes.append(f"{path}: no '{key}' in {_rows(keyless, 'row')}; ignored")
+    unlabelled = out.filter(pl.col(LABEL).is_null())
+    if unlabelled.height:
+        entities = sorted(unlabelled[KEY].unique().to_list())
+        notes.append(
+            f"{_count(unlabelled.height, 'anchor')} of {_count(len(entities), 'entity', 'entities')} "
+            f"({_examples(entities)}) {_have(unlabelled.height)} no '{label}' in {path} "
+            "(no row, or an empty cell): kept with a null label; add their rows, or drop those "
+            "samples before training"
+        )
+    anchored = set(anchors[KEY].to_list())
+    idle = [k for k in per_entity[KEY].to_list() if k not in anchored]
+    if idle:
+        notes.append(
+            f"{_count(len(idle), 'entity', 'entities')} in {path} ({_examples(idle)}) "
+            f"{_have(len(idle))} no anchors: no stream has data for {'it' if len(idle) == 1 else 'them'} "
+            "(or the span ends before the start)"
+        )
+    return out, tuple(notes)
+
+
+def _one_label_per_entity(rows: pl.DataFrame, where: str, key: str, label: str) -> pl.DataFrame:
+    """(key, label), one row per entity that has a label; the same label on several rows is fine,
+    two different labels are an error naming them."""
+    grouped = (
+        rows.filter(pl.col(LABEL).is_not_null())
+        .group_by(KEY, maintain_order=True)
+        .agg(pl.col(LABEL).unique(maintain_order=True).alias("labels"), pl.col(ROW).alias("rows"))
+    )
+    clash = grouped.filter(pl.col("labels").list.len() > 1)
+    if clash.height:
+        examples = "; ".join(
+            f"{k!r}: {', '.join(map(repr, labels))} (rows {', '.join(map(str, rs[:N_EXAMPLES]))})"
+            for k, labels, rs in clash.head(N_EXAMPLES).iter_rows()
+        )
+        more = "; …" if clash.height > N_EXAMPLES else ""
+        raise DataError(
+            f"{where}: {_count(clash.height, 'entity', 'entities')} with more than one '{label}' "
+            f"({examples}{more}; rows 0-based); give each {key} one label (one row per entity, or the "
+            "same label on each of its rows)"
+        )
+    return grouped.select(KEY, pl.col("labels").list.first().alias(LABEL))
+
+
 def _boundary(spec: AnchorSpec, which: str) -> int | None:
     value = getattr(spec, which)
     if value is None:
@@ -136,8 +214,20 @@ def _boundary(spec: AnchorSpec, which: str) -> int | None:
     return int(t)
 
 
-def _rows(rows: tuple[int, ...]) -> str:
+def _rows(rows: tuple[int, ...], noun: str = "event") -> str:
     shown = ", ".join(str(r) for r in rows[:N_EXAMPLES])
     more = ", …" if len(rows) > N_EXAMPLES else ""
-    noun = "event" if len(rows) == 1 else "events"
-    return f"{len(rows)} {noun} (rows {shown}{more}, 0-based)"
+    return f"{_count(len(rows), noun)} (rows {shown}{more}, 0-based)"
+
+
+def _count(n: int, noun: str, plural: str | None = None) -> str:
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
+def _have(n: int) -> str:
+    return "has" if n == 1 else "have"
+
+
+def _examples(names: list[str]) -> str:
+    shown = ", ".join(repr(n) for n in names[:N_EXAMPLES])
+    return shown + (", …" if len(names) > N_EXAMPLES else "")

@@ -60,7 +60,11 @@ class StreamSpec:
 @dataclass(frozen=True)
 class AnchorSpec:
     """Where samples are taken: labelled events (a table with time, key, label), or a sliding
-    window per entity over the span the streams cover (`window_s`/`hop_s`, no path)."""
+    window per entity over the span the streams cover (`window_s`/`hop_s`, no path).
+
+    Sliding anchors take their label per entity from `labels`, a table with one row per entity:
+    a column named like `key` (or `labels_key`) and the `label` column.
+    """
 
     path: str | None = None
     time: str = "time"
@@ -68,6 +72,8 @@ class AnchorSpec:
     timezone: str | None = None
     key: str | None = None
     label: str | None = None
+    labels: str | None = None  # sliding anchors: table of entity → label (relative to the config)
+    labels_key: str | None = None  # its entity column, when not named like `key`
     hop_s: float | None = None  # sliding anchors: one every hop_s per entity
     start: str | None = None  # sliding anchors: ISO start/end (default: the streams' common span)
     end: str | None = None
@@ -122,7 +128,7 @@ def parse_streams(raw: Any, path: str = "streams") -> StreamsSpec:
         media_dir=_str(raw.get("media_dir", "aligned_media"), f"{path}.media_dir"),
         drop_empty=_bool(raw.get("drop_empty", False), f"{path}.drop_empty"),
     )
-    _check_anchors(out.anchors, f"{path}.anchors")
+    check_anchors(out.anchors, f"{path}.anchors")
     return out
 
 
@@ -265,10 +271,50 @@ def _check_stream(s: StreamSpec, path: str) -> None:
         raise ConfigError(f"{path}.impute: interpolate works on sensor streams only; use hold or none")
 
 
-def _check_anchors(a: AnchorSpec, path: str) -> None:
+def check_anchors(a: AnchorSpec, path: str = "streams.anchors") -> None:
+    """The anchor options that only make sense together; run at parse time and again by
+    build_anchors, so a record built in code is held to the same rules."""
     if a.path is None and (a.hop_s is None or a.hop_s <= 0):
         raise ConfigError(
             f"{path}: give an events table (path, time, key, label) or sliding anchors with hop_s > 0"
         )
     if a.path is not None and a.hop_s is not None:
         raise ConfigError(f"{path}: choose events (path) or sliding anchors (hop_s), not both")
+    if a.path is not None:
+        if a.labels is not None or a.labels_key is not None:
+            option = "labels" if a.labels is not None else "labels_key"
+            raise ConfigError(
+                f"{path}.{option}: events (path: {a.path}) carry their label in their own table; "
+                f"remove {option}: and name the label column of {a.path} with label: COLUMN"
+            )
+        return
+    _check_sliding_labels(a, path)
+
+
+def _check_sliding_labels(a: AnchorSpec, path: str) -> None:
+    key = a.key or "ENTITY"
+    if a.labels is None:
+        if a.label is not None:
+            raise ConfigError(
+                f"{path}.label: sliding anchors (hop_s) have no label of their own, so label: "
+                f"'{a.label}' would be ignored; add labels: TABLE (a CSV/Parquet/JSONL with one row "
+                f"per entity: a column '{key}' like the anchors' key and a column '{a.label}'), or use "
+                "labelled events (path: EVENTS with time, key and label columns)"
+            )
+        if a.labels_key is not None:
+            raise ConfigError(
+                f"{path}.labels_key: names the entity column of the labels table, but no labels: "
+                "TABLE is given; add labels: or remove labels_key:"
+            )
+        return
+    if a.label is None:
+        raise ConfigError(
+            f"{path}.label: labels: {a.labels} gives each entity a label, but no column is named; "
+            "add label: COLUMN (the column of that table to predict)"
+        )
+    if a.key is None:
+        raise ConfigError(
+            f"{path}.key: labels: {a.labels} gives one label per entity, so sliding anchors need "
+            "key: naming the entity column (as the streams' key, e.g. key: recording); over a single "
+            "entity every sample would share one label, which is nothing to predict"
+        )

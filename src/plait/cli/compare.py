@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from plait.compare import Comparison
+    from plait.compare import Comparison, CrossValidation
 
 
 def compare_command(
@@ -26,9 +26,19 @@ def compare_command(
     epochs: int | None = typer.Option(None, help="Override train.epochs for every model."),
     seed: int | None = typer.Option(None, help="Override train.seed (split and training)."),
     bundles: bool = typer.Option(False, help="Keep every model's bundle under OUT/bundles/NAME."),
+    folds: int = typer.Option(
+        1,
+        help="Cross-validate over K folds (grouped when data.split.group is set, forward in time for "
+        "data.split.time); 1: the config's split.",
+    ),
+    seeds: int = typer.Option(
+        1, help="Train every model with S seeds (train.seed, +1, …): mean ± std and paired differences."
+    ),
     progress: bool = typer.Option(True, help="Show progress bars."),
 ) -> None:
-    """Train each fusion strategy (and each field alone) on the same split and seed; rank them."""
+    """Train each fusion strategy (and each field alone) on the same split and seed; rank them.
+    With --folds or --seeds: every model on every fold × seed, ranked by mean ± std with the
+    paired difference to the best and its 95 % interval (cv.md, cv.json, oof.parquet)."""
     from plait.compare import compare, write_reports
     from plait.config import load_config
 
@@ -40,6 +50,13 @@ def compare_command(
     cfg = cfg.with_overrides(train=overrides)
     console = Console()
     names = [name.strip() for name in fusion.split(",") if name.strip()]
+    if folds != 1 or seeds != 1:
+        if bundles:
+            raise typer.BadParameter("--bundles keeps one split's models; drop it with --folds/--seeds")
+        run_cross_validation(
+            cfg, names, folds=folds, seeds=seeds, unimodal=unimodal, out=out, console=console
+        )
+        return
     comparison = compare(
         cfg,
         names,
@@ -76,3 +93,41 @@ def _rich_table(comparison: Comparison) -> Table:
         ]
         table.add_row(*(escape(c) for c in cells), style=style)
     return table
+
+
+def run_cross_validation(
+    cfg: Any, names: list[str], *, folds: int, seeds: int, unimodal: bool, out: Path, console: Console
+) -> CrossValidation:
+    """Cross-validate, write cv.md / cv.json / oof.parquet into `out`, print the leaderboard."""
+    from plait.compare import cross_validate, write_cv_reports
+
+    cv = cross_validate(
+        cfg,
+        names,
+        folds=folds,
+        seeds=seeds,
+        unimodal=unimodal,
+        say=lambda msg: console.print(msg, highlight=False, markup=False),
+    )
+    paths = write_cv_reports(cv, out)
+    show_cv(cv, console)
+    for path in (paths.markdown, paths.json, paths.out_of_fold):
+        console.print(f"wrote [bold]{escape(str(path))}[/]", highlight=False)
+    return cv
+
+
+def show_cv(cv: CrossValidation, console: Console) -> None:
+    """The cross-validated leaderboard (fits 80 columns) and the verdict."""
+    from plait.compare.cv_report import LEADERBOARD_HEADERS, TIE, leaderboard_rows
+
+    direction = "higher" if cv.higher_is_better else "lower"
+    table = Table(
+        title=f"{cv.metric_name}, {direction} is better", caption=f"{TIE}: within noise of the best"
+    )
+    for header in LEADERBOARD_HEADERS:
+        table.add_column(header, justify="left" if header in ("model", "kind") else "right")
+    for row in leaderboard_rows(cv):
+        table.add_row(*(escape(c) for c in row))
+    console.print(table)
+    console.print(cv.split_text(), highlight=False, markup=False)
+    console.print(cv.verdict(), highlight=False, markup=False)

@@ -24,8 +24,14 @@ def train_command(
     report: bool = typer.Option(
         True, help="Evaluate the held-out rows fully (robustness, calibration) into BUNDLE/report.html."
     ),
+    folds: int = typer.Option(
+        1,
+        help="K > 1: cross-validate instead of writing a bundle — K folds (grouped by data.split.group, "
+        "forward in time for data.split.time), figures into OUT (default: the output folder + '-cv').",
+    ),
+    seeds: int = typer.Option(1, help="With --folds: train each fold with S seeds (train.seed, +1, …)."),
 ) -> None:
-    """Train the model CONFIG describes and write the bundle."""
+    """Train the model CONFIG describes and write the bundle (or, with --folds, cross-validate it)."""
     from plait.config import load_config
     from plait.training.fit import train
 
@@ -39,6 +45,11 @@ def train_command(
         cfg = cfg.with_overrides(model={"fusion": fusion})
     console = Console()
     target = out if out is not None else cfg.resolve(cfg.output)
+    if folds != 1 or seeds != 1:
+        _cross_validate(
+            cfg, folds, seeds, out if out is not None else target.with_name(target.name + "-cv"), console
+        )
+        return
     result = train(cfg, out=target, say=lambda msg: console.print(msg, highlight=False), report=report)
     metrics = result.trained.metrics
     console.print(
@@ -58,3 +69,17 @@ def train_command(
         f"bundle [bold]{result.bundle_path}[/] (model {result.trained.model_id}) in {result.seconds:.1f} s",
         highlight=False,
     )
+
+
+def _cross_validate(cfg: Any, folds: int, seeds: int, out: Path, console: Console) -> None:
+    """K folds × S seeds of the configured model: per-fold figures, mean ± std, out-of-fold predictions."""
+    from plait.cli.compare import run_cross_validation
+
+    cv = run_cross_validation(
+        cfg, [cfg.model.fusion], folds=folds, seeds=seeds, unimodal=False, out=out, console=console
+    )
+    summary = cv.summaries()[0]
+    if summary.mean is not None and cv.folds > 1:
+        per_fold = ", ".join("—" if v is None else f"{v:.3f}" for v in summary.per_fold)
+        console.print(f"per fold: {per_fold}", highlight=False)
+    console.print("no bundle is written with --folds; train without it for the bundle", highlight=False)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -50,6 +50,17 @@ def resolve_fusions(fusions: Sequence[str]) -> list[str]:
     return names
 
 
+def model_plans(fusions: Sequence[str], fields: Sequence[str], *, unimodal: bool) -> list[CompareRow]:
+    """The rows to train: each fusion on every field, then (with `unimodal` and ≥ 2 fields) each
+    field alone."""
+    plans = [CompareRow(name=n, kind="fusion", fusion=n, fields=tuple(fields)) for n in fusions]
+    if unimodal and len(fields) >= 2:
+        plans += [
+            CompareRow(name=f"{f}-only", kind="unimodal", fusion=BASELINE_FUSION, fields=(f,)) for f in fields
+        ]
+    return plans
+
+
 def compare(
     config: Config,
     fusions: Sequence[str],
@@ -68,11 +79,7 @@ def compare(
     start = time.perf_counter()
     prepared = prepare(config, table=table, say=tell)
     fields = prepared.config.field_names
-    plans = [CompareRow(name=n, kind="fusion", fusion=n, fields=fields) for n in names]
-    if unimodal and len(fields) >= 2:
-        plans += [
-            CompareRow(name=f"{f}-only", kind="unimodal", fusion=BASELINE_FUSION, fields=(f,)) for f in fields
-        ]
+    plans = model_plans(names, fields, unimodal=unimodal)
     rows: list[CompareRow] = []
     curves: dict[str, list[Curve]] = {}  # fusion row → its robustness curves
     device = "cpu"
@@ -80,9 +87,10 @@ def compare(
         step = f"[{number}/{len(plans)}]"
         tell(f"{step} training {plan.name}…")
         bundle = None if out is None else Path(out) / "bundles" / plan.name
-        row, where, curves[plan.name] = _train_row(prepared, plan, bundle, lambda m: tell(f"    {m}"))
-        device = where if row.ok else device
-        tell(f"{step} {plan.name}: {_outcome(row, prepared.task.type)}")
+        trained = train_row(prepared, plan, bundle, lambda m: tell(f"    {m}"))
+        row, curves[plan.name] = trained.row, trained.curves
+        device = trained.device if row.ok else device
+        tell(f"{step} {plan.name}: {outcome(row, prepared.task.type)}")
         rows.append(row)
     if not any(r.ok for r in rows):
         failures = "; ".join(f"{r.name}: {r.error}" for r in rows)
@@ -106,31 +114,50 @@ def compare(
     )
 
 
-def _train_row(
-    prepared: Prepared, plan: CompareRow, bundle: Path | None, tell: Say
-) -> tuple[CompareRow, str, list[Curve]]:
-    """Train and measure one row; a PlaitError or RuntimeError becomes a failed row."""
+@dataclass(frozen=True)
+class TrainedRow:
+    """One model of a comparison: its measured row, where its latency was measured, its
+    robustness curves (fusion rows, when measured) and the training result (None if it failed)."""
+
+    row: CompareRow
+    device: str
+    curves: list[Curve]
+    result: TrainResult | None
+
+
+def train_row(
+    prepared: Prepared,
+    plan: CompareRow,
+    bundle: Path | None,
+    tell: Say,
+    *,
+    seed: int | None = None,
+    extras: bool = True,
+) -> TrainedRow:
+    """Train and measure one row; a PlaitError or RuntimeError becomes a failed row. `seed`
+    overrides train.seed; `extras` adds latency and robustness (off in cross-validation runs)."""
     from plait.training.fit import fit_prepared
 
     config = _with_fusion(prepared.config, plan.fusion)
+    if seed is not None and seed != config.train.seed:
+        config = config.with_overrides(train={"seed": seed})
     subset = list(plan.fields) if plan.kind == "unimodal" else None
     try:
         result = fit_prepared(prepared, config=config, fields=subset, out=bundle, say=tell)
-        curves = _robustness(prepared, result) if plan.kind == "fusion" else []
-        row = replace(_measured(prepared, plan, result), relative_robustness=_all_fields_area(curves))
-        return row, latency_device(result.trained.model), curves
-    except (PlaitError, RuntimeError) as exc:
-        return (
-            CompareRow(
-                name=plan.name,
-                kind=plan.kind,
-                fusion=plan.fusion,
-                fields=plan.fields,
-                error=f"{type(exc).__name__}: {exc}",
-            ),
-            "cpu",
-            [],
+        curves = _robustness(prepared, result) if plan.kind == "fusion" and extras else []
+        row = replace(
+            _measured(prepared, plan, result, latency=extras), relative_robustness=_all_fields_area(curves)
         )
+        return TrainedRow(row, latency_device(result.trained.model), curves, result)
+    except (PlaitError, RuntimeError) as exc:
+        failed = CompareRow(
+            name=plan.name,
+            kind=plan.kind,
+            fusion=plan.fusion,
+            fields=plan.fields,
+            error=f"{type(exc).__name__}: {exc}",
+        )
+        return TrainedRow(failed, "cpu", [], None)
 
 
 def _robustness(prepared: Prepared, result: TrainResult) -> list[Curve]:
@@ -167,7 +194,9 @@ def _with_fusion(config: Config, fusion: str) -> Config:
     return config.with_overrides(model={"fusion": fusion, "fusion_options": {}})
 
 
-def _measured(prepared: Prepared, plan: CompareRow, result: TrainResult) -> CompareRow:
+def _measured(
+    prepared: Prepared, plan: CompareRow, result: TrainResult, *, latency: bool = True
+) -> CompareRow:
     trained = result.trained
     report = trained.metrics
     metric_name = TASK_METRIC[trained.task.type][0]
@@ -178,7 +207,7 @@ def _measured(prepared: Prepared, plan: CompareRow, result: TrainResult) -> Comp
     if trained.task.type == "classification" and tensors.target is not None:
         outputs = run_model(trained.model, tensors, rows)
         ece = expected_calibration_error(outputs.output, tensors.target[rows])
-    latency = measure_latency(trained.model, tensors, rows)
+    timing = measure_latency(trained.model, tensors, rows) if latency else None
     return CompareRow(
         name=plan.name,
         kind=plan.kind,
@@ -190,8 +219,8 @@ def _measured(prepared: Prepared, plan: CompareRow, result: TrainResult) -> Comp
         parameters=sum(p.numel() for p in trained.model.parameters()),
         train_seconds=float(report["training"]["seconds"]),
         epochs_run=int(report["training"]["epochs_run"]),
-        latency_ms=latency.batched_ms,
-        latency_single_ms=latency.single_ms,
+        latency_ms=None if timing is None else timing.batched_ms,
+        latency_single_ms=None if timing is None else timing.single_ms,
         without_field={f: float(m[metric_name]) for f, m in report["without_field"].items()},
         grad_share=dict(report["balance"].get("grad_share", {})),
         warnings=tuple(report["balance"].get("warnings", ())),
@@ -199,7 +228,7 @@ def _measured(prepared: Prepared, plan: CompareRow, result: TrainResult) -> Comp
     )
 
 
-def _outcome(row: CompareRow, task_type: str) -> str:
+def outcome(row: CompareRow, task_type: str) -> str:
     if not row.ok:
         return f"FAILED — {row.error}"
     name = TASK_METRIC[task_type][0]

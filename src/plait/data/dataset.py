@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from dataclasses import field as dc_field
 from pathlib import Path
 from typing import Any
@@ -179,8 +179,28 @@ def load_table(
     target: np.ndarray | None = None,
     progress: bool = False,
 ) -> tuple[TensorTable, LoadReport]:
+    """`load_rows` on the table's rows. A field none of whose columns is in the table is absent in
+    every row, under the reason "no column 'x' in the table"."""
     needed = sorted({c for m in modalities.values() for c in m.columns() if c in df.columns})
-    return load_rows(df.select(needed).to_dicts(), modalities, root, target=target, progress=progress)
+    records = df.select(needed).to_dicts() if needed else [{} for _ in range(df.height)]
+    tensors, report = load_rows(records, modalities, root, target=target, progress=progress)
+    lacking = {n: m.columns() for n, m in modalities.items() if not set(m.columns()) & set(df.columns)}
+    if not lacking:
+        return tensors, report
+    present = {f: torch.zeros_like(p) if f in lacking else p for f, p in tensors.present.items()}
+    fields = tuple(
+        _field_report(f.field, f.kind, f.rows, _no_column(lacking[f.field], f.rows), [])
+        if f.field in lacking
+        else f
+        for f in report.fields
+    )
+    return replace(tensors, present=present), replace(report, fields=fields)
+
+
+def _no_column(columns: Sequence[str], rows: int) -> list[tuple[int, Absent]]:
+    names = ", ".join(f"'{c}'" for c in columns)
+    reason = f"no column {names} in the table" if len(columns) == 1 else f"no columns {names} in the table"
+    return [(i, Absent(reason)) for i in range(rows)]
 
 
 def _field_report(

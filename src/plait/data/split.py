@@ -1,4 +1,6 @@
-"""Train/validation/test split of the labelled rows: a split column, or a seeded stratified split.
+"""Train/validation/test split of the labelled rows: the `Split` record, a split column, or a
+seeded stratified split by row. Group and time splits are in split_group.py and split_time.py,
+the choice between them in split_plan.py, K folds in folds.py.
 
 Only rows with a label take part. In a stratified split every class is split in proportion on its
 own, so rare classes reach every split: a class with ≥ 3 rows gets ≥ 1 row in each split whose
@@ -8,8 +10,9 @@ of `n * fraction`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -30,14 +33,62 @@ _MAX_LISTED = 5
 
 @dataclass(frozen=True, eq=False)
 class Split:
-    """Sorted 0-based row indices of the table for each split (disjoint)."""
+    """Sorted 0-based row indices of the table for each split (disjoint), and how they were made:
+    `kind` random | group | time | column, the `column` it read, distinct `groups` per split
+    (group splits), rows `left_out` by a time split's gap, `fold` (0-based) when one of K folds,
+    and `why` this kind was chosen when the config did not say."""
 
     train: np.ndarray
     val: np.ndarray
     test: np.ndarray
+    kind: str = "random"
+    column: str | None = None
+    seed: int = 0
+    groups: Mapping[str, int] = field(default_factory=dict)
+    left_out: int = 0
+    gap_s: float = 0.0
+    fold: int | None = None
+    folds: int | None = None
+    why: str = ""
 
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
+
+    def to_json(self) -> dict[str, Any]:
+        """What the bundle and the report keep: kind, column, counts (and groups) per split."""
+        out: dict[str, Any] = {"kind": self.kind, "column": self.column, "seed": self.seed}
+        out["counts"] = self.sizes()
+        if self.groups:
+            out["groups"] = dict(self.groups)
+        if self.kind == "time":
+            out.update(gap_s=self.gap_s, left_out=self.left_out)
+        if self.fold is not None:
+            out.update(fold=self.fold, folds=self.folds)
+        if self.why:
+            out["why"] = self.why
+        return out
+
+    def describe(self) -> str:
+        """One line for people: the kind, its column, rows (and groups) per split, and a warning
+        when the split is random by row."""
+        names = {"train": "train", "val": "validation", "test": "test"}
+        parts = []
+        for key, n in self.sizes().items():
+            groups = f" ({self.groups[key]} groups)" if key in self.groups else ""
+            parts.append(f"{n} {names[key]}{groups}")
+        counts = ", ".join(parts)
+        fold = "" if self.fold is None else f"fold {self.fold + 1}/{self.folds}: "
+        if self.kind == "group":
+            head = f"split by group '{self.column}' (no {self.column} in two splits)"
+        elif self.kind == "time":
+            gap = f", gap {self.gap_s:g} s: {self.left_out} rows left out" if self.gap_s > 0 else ""
+            head = f"split by time '{self.column}' (train before validation before test{gap})"
+        elif self.kind == "column":
+            head = f"split by column '{self.column}'"
+        else:
+            head = f"random split by row (seed {self.seed})"
+        why = f" — {self.why}" if self.why else ""
+        return f"{fold}{head}: {counts}{why}"
 
     def held_out(self) -> tuple[str, np.ndarray]:
         """The rows reported metrics are measured on: test, else validation, else (say so loudly) train."""
@@ -59,7 +110,7 @@ def split_rows(
     split_values: Sequence[str | None] | None = None,
     path: str = "",
 ) -> Split:
-    """Split the valid rows. With `split_values` (one per table row, from data.split_column) the
+    """Split the valid rows. With `split_values` (one per table row, from data.split.column) the
     table decides; otherwise a seeded shuffle, stratified by class for classification."""
     valid = np.asarray(valid, dtype=bool)
     if len(target) != len(valid):
@@ -73,7 +124,7 @@ def split_rows(
         raise DataError(
             f"no labelled row{where} is assigned to the training split ({split.sizes()}, "
             f"{int(valid.sum())} labelled rows); add labelled rows, lower data.val_fraction/test_fraction, "
-            "or put some rows in 'train' in data.split_column"
+            "or put some rows in 'train' in data.split.column"
         )
     return split
 
@@ -99,14 +150,14 @@ def _from_column(values: Sequence[str | None], valid: np.ndarray, where: str) ->
         shown = ", ".join(f"row {r}: {v!r}" for r, v in unknown[:_MAX_LISTED])
         more = f" and {len(unknown) - _MAX_LISTED} more" if len(unknown) > _MAX_LISTED else ""
         raise DataError(
-            f"data.split_column{where}: expected train, val or test (also validation/valid/dev), got "
-            f"{shown}{more}; fix those cells or remove data.split_column to split at random"
+            f"data.split.column{where}: expected train, val or test (also validation/valid/dev), got "
+            f"{shown}{more}; fix those cells or remove data.split.column to split another way"
         )
     if empty:
         shown = ", ".join(str(r) for r in empty[:_MAX_LISTED])
         more = f" and {len(empty) - _MAX_LISTED} more" if len(empty) > _MAX_LISTED else ""
         raise DataError(
-            f"data.split_column{where}: labelled rows {shown}{more} have no split value; "
+            f"data.split.column{where}: labelled rows {shown}{more} have no split value; "
             "expected train, val or test — fill them in"
         )
     labels = np.array(names, dtype=object)

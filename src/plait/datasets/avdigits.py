@@ -114,7 +114,7 @@ def avdigits_fields() -> dict[str, dict[str, Any]]:
 def avdigits_config(*, seed: int = 0, fusion: str = "gated") -> dict[str, Any]:
     """A plait config (plain data) for the table, to sit next to it in the output folder."""
     return {
-        "data": {"path": TABLE_NAME, "split_column": SPLIT_COLUMN},
+        "data": {"path": TABLE_NAME, "split": {"column": SPLIT_COLUMN}},
         "task": {"label": LABEL, "type": "classification"},
         "fields": avdigits_fields(),
         "model": {"fusion": fusion, **AVDIGITS_MODEL},

@@ -1,12 +1,15 @@
 """Evaluate a trained model on a table: task metrics on all fields, with each field alone and
-with each field removed (fields marked absent through the presence mask — no retraining)."""
+with each field removed (fields marked absent through the presence mask — no retraining).
+
+The rows scored are those `plait evaluate` scores (`choose_rows`): the held-out test rows of the
+table the model was trained on, every labelled row of any other table."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -15,7 +18,9 @@ from torch import Tensor
 
 from plait.bundle import TaskInfo, TrainedModel
 from plait.data.dataset import LoadReport, TensorTable, load_table
+from plait.data.frames import table_or_path
 from plait.data.table import check_columns, encode_labels, read_table
+from plait.errors import DataError
 from plait.evaluation.metrics import (
     HEADLINE,
     bootstrap_interval,
@@ -23,9 +28,14 @@ from plait.evaluation.metrics import (
     confusion_matrix,
     regression_metrics,
 )
+from plait.evaluation.rows import choose_rows
 from plait.models.inference import run_model_subsets
 
+if TYPE_CHECKING:
+    from plait.data.frames import DataFrame
+
 ALL = "__all__"
+_COLUMNS_LISTED = 30
 
 
 @dataclass(frozen=True)
@@ -37,10 +47,12 @@ class Evaluation:
     without_field: dict[str, dict[str, float]] = field(default_factory=dict)  # field → metrics without it
     interval: dict[str, Any] = field(default_factory=dict)  # headline metric's bootstrap 95 % interval
     confusion: list[list[int]] | None = None  # classification: counts[true][predicted], class order
+    selection: str = ""  # which rows were scored and why (`choose_rows`); "" when the caller chose
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "rows": self.rows,
+            "selection": self.selection,
             "metrics": self.metrics,
             "single_field": self.single_field,
             "without_field": self.without_field,
@@ -105,13 +117,19 @@ def headline_interval(output: Tensor, target: Tensor, task: TaskInfo) -> dict[st
 
 
 def evaluate(
-    trained: TrainedModel, data: Path | str | pl.DataFrame, *, root: Path | None = None
+    trained: TrainedModel,
+    data: Path | str | DataFrame,
+    *,
+    root: Path | None = None,
+    rows: str = "auto",
 ) -> Evaluation:
-    """Metrics of `trained` on a labelled table (a path, or a DataFrame with `root` for its media)."""
+    """Metrics of `trained` on a labelled table (a path, or a polars or pandas DataFrame with `root`
+    for its media). `rows` as `plait evaluate --rows`: auto, all, test or val."""
     table = read_labelled(trained, data, root)
+    choice = choose_rows(trained, table.df, table.target, table.valid, table.source, rows)
     tensors, report = model_tensors(trained, table.df, table.target, table.root)
-    result = evaluate_tensors(trained, tensors, np.flatnonzero(table.valid))
-    return replace(result, load_report=report)
+    result = evaluate_tensors(trained, tensors, choice.rows)
+    return replace(result, load_report=report, selection=choice.selection)
 
 
 @dataclass(frozen=True)
@@ -125,15 +143,25 @@ class Labelled:
     valid: np.ndarray  # bool: rows with a label
 
 
-def read_labelled(trained: TrainedModel, data: Path | str | pl.DataFrame, root: Path | None) -> Labelled:
-    """Read `data` (a DataFrame uses `root` or the working directory as its media root), check its
-    columns against the model's fields and encode its labels as the model does."""
-    if isinstance(data, pl.DataFrame):
-        df, source, media_root = data, "<table>", root or Path.cwd()
+def read_labelled(trained: TrainedModel, data: Path | str | DataFrame, root: Path | None) -> Labelled:
+    """Read `data` (a DataFrame uses `root` or the working directory as its media root), check that
+    it has the label column and some field's columns, and encode its labels as the model does. A
+    field without its columns is absent in every row (`load_table` counts it)."""
+    given = table_or_path(data, "evaluate")
+    if isinstance(given, pl.DataFrame):
+        df, source, media_root = given, "<table>", root or Path.cwd()
     else:
-        df, source, media_root = read_table(data), str(data), root or Path(data).parent
+        df, source, media_root = read_table(given), str(given), root or given.parent
     task = trained.task
-    check_columns(df, task.label, {n: m.columns() for n, m in trained.modalities.items()}, source)
+    check_columns(df, task.label, {}, source)
+    fields = {n: m.columns() for n, m in trained.modalities.items()}
+    if not any(c in df.columns for columns in fields.values() for c in columns):
+        wanted = "; ".join(f"{n}: {', '.join(repr(c) for c in columns)}" for n, columns in fields.items())
+        listed = ", ".join(df.columns[:_COLUMNS_LISTED]) + ("…" if df.width > _COLUMNS_LISTED else "")
+        raise DataError(
+            f"table {source} has none of the columns the model's fields read ({wanted}); its columns: "
+            f"{listed}; evaluate on a table with the columns the model was trained on"
+        )
     target, valid = encode_labels(df, task.label, task.type, task.classes, source)
     return Labelled(df, source, media_root, target, valid)
 

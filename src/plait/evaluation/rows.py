@@ -15,7 +15,9 @@ import numpy as np
 import polars as pl
 
 from plait.bundle import TrainedModel
-from plait.data.split import Split, split_rows
+from plait.data.split import Split
+from plait.data.split_plan import make_split, plan_split
+from plait.data.table import LabelInfo
 from plait.errors import ConfigError, DataError
 from plait.provenance.fingerprint import fingerprint_table
 from plait.registry import unknown_name_message
@@ -33,20 +35,15 @@ def training_split(
     trained: TrainedModel, df: pl.DataFrame, target: np.ndarray, valid: np.ndarray, source: str
 ) -> Split:
     """The split `trained` was trained with, recomputed on its training table `df`."""
-    config = trained.config
-    column = config.data.split_column
-    if column is not None and column not in df.columns:
-        raise DataError(f"{source}: data.split_column '{column}' of the bundle's config is not in the table")
-    return split_rows(
-        target,
-        valid,
-        classification=trained.task.type == "classification",
-        val_fraction=config.data.val_fraction,
-        test_fraction=config.data.test_fraction,
-        seed=config.train.seed,
-        split_values=None if column is None else df[column].cast(pl.Utf8).to_list(),
-        path=source,
+    labels = LabelInfo(
+        label=trained.task.label,
+        task_type=trained.task.type,
+        classes=trained.task.classes,
+        target=target,
+        valid=valid,
+        missing_rows=(),
     )
+    return make_split(plan_split(trained.config), df, labels, source)
 
 
 def choose_rows(
@@ -73,24 +70,24 @@ def choose_rows(
             "split; use --rows all"
         )
     split = training_split(trained, df, target, valid, source)
-    seed = trained.config.train.seed
     if which == "val" or (which == "auto" and not len(split.test)):
         if not len(split.val):
             raise DataError(f"{source}: the bundle's split has no validation or test rows; use --rows all")
         why = "" if which == "val" else "; the split has no test rows"
-        return RowChoice(split.val, selection_text("validation", seed, why))
+        return RowChoice(split.val, selection_text("validation", split, why))
     if not len(split.test):
         raise DataError(f"{source}: the bundle's split has no test rows; use --rows val or --rows all")
-    return RowChoice(split.test, selection_text("test", seed))
+    return RowChoice(split.test, selection_text("test", split))
 
 
-def selection_text(split_name: str, seed: int, why: str = "") -> str:
+def selection_text(split_name: str, split: Split, why: str = "") -> str:
     """What the rows of one split of the training table are, for people (`Split.held_out` names)."""
+    how = split.describe()
     if split_name == "test":
-        return f"test rows of the training table (seed {seed})"
+        return f"test rows of the training table ({how})"
     if split_name == "validation":
         return (
-            f"validation rows of the training table (seed {seed}; they chose the best epoch and fitted "
+            f"validation rows of the training table ({how}; they chose the best epoch and fitted "
             f"the calibration, so they flatter the model{why})"
         )
-    return f"training rows of the training table (seed {seed}; no held-out rows: they say little{why})"
+    return f"training rows of the training table ({how}; no held-out rows: they say little{why})"

@@ -9,6 +9,7 @@ POST /v1/predict/upload   multipart form: a file per image/audio column, form va
 GET  /v1/info             fields (kind, columns, limits), task, classes, metrics and provenance summary
 GET  /healthz /readyz     liveness; readiness (model loaded and warmed up)
 GET  /metrics             Prometheus text exposition
+GET  /docs /redoc         the API docs (Swagger UI, ReDoc), their assets served locally (docs.py)
 
 A prediction object is the engine's `Served.to_json()` (prediction, probabilities, fields_used,
 fields_missing, degraded, weights, model_id, temperature, fields: {name: {state, reason}}) plus
@@ -43,6 +44,7 @@ from plait.errors import ConfigError
 from plait.json_safe import finite
 from plait.serving.batcher import Batcher, BatcherClosed
 from plait.serving.body import parse_json_body
+from plait.serving.docs import add_docs
 from plait.serving.engine import Engine, Served, ServingEngine
 from plait.serving.guard import FieldGuard
 from plait.serving.info import server_info
@@ -137,10 +139,13 @@ def create_app(
         description=f"Predictions of plait model {trained.model_id} ({trained.task.type} of "
         f"'{trained.task.label}'). Records may hold any subset of the fields.",
         lifespan=_lifespan(state),
+        docs_url=None,  # add_docs serves /docs and /redoc with local assets, not a CDN's
+        redoc_url=None,
     )
     app.state.plait = state  # what the routes share: the engine, the batcher, the metrics
     add_error_handlers(app)
     _add_routes(app, state)
+    add_docs(app)
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes, api_key=settings.api_key)
     app.add_middleware(RequestMetrics, metrics=state.metrics)
     if settings.cors_origins:

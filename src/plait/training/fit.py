@@ -14,11 +14,13 @@ import polars as pl
 import torch
 
 from plait.align.fields import fields_for
-from plait.build import build_modalities, build_model
+from plait.build import build_modalities, build_modality, build_model, check_config
 from plait.bundle import TaskInfo, TrainedModel, bundle_content_id, save_bundle
 from plait.config import Config
 from plait.data.dataset import LoadReport, TensorTable, load_table
-from plait.data.split import Split, split_rows
+from plait.data.frames import to_polars
+from plait.data.split import Split
+from plait.data.split_plan import make_split, plan_split
 from plait.data.table import LabelInfo, check_columns, infer_task_type, prepare_labels, read_table
 from plait.errors import ConfigError, DataError
 from plait.evaluation.evaluate import evaluate_tensors
@@ -29,7 +31,6 @@ from plait.evaluation.subset_temperatures import fit_subset_temperatures
 from plait.modalities.base import ROW_COLUMN, Modality
 from plait.provenance.fingerprint import FilesFingerprint, fingerprint_files
 from plait.provenance.record import collect_provenance
-from plait.registry import suggest
 from plait.training.balance import balance_report
 from plait.training.stages import Say, fit_stages
 
@@ -88,7 +89,7 @@ def _bundle_report(prepared: Prepared, result: TrainResult, tell: Say) -> dict[s
         prepared.tensors,
         rows,
         source=prepared.source,
-        selection=selection_text(held_out, result.trained.config.train.seed),
+        selection=selection_text(held_out, result.split),
         say=tell,
     )
     _, html = write_report(data, result.bundle_path, json_name=EVALUATION_JSON)
@@ -96,51 +97,65 @@ def _bundle_report(prepared: Prepared, result: TrainResult, tell: Say) -> dict[s
     return data
 
 
-def prepare(config: Config, *, table: pl.DataFrame | None = None, say: Say | None = None) -> Prepared:
-    """Read, check and split the table, fit preprocessing on the training rows, load every row."""
-    start = time.perf_counter()
+@dataclass(frozen=True)
+class TrainingTable:
+    """The table read and checked for training: the config (fields derived from the streams when
+    it had none), the rows, where they came from, and the labels as targets."""
+
+    config: Config
+    table: pl.DataFrame
+    source: str
+    labels: LabelInfo
+
+
+def read_training_table(
+    config: Config, *, table: pl.DataFrame | None = None, say: Say | None = None
+) -> TrainingTable:
+    """Read the table, derive a streams config's fields, check the columns, encode the labels."""
     tell: Say = say or (lambda _msg: None)
+    check_config(config, paths=table is None)  # names and options fail now, not after loading the rows
     source = str(config.table_path()) if table is None else "<table>"
     if table is None and config.streams is not None and not config.table_path().is_file():
         raise DataError(
             f"{config.table_path()} does not exist yet: this config reads raw streams; "
             "run `plait align CONFIG` first to write the sample table"
         )
-    df = read_table(config.table_path()) if table is None else table
+    df = read_table(config.table_path()) if table is None else to_polars(table, "train(table=...)")
     if not config.fields:
         if config.streams is None:
             raise ConfigError("fields: missing; list the model's inputs")
         config = config.with_overrides(fields=fields_for(config.streams, df))
     if df.height == 0:
         raise DataError(f"{source} has no rows; training needs a table with labelled rows")
-    root = config.media_root()
-    L.seed_everything(config.train.seed, workers=True, verbose=False)
-
-    modalities = build_modalities(config)
-    check_columns(df, config.task.label, {n: m.columns() for n, m in modalities.items()}, source)
-    split_column = config.data.split_column
-    if split_column is not None and split_column not in df.columns:
-        raise DataError(
-            f"data.split_column: {source} has no column '{split_column}';{suggest(split_column, df.columns)} "
-            f"Columns: {', '.join(df.columns)}"
-        )
+    columns = {spec.name: build_modality(spec).columns() for spec in config.fields}
+    check_columns(df, config.task.label, columns, source)
     task_type = infer_task_type(df.get_column(config.task.label), config.task.type)
     labels = prepare_labels(df, config.task.label, task_type, source)
     if labels.missing_rows:
         rows = ", ".join(str(r) for r in labels.missing_rows[:5])
         tell(f"{len(labels.missing_rows)} rows have no label (rows {rows}…); they are not used for training")
-    split_values = None if split_column is None else df[split_column].cast(pl.Utf8).to_list()
-    split = split_rows(
-        labels.target,
-        labels.valid,
-        classification=labels.task_type == "classification",
-        val_fraction=config.data.val_fraction,
-        test_fraction=config.data.test_fraction,
-        seed=config.train.seed,
-        split_values=split_values,
-        path=source,
-    )
-    tell(f"{len(df)} rows: {len(split.train)} train, {len(split.val)} validation, {len(split.test)} test")
+    return TrainingTable(config=config, table=df, source=source, labels=labels)
+
+
+def prepare(
+    config: Config,
+    *,
+    table: pl.DataFrame | TrainingTable | None = None,
+    say: Say | None = None,
+    split: Split | None = None,
+) -> Prepared:
+    """Read, check and split the table, fit preprocessing on the training rows, load every row.
+    `table` may be one read already (cross-validation reads it once); `split` replaces the
+    config's split (one fold)."""
+    start = time.perf_counter()
+    tell: Say = say or (lambda _msg: None)
+    read = table if isinstance(table, TrainingTable) else read_training_table(config, table=table, say=tell)
+    config, df, source, labels = read.config, read.table, read.source, read.labels
+    root = config.media_root()
+    L.seed_everything(config.train.seed, workers=True, verbose=False)
+    modalities = build_modalities(config)
+    split = make_split(plan_split(config), df, labels, source) if split is None else split
+    tell(f"{len(df)} rows, {split.describe()}")
     task = _task(config, labels, split)
 
     train_df = df.with_row_index(ROW_COLUMN)[split.train.tolist()]
@@ -189,7 +204,9 @@ def fit_prepared(
     torch.manual_seed(config.train.seed)
     model = build_model(config, modalities, task.n_outputs)
     fitted = fit_stages(config, model, task, tensors, split, tell)
-    trained_model = TrainedModel(config=config, task=task, modalities=modalities, model=model)
+    trained_model = TrainedModel(
+        config=config, task=task, modalities=modalities, model=model, split=split.to_json()
+    )
     held_out, held_out_rows = split.held_out()
     if held_out == "train":
         tell("no validation or test rows: the metrics below are on the TRAINING rows and say little")

@@ -1,0 +1,149 @@
+"""`cross_validate(config, fusions, folds=K, seeds=S)`: every model on K folds × S seeds.
+
+The table is read once; each fold's preprocessing is fitted on that fold's training rows only
+(`prepare` with the fold's split), then every model is trained once per seed on it. Folds keep the
+run's split kind (grouped folds when a group is set, forward chaining for time; see data/folds.py);
+seeds change the model's initialisation, batches and dropout, not the rows. A model failing on one
+run is a failed run, not a crash.
+
+The result keeps every run; `CrossValidation` derives the mean ± std per model, per fold and per
+seed, and the paired difference of every model against the best with a corrected resampled
+t-interval (compare/stats.py) — a ranking inside that interval is not a ranking. Out-of-fold
+predictions (each test row, each model and seed) are kept for `oof.parquet`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from plait.compare.cv_result import CrossValidation, CVRun, OutOfFold
+from plait.compare.run import model_plans, outcome, resolve_fusions, train_row
+from plait.config import Config
+from plait.data.folds import make_folds
+from plait.data.split import Split
+from plait.data.split_plan import make_split, plan_split
+from plait.errors import ConfigError, PlaitError
+from plait.models.inference import run_model
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from plait.training.fit import Prepared, TrainResult
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a cross-validation runs: K folds (1: the config's own split) × these seeds."""
+
+    folds: int
+    seeds: tuple[int, ...]
+
+    @staticmethod
+    def of(folds: int, seeds: int, first_seed: int) -> Plan:
+        if folds < 1:
+            raise ConfigError(f"--folds: expected 1 (the config's split) or more, got {folds}")
+        if seeds < 1:
+            raise ConfigError(f"--seeds: expected 1 or more, got {seeds}")
+        return Plan(folds=folds, seeds=tuple(range(first_seed, first_seed + seeds)))
+
+
+def cross_validate(
+    config: Config,
+    fusions: Sequence[str],
+    *,
+    folds: int = 5,
+    seeds: int = 1,
+    unimodal: bool = True,
+    say: Say | None = None,
+    table: pl.DataFrame | None = None,
+) -> CrossValidation:
+    """Train each fusion (and each field alone) on every fold and seed; see the module doc."""
+    from plait.training.fit import prepare, read_training_table  # Lightning: only when training
+
+    tell: Say = say or (lambda _msg: None)
+    names = resolve_fusions(fusions)
+    plan = Plan.of(folds, seeds, config.train.seed)
+    start = time.perf_counter()
+    read = read_training_table(config, table=table, say=tell)
+    split_plan = plan_split(read.config)
+    splits: list[Split] = (
+        make_folds(split_plan, read.table, read.labels, plan.folds, read.source)
+        if plan.folds > 1
+        else [make_split(split_plan, read.table, read.labels, read.source)]
+    )
+    models = model_plans(names, read.config.field_names, unimodal=unimodal)
+    total = len(splits) * len(plan.seeds) * len(models)
+    runs: list[CVRun] = []
+    oof: list[OutOfFold] = []
+    done = 0
+    for fold, split in enumerate(splits):
+        prepared = prepare(read.config, table=read, say=tell, split=split)
+        for seed in plan.seeds:
+            for model in models:
+                done += 1
+                where = f"[{done}/{total}] fold {fold + 1}/{len(splits)} · seed {seed} · {model.name}"
+                tell(f"{where}: training…")
+                trained = train_row(prepared, model, None, lambda m: None, seed=seed, extras=False)
+                tell(f"{where}: {outcome(trained.row, prepared.task.type)}")
+                runs.append(CVRun(fold=fold, seed=seed, row=trained.row, split=split.to_json()))
+                if trained.result is not None:
+                    oof.append(_out_of_fold(prepared, model.name, fold, seed, trained.result))
+    if not any(r.row.ok for r in runs):
+        failures = "; ".join(sorted({f"{r.row.name}: {r.row.error}" for r in runs}))
+        raise PlaitError(f"cross-validation: every run failed; fix these and run again: {failures}")
+    return CrossValidation(
+        config=read.config.to_dict(),
+        task_type=prepared.task.type,
+        label=prepared.task.label,
+        classes=prepared.task.classes,
+        fields=read.config.field_names,
+        models=tuple(m.name for m in models),
+        kinds=tuple(m.kind for m in models),
+        folds=len(splits),
+        seeds=plan.seeds,
+        split_kind=split_plan.kind,
+        split_column=split_plan.column,
+        split_why=split_plan.why,
+        runs=tuple(runs),
+        out_of_fold=tuple(oof),
+        seconds=time.perf_counter() - start,
+        source=read.source,
+    )
+
+
+def _out_of_fold(prepared: Prepared, model: str, fold: int, seed: int, result: TrainResult) -> OutOfFold:
+    """The model's predictions on this fold's test rows (calibrated where the bundle would be)."""
+    trained = result.trained
+    rows = prepared.split.test
+    tensors = prepared.tensors.select(list(trained.modalities))
+    out = run_model(trained.model, tensors, torch.as_tensor(rows, dtype=torch.long))
+    assert tensors.target is not None  # training tables are labelled
+    truth = tensors.target[torch.as_tensor(rows, dtype=torch.long)].double().numpy()
+    if trained.task.type == "classification":
+        logits = out.output
+        if trained.calibration is not None:
+            present = {f: tensors.present[f][torch.as_tensor(rows)] for f in trained.modalities}
+            logits = trained.calibration.apply_temperatures(logits, present)
+        probabilities = logits.softmax(dim=-1).numpy()
+        predicted = probabilities.argmax(axis=1).astype(np.float64)
+    else:
+        probabilities = None
+        predicted = out.output.reshape(-1).numpy() * trained.task.target_std + trained.task.target_mean
+        truth = truth * trained.task.target_std + trained.task.target_mean
+    return OutOfFold(
+        model=model,
+        fold=fold,
+        seed=seed,
+        rows=rows,
+        truth=truth,
+        predicted=predicted,
+        probabilities=probabilities,
+    )
