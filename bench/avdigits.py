@@ -9,6 +9,13 @@ table for bench/RESULTS.md. Skips (exit 0) when the shared data is absent.
         [--fusion all] [--threads 2] [--seed 0]
 
 The reports (compare.json / .md / .html) land in OUT/compare; the data set in OUT/data.
+
+With `--folds K` and/or `--seeds S` it cross-validates instead, speakers as groups
+(`data.split: {group: speaker}`: every speaker is tested once and never trained on in that fold),
+and prints the leaderboard with mean ± std and the paired differences (OUT/cv: cv.md, cv.json,
+oof.parquet):
+
+    .venv/bin/python bench/avdigits.py --folds 3 --seeds 3 --fusion late,gated,concat,attention
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from pathlib import Path
 
 import torch
 
+from plait.compare.crossval import cross_validate
+from plait.compare.cv_report import write_cv_reports
 from plait.compare.report import write_reports
 from plait.compare.run import compare
 from plait.config import Config
@@ -42,6 +51,8 @@ def main() -> int:
     parser.add_argument("--fusion", default="all", help="'all' or a comma-separated list")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--folds", type=int, default=1, help="cross-validate over K speaker-grouped folds")
+    parser.add_argument("--seeds", type=int, default=1, help="train every model with S seeds")
     args = parser.parse_args()
 
     sources = default_avdigits_paths()
@@ -68,7 +79,18 @@ def main() -> int:
     if args.epochs is not None:
         overrides["epochs"] = args.epochs
     config = config.with_overrides(train=overrides)
-    comparison = compare(config, [f.strip() for f in args.fusion.split(",")], say=print)
+    fusions = [f.strip() for f in args.fusion.split(",")]
+    if args.folds > 1 or args.seeds > 1:
+        grouped = config.with_overrides(data={"split": {"group": "speaker"}})
+        cv = cross_validate(grouped, fusions, folds=args.folds, seeds=args.seeds, say=print)
+        paths = write_cv_reports(cv, args.out / "cv")
+        print(
+            f"\nAV-digits cross-validation, {cv.seconds:.0f} s in all ({torch.get_num_threads()} threads)\n"
+        )
+        print(paths.markdown.read_text())
+        print(f"reports: {paths.markdown}, {paths.json}, {paths.out_of_fold}")
+        return 0
+    comparison = compare(config, fusions, say=print)
     paths = write_reports(comparison, args.out / "compare")
     print(f"\nAV-digits compare, {comparison.seconds:.0f} s in all ({torch.get_num_threads()} threads)\n")
     print(paths.markdown.read_text())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -148,3 +149,92 @@ def test_demo_small(tmp_path: Path, source: str, tabular_field: str):
         assert (out / "data" / "samples.parquet").is_file() and (out / "data" / "plait.yaml").is_file()
     else:
         assert "alignment" not in summary and (out / "plait.yaml").is_file()
+
+
+# ---- paths and names checked before a bundle is loaded or a row is read -----------------------------
+
+
+def said(output: str) -> str:
+    """The CLI's output as one line: the error box's borders and line breaks removed."""
+    return " ".join(re.sub("[│╭╮╰╯─]", " ", output).split())
+
+
+@pytest.fixture()
+def nothing_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    import plait.bundle
+    import plait.predictor
+
+    def load(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a bundle was loaded before the command line was checked")
+
+    monkeypatch.setattr(plait.bundle, "load_bundle", load)
+    monkeypatch.setattr(plait.predictor.Predictor, "load", load)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["predict", "{bundle}", "{table}", "-o", "{tmp}/preds.xlsx"],
+            "Invalid value for --out: {tmp}/preds.xlsx: cannot write predictions as '.xlsx'; end the "
+            "file name in one of .parquet, .pq, .csv, .jsonl, .ndjson",
+        ),
+        (
+            ["predict", "{tmp}/bundel", "{table}", "-o", "{tmp}/preds.csv"],
+            "Invalid value for BUNDLE: {tmp}/bundel does not exist; expected a bundle directory",
+        ),
+        (
+            ["predict", "{bundle}", "{tmp}/nope.csv", "-o", "{tmp}/preds.csv"],
+            "Invalid value for DATA: the table {tmp}/nope.csv does not exist",
+        ),
+        (
+            ["evaluate", "{bundle}", "{table}", "--out", "{tmp}/metrics.json"],
+            "Invalid value for --out: {tmp}/metrics.json: --out is a folder",
+        ),
+        (
+            ["evaluate", "{bundle}", "{table}", "--out", "{table}"],
+            "--out is a folder (it gets metrics.json and report.html), and this is an existing file",
+        ),
+        (
+            ["evaluate", "{bundle}", "{table}", "--baseline", "{tmp}/late"],
+            "Invalid value for --baseline: {tmp}/late does not exist",
+        ),
+        (
+            ["evaluate", "{bundle}", "{table}", "--rows", "tset"],
+            "Invalid value for --rows: unknown row choice 'tset'; did you mean 'test'?",
+        ),
+    ],
+    ids=[
+        "predict-format",
+        "predict-bundle",
+        "predict-data",
+        "evaluate-json",
+        "evaluate-file",
+        "baseline",
+        "rows",
+    ],
+)
+def test_predict_and_evaluate_check_their_paths_first(
+    table: Path, tmp_path: Path, nothing_loaded: None, args: list[str], message: str
+) -> None:
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    where = {"bundle": str(bundle), "table": str(table), "tmp": str(tmp_path)}
+    result = runner.invoke(app, [a.format(**where) for a in args], env={"COLUMNS": "200"})
+    assert result.exit_code == 2, result.output
+    assert message.format(**where) in said(result.output), said(result.output)
+
+
+def test_train_fails_fast_on_a_misspelled_fusion(
+    table: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import plait.training.fit
+
+    monkeypatch.setattr(plait.training.fit, "read_table", lambda p: pytest.fail(f"read {p}"))
+    config = tmp_path / "plait.yaml"
+    config.write_text(
+        f"data: {{path: {table}}}\ntask: {{label: state}}\nfields: {{photo: image}}\n"
+        "model: {fusion: gatd}\n"
+    )
+    result = runner.invoke(app, ["train", str(config), "--no-progress"])
+    assert "model.fusion: unknown fusion 'gatd'; did you mean 'gated'?" in str(result.exception)

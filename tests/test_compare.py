@@ -18,6 +18,7 @@ from plait.compare import CompareRow, Comparison, compare, resolve_fusions, writ
 from plait.compare.html import render_html
 from plait.compare.report import ReportPaths, render_markdown
 from plait.config import Config
+from plait.data.leaks import LeakError
 from plait.errors import ConfigError, PlaitError
 from plait.fusion import FUSIONS
 from plait.fusion.late import LateFusion
@@ -185,6 +186,13 @@ def test_a_failing_strategy_is_recorded_not_fatal(pumps_small, tmp_path: Path, m
 
 def test_regression_ranks_by_rmse_lowest_first(pumps_small, tmp_path: Path):
     cfg = _config(pumps_small, ["note", "specs"], label="rpm", type="regression")
+    with pytest.raises(LeakError, match=r"fields\.specs reads the label column 'rpm'"):
+        compare(cfg, ["concat"])
+    specs = dict(cfg.fields[1].options)
+    specs["numeric"] = [c for c in specs["numeric"] if c != "rpm"]
+    cfg = cfg.with_overrides(
+        fields={"note": dict(cfg.fields[0].options, kind="text"), "specs": {"kind": "tabular", **specs}}
+    )
     result = compare(cfg, ["concat"])
     assert result.metric_name == "rmse" and not result.higher_is_better
     assert [r.kind for r in result.rows] == ["fusion", "unimodal", "unimodal"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import polars as pl
@@ -11,7 +12,8 @@ from typer.testing import CliRunner
 
 from plait.cli.main import app
 from plait.data.table import encode_labels, read_table
-from plait.errors import DataError
+from plait.errors import ConfigError, DataError, UnknownNameError
+from plait.evaluation.perturb.choice import PerturbationChoice, RobustnessPlan
 from plait.evaluation.rows import choose_rows, training_split
 from plait.evaluation.run import evaluate_report
 
@@ -220,3 +222,86 @@ def test_summary_says_so_when_no_field_matters_more():
     fields = {f: {"alone": 0.5, "without": 1.0, "marginal": 0.0} for f in ("a", "b")}
     lines = report_summary({"ablation": {"metric": "accuracy", "all": 1.0, "fields": fields}})
     assert lines == ["no single field changes the accuracy when it is left out"]
+
+
+def _image_field(trained):
+    return next(f for f, m in trained.modalities.items() if m.kind == "image")
+
+
+def test_the_default_report_says_how_the_area_is_normalised(report):
+    robustness = report.data["robustness"]
+    assert robustness["plan"] is None
+    method = robustness["relative_robustness_method"]
+    assert method["rule"] == "trapezoid" and method["perfect"] == 1.0 and "[0, 1]" in method["levels"]
+    assert {c["perturbation"] for c in robustness["all_fields"]} == {"missing", "noise"}
+    assert "pixel_gaussian" not in {c["perturbation"] for c in robustness["curves"]}  # opt-in only
+    for curve in robustness["curves"] + robustness["all_fields"]:
+        assert curve["unit"] and len(curve["description"]) > 30
+    html = report.html_path.read_text()
+    assert "trapezoid" in html and 'class="families"' in html
+
+
+def test_chosen_curves_are_exactly_the_ones_in_metrics_json(pumps_small, pumps_bundle, tmp_path):
+    image = _image_field(pumps_bundle.trained)
+    plan = RobustnessPlan.parse([f"{image}:pixel_gaussian=0:0.9:10", "all:missing=0.5,1"])
+    run = evaluate_report(pumps_bundle.trained, pumps_small.table_path, plan=plan, out=tmp_path / "chosen")
+    robustness = json.loads((tmp_path / "chosen" / "metrics.json").read_text())["robustness"]
+    assert [(c["field"], c["perturbation"], c["levels"]) for c in robustness["curves"]] == [
+        (image, "pixel_gaussian", [round(i / 10, 6) for i in range(10)])
+    ]
+    assert [(c["field"], c["perturbation"], c["levels"]) for c in robustness["all_fields"]] == [
+        ("all", "missing", [0.0, 0.5, 1.0])
+    ]
+    assert robustness["curves"][0]["unit"] == "σ on [0, 1] pixels"
+    assert robustness["plan"] == plan.to_json()
+    assert set(robustness["relative_robustness"]) == {image, "all"}
+    assert run.data["robustness"]["curves"][0]["values"][0] == pytest.approx(run.data["metrics"]["accuracy"])
+    html = run.html_path.read_text()
+    assert "--perturb" in html and "pixel_gaussian" in html
+
+
+def test_a_bad_choice_fails_before_any_data_is_read(pumps_bundle, tmp_path, monkeypatch):
+    import plait.evaluation.run as run_module
+
+    monkeypatch.setattr(run_module, "read_labelled", lambda *a, **k: pytest.fail("the data was read"))
+    missing = tmp_path / "nowhere.csv"
+    with pytest.raises(UnknownNameError, match="did you mean 'pixel_gaussian'"):
+        evaluate_report(
+            pumps_bundle.trained, missing, plan=RobustnessPlan((PerturbationChoice("pixel_gausian"),))
+        )
+    with pytest.raises(ConfigError, match=r"level 2 is outside missing's range \[0, 1\]"):
+        evaluate_report(pumps_bundle.trained, missing, plan=RobustnessPlan.parse(["missing=0,2"]))
+    with pytest.raises(ConfigError, match="--no-robustness"):
+        evaluate_report(
+            pumps_bundle.trained, missing, plan=RobustnessPlan.parse(["missing"]), robustness=False
+        )
+
+
+def test_cli_perturb_runs_the_chosen_curves_and_says_what_it_does(pumps_small, pumps_bundle, tmp_path):
+    bundle, table = str(pumps_bundle.bundle_path), str(pumps_small.table_path)
+    image = _image_field(pumps_bundle.trained)
+    runner = CliRunner()
+    args = ["evaluate", bundle, table, "-o", str(tmp_path / "ev"), "--no-progress"]
+    result = runner.invoke(
+        app, [*args, "--perturb", f"{image}:pixel_gaussian=0:0.9:4", "--perturb", "all:noise"]
+    )
+    assert result.exit_code == 0, result.output
+    robustness = json.loads((tmp_path / "ev" / "metrics.json").read_text())["robustness"]
+    assert [c["perturbation"] for c in robustness["curves"] + robustness["all_fields"]] == [
+        "pixel_gaussian",
+        "noise",
+    ]
+    assert robustness["curves"][0]["levels"] == [0.0, 0.3, 0.6, 0.9]
+    bad = runner.invoke(app, [*args, "--perturb", f"{image}:blurr"])
+    assert bad.exit_code != 0 and isinstance(bad.exception, UnknownNameError)
+    assert "did you mean 'blur'" in str(bad.exception)
+
+
+def test_evaluate_help_names_every_perturbation_family():
+    from plait.cli.evaluate import PERTURB_HELP
+    from plait.evaluation.perturb import PERTURBATIONS
+
+    named = set(re.findall(r"\b[a-z_]+\b", PERTURB_HELP))
+    assert set(PERTURBATIONS) | {"noise"} <= named
+    result = CliRunner().invoke(app, ["evaluate", "--help"])
+    assert result.exit_code == 0 and "pixel_gaussian=0:0.9:10" in result.output

@@ -239,3 +239,22 @@ def test_num_formats_for_people() -> None:
     assert num(0.00042) == "0.00042"
     assert num(float("nan")) == "nan"
     assert num("<x>") == "&lt;x&gt;"
+
+
+def test_each_chart_states_what_its_families_measured(sample: dict[str, Any]) -> None:
+    page = render_report(sample)
+    robustness = sample["robustness"]
+    curves = robustness["curves"] + robustness["all_fields"]
+    notes = re.findall(r'<dl class="families">(.*?)</dl>', page)
+    assert len(notes) == len({c["field"] for c in curves})  # one list under every chart
+    for curve in curves:
+        levels = curve["levels"]
+        span = f"{levels[0]:g}–{levels[-1]:g} {curve['unit']}"
+        assert f"{curve['perturbation']}: level {span}, {len(levels)} levels" in page
+    assert "trapezoid" in page and "[0, 1]" in page
+    assert "--perturb" not in page  # the default curves
+    chosen = {**sample, "robustness": {**robustness, "plan": ["thermal:pixel_gaussian=0,0.5", "all:noise"]}}
+    assert (
+        "<code>--perturb thermal:pixel_gaussian=0,0.5</code>, <code>--perturb all:noise</code>"
+        in render_report(chosen)
+    )

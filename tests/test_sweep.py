@@ -9,6 +9,7 @@ import torch
 from plait.data.dataset import load_table
 from plait.data.table import encode_labels, read_table
 from plait.errors import ConfigError, UnknownNameError
+from plait.evaluation import sweep as sweep_module
 from plait.evaluation.perturb import perturb_batch, perturbation_context
 from plait.evaluation.robustness import (
     Curve,
@@ -18,7 +19,7 @@ from plait.evaluation.robustness import (
     relative_robustness,
     robustness_metric,
 )
-from plait.evaluation.sweep import SweepPoint, sweep
+from plait.evaluation.sweep import SweepPoint, model_runs, sweep, tracked
 
 
 @pytest.fixture(scope="module")
@@ -154,3 +155,39 @@ def test_robustness_metric_is_accuracy_or_r2():
     assert robustness_metric(y.unsqueeze(1), y, "regression") == pytest.approx(1.0)
     assert robustness_metric(torch.full((3, 1), 2.0), y, "regression") == pytest.approx(0.0)
     assert np.isnan(robustness_metric(torch.ones(2, 1), torch.ones(2), "regression"))
+
+
+def test_sweep_reports_every_model_run(pumps_eval):
+    trained, tensors, rows = pumps_eval
+    kinds = _kinds(trained)
+    points = [SweepPoint((f,), ("missing",), 0.5) for f in kinds]
+    done: list[int] = []
+    subsets = {"all": None, "one": [next(iter(kinds))]}
+    sweep(
+        trained.model,
+        tensors,
+        rows,
+        subsets=subsets,
+        points=points,
+        kinds=kinds,
+        batch_size=8,
+        advance=done.append,
+    )
+    assert sum(done) == model_runs(len(rows), len(subsets), len(points), batch_size=8) == len(done)
+
+
+def test_tracked_says_a_line_per_quarter_of_a_long_sweep(monkeypatch):
+    said: list[str] = []
+    monkeypatch.setattr(sweep_module, "QUIET_S", 0.0)
+    with tracked("evaluation", 8, say=said.append) as advance:
+        for _ in range(8):
+            advance(1)
+    assert [line.split(", ")[0] for line in said] == [f"evaluation: {n}/8 model runs" for n in (2, 4, 6, 8)]
+    assert said[-1].split(", ")[1] == "100 %"
+    monkeypatch.setattr(sweep_module, "QUIET_S", 60.0)  # a short sweep says nothing
+    with tracked("evaluation", 8, say=said.append) as advance:
+        advance(8)
+    assert len(said) == 4
+    with tracked("evaluation", 8, progress=True, say=said.append) as advance:  # a bar instead of lines
+        advance(8)
+    assert len(said) == 4

@@ -59,6 +59,7 @@ class DataSpec:
     split: SplitSpec = SplitSpec()
     val_fraction: float = 0.15
     test_fraction: float = 0.15
+    allow_leaks: tuple[str, ...] = ()  # columns the leak check may flag and training keeps anyway
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,7 @@ class Config:
         """Plain data, the same shape as the YAML file."""
         data = asdict(self.data)
         data["split"] = {k: v for k, v in asdict(self.data.split).items() if v != getattr(SplitSpec(), k)}
+        data["allow_leaks"] = list(self.data.allow_leaks)
         out: dict[str, Any] = {"data": data, "task": asdict(self.task)}
         if self.fields:  # a streams config may leave them to be derived after alignment
             out["fields"] = {
@@ -280,7 +282,12 @@ def _data(raw: Any) -> DataSpec:
     if not isinstance(raw, Mapping):
         spec: DataSpec = _record(DataSpec, raw, "data")
         return spec
-    rest = {k: v for k, v in raw.items() if k not in ("split", "split_column")}
+    rest = {k: v for k, v in raw.items() if k not in ("split", "split_column", "allow_leaks")}
+    allow = raw.get("allow_leaks") or []
+    if isinstance(allow, str):
+        allow = [allow]
+    if not isinstance(allow, list) or not all(isinstance(c, str) and c for c in allow):
+        raise ConfigError(f"data.allow_leaks: expected a list of column names, got {allow!r}")
     split = _split(raw.get("split"))
     if "split_column" in raw and raw["split_column"] is not None:  # the key's name before 0.2
         if split != SplitSpec():
@@ -289,7 +296,7 @@ def _data(raw: Any) -> DataSpec:
                 "data.split.column, so move it there"
             )
         split = _split({"column": raw["split_column"]}, "data.split_column")
-    return replace(_record(DataSpec, rest, "data"), split=split)
+    return replace(_record(DataSpec, rest, "data"), split=split, allow_leaks=tuple(allow))
 
 
 def _split(raw: Any, path: str = "data.split") -> SplitSpec:

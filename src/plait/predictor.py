@@ -123,11 +123,17 @@ class Predictor:
         if self.config is not None:
             return self.config.with_overrides(data={**self.config.to_dict()["data"], **data_section}), table
         fields: Mapping[str, Any] | None = self.fields
-        if fields is None:
+        if fields is None:  # as `plait init` would: no ID columns, the group as the split, the media's root
             from plait.data.infer import infer_fields
 
             media_root = Path(data_section.get("root", Path(data_section.get("path", base)).parent))
-            fields = infer_fields(table, str(self.label), media_root).fields
+            inferred = infer_fields(table, str(self.label), media_root)
+            fields = inferred.fields
+            split = inferred.split.to_config()
+            if split is not None and "split" not in self.options:
+                data_section["split"] = split
+            if root is None and inferred.media_root is not None:
+                data_section["root"] = str(inferred.media_root.path)
         raw: dict[str, Any] = {
             "data": data_section,
             "task": {"label": self.label, "type": self.task_type},

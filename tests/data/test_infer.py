@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
+import soundfile as sf
 from PIL import Image
 
 from plait.config import load_config
 from plait.data.infer import infer_fields, init_config, sanitise
 from plait.errors import ConfigError, DataError
+from plait.training.fit import prepare
 
 SENTENCES = [
     "bearing noise rising since the last service",
@@ -56,16 +60,18 @@ def test_infer_fields_on_a_mixed_table(tmp_path: Path) -> None:
     path = _table(tmp_path)
     inferred = infer_fields(pl.read_csv(path), "fault", tmp_path)
     assert inferred.fields == {
-        "photo_path": {"kind": "image", "column": "Photo Path"},
+        "photo_path": {"kind": "image", "column": "Photo Path", "size": 8, "channels": 3},
         "notes": {"kind": "text"},
         "tabular": {"kind": "tabular", "numeric": ["rpm"], "categorical": ["site"]},
     }
     notes = "\n".join(inferred.notes)
-    assert "Pump ID: skipped — identifier-like" in notes
+    assert "Pump ID: skipped — an identifier (12 distinct values among 12 rows)" in notes
     assert "empty: skipped — every value is empty" in notes
     assert "fault: the label" in notes
     assert "12 of 12 checked exist" in notes
+    assert "4×4 (12), median longest side 4 → size 8 (the smallest the image field takes)" in notes
     assert len(inferred.notes) == 7  # one line per column
+    assert inferred.split.kind == "random" and inferred.split.to_config() is None
 
 
 def test_init_config_round_trip(tmp_path: Path) -> None:
@@ -87,8 +93,10 @@ def test_init_config_round_trip(tmp_path: Path) -> None:
         "tabular": "tabular",
     }
     photo = next(f for f in cfg.fields if f.name == "photo_path")
-    assert dict(photo.options) == {"column": "Photo Path"}
+    assert dict(photo.options) == {"column": "Photo Path", "size": 8, "channels": 3}
     assert any("task.type: classification" in note for note in result.notes)
+    assert cfg.data.root == ".." and cfg.media_root().resolve() == tmp_path.resolve()
+    assert any(note.startswith("data.split: not set — no train/val/test column") for note in result.notes)
 
 
 def test_init_config_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
@@ -125,7 +133,9 @@ def test_init_config_regression_with_split_column(tmp_path: Path) -> None:
     result = init_config(table, "price", tmp_path / "p.yaml")
     cfg = load_config(result.config_path)
     assert result.task_type == "regression" and cfg.task.type == "regression"
-    assert cfg.data.split_column == "split"
+    assert cfg.data.split.column == "split" and cfg.data.split.kind == "column"
+    assert result.split.kind == "column" and result.split.column == "split"
+    assert "split:\n    column: split" in result.config_path.read_text()
     assert cfg.field_names == ("tabular",)
 
 
@@ -156,7 +166,7 @@ def test_numbers_ids_and_text_rules() -> None:
         {
             "user_id": list(range(n)),
             "machineId": [i % 5 for i in range(n)],
-            "width": list(range(n)),
+            "width": [(i * 7) % 40 for i in range(n)],
             "flag": [True, False] * 50,
             "const": [7] * n,
             "city": [f"town{i % 70}" for i in range(n)],
@@ -169,9 +179,14 @@ def test_numbers_ids_and_text_rules() -> None:
     assert inferred.fields["tabular"] == {
         "kind": "tabular",
         "numeric": ["width"],
-        "categorical": ["machineId", "flag"],
+        "categorical": ["flag"],
     }
-    assert "integer identifier" in notes["user_id"]
+    assert "a row number (0, 1, …, 99: +1 on every row)" in notes["user_id"]
+    assert (
+        "machineId: skipped — an identifier (5 distinct values, each on 20 rows); used as"
+        in notes["machineId"]
+    )
+    assert inferred.split.to_config() == {"group": "machineId"}
     assert "single value" in notes["const"]
     assert inferred.fields["city"] == {"kind": "text"}
     assert "mostly numbers, but 3 cells are not (e.g. '?', 'n/a')" in notes["reading"]
@@ -184,3 +199,208 @@ def test_sanitise_names_and_label_collision() -> None:
     df = pl.DataFrame({"Note": [s + " x" for s in SENTENCES], "note": ["a", "b"] * 6})
     fields = infer_fields(df, "note", Path(".")).fields
     assert fields == {"note_2": {"kind": "text", "column": "Note"}}
+
+
+def _wav(path: Path, seconds: float, rate_hz: int = 8000) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t = np.arange(round(seconds * rate_hz)) / rate_hz
+    sf.write(path, (0.1 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), rate_hz)
+    return path.as_posix()
+
+
+def _windows(tmp_path: Path) -> pl.DataFrame:
+    """6 subjects × 3 recordings × 10 overlapping windows, as `plait align` writes them."""
+    names = ["ada", "ben", "cleo", "dev", "eli", "fay"]
+    rows = []
+    for s, name in enumerate(names):
+        for r in range(3):
+            clip = _wav(tmp_path / "audio" / f"s{s}r{r}.wav", 6.0)
+            for w in range(10):
+                rows.append(
+                    {
+                        "anchor": len(rows),
+                        "row": len(rows),
+                        "subject": f"S{s:02d}",
+                        "recording": f"S{s:02d}-R{r}",
+                        "subject_name": name,
+                        "x": float(np.sin(len(rows))),
+                        "activity": ["walk", "sit", "run"][r],
+                        "time": datetime(2026, 3, 1, 10, tzinfo=UTC) + timedelta(seconds=60 * s + 0.5 * w),
+                        "sound": str(Path(clip).relative_to(tmp_path)),
+                        "sound__offset_s": 0.5 * w,
+                        "sound__duration_s": 1.0,
+                        "sound__status": "observed",
+                        "sound__dt_s": 0.0,
+                    }
+                )
+    return pl.DataFrame(rows)
+
+
+def test_windows_skip_ids_and_bookkeeping_and_split_by_subject(tmp_path: Path) -> None:
+    df = _windows(tmp_path)
+    inferred = infer_fields(df, "activity", tmp_path)
+    assert inferred.fields == {
+        "sound": {
+            "kind": "audio",
+            "sample_rate": 8000,
+            "max_seconds": 1.0,
+            "offset_column": "sound__offset_s",
+            "duration_column": "sound__duration_s",
+        },
+        "tabular": {"kind": "tabular", "numeric": ["x"]},
+    }
+    notes = {note.split(":")[0]: note for note in inferred.notes}
+    assert len(inferred.notes) == len(df.columns)  # one line per column
+    assert notes["anchor"] == "anchor: skipped — plait align's anchor id (one per row), not a feature"
+    assert "row: skipped — an identifier: a row number (0, 1, …, 179: +1 on every row)" in notes["row"]
+    assert notes["subject"] == (
+        "subject: skipped — an identifier (6 distinct values, each on 30 consecutive rows); "
+        "used as data.split.group"
+    )
+    assert notes["recording"] == (
+        "recording: skipped — an identifier (18 distinct values, each on 10 consecutive rows); "
+        "nested in subject (every recording belongs to one subject), the split group"
+    )
+    assert "subject_name: skipped — another name for subject (one value per subject" in notes["subject_name"]
+    assert "time: skipped — Datetime" in notes["time"] and "data.split: {time: time}" in notes["time"]
+    assert "sound__status: skipped — plait align's bookkeeping" in notes["sound__status"]
+    assert "sound__dt_s: skipped — plait align's bookkeeping" in notes["sound__dt_s"]
+    assert "offset_column of the audio field" in notes["sound__offset_s"]
+    assert "duration_column of the audio field" in notes["sound__duration_s"]
+    assert "18 distinct files, 18 of 18 checked exist" in notes["sound"]
+    assert "8000 Hz (18) → sample_rate 8000 (their own, not resampled)" in notes["sound"]
+    assert notes["sound"].endswith(
+        "clips are segments given by sound__offset_s and sound__duration_s, of 1.00 s → max_seconds 1.0"
+    )
+    assert inferred.split.kind == "group" and inferred.split.column == "subject"
+    assert inferred.split.why.endswith("; recording lies within it")
+    # Shuffled rows: nothing is consecutive any more, the names and the nesting still tell.
+    shuffled = infer_fields(df.sample(fraction=1.0, shuffle=True, seed=1), "activity", tmp_path)
+    assert shuffled.fields == inferred.fields and shuffled.split.column == "subject"
+    assert "(180 distinct values among 180 rows)" in next(n for n in shuffled.notes if n.startswith("row:"))
+
+
+def test_init_writes_the_group_split_and_an_aligned_audio_field(tmp_path: Path) -> None:
+    table = tmp_path / "windows.parquet"
+    _windows(tmp_path).write_parquet(table)
+    result = init_config(table, "activity", tmp_path / "plait.yaml")
+    cfg = load_config(result.config_path)
+    assert cfg.data.split.kind == "group" and cfg.data.split.group == "subject"
+    assert result.split.column == "subject" and result.split.words() == "split by group 'subject'"
+    assert any(n.startswith("data.split.group: subject — subject groups the rows") for n in result.notes)
+    sound = next(f for f in cfg.fields if f.name == "sound")
+    assert sound.options["offset_column"] == "sound__offset_s"
+    assert "split:\n    group: subject" in result.config_path.read_text()
+
+
+def test_native_image_size_and_mode_and_audio_rate(tmp_path: Path) -> None:
+    digits, photos, clips = [], [], []
+    for i in range(6):
+        Image.new("L", (28, 28), i * 40).save(tmp_path / f"d{i}.png")
+        Image.new("RGB", (120, 90), (i * 40, 0, 0)).save(tmp_path / f"p{i}.jpg")
+        digits.append(f"d{i}.png")
+        photos.append(f"p{i}.jpg")
+        clips.append(_wav(tmp_path / f"c{i}.wav", 0.5 + 0.1 * i))
+    df = pl.DataFrame({"digit": digits, "photo": photos, "clip": clips, "y": ["a", "b"] * 3})
+    inferred = infer_fields(df, "y", tmp_path)
+    assert inferred.fields["digit"] == {"kind": "image", "size": 28, "channels": 1}
+    assert inferred.fields["photo"] == {"kind": "image", "size": 64, "channels": 3}
+    assert inferred.fields["clip"] == {"kind": "audio", "sample_rate": 8000, "max_seconds": 1.0}
+    notes = "\n".join(inferred.notes)
+    assert "28×28 (6), median longest side 28 → size 28 (their own); mode L, greyscale → channels 1" in notes
+    assert "size 64 (scaled down from 120" in notes
+    assert "files of 0.50–1.00 s (95th percentile 0.97 s) → max_seconds 1.0" in notes
+
+
+def test_data_root_holds_absolute_media_paths_and_training_accepts_them(tmp_path: Path) -> None:
+    (tmp_path / "tables").mkdir()
+    paths = []
+    for i in range(12):
+        folder = tmp_path / "media" / ("a" if i % 2 else "b")
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (16, 16), (i * 20, 0, 0)).save(folder / f"p{i}.png")
+        paths.append(str((folder / f"p{i}.png").resolve()))
+    table = tmp_path / "tables" / "t.csv"
+    pl.DataFrame({"photo": paths, "rpm": [float(i % 5) for i in range(12)], "y": ["a", "b"] * 6}).write_csv(
+        table
+    )
+    result = init_config(table, "y", tmp_path / "configs" / "plait.yaml")
+    assert any(
+        n == "data.root: ../media — the deepest folder holding every media file (the paths are absolute)"
+        for n in result.notes
+    )
+    cfg = load_config(result.config_path)
+    assert cfg.data.root == "../media"
+    prepared = prepare(cfg.with_overrides(train={"progress": False}))
+    assert prepared.load_report.fields[0].field == "photo" and prepared.load_report.fields[0].absent == 0
+
+
+def test_media_root_warns_about_relative_paths_that_leave_the_table_folder(tmp_path: Path) -> None:
+    (tmp_path / "t").mkdir()
+    for i in range(4):
+        Image.new("L", (8, 8)).save(tmp_path / f"x{i}.png")
+    df = pl.DataFrame({"img": [f"../x{i}.png" for i in range(4)], "y": ["a", "b"] * 2})
+    root = infer_fields(df, "y", tmp_path / "t").media_root
+    assert root is not None and root.path == (tmp_path / "t").resolve()
+    assert (root.outside, root.checked, root.example) == (4, 4, "../x0.png")
+    df.write_csv(tmp_path / "t" / "t.csv")
+    result = init_config(tmp_path / "t" / "t.csv", "y", tmp_path / "t" / "plait.yaml")
+    assert any(
+        n.startswith(
+            "data.root: . — the table's folder, which relative media paths start from; but 4 of 4 "
+            "checked media paths (e.g. '../x0.png') resolve outside it and training will refuse them"
+        )
+        for n in result.notes
+    )
+
+
+def test_values_only_in_the_test_rows_are_flagged() -> None:
+    parts = ["train"] * 20 + ["val"] * 5 + ["test"] * 5
+    voices = ["ana", "ben", "cy", "ben", "ana"] * 6
+    voices[-1] = "lucas"
+    df = pl.DataFrame(
+        {
+            "voice": voices,
+            "speaker": [f"sp{i % 6}" for i in range(30)],
+            "x": [float(i % 7) for i in range(30)],
+            "split": parts,
+            "y": ["a", "b", "c"] * 10,
+        }
+    )
+    inferred = infer_fields(df, "y", Path("."))
+    assert inferred.fields["tabular"] == {"kind": "tabular", "numeric": ["x"], "categorical": ["voice"]}
+    assert (
+        "voice: 1 value ('lucas') appears only in the test rows — the model cannot learn it; this usually "
+        "means the column identifies the held-out group: remove it from the features or use it as "
+        "data.split.group"
+    ) in inferred.notes
+    speaker = next(n for n in inferred.notes if n.startswith("speaker:"))
+    assert "6 of 6 values sit in more than one part of split" in speaker
+    assert inferred.split.to_config() == {"column": "split"}
+
+
+def test_groups_by_behaviour_and_what_stays_a_feature() -> None:
+    n = 60
+    rng = np.random.default_rng(0)
+    df = pl.DataFrame(
+        {
+            "src": [f"A{i // 10:02d}" for i in range(n)],  # codes on consecutive rows: a group
+            "part": [i // 5 for i in range(n)],  # integers within src: a finer group
+            "year": [2000 + i // 20 for i in range(n)],  # sorted integers across src: a feature
+            "machine_type": ["pump", "fan", "valve"] * 20,  # named like a category
+            "when": [f"2026-03-{1 + i % 28:02d}T10:00:00" for i in range(n)],
+            "serial": rng.permutation(10_000)[:n].tolist(),
+            "temp": rng.normal(size=n).tolist(),
+            "y": ["a", "b"] * 30,
+        }
+    )
+    inferred = infer_fields(df, "y", Path("."))
+    notes = {note.split(":")[0]: note for note in inferred.notes}
+    assert inferred.fields == {
+        "tabular": {"kind": "tabular", "numeric": ["year", "temp"], "categorical": ["machine_type"]}
+    }
+    assert inferred.split.to_config() == {"group": "src"}
+    assert "each on 10 consecutive rows); used as data.split.group" in notes["src"]
+    assert "nested in src (every part belongs to one src)" in notes["part"]
+    assert "dates or times as text" in notes["when"] and "{time: when}" in notes["when"]
+    assert "serial: skipped — an identifier (60 distinct values among 60 rows)" in notes["serial"]

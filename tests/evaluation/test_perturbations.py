@@ -356,3 +356,29 @@ def test_errors_name_the_fix(loaded: Any) -> None:
         time_shift = PERTURBATIONS.get("time_shift").fn
         time_shift(batch.values["vec"], batch.present["vec"], None, 0.5, torch.Generator())
     assert isinstance(PERTURBATIONS.get("missing"), Perturbation) and context["series"] == {}
+
+
+@pytest.mark.parametrize(("name", "kind"), CASES)
+def test_the_stated_level_range_is_the_one_enforced(loaded: Any, name: str, kind: str) -> None:
+    family = PERTURBATIONS.get(name)
+    if math.isinf(family.max_level):
+        return
+    run(loaded, name, kind, family.max_level)
+    with pytest.raises(ConfigError, match=r"level must be a number in \[0, 1\]"):
+        run(loaded, name, kind, family.max_level + 0.5)
+
+
+def test_pixel_gaussian_adds_sigma_on_0_1_pixels_and_clips(loaded: Any) -> None:
+    batch, context, _ = loaded
+    mean = torch.tensor(context["photo"]["pixel_mean"])[None, :, None, None]
+    std = torch.tensor(context["photo"]["pixel_std"])[None, :, None, None]
+    present = batch.present["photo"]
+    pixels = (batch.values["photo"] * std + mean)[present]  # the [0, 1] pixels the modality read
+    assert float(pixels.min()) >= -1e-5 and float(pixels.max()) <= 1 + 1e-5
+    noisy = (run(loaded, "pixel_gaussian", "image", 0.3).values["photo"] * std + mean)[present]
+    assert float(noisy.min()) >= -1e-5 and float(noisy.max()) <= 1 + 1e-5  # clipped to [0, 1]
+    inside = (noisy > 1e-4) & (noisy < 1 - 1e-4)  # not clipped: the noise shows its σ
+    assert float((noisy - pixels)[inside].std()) == pytest.approx(0.3, rel=0.2)
+    assert torch.equal(
+        run(loaded, "pixel_gaussian", "image", 0.3).values["photo"][~present], batch.values["photo"][~present]
+    )

@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from plait.cli.show import add_number_column, add_text_column, narrow_table
+
 if TYPE_CHECKING:
     from plait.align.report import AlignmentReport
     from plait.align.spec import StreamsSpec
@@ -50,12 +52,31 @@ def align_command(
 
 
 def show_report(report: AlignmentReport, console: Console) -> None:
-    table = Table(title=f"alignment: {report.rows} samples from {report.anchors} anchors")
-    for name in ("stream", "kind", "coverage %", "imputed %", "absent %", "gap p50 / p95 / max", "anomalies"):
-        table.add_column(name, justify="right" if "%" in name else "left")
-    for row in report.summary_rows():
-        table.add_row(*row)
+    """One row per stream, narrow enough for 80 columns (the gaps between an entity's samples in
+    three columns); a stream's anomalies, when it has any, on a line under the table."""
+    from plait.align.report import human_seconds
+
+    table = narrow_table(f"alignment: {report.rows} samples from {report.anchors} anchors")
+    add_text_column(table, "stream")
+    add_text_column(table, "kind")
+    for name in ("cover %", "imputed %", "absent %", "gap p50", "p95", "max"):
+        add_number_column(table, name)
+    for s in report.streams:
+        gaps = (human_seconds(g) for g in (s.gap_p50_s, s.gap_p95_s, s.gap_max_s))
+        table.add_row(
+            s.name,
+            s.kind,
+            f"{s.coverage_pct:.1f}",
+            f"{s.pct(s.imputed):.1f}",
+            f"{s.pct(s.absent):.1f}",
+            *gaps,
+        )
     console.print(table)
+    for s in report.streams:
+        found = s.anomalies()
+        if found:
+            listed = ", ".join(f"{v} {k}" for k, v in found.items())
+            console.print(f"anomalies in {s.name}: {listed}", highlight=False)
     for reason, count in report.dropped.items():
         console.print(f"dropped {count} anchors: {reason}", highlight=False)
     for note in report.notes:

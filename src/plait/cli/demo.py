@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from plait.cli.show import add_number_column, add_text_column, narrow_table
 
 
 def demo_command(
@@ -38,13 +41,7 @@ def demo_command(
         from plait.cli.align import show_report
 
         show_report(result.alignment, console)
-    table = Table(title="test accuracy: each field alone vs all fields")
-    table.add_column("inputs")
-    table.add_column("accuracy", justify="right")
-    for name, acc in result.single_field_accuracy.items():
-        table.add_row(f"{name} alone", f"{acc:.3f}")
-    table.add_row("[bold]all fields (fused)[/]", f"[bold]{result.fused_accuracy:.3f}[/]")
-    console.print(table)
+    console.print(accuracy_table(result.single_field_accuracy, result.fused_accuracy))
     if result.report is not None:
         from plait.evaluation.summary import report_summary
 
@@ -61,3 +58,14 @@ def demo_command(
         f"`plait compare {result.config_path} --fusion all -o {Path(out) / 'compare'}`",
         highlight=False,
     )
+
+
+def accuracy_table(single_field: Mapping[str, float], fused: float) -> Table:
+    """Test accuracy of each field alone, then of all fields fused."""
+    table = narrow_table("test accuracy: each field alone vs all fields")
+    add_text_column(table, "inputs")
+    add_number_column(table, "accuracy")
+    for name, acc in single_field.items():
+        table.add_row(f"{name} alone", f"{acc:.3f}")
+    table.add_row("[bold]all fields (fused)[/]", f"[bold]{fused:.3f}[/]")
+    return table

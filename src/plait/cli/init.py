@@ -23,7 +23,8 @@ def init_command(
     for note in result.notes:
         console.print(f"  {note}", highlight=False)
     console.print(
-        f"wrote [bold]{result.config_path}[/] ({result.task_type}, {len(result.fields)} fields); "
+        f"wrote [bold]{result.config_path}[/] ({result.task_type}, {len(result.fields)} fields, "
+        f"{result.split.words()}); "
         f"next: plait train {result.config_path}",
         highlight=False,
     )

@@ -30,6 +30,13 @@ def train_command(
         "forward in time for data.split.time), figures into OUT (default: the output folder + '-cv').",
     ),
     seeds: int = typer.Option(1, help="With --folds: train each fold with S seeds (train.seed, +1, …)."),
+    allow_leak: list[str] | None = typer.Option(
+        None,
+        "--allow-leak",
+        metavar="COLUMN",
+        help="Keep a column the leak check flags (it must truly be known at prediction time); repeatable. "
+        "Recorded in the bundle. Same as data.allow_leaks.",
+    ),
 ) -> None:
     """Train the model CONFIG describes and write the bundle (or, with --folds, cross-validate it)."""
     from plait.config import load_config
@@ -43,6 +50,8 @@ def train_command(
     cfg = cfg.with_overrides(train=overrides)
     if fusion is not None:
         cfg = cfg.with_overrides(model={"fusion": fusion})
+    if allow_leak:
+        cfg = cfg.with_overrides(data={"allow_leaks": [*cfg.data.allow_leaks, *allow_leak]})
     console = Console()
     target = out if out is not None else cfg.resolve(cfg.output)
     if folds != 1 or seeds != 1:

@@ -1,7 +1,11 @@
-"""Guessing a config's `fields:` from a table, for `plait init TABLE --label COLUMN`.
+"""Guessing a config's `fields:` and `data:` from a table, for `plait init TABLE --label COLUMN`.
 
 Each column gets one human-readable note saying what was inferred and why, or why it was skipped,
-so the user can correct the guess in the YAML file it lands in.
+so the user can correct the guess in the YAML file it lands in. Identifiers never become features
+(infer_ids.py); the coarsest column that groups the rows becomes `data.split.group` unless the table
+has its own train/val/test column (infer_split.py); media fields get the files' native size and
+sample rate, and `data.root` the folder that holds every file (infer_media.py); the bookkeeping
+columns of a `plait align` table are skipped, its audio segment columns used as such.
 """
 
 from __future__ import annotations
@@ -16,58 +20,65 @@ import polars as pl
 import yaml
 
 from plait.config import TrainSpec, parse_config
-from plait.data.split import SPLIT_NAMES
+from plait.data.infer_columns import Guess, guess_column
+from plait.data.infer_ids import identify
+from plait.data.infer_media import MediaRoot, media_root, seconds_covering
+from plait.data.infer_split import InferredSplit, choose_split, unseen_values
 from plait.data.table import check_columns, infer_task_type, prepare_labels, read_table
 from plait.errors import ConfigError, DataError
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff")
-SERIES_EXTENSIONS = (".npy", ".csv", ".parquet")
-MEDIA_SHARE = 0.8  # share of non-null values with a media extension that makes a path column
-TEXT_MIN_CHARS = 20  # median length of free text…
-TEXT_MIN_WORDS = 4  # …or median word count
-TEXT_MIN_DISTINCT_SHARE = 0.5  # text repeats rarely: distinct / non-null values
-CATEGORY_MAX_LEVELS = 50
-CATEGORY_MAX_SHARE = 0.2
-EMBEDDING_MIN_DIM = 32
-MAX_FILES_CHECKED = 200  # existence check of media paths, for the note only
-_ID_TOKENS = {"id", "ids", "uuid", "guid", "idx", "key", "index"}
-_EMBEDDING_NAME = re.compile(r"emb|vec", re.IGNORECASE)
+# What `plait align` writes next to each stream `s` (align/frames.py): always bookkeeping…
+ALIGN_STATUS_SUFFIXES = ("__status", "__dt_s", "__imputed_frac")
+# …also these, in a table that has `s__status` beside them…
+ALIGN_COUNT_SUFFIXES = ("__observed", "__expected", "__lines")
+# …and an audio clip's segment within its file, the audio field's options.
+SEGMENT_SUFFIXES = {"offset_column": "__offset_s", "duration_column": "__duration_s"}
+ALIGN_ANCHOR = "anchor"  # the anchor id column of an aligned table
 
 
 @dataclass(frozen=True)
 class InferredFields:
-    """fields: the config's `fields:` mapping, {name: {"kind": ..., **options}}.
-    notes: one line per column. split_column: a column of train/val/test values, if any."""
+    """fields: the config's `fields:` mapping, {name: {"kind": ..., **options}}. notes: one line
+    per column (and one per warning). split: the data.split to write and why. media_root: the
+    folder holding the media files (data.root), None without media columns."""
 
     fields: dict[str, dict[str, Any]]
     notes: tuple[str, ...]
-    split_column: str | None = None
+    split: InferredSplit
+    media_root: MediaRoot | None = None
 
-
-@dataclass(frozen=True)
-class _Guess:
-    kind: str  # a field kind, "numeric"/"categorical" (→ the tabular field), "split" or "skip"
-    why: str
+    @property
+    def split_column(self) -> str | None:
+        """The table's train/val/test column, if any."""
+        return self.split.column if self.split.kind == "column" else None
 
 
 def infer_fields(df: pl.DataFrame, label: str, root: Path) -> InferredFields:
     """Guess one field per media/text/sequence column and one `tabular` field for the numbers and
-    categories. `root` is where relative media paths are looked up (only to report how many exist)."""
+    categories; skip identifiers and bookkeeping; choose the split. `root` is where relative media
+    paths are looked up (to read their headers and to find the folder that holds them all)."""
+    skipped = {c: why for c in df.columns if c != label and (why := _bookkeeping(c, df.columns)) is not None}
+    guesses = {c: guess_column(df.get_column(c), root) for c in df.columns if c != label and c not in skipped}
+    split_column = next((c for c, g in guesses.items() if g.kind == "split"), None)
+    identified = identify(df, [c for c, g in guesses.items() if g.keyish], split_column)
+    segments, unused = _segments(df, guesses)
+    skipped.update(identified.notes)
+    skipped.update(unused)
     fields: dict[str, dict[str, Any]] = {}
     notes: list[str] = []
     numeric: list[str] = []
     categorical: list[str] = []
-    split_column: str | None = None
     taken = {label}
     for column in df.columns:
+        guess = guesses.get(column)
         if column == label:
             notes.append(f"{column}: the label (task.label), not an input")
-            continue
-        guess = _guess(df.get_column(column), root)
-        if guess.kind == "split" and split_column is None:
-            split_column = column
-            notes.append(f"{column}: data.split_column — {guess.why}")
+        elif column in segments:
+            notes.append(f"{column}: {segments[column]}")
+        elif column in skipped or guess is None:
+            notes.append(f"{column}: skipped — {skipped[column]}")
+        elif guess.kind == "split" and column == split_column:
+            notes.append(f"{column}: data.split.column — {guess.why}")
         elif guess.kind in ("skip", "split"):
             notes.append(f"{column}: skipped — {guess.why}")
         elif guess.kind in ("numeric", "categorical"):
@@ -76,17 +87,106 @@ def infer_fields(df: pl.DataFrame, label: str, root: Path) -> InferredFields:
         else:
             name = _unique_name(sanitise(column), taken)
             taken.add(name)
-            fields[name] = {"kind": guess.kind, **({"column": column} if name != column else {})}
-            notes.append(f"{column}: field '{name}' of kind {guess.kind} — {guess.why}")
+            segment, words = _segment_options(df, column, guesses)
+            options = {**guess.options, **segment}
+            fields[name] = {"kind": guess.kind, **({"column": column} if name != column else {}), **options}
+            notes.append(f"{column}: field '{name}' of kind {guess.kind} — {guess.why}{words}")
     if numeric or categorical:
-        name = _unique_name("tabular", taken | set(fields))
-        spec: dict[str, Any] = {"kind": "tabular"}
-        if numeric:
-            spec["numeric"] = numeric
-        if categorical:
-            spec["categorical"] = categorical
-        fields[name] = spec
-    return InferredFields(fields=fields, notes=tuple(notes), split_column=split_column)
+        fields[_unique_name("tabular", taken | set(fields))] = _tabular(numeric, categorical)
+    if split_column is not None:
+        notes += unseen_values(df, split_column, categorical)
+    split = choose_split(split_column, identified, [c for c, g in guesses.items() if g.time])
+    media = [c for c, g in guesses.items() if g.media and c not in skipped]
+    return InferredFields(
+        fields=fields, notes=tuple(notes), split=split, media_root=_media_root(df, media, root)
+    )
+
+
+def _tabular(numeric: list[str], categorical: list[str]) -> dict[str, Any]:
+    spec: dict[str, Any] = {"kind": "tabular"}
+    if numeric:
+        spec["numeric"] = numeric
+    if categorical:
+        spec["categorical"] = categorical
+    return spec
+
+
+def _bookkeeping(column: str, columns: list[str]) -> str | None:
+    """Why `column` is a column `plait align` wrote for itself, or None."""
+    for suffix in ALIGN_STATUS_SUFFIXES:
+        if column.endswith(suffix) and len(column) > len(suffix):
+            return _bookkeeping_note(column, suffix)
+    aligned = any(c.endswith("__status") for c in columns)
+    for suffix in ALIGN_COUNT_SUFFIXES:
+        if aligned and column.endswith(suffix) and f"{column[: -len(suffix)]}__status" in columns:
+            return _bookkeeping_note(column, suffix)
+    if aligned and column == ALIGN_ANCHOR:
+        return "plait align's anchor id (one per row), not a feature"
+    return None
+
+
+def _bookkeeping_note(column: str, suffix: str) -> str:
+    return f"plait align's bookkeeping ({suffix[2:]} of stream '{column[: -len(suffix)]}'), not a feature"
+
+
+def _segments(df: pl.DataFrame, guesses: dict[str, Guess]) -> tuple[dict[str, str], dict[str, str]]:
+    """{column: note} for the offset/duration columns an audio field reads, and {column: why} for
+    those of an aligned stream that is not audio (bookkeeping)."""
+    aligned = any(c.endswith("__status") for c in df.columns)
+    used: dict[str, str] = {}
+    unused: dict[str, str] = {}
+    for option, suffix in SEGMENT_SUFFIXES.items():
+        for column in df.columns:
+            stream = column[: -len(suffix)]
+            if not column.endswith(suffix) or not stream:
+                continue
+            guess = guesses.get(stream)
+            if guess is not None and guess.kind == "audio" and _seconds(df, column):
+                what = "start" if option == "offset_column" else "length"
+                used[column] = (
+                    f"{option} of the audio field of column '{stream}' (each clip's {what} in seconds)"
+                )
+            elif aligned and f"{stream}__status" in df.columns:
+                unused[column] = _bookkeeping_note(column, suffix)
+    return used, unused
+
+
+def _seconds(df: pl.DataFrame, column: str) -> bool:
+    return df.schema[column].is_numeric() and df.schema[column] != pl.Boolean
+
+
+def _segment_options(df: pl.DataFrame, column: str, guesses: dict[str, Guess]) -> tuple[dict[str, Any], str]:
+    """An audio field's offset/duration columns (and the max_seconds its segments need), and the
+    words for its note."""
+    if guesses[column].kind != "audio":
+        return {}, ""
+    options: dict[str, Any] = {}
+    for option, suffix in SEGMENT_SUFFIXES.items():
+        if column + suffix in df.columns and _seconds(df, column + suffix):
+            options[option] = column + suffix
+    if "duration_column" in options:  # the clips are the segments, not the files
+        lengths = df.get_column(options["duration_column"]).cast(pl.Float64).drop_nulls().to_list()
+        options["max_seconds"], covered = seconds_covering(lengths)
+        named = " and ".join(options[k] for k in SEGMENT_SUFFIXES if k in options)
+        return (
+            options,
+            f"; clips are segments given by {named}, of {covered} → max_seconds {options['max_seconds']}",
+        )
+    if options:
+        return options, f"; clips start at {options['offset_column']} in their files"
+    return {}, ""
+
+
+def _media_root(df: pl.DataFrame, columns: list[str], root: Path) -> MediaRoot | None:
+    if not columns:
+        return None
+    values = [
+        v.strip()
+        for c in columns
+        for v in df.get_column(c).cast(pl.String).drop_nulls().to_list()
+        if v.strip()
+    ]
+    return media_root(values, root) if values else None
 
 
 def sanitise(column: str) -> str:
@@ -105,151 +205,16 @@ def _unique_name(name: str, taken: set[str]) -> str:
     return candidate
 
 
-def _guess(series: pl.Series, root: Path) -> _Guess:
-    values = series.drop_nulls()
-    if series.dtype.is_float():
-        values = values.filter(values.is_not_nan())
-    if len(values) == 0:
-        return _Guess("skip", "every value is empty")
-    dtype = series.dtype
-    if isinstance(dtype, (pl.List, pl.Array)):
-        return _guess_sequence(series.name, values)
-    if dtype in (pl.String, pl.Categorical) or isinstance(dtype, pl.Enum):
-        return _guess_strings(series.name, values.cast(pl.String), series.len(), root)
-    if dtype == pl.Boolean:
-        return _Guess("categorical", "true/false values")
-    if dtype.is_numeric():
-        return _guess_numbers(series.name, values, series.len())
-    if dtype.is_temporal():
-        return _Guess("skip", f"{dtype} values; derive numeric columns (hour, weekday, age) to use them")
-    return _Guess("skip", f"dtype {dtype} is not supported by any field kind")
-
-
-def _is_id_name(name: str) -> bool:
-    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)  # camelCase → camel Case
-    tokens = re.split(r"[^a-z0-9]+", spaced.lower())
-    return any(token in _ID_TOKENS for token in tokens)
-
-
-def _guess_numbers(name: str, values: pl.Series, n_rows: int) -> _Guess:
-    distinct = values.n_unique()
-    if distinct == 1:
-        return _Guess("skip", f"a single value ({values[0]}) carries no information")
-    if values.dtype.is_integer() and _is_id_name(name):
-        if distinct == len(values) == n_rows:
-            return _Guess("skip", "integer identifier (named like an id, unique per row)")
-        if _low_cardinality(distinct, n_rows):
-            return _Guess("categorical", f"integer codes named like an id, {distinct} distinct values")
-        return _Guess("skip", f"integer identifier (named like an id, {distinct} distinct values)")
-    if values.dtype.is_float() and not values.is_finite().all():
-        return _Guess("numeric", "numbers (infinite values will be marked absent)")
-    return _Guess("numeric", f"numbers, {distinct} distinct values")
-
-
-def _low_cardinality(distinct: int, n_rows: int) -> bool:
-    return distinct <= CATEGORY_MAX_LEVELS or distinct <= CATEGORY_MAX_SHARE * n_rows
-
-
-def _guess_strings(name: str, values: pl.Series, n_rows: int, root: Path) -> _Guess:
-    values = values.filter(values.str.strip_chars().str.len_chars() > 0)
-    if len(values) == 0:
-        return _Guess("skip", "every value is empty")
-    media = _guess_media(values, root)
-    if media is not None:
-        return media
-    distinct = values.n_unique()
-    numbers = values.str.strip_chars().cast(pl.Float64, strict=False)
-    unparsed = numbers.null_count()
-    if 0 < unparsed <= (1 - MEDIA_SHARE) * len(values) and not _low_cardinality(distinct, n_rows):
-        # Numbers with a few placeholder cells ('n/a', '?'): the column was read as text.
-        bad = values.filter(numbers.is_null()).unique().sort().head(3).to_list()
-        return _Guess(
-            "skip",
-            f"mostly numbers, but {unparsed} cells are not (e.g. {', '.join(map(repr, bad))}); "
-            "leave missing cells empty so the column reads as numbers, "
-            "then add it to the tabular field's `numeric:`",
-        )
-    lowered = set(values.str.strip_chars().str.to_lowercase().unique().to_list())
-    if lowered <= set(SPLIT_NAMES) and {"train"} <= {SPLIT_NAMES[v] for v in lowered} and len(lowered) >= 2:
-        return _Guess("split", f"values {', '.join(sorted(lowered))} name the train/val/test split")
-    chars = _number(values.str.len_chars().median())
-    words = _number(values.str.split(" ").list.len().median())
-    long = chars >= TEXT_MIN_CHARS or words >= TEXT_MIN_WORDS
-    if long and distinct > TEXT_MIN_DISTINCT_SHARE * len(values):
-        return _Guess(
-            "text", f"free text (median {chars:.0f} characters, {words:.0f} words, {distinct} distinct)"
-        )
-    if distinct == len(values) == n_rows and not long:
-        return _Guess("skip", f"identifier-like (short strings, unique per row: {distinct} distinct)")
-    if _low_cardinality(distinct, n_rows):
-        return _Guess("categorical", f"{distinct} distinct values")
-    return _Guess(
-        "text",
-        f"{distinct} distinct short strings, too many for categories; change the kind if they are codes",
-    )
-
-
-def _number(value: object) -> float:
-    """A polars aggregate (median, mean) as a float; 0.0 when it is empty."""
-    return float(value) if isinstance(value, (int, float)) else 0.0
-
-
-def _guess_media(values: pl.Series, root: Path) -> _Guess | None:
-    lowered = values.str.strip_chars().str.to_lowercase()
-    for kind, extensions in (
-        ("image", IMAGE_EXTENSIONS),
-        ("audio", AUDIO_EXTENSIONS),
-        ("timeseries", SERIES_EXTENSIONS),
-    ):
-        hits = lowered.str.ends_with(extensions[0])
-        for ext in extensions[1:]:
-            hits = hits | lowered.str.ends_with(ext)
-        share = _number(hits.mean())
-        if share >= MEDIA_SHARE:
-            paths = values.filter(hits)
-            found, checked = _count_existing(paths, root)
-            seen = sorted({Path(v.strip()).suffix.lower() for v in paths.head(MAX_FILES_CHECKED).to_list()})
-            return _Guess(
-                kind,
-                f"{share:.0%} of {len(values)} values are {kind} file paths ({', '.join(seen)}; "
-                f"{found} of {checked} checked exist under {root})",
-            )
-    return None
-
-
-def _count_existing(paths: pl.Series, root: Path) -> tuple[int, int]:
-    sample = paths.head(MAX_FILES_CHECKED).to_list()
-    found = 0
-    for value in sample:
-        path = Path(value.strip())
-        found += int((path if path.is_absolute() else root / path).is_file())
-    return found, len(sample)
-
-
-def _guess_sequence(name: str, values: pl.Series) -> _Guess:
-    dtype = values.dtype
-    inner = dtype.inner if isinstance(dtype, (pl.List, pl.Array)) else None
-    if isinstance(inner, (pl.List, pl.Array)):
-        return _Guess("timeseries", "a list of lists per row (steps × channels)")
-    if inner is None or not inner.is_numeric():
-        return _Guess("skip", f"lists of {inner}; only lists of numbers are supported")
-    lengths = values.cast(pl.List(inner)).list.len().to_numpy()
-    fixed = bool((lengths == lengths[0]).all())
-    length = int(lengths[0])
-    if fixed and length >= EMBEDDING_MIN_DIM and inner.is_float() and _EMBEDDING_NAME.search(name):
-        return _Guess("embedding", f"fixed-length vectors of {length} floats named like an embedding")
-    shape = f"length {length}" if fixed else f"lengths {int(lengths.min())}–{int(lengths.max())}"
-    return _Guess("timeseries", f"a list of numbers per row ({shape})")
-
-
 @dataclass(frozen=True)
 class InitResult:
-    """What `init_config` wrote: the config file, its fields, one note per column, the task type."""
+    """What `init_config` wrote: the config file, its fields, one note per column (and per
+    warning, then the split, data.root and task type), the task type, and the split it wrote."""
 
     config_path: Path
     fields: dict[str, dict[str, Any]]
     notes: tuple[str, ...]
     task_type: str
+    split: InferredSplit
 
 
 _TRAIN_KEYS = ("epochs", "batch_size", "lr", "seed")
@@ -278,7 +243,9 @@ def init_config(
     task_type = infer_task_type(df.get_column(label), "auto")
     labels = prepare_labels(df, label, task_type, str(table_path))
     inferred = infer_fields(df, label, table_path.parent)
-    notes = list(inferred.notes)
+    notes = [*inferred.notes, inferred.split.note()]
+    if inferred.media_root is not None:
+        notes.append(_root_note(inferred.media_root, out_path))
     why = "strings, booleans or few integers" if task_type == "classification" else "many distinct numbers"
     notes.append(
         f"task.type: {task_type} ({why})"
@@ -296,19 +263,43 @@ def init_config(
     text = _render(raw, table_path, label, out_path, notes)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(text, encoding="utf-8")
-    return InitResult(config_path=out_path, fields=inferred.fields, notes=tuple(notes), task_type=task_type)
+    return InitResult(
+        config_path=out_path,
+        fields=inferred.fields,
+        notes=tuple(notes),
+        task_type=task_type,
+        split=inferred.split,
+    )
+
+
+def _relative(path: Path, out_path: Path) -> str:
+    """`path` relative to the config file's folder, where plait resolves it; absolute on another drive."""
+    try:
+        return Path(os.path.relpath(path.resolve(), out_path.parent.resolve())).as_posix()
+    except ValueError:  # another drive on Windows: no relative path exists
+        return path.resolve().as_posix()
+
+
+def _root_note(root: MediaRoot, out_path: Path) -> str:
+    note = f"data.root: {_relative(root.path, out_path)} — {root.why}"
+    if root.outside:
+        note += (
+            f"; but {root.outside} of {root.checked} checked media paths (e.g. {root.example!r}) resolve "
+            "outside it and training will refuse them: write every path relative to one folder that holds "
+            "all the files, or every path absolute"
+        )
+    return note
 
 
 def _config_dict(
     table_path: Path, out_path: Path, label: str, task_type: str, inferred: InferredFields, fusion: str
 ) -> dict[str, Any]:
-    try:
-        data_path = Path(os.path.relpath(table_path.resolve(), out_path.parent.resolve())).as_posix()
-    except ValueError:  # another drive on Windows: no relative path exists
-        data_path = table_path.resolve().as_posix()
-    data: dict[str, Any] = {"path": data_path}
-    if inferred.split_column is not None:
-        data["split_column"] = inferred.split_column
+    data: dict[str, Any] = {"path": _relative(table_path, out_path)}
+    if inferred.media_root is not None:
+        data["root"] = _relative(inferred.media_root.path, out_path)
+    split = inferred.split.to_config()
+    if split is not None:
+        data["split"] = split
     defaults = asdict(TrainSpec())
     return {
         "data": data,

@@ -6,8 +6,9 @@ Three measurements per field:
 - reliance: its share of the fused model's held-out metric lost when the field is removed at
   test time (what the trained model actually uses);
 - own: its own held-out skill, from a light head on its embedding alone (what it could offer).
-A field that is informative on its own while another field holds most of the gradient or most of
-the reliance is being crowded out: that is the warning.
+A field that is informative on its own, whose removal costs the model (almost) nothing while another
+field holds most of the reliance, is being crowded out: that is the warning. A field that alone is
+near-perfect and far ahead of the others is named a suspected leak instead.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from typing import Any
 DOMINANT_SHARE = 0.6  # a field with at least this share of gradient or reliance dominates
 IGNORED_FRACTION = 0.5  # a field with less than this fraction of an equal share (1/M) is crowded out
 INFORMATIVE_MARGIN = 0.1  # own accuracy this far above chance (or own R² this high) is informative
+MATTERS = 0.01  # removing a field that costs the held-out metric more than this: the model uses it
+LEAK_SKILL = 0.98  # a field alone this good on held-out rows…
+LEAK_GAP = 0.15  # …and this far ahead of every other field alone looks like a copy of the label
 
 
 @dataclass(frozen=True)
@@ -73,35 +77,61 @@ def dominance_warnings(
     own: Mapping[str, float],
     chance: float,
     own_metric: str,
+    drops: Mapping[str, float] | None = None,
 ) -> list[str]:
-    """One warning per informative field crowded out by a dominant one, by gradient or by reliance."""
+    """A suspected leak, named as one; else one warning per informative field the model does not
+    use: its removal costs almost nothing (≤ MATTERS) while another field holds most of the
+    reliance. The gradient share alone never warns — it is noisy, and a field can take a small
+    share of the gradient and still matter (it is quoted as context)."""
     warnings: list[str] = []
-    for measure, shares in (("reliance", reliance), ("gradient", grad_share)):
-        if len(shares) < 2:
+    leak = suspected_leak(reliance, own, chance, own_metric)
+    if leak is not None:
+        return [leak]  # the others are crowded out by the leak; removing it is the fix, not aux_loss
+    if len(reliance) < 2:
+        return warnings
+    dominant = max(reliance, key=lambda f: reliance[f])
+    if reliance[dominant] < DOMINANT_SHARE:
+        return warnings
+    fair = 1.0 / len(reliance)
+    for field, share in reliance.items():
+        if field == dominant or share > IGNORED_FRACTION * fair or field not in own:
             continue
-        dominant = max(shares, key=lambda f: shares[f])
-        if shares[dominant] < DOMINANT_SHARE:
+        drop = None if drops is None else drops.get(field)
+        if drop is not None and drop > MATTERS:
+            continue  # removing it costs the model: it is used, whatever the shares say
+        skill = own[field]
+        informative = skill - chance >= INFORMATIVE_MARGIN if own_metric == "accuracy" else skill >= 0.1
+        if not informative:
             continue
-        fair = 1.0 / len(shares)
-        for field, share in shares.items():
-            if field == dominant or share > IGNORED_FRACTION * fair or field not in own:
-                continue
-            if any(f"'{field}' alone" in w for w in warnings):
-                continue  # one warning per crowded-out field
-            skill = own[field]
-            informative = skill - chance >= INFORMATIVE_MARGIN if own_metric == "accuracy" else skill >= 0.1
-            if not informative:
-                continue
-            what = (
-                "of what the model loses when a field is removed"
-                if measure == "reliance"
-                else "of the fusion's gradient"
-            )
-            against = f" (chance {chance:.2f})" if own_metric == "accuracy" else ""
-            warnings.append(
-                f"modality imbalance: '{dominant}' accounts for {shares[dominant]:.0%} {what} and "
-                f"'{field}' for {share:.0%}, yet '{field}' alone reaches {own_metric} {skill:.2f}{against}; "
-                f"the model may be ignoring '{field}'. Try train.aux_loss: 1.0 or train.ogm_ge: 0.5 "
-                "(README: Modality balance)"
-            )
+        against = f" (chance {chance:.2f})" if own_metric == "accuracy" else ""
+        costs = "" if drop is None else f" (removing it costs {max(drop, 0.0):.3f})"
+        gradient = f", {grad_share[field]:.0%} of the fusion's gradient" if field in grad_share else ""
+        warnings.append(
+            f"modality imbalance: '{dominant}' accounts for {reliance[dominant]:.0%} of what the model loses "
+            f"when a field is removed and '{field}' for {share:.0%}{costs}{gradient}, yet '{field}' alone "
+            f"reaches {own_metric} {skill:.2f}{against}: the model is not using it. Try train.aux_loss: 1.0 "
+            "or train.ogm_ge: 0.5 (README: Modality balance)"
+        )
     return warnings
+
+
+def suspected_leak(
+    reliance: Mapping[str, float], own: Mapping[str, float], chance: float, own_metric: str
+) -> str | None:
+    """A field that alone is near-perfect on held-out rows, carries most of the reliance, while
+    every other field alone is far from it: what a copy of the label looks like from the outside."""
+    if len(own) < 2:
+        return None
+    best = max(own, key=lambda f: own[f])
+    others = max(v for f, v in own.items() if f != best)
+    near_perfect = own[best] >= LEAK_SKILL and (own_metric != "accuracy" or own[best] - chance >= 0.2)
+    if not near_perfect or others > own[best] - LEAK_GAP or reliance.get(best, 0.0) < DOMINANT_SHARE:
+        return None
+    return (
+        f"suspected leak: '{best}' alone predicts the label with {own_metric} {own[best]:.3f} on held-out "
+        f"rows (the best other field alone {others:.2f}) and the model relies on it for "
+        f"{reliance.get(best, 0.0):.0%} of what it loses when a field is removed. If '{best}' carries the "
+        "answer (a copy of the label, a code or name that implies it, something only known afterwards), "
+        "remove it: the scores are not what the model will do on new data. If it is honest, the other "
+        "fields add little here"
+    )

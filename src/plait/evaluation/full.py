@@ -27,7 +27,10 @@ from plait.evaluation.evaluate import ALL, ablation_subsets, headline_interval, 
 from plait.evaluation.interpret import inconsistencies, weight_distribution
 from plait.evaluation.metrics import HEADLINE, confusion_matrix
 from plait.evaluation.perturb import perturbation_context
+from plait.evaluation.perturb.choice import RobustnessPlan
 from plait.evaluation.robustness import (
+    AREA_METHOD,
+    EFFECTIVE_METHOD,
     ROBUSTNESS_METRIC,
     Curve,
     all_points,
@@ -39,7 +42,7 @@ from plait.evaluation.robustness import (
     robustness_curves,
 )
 from plait.evaluation.subset_temperatures import group_by_present, plan_subsets, subset_key
-from plait.evaluation.sweep import SweepResult, sweep
+from plait.evaluation.sweep import Advance, SweepResult, model_runs, sweep, tracked
 
 FORMAT = "plait-evaluation/1"
 N_BINS = 15
@@ -64,11 +67,15 @@ def full_evaluation(
     selection: str,
     seed: int = 0,
     robustness: bool = True,
+    plan: RobustnessPlan | None = None,
     baseline: Baseline | None = None,
     retrained_without: Mapping[str, float] | None = None,
     say: Say | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
-    """Evaluate `trained` on `rows` of `tensors` (which hold targets in the model's encoding)."""
+    """Evaluate `trained` on `rows` of `tensors` (which hold targets in the model's encoding).
+    `plan` chooses the robustness curves (None: the default ones). While the model runs, a
+    progress bar when `progress`, else a line through `say` at each quarter of a long sweep."""
     start = time.perf_counter()
     tell: Say = say or (lambda _msg: None)
     if tensors.target is None:
@@ -81,26 +88,31 @@ def full_evaluation(
     idx = torch.as_tensor(np.asarray(rows), dtype=torch.long)  # (N,)
     target = tensors.target[idx]  # (N,)
     present = {f: tensors.present[f][idx].bool() for f in names}  # field -> (N,)
-    plans = plan_curves(kinds) if robustness else []
+    plans = plan_curves(kinds, plan) if robustness else []
     subsets = _subsets(names, task)
     points = all_points(plans)
     tell(f"evaluating {len(idx)} rows: {len(subsets)} field subsets, {len(points)} perturbed runs")
-    result = sweep(
-        trained.model,
-        tensors,
-        idx,
-        subsets=subsets,
-        points=points,
-        kinds=kinds,
-        contexts={n: perturbation_context(m) for n, m in trained.modalities.items()},
-        seed=seed,
-    )
+    total = model_runs(len(idx), len(subsets), len(points))
+    with tracked("evaluation", total, progress=progress, say=say) as advance:
+        result = sweep(
+            trained.model,
+            tensors,
+            idx,
+            subsets=subsets,
+            points=points,
+            kinds=kinds,
+            contexts={n: perturbation_context(m) for n, m in trained.modalities.items()},
+            seed=seed,
+            advance=advance,
+        )
     metrics = {key: task_metrics(result.subsets[key], target, task) for key in ablation_subsets(names)}
     curves = build_curves(plans, result.subsets[ALL], result.points, target, task.type)
     per_field, every = curves_json(curves)
     effective = None
     if baseline is not None and robustness:
-        effective = _effective(baseline, idx, seed, curves)
+        tell(f"baseline {baseline.trained.config.model.fusion}: {len(points)} perturbed runs")
+        with tracked("baseline", model_runs(len(idx), 1, len(points)), progress=progress, say=say) as advance:
+            effective = _effective(baseline, idx, seed, names, curves, plan, advance)
     all_out = result.subsets[ALL]
     seconds = time.perf_counter() - start
     return {
@@ -121,8 +133,11 @@ def full_evaluation(
             "seed": seed,
             "curves": per_field,
             "all_fields": every,
+            "plan": None if plan is None else plan.to_json(),
             "relative_robustness": relative_robustness(curves),
+            "relative_robustness_method": AREA_METHOD,
             "effective_robustness": effective,
+            "effective_robustness_method": EFFECTIVE_METHOD,
         }
         if robustness
         else None,
@@ -241,11 +256,20 @@ def _calibration(
     }
 
 
-def _effective(baseline: Baseline, idx: Tensor, seed: int, curves: Sequence[Curve]) -> dict[str, Any] | None:
+def _effective(
+    baseline: Baseline,
+    idx: Tensor,
+    seed: int,
+    names: Sequence[str],
+    curves: Sequence[Curve],
+    plan: RobustnessPlan | None,
+    advance: Advance,
+) -> dict[str, Any] | None:
+    """The baseline's curves under the same plan, and this model's effective robustness against them."""
     other = baseline.trained
-    if set(other.modalities) != {c.field for c in curves if c.field != "all"}:
+    if set(other.modalities) != set(names):
         return None
-    base_curves = robustness_curves(other, baseline.tensors, idx, seed=seed)
+    base_curves = robustness_curves(other, baseline.tensors, idx, seed=seed, plan=plan, advance=advance)
     return {
         "baseline": {"model_id": other.model_id, "fusion": other.config.model.fusion},
         "fields": effective_robustness(curves, base_curves),

@@ -2,24 +2,32 @@
 more, and the summaries MultiBench introduced.
 
 - A curve per field and per perturbation family that applies to the field's kind, at the family's
-  levels (0 = clean, ~10 levels).
+  levels (0 = clean, ~10 levels); families marked `default=False` (pixel_gaussian) run only when
+  chosen.
 - Two all-fields curves: `missing` (each field dropped, independently, for a fraction of the samples)
   and `noise` (each field perturbed at once by its kind's noise family, the same level for all).
 - **Relative robustness** of a curve: the area under metric-vs-level with the levels scaled to [0, 1]
   (trapezoid rule), so 1.0 means "perfect at every level" and a flat curve scores its clean metric.
   A field's figure is the mean over its families; "all" is the mean over the all-fields curves.
+  `AREA_METHOD` says so in metrics.json.
 - **Effective robustness** against a baseline (MultiBench: late fusion) evaluated on the same rows
   with the same perturbations: the mean over levels of (drop of this model − drop of the baseline),
   the drop being metric(level) − metric(0). It equalises clean accuracy: a positive figure means
   this model loses less than the baseline does. MultiBench sums over levels; the mean keeps the
-  figure comparable between families with 10 and 11 levels.
+  figure comparable between families with 10 and 11 levels. `EFFECTIVE_METHOD` says so.
 
 The metric is accuracy for classification and R² for regression (higher is better for both, so
 areas compare; RMSE would reward the opposite direction).
+
+A `RobustnessPlan` of `PerturbationChoice`s (perturb/choice.py) replaces the default curves with
+chosen families at chosen levels (`plait evaluate --perturb photo:pixel_gaussian=0:0.9:10`), e.g.
+to sit beside published figures; `plan_curves` checks them against the model's fields.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,11 +37,12 @@ from torch import Tensor
 
 from plait.bundle import TrainedModel
 from plait.data.dataset import TensorTable
-from plait.errors import DataError
-from plait.evaluation.perturb import PERTURBATIONS, perturbation_context, perturbations_for
-from plait.evaluation.sweep import ALL_FIELDS, SweepPoint, sweep
+from plait.errors import ConfigError, DataError
+from plait.evaluation.perturb import PERTURBATIONS, Perturbation, perturbation_context, perturbations_for
+from plait.evaluation.perturb.choice import NOISE, PerturbationChoice, RobustnessPlan
+from plait.evaluation.sweep import ALL_FIELDS, Advance, SweepPoint, sweep
+from plait.registry import suggest
 
-NOISE = "noise"
 NOISE_FAMILY = {  # the all-fields noise curve: each kind's noise family (levels 0…1 for every one)
     "timeseries": "gaussian_noise",
     "tabular": "gaussian_noise",
@@ -44,6 +53,17 @@ NOISE_FAMILY = {  # the all-fields noise curve: each kind's noise family (levels
 }
 ALL_NOISE_LEVELS = tuple(round(i / 10, 6) for i in range(11))
 ROBUSTNESS_METRIC = {"classification": "accuracy", "regression": "r2"}
+AREA_METHOD = {  # how relative robustness is computed, written into metrics.json beside the figures
+    "levels": "scaled to [0, 1] per curve: (level - first level) / (last level - first level)",
+    "rule": "trapezoid",
+    "perfect": 1.0,
+    "meaning": "1.0 = a perfect metric at every level; a flat curve scores its clean metric",
+    "per_field": "the mean over the field's curves; 'all': the mean over the all-fields curves",
+}
+EFFECTIVE_METHOD = (
+    "mean over levels above 0 of (this model's drop from its clean metric - the baseline's drop), "
+    "averaged over a field's curves; > 0: loses less than the baseline"
+)
 
 
 @dataclass(frozen=True)
@@ -94,39 +114,58 @@ def area(levels: Sequence[float], values: Sequence[float]) -> float:
     return float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2))
 
 
-def plan_curves(kinds: Mapping[str, str]) -> list[CurvePlan]:
-    """Every applicable family for every field, then the all-fields `missing` and `noise` curves."""
-    plans: list[CurvePlan] = []
-    for field, kind in kinds.items():
-        for family in perturbations_for(kind):
-            points = tuple(SweepPoint((field,), (family.name,), level) for level in family.levels if level)
-            plans.append(
-                CurvePlan(field, family.name, family.levels, family.unit, family.description, points)
-            )
-    fields = tuple(kinds)
+def plan_curves(kinds: Mapping[str, str], plan: RobustnessPlan | None = None) -> list[CurvePlan]:
+    """The curves of `plan` for fields of these kinds. The default plan: every default family for
+    every field it applies to, then the all-fields `missing` and `noise` curves."""
+    if plan is not None and plan.choices:
+        plans = [curve for choice in plan.choices for curve in _chosen(choice, kinds)]
+        seen: set[tuple[str, str]] = set()
+        for curve in plans:
+            if (curve.field, curve.perturbation) in seen:
+                raise ConfigError(
+                    f"robustness plan: the {curve.perturbation} curve of {curve.field} is chosen twice; "
+                    "give each field and family once"
+                )
+            seen.add((curve.field, curve.perturbation))
+        return plans
+    plans = [
+        _field_plan(field, family, family.levels)
+        for field, kind in kinds.items()
+        for family in perturbations_for(kind)
+        if family.default
+    ]
     missing = PERTURBATIONS.get("missing")
-    plans.append(
-        CurvePlan(
-            ALL_FIELDS,
-            "missing",
-            missing.levels,
-            missing.unit,
-            "every field dropped, independently, for this fraction of the samples that have it",
-            tuple(SweepPoint(fields, ("missing",) * len(fields), lv) for lv in missing.levels if lv),
-        )
+    return [*plans, _all_fields_plan(missing, kinds, missing.levels), _noise_plan(kinds, ALL_NOISE_LEVELS)]
+
+
+def _field_plan(field: str, family: Perturbation, levels: tuple[float, ...]) -> CurvePlan:
+    points = tuple(SweepPoint((field,), (family.name,), level) for level in levels if level)
+    return CurvePlan(field, family.name, levels, family.unit, family.description, points)
+
+
+def _all_fields_plan(family: Perturbation, kinds: Mapping[str, str], levels: tuple[float, ...]) -> CurvePlan:
+    fields = tuple(kinds)
+    description = (
+        "every field dropped, independently, for this fraction of the samples that have it"
+        if family.name == "missing"
+        else f"every field at once, independently: {family.description}"
     )
+    points = tuple(SweepPoint(fields, (family.name,) * len(fields), lv) for lv in levels if lv)
+    return CurvePlan(ALL_FIELDS, family.name, levels, family.unit, description, points)
+
+
+def _noise_plan(kinds: Mapping[str, str], levels: tuple[float, ...]) -> CurvePlan:
+    fields = tuple(kinds)
     noises = tuple(NOISE_FAMILY[kinds[f]] for f in fields)
-    plans.append(
-        CurvePlan(
-            ALL_FIELDS,
-            NOISE,
-            ALL_NOISE_LEVELS,
-            "noise level",
-            "every field at once: " + ", ".join(f"{f} {n}" for f, n in zip(fields, noises, strict=True)),
-            tuple(SweepPoint(fields, noises, lv) for lv in ALL_NOISE_LEVELS if lv),
-        )
+    each = ", ".join(f"{f} {n} ({PERTURBATIONS.get(n).unit})" for f, n in zip(fields, noises, strict=True))
+    return CurvePlan(
+        ALL_FIELDS,
+        NOISE,
+        levels,
+        "level of each field's noise family",
+        f"every field at once, each by its kind's noise family at the same level: {each}",
+        tuple(SweepPoint(fields, noises, lv) for lv in levels if lv),
     )
-    return plans
 
 
 def robustness_metric(output: Tensor, target: Tensor, task_type: str) -> float:
@@ -191,13 +230,21 @@ def curves_json(curves: Sequence[Curve]) -> tuple[list[dict[str, Any]], list[dic
     )
 
 
-def robustness_curves(trained: TrainedModel, table: TensorTable, rows: Tensor, *, seed: int) -> list[Curve]:
+def robustness_curves(
+    trained: TrainedModel,
+    table: TensorTable,
+    rows: Tensor,
+    *,
+    seed: int,
+    plan: RobustnessPlan | None = None,
+    advance: Advance | None = None,
+) -> list[Curve]:
     """Every curve of `plan_curves` for `trained` on `rows` of `table` (which holds targets), in one
     `sweep` pass; for a model measured on its own (a baseline, a `plait compare` row)."""
     if table.target is None:
         raise DataError("robustness_curves: the table has no targets; load it with target=labels")
     kinds = {n: m.kind for n, m in trained.modalities.items()}
-    plans = plan_curves(kinds)
+    plans = plan_curves(kinds, plan)
     result = sweep(
         trained.model,
         table,
@@ -207,6 +254,76 @@ def robustness_curves(trained: TrainedModel, table: TensorTable, rows: Tensor, *
         kinds=kinds,
         contexts={n: perturbation_context(m) for n, m in trained.modalities.items()},
         seed=seed,
+        advance=advance,
     )
     target = table.target[rows]  # (N,)
     return build_curves(plans, result.subsets[ALL_FIELDS], result.points, target, trained.task.type)
+
+
+# ---------------------------------------------------------------- chosen curves (--perturb)
+
+
+def _levels(
+    choice: PerturbationChoice, default: tuple[float, ...], maximum: float, unit: str
+) -> tuple[float, ...]:
+    """The choice's levels (or `default`), checked: finite, increasing, within [0, maximum]; 0 first."""
+    levels = default if choice.levels is None else tuple(float(v) for v in choice.levels)
+    where = f"--perturb {choice.text()!r}"
+    bound = "[0, ∞)" if math.isinf(maximum) else f"[0, {maximum:g}]"
+    for level in levels:
+        if not (math.isfinite(level) and 0.0 <= level <= maximum):
+            raise ConfigError(
+                f"{where}: level {level:g} is outside {choice.family}'s range {bound} ({unit}); "
+                "choose levels inside it"
+            )
+    if any(b <= a for a, b in itertools.pairwise(levels)):
+        raise ConfigError(
+            f"{where}: levels must increase, each once; got {', '.join(f'{v:g}' for v in levels)}"
+        )
+    if not levels or levels[0] != 0.0:
+        levels = (0.0, *levels)  # every curve starts from the clean run
+    return levels
+
+
+def _chosen(choice: PerturbationChoice, kinds: Mapping[str, str]) -> list[CurvePlan]:
+    """The curves one choice asks for, its field, family and levels checked against the model."""
+    fields = list(kinds)
+    where = f"--perturb {choice.text()!r}"
+    if choice.family == NOISE:
+        if choice.field not in (None, ALL_FIELDS):
+            raise ConfigError(f"{where}: 'noise' is the all-fields curve; write all:noise or noise")
+        families = [PERTURBATIONS.get(NOISE_FAMILY[k]) for k in kinds.values()]
+        top = min(f.max_level for f in families)
+        return [_noise_plan(kinds, _levels(choice, ALL_NOISE_LEVELS, top, "each field's noise family"))]
+    family = PERTURBATIONS.get(choice.family)
+    levels = _levels(choice, family.levels, family.max_level, family.unit)
+    if choice.field == ALL_FIELDS:
+        other = {f: k for f, k in kinds.items() if k not in family.kinds}
+        if other:
+            raise ConfigError(
+                f"{where}: {family.name} applies to {', '.join(family.kinds)} fields, and "
+                + ", ".join(f"{f} is {k}" for f, k in other.items())
+                + "; perturb every field at once with all:missing or all:noise, or name a field"
+            )
+        return [_all_fields_plan(family, kinds, levels)]
+    if choice.field is None:
+        chosen = [f for f, k in kinds.items() if k in family.kinds]
+        if not chosen:
+            raise ConfigError(
+                f"{where}: {family.name} applies to {', '.join(family.kinds)} fields and this model has "
+                f"none ({', '.join(f'{f}: {k}' for f, k in kinds.items())})"
+            )
+        return [_field_plan(f, family, levels) for f in chosen]
+    if choice.field not in kinds:
+        raise ConfigError(
+            f"{where}: the model has no field '{choice.field}';{suggest(choice.field, fields)} "
+            f"Fields: {', '.join(fields)}, or all"
+        )
+    kind = kinds[choice.field]
+    if kind not in family.kinds:
+        names = ", ".join(p.name for p in perturbations_for(kind))
+        raise ConfigError(
+            f"{where}: {family.name} applies to {', '.join(family.kinds)} fields, not to {kind} field "
+            f"'{choice.field}'; families for {kind}: {names}"
+        )
+    return [_field_plan(choice.field, family, levels)]

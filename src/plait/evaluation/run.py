@@ -5,7 +5,8 @@ DIR/metrics.json and DIR/report.html."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,11 @@ import polars as pl
 
 from plait.bundle import TrainedModel
 from plait.data.dataset import LoadReport
-from plait.errors import DataError
+from plait.errors import ConfigError, DataError
 from plait.evaluation.evaluate import model_tensors, read_labelled
 from plait.evaluation.full import Baseline, full_evaluation
+from plait.evaluation.perturb.choice import RobustnessPlan
+from plait.evaluation.robustness import plan_curves
 from plait.evaluation.rows import choose_rows
 from plait.json_safe import finite
 
@@ -41,20 +44,36 @@ def evaluate_report(
     baseline: TrainedModel | None = None,
     retrain_ablation: bool = False,
     robustness: bool = True,
+    plan: RobustnessPlan | None = None,
     seed: int = 0,
     out: Path | None = None,
     say: Say | None = None,
+    progress: bool = False,
 ) -> EvaluationRun:
+    """`plan` chooses the robustness curves (None: the default ones); it is checked against the
+    model before any data is read. `progress` shows a spinner while rows load and a bar while
+    the model runs; without it, `say` hears a line at each quarter of a long evaluation."""
     tell: Say = say or (lambda _msg: None)
+    if plan is not None and plan.choices:
+        if not robustness:
+            raise ConfigError(
+                "robustness curves were chosen (--perturb) but the robustness analysis is off "
+                "(--no-robustness); drop one of the two"
+            )
+        plan_curves({n: m.kind for n, m in trained.modalities.items()}, plan)  # fails before loading
     table = read_labelled(trained, data, root)
     df, source, media_root = table.df, table.source, table.root
     choice = choose_rows(trained, df, table.target, table.valid, source, rows)
     tell(f"{len(choice.rows)} rows: {choice.selection}")
-    tensors, report = model_tensors(trained, df, table.target, media_root)
+    loading = f"loading {df.height} rows through {len(trained.modalities)} fields"
+    tell(loading)
+    with _loading(loading, progress):
+        tensors, report = model_tensors(trained, df, table.target, media_root)
     other = None
     if baseline is not None:
         _check_baseline(trained, baseline)
-        other = Baseline(baseline, model_tensors(baseline, df, table.target, media_root)[0])
+        with _loading(f"loading {df.height} rows for the baseline", progress):
+            other = Baseline(baseline, model_tensors(baseline, df, table.target, media_root)[0])
     retrained = None
     if retrain_ablation:
         if not choice.selection.startswith(("test rows", "validation rows")):
@@ -78,9 +97,11 @@ def evaluate_report(
         selection=choice.selection,
         seed=seed,
         robustness=robustness,
+        plan=plan,
         baseline=other,
         retrained_without=retrained,
-        say=tell,
+        say=say,
+        progress=progress,
     )
     json_path = html_path = None
     if out is not None:
@@ -97,6 +118,18 @@ def write_report(data: dict[str, Any], out: Path, json_name: str = "metrics.json
     json_path.write_text(json.dumps(finite(data), indent=2, allow_nan=False) + "\n")  # strict JSON
     html_path.write_text(render_report(data), encoding="utf-8")
     return json_path, html_path
+
+
+@contextmanager
+def _loading(what: str, progress: bool) -> Iterator[None]:
+    """A spinner while rows load, when `progress` (loading reports no count of its own here)."""
+    if not progress:
+        yield
+        return
+    from rich.console import Console
+
+    with Console().status(what):
+        yield
 
 
 def _check_baseline(trained: TrainedModel, baseline: TrainedModel) -> None:

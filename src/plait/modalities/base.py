@@ -84,6 +84,14 @@ class Modality(Protocol):
         ...
 
 
+def value_columns(modality: Modality) -> tuple[str, ...]:
+    """The table columns whose cell values the model reads as they are (numbers, categories, text),
+    for the leak check; a modality declares them with an optional `value_columns()` method. Media
+    paths are not values: the model reads the files, not the names."""
+    declared = getattr(modality, "value_columns", None)
+    return tuple(declared()) if callable(declared) else ()
+
+
 class NotFittedError(PlaitError, RuntimeError):
     """A modality was used before `fit` or `set_state`."""
 

@@ -103,6 +103,10 @@ class TextModality:
     def columns(self) -> tuple[str, ...]:
         return (self.column,)
 
+    def value_columns(self) -> tuple[str, ...]:
+        """The text column: a text that names the label would leak it (checked before training)."""
+        return (self.column,)
+
     def fit(self, table: pl.DataFrame, root: Path) -> None:
         require_columns(table, self.name, self.columns())
         texts = [t for t in map(_as_text, table[self.column].to_list()) if isinstance(t, str)]

@@ -29,6 +29,8 @@ dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: .15em 1em
 dl.facts dt { color: #555; } dl.facts dd { margin: 0; overflow-wrap: anywhere; }
 svg.plot { display: block; max-width: 100%; height: auto; margin: .6em 0; }
 .multiples { display: flex; flex-wrap: wrap; align-items: flex-start; gap: .2em 1.4em; }
+.panel { width: 350px; max-width: 100%; } dl.families { font-size: 12px; margin: 0 0 .8em; }
+dl.families dt { font-weight: 600; } dl.families dd { margin: 0 0 .35em; color: #444; }
 svg text { font: 12px system-ui, sans-serif; fill: #222; } svg text.tick { font-size: 11px; fill: #555; }
 svg text.chart-title { font-weight: 600; } svg text.small { font-size: 11px; }
 svg text.value { font-size: 11px; paint-order: stroke; stroke: #fff; stroke-width: 3px; }

@@ -111,7 +111,8 @@ def robustness(data: Mapping[str, Any]) -> str:
     if all_fields:
         groups.append(("all", all_fields))
     charts = [
-        line_chart(
+        '<div class="panel">'
+        + line_chart(
             _severity_series(group),
             label=f"{metric} as {'every field' if f == 'all' else f} is perturbed, per perturbation family",
             title="all fields at once" if f == "all" else f"{f} ({kind.get(f, '?')})",
@@ -119,16 +120,42 @@ def robustness(data: Mapping[str, Any]) -> str:
             y_label=metric,
             y_domain=domain,
         )
+        + _family_notes(group)
+        + "</div>"
         for f, group in groups
         if group
     ]
+    chosen = rob.get("plan")
+    plan = (
+        " The curves were chosen with <code>--perturb "
+        + "</code>, <code>--perturb ".join(esc(c) for c in chosen)
+        + "</code>."
+        if chosen
+        else ""
+    )
     return (
         f"<p>{esc(metric)} as each field is perturbed (seed {num(rob.get('seed'))}), one chart per field "
         "and one with every field perturbed at once; all charts share the vertical scale. "
-        "Levels run from 0 (clean) to the family's largest level; the legend gives each family's range.</p>"
+        "Levels run from 0 (clean) to the family's largest level; under each chart, what each family "
+        f"does, the unit and range of its level, and its relative robustness.{plan}</p>"
         + f'<div class="multiples">{"".join(charts)}</div>'
         + _robustness_table(rob, curves, all_fields, kind)
     )
+
+
+def _family_notes(curves: Sequence[Mapping[str, Any]]) -> str:
+    """Per curve: its family, the levels it ran (range, unit, count), its definition and its area."""
+    items = []
+    for c in curves:
+        levels = [float(x) for x in c.get("levels") or []]
+        span = f"{levels[0]:g}–{levels[-1]:g}" if levels else "?"
+        unit = f" {esc(c.get('unit'))}" if c.get("unit") else ""
+        items.append(
+            f"<dt>{esc(c.get('perturbation', '?'))}: level {span}{unit}, {len(levels)} levels</dt>"
+            f"<dd>{esc(c.get('description') or '')} (relative robustness "
+            f"{num(c.get('relative_robustness'))})</dd>"
+        )
+    return f'<dl class="families">{"".join(items)}</dl>'
 
 
 def _robustness_table(
@@ -158,9 +185,10 @@ def _robustness_table(
             ]
         )
     note = (
-        "<p>Relative robustness (MultiBench): the area under the metric-vs-level curve, levels scaled "
-        "to 0–1; 1.0 means a perfect score at every level, and a flat curve scores its clean metric. "
-        "A field's figure is the mean over its perturbation families.</p>"
+        "<p>Relative robustness (MultiBench): the area under the metric-vs-level curve by the trapezoid "
+        "rule, each curve's levels scaled to [0, 1] (level ÷ its largest level); 1.0 means a perfect "
+        "score at every level, and a flat curve scores its clean metric. A field's figure is the mean "
+        "over its perturbation families; <i>all</i> is the mean over the all-fields curves.</p>"
     )
     if effective:
         base = effective.get("baseline") or {}

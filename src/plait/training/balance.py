@@ -51,6 +51,16 @@ def balance_report(
         own=own,
         own_metric=metric,
         chance=chance,
-        warnings=tuple(dominance_warnings(shares, relied, own, chance, metric)),
+        warnings=tuple(
+            dominance_warnings(shares, relied, own, chance, metric, drops=_drops(evaluation, metric))
+        ),
         mitigation=dict(mitigation),
     )
+
+
+def _drops(evaluation: Evaluation, metric: str) -> dict[str, float]:
+    """How much the held-out metric (higher is better) falls when each field is removed."""
+    full = evaluation.metrics.get(metric)
+    if full is None:
+        return {}
+    return {f: full - m[metric] for f, m in evaluation.without_field.items() if metric in m}

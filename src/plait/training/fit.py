@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from plait.bundle import TaskInfo, TrainedModel, bundle_content_id, save_bundle
 from plait.config import Config
 from plait.data.dataset import LoadReport, TensorTable, load_table
 from plait.data.frames import to_polars
+from plait.data.leaks import LeakError, LeakReport, check_leaks
 from plait.data.split import Split
 from plait.data.split_plan import make_split, plan_split
 from plait.data.table import LabelInfo, check_columns, infer_task_type, prepare_labels, read_table
@@ -28,9 +29,10 @@ from plait.evaluation.full import full_evaluation
 from plait.evaluation.rows import selection_text
 from plait.evaluation.run import EVALUATION_JSON, write_report
 from plait.evaluation.subset_temperatures import fit_subset_temperatures
-from plait.modalities.base import ROW_COLUMN, Modality
+from plait.modalities.base import ROW_COLUMN, Modality, value_columns
 from plait.provenance.fingerprint import FilesFingerprint, fingerprint_files
 from plait.provenance.record import collect_provenance
+from plait.registry import suggest
 from plait.training.balance import balance_report
 from plait.training.stages import Say, fit_stages
 
@@ -61,6 +63,7 @@ class Prepared:
     task: TaskInfo
     media: FilesFingerprint | None  # fingerprints of every media file, for provenance
     seconds: float
+    leaks: LeakReport = field(default_factory=lambda: LeakReport(findings=()))  # found, and accepted
 
 
 def train(
@@ -90,6 +93,7 @@ def _bundle_report(prepared: Prepared, result: TrainResult, tell: Say) -> dict[s
         rows,
         source=prepared.source,
         selection=selection_text(held_out, result.split),
+        progress=prepared.config.train.progress,
         say=tell,
     )
     _, html = write_report(data, result.bundle_path, json_name=EVALUATION_JSON)
@@ -129,6 +133,12 @@ def read_training_table(
         raise DataError(f"{source} has no rows; training needs a table with labelled rows")
     columns = {spec.name: build_modality(spec).columns() for spec in config.fields}
     check_columns(df, config.task.label, columns, source)
+    reading = [name for name, cols in columns.items() if config.task.label in cols]
+    if reading:
+        raise LeakError(
+            f"fields.{reading[0]} reads the label column '{config.task.label}' as an input: the model "
+            "would be handed the answer; remove it from the field's columns"
+        )
     task_type = infer_task_type(df.get_column(config.task.label), config.task.type)
     labels = prepare_labels(df, config.task.label, task_type, source)
     if labels.missing_rows:
@@ -156,6 +166,11 @@ def prepare(
     modalities = build_modalities(config)
     split = make_split(plan_split(config), df, labels, source) if split is None else split
     tell(f"{len(df)} rows, {split.describe()}")
+    leaks = _leak_check(config, df, labels, split, modalities)
+    for finding in leaks.warnings:
+        accepted = " (accepted: data.allow_leaks)" if finding.column in leaks.allowed else ""
+        tell(f"warning: leak check{accepted}: '{finding.column}' (fields.{finding.field}) {finding.evidence}")
+    leaks.raise_if_blocking()
     task = _task(config, labels, split)
 
     train_df = df.with_row_index(ROW_COLUMN)[split.train.tolist()]
@@ -177,6 +192,28 @@ def prepare(
         task=task,
         media=fingerprint_files(media, root) if media else None,
         seconds=time.perf_counter() - start,
+        leaks=leaks,
+    )
+
+
+def _leak_check(
+    config: Config, df: pl.DataFrame, labels: LabelInfo, split: Split, modalities: dict[str, Modality]
+) -> LeakReport:
+    """The leak check of data/leaks.py on the training rows, with the group the split knows of
+    (or an aligned table's key) and the columns the user accepted."""
+    columns = {name: value_columns(m) for name, m in modalities.items()}
+    checked = {c for cols in columns.values() for c in cols}
+    for column in config.data.allow_leaks:
+        if column not in checked:
+            raise ConfigError(
+                f"data.allow_leaks: '{column}' is not a column any field reads as a value;"
+                f"{suggest(column, sorted(checked))} Checked columns: {', '.join(sorted(checked)) or 'none'}"
+            )
+    group = split.column if split.kind == "group" else None
+    if group is None and config.streams is not None:
+        group = config.streams.anchors.key
+    return check_leaks(
+        df, labels, split, columns, group=group, allowed=config.data.allow_leaks, seed=config.train.seed
     )
 
 
@@ -238,6 +275,7 @@ def fit_prepared(
         "confusion_matrix": evaluation.confusion,
         "balance": balance.to_json(),
         "load_report": prepared.load_report.to_json(),
+        "leak_check": prepared.leaks.to_json(),
         "training": {
             "best_epoch": fitted.stages[-1]["best_epoch"],
             "epochs_run": len(fitted.history),

@@ -164,7 +164,8 @@ class PlaitModule(L.LightningModule):
             assert batch.target is not None
             scores = target_scores(probe_out, batch.present, batch.target, self.task_type)
             self._ogm = ogm_coefficients(scores, self.ogm_ge)
-        self.log("train_loss", task_loss, prog_bar=True, batch_size=batch.size, on_step=False, on_epoch=True)
+        # off the bar: val_loss and val_accuracy fill what an 80-column bar has room for
+        self.log("train_loss", task_loss, prog_bar=False, batch_size=batch.size, on_step=False, on_epoch=True)
         return total
 
     def on_after_backward(self) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, RichProgressBar
+from lightning.pytorch.callbacks import EarlyStopping
 
 from plait.bundle import TaskInfo
 from plait.config import Config
@@ -23,7 +23,7 @@ from plait.data.dataset import TensorTable
 from plait.data.split import Split
 from plait.models.fusion_hooks import fit_fusion_held_out, prepare_fusion
 from plait.models.fusion_model import FusionModel
-from plait.training.callbacks import BestWeights
+from plait.training.callbacks import BestWeights, CompactProgressBar, EpochLines
 from plait.training.datamodule import TableDataModule
 from plait.training.module import PlaitModule, build_probes
 
@@ -80,7 +80,10 @@ def fit_stages(
             EarlyStopping(monitor="val_loss", patience=t.patience, mode="min"),
         ]
         if t.progress:
-            callbacks.append(RichProgressBar(leave=False))
+            callbacks.append(CompactProgressBar(leave=False))
+        else:  # no bars: a log still hears from every epoch
+            name = stage.kind if len(plan) > 1 else None
+            callbacks.append(EpochLines(tell, epochs=stage.epochs, stage=name))
         with quiet_lightning():
             trainer = L.Trainer(
                 max_epochs=stage.epochs,

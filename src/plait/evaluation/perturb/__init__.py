@@ -1,7 +1,9 @@
 """Robustness perturbations: pure, seeded functions over one field of a batch, in one table.
 
-Levels run from 0 (the input, unchanged) to the largest level evenly; a sweep visits them all.
-Fractions stop at 0.9 where 1.0 would only repeat `missing` (every step, segment or token gone).
+Each record states what the family does (its definition), the unit of its level, the levels the
+default sweep visits (0, the input unchanged, to the largest, evenly) and the largest level it
+accepts. Fractions stop at 0.9 where 1.0 would only repeat `missing` (every step, segment or token
+gone).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from plait.evaluation.perturb.apply import perturb_batch, perturbation_context, perturbations_for
 from plait.evaluation.perturb.audio import background_noise, segment_dropout
 from plait.evaluation.perturb.base import PERTURBATIONS, Perturbation, PerturbFn, evenly
-from plait.evaluation.perturb.image import blur, occlusion, pixel_noise
+from plait.evaluation.perturb.image import blur, occlusion, pixel_gaussian, pixel_noise
 from plait.evaluation.perturb.missing import drop_samples
 from plait.evaluation.perturb.noise import gaussian_noise
 from plait.evaluation.perturb.series import sample_dropout, time_shift
@@ -20,58 +22,75 @@ from plait.types import KINDS
 for _record in (
     Perturbation(
         "missing", KINDS, drop_samples, evenly(1.0, 11),
-        "the field is absent for this fraction of the samples that have it",
-        unit="fraction of samples",
+        "the field marked absent, as if never recorded, for this fraction of the samples that "
+        "have it (chosen at random)",
+        unit="fraction of samples", max_level=1.0,
     ),
     Perturbation(
         "gaussian_noise", ("timeseries", "tabular", "embedding"), gaussian_noise, evenly(1.0, 11),
-        "additive gaussian noise on observed readings (tabular: numeric columns only)",
-        unit="× channel std",
+        "x + N(0, level²) on every observed value, standardised with the training mean and std "
+        "(tabular: numeric columns only), so level 1 is noise as large as the training data's spread",
+        unit="× training std",
     ),
     Perturbation(
         "time_shift", ("timeseries",), time_shift, evenly(0.5, 11),
-        "each series shifted by up to this fraction of its length; vacated steps masked",
-        unit="fraction of length",
+        "each series shifted by a random s in [-level·n, level·n] steps (n its length) inside its "
+        "window: readings shifted out are lost, vacated steps masked",
+        unit="fraction of length", max_level=1.0,
     ),
     Perturbation(
         "sample_dropout", ("timeseries",), sample_dropout, evenly(0.9, 10),
-        "this fraction of the steps masked out (sensor readings lost)",
-        unit="fraction of steps",
+        "each time step masked out (every channel, a lost reading) with probability level",
+        unit="fraction of steps", max_level=1.0,
     ),
     Perturbation(
         "blur", ("image",), blur, evenly(3.0, 11),
-        "gaussian blur", unit="sigma in pixels", seeded=False,
+        "gaussian blur of the image with σ = level pixels (kernel radius ⌈3σ⌉, edges replicated)",
+        unit="σ in pixels", seeded=False,
     ),
     Perturbation(
         "occlusion", ("image",), occlusion, evenly(0.9, 10),
-        "a square patch at a random place, filled with the mean colour",
-        unit="fraction of area",
+        "a √level·H × √level·W patch (this fraction of the area) at a random place, filled with "
+        "the training mean colour",
+        unit="fraction of area", max_level=1.0,
     ),
     Perturbation(
         "pixel_noise", ("image",), pixel_noise, evenly(1.0, 11),
-        "additive gaussian pixel noise", unit="× image std",
+        "x + N(0, (level·s)²) on the standardised pixels, s the image's own std; not clipped",
+        unit="× image std",
+    ),
+    Perturbation(
+        "pixel_gaussian", ("image",), pixel_gaussian, evenly(0.9, 10),
+        "x + N(0, level²) on the pixel values in [0, 1], clipped to [0, 1] (MultiBench, "
+        "ImageNet-C); run only when chosen: plait evaluate --perturb pixel_gaussian",
+        unit="σ on [0, 1] pixels", default=False,
     ),
     Perturbation(
         "background_noise", ("audio",), background_noise, evenly(1.0, 11),
-        "noise added in the mel-power domain; level 1 is 0 dB SNR",
+        "noise flat across mel bands added in the mel-power domain, its RMS level × the clip's "
+        "(SNR = -20·log10(level) dB: level 1 is 0 dB)",
         unit="noise RMS / signal RMS",
     ),
     Perturbation(
         "segment_dropout", ("audio",), segment_dropout, evenly(0.9, 10),
-        "this fraction of 0.1 s segments silenced", unit="fraction of segments",
+        "each 0.1 s segment silenced (the log-mel floor) with probability level",
+        unit="fraction of segments", max_level=1.0,
     ),
     Perturbation(
         "typo", ("text",), typo, evenly(1.0, 11),
-        "this fraction of tokens replaced by random vocabulary tokens", unit="fraction of tokens",
+        "each token (a BPE subword) replaced with probability level by another random vocabulary token",
+        unit="fraction of tokens", max_level=1.0,
     ),
     Perturbation(
         "word_drop", ("text",), word_drop, evenly(0.9, 10),
-        "this fraction of tokens removed", unit="fraction of tokens",
+        "each token (a BPE subword) removed with probability level; the rest close up",
+        unit="fraction of tokens", max_level=1.0,
     ),
     Perturbation(
         "category_swap", ("tabular",), category_swap, evenly(1.0, 11),
-        "this fraction of category values replaced by another level of their column",
-        unit="fraction of categories",
+        "each known category value replaced with probability level by another level of its "
+        "column, drawn uniformly",
+        unit="fraction of categories", max_level=1.0,
     ),
 ):  # fmt: skip
     PERTURBATIONS.register(_record.name, _record)

@@ -12,6 +12,7 @@ from plait.errors import ConfigError
 from plait.evaluation.perturb.base import PERTURBATIONS, Perturbation
 from plait.modalities.audio import AudioModality
 from plait.modalities.base import Modality, NotFittedError
+from plait.modalities.image import ImageModality
 from plait.modalities.tabular import TabularModality
 from plait.modalities.text import TextModality
 from plait.registry import suggest
@@ -30,7 +31,8 @@ def perturbations_for(kind: str) -> list[Perturbation]:
 
 def perturbation_context(modality: Modality) -> dict[str, Any]:
     """What some families need to know about a fitted field beyond its tensors:
-    tabular → numeric_columns, level_counts; text → vocab_size; audio → log_mel_mean, log_mel_std."""
+    tabular → numeric_columns, level_counts; text → vocab_size; audio → log_mel_mean, log_mel_std;
+    image → pixel_mean, pixel_std (per channel, of pixels in [0, 1])."""
     if isinstance(modality, TabularModality):
         state = modality.get_state()
         return {"numeric_columns": len(state["numeric"]), "level_counts": [len(c) for c in state["levels"]]}
@@ -41,6 +43,9 @@ def perturbation_context(modality: Modality) -> dict[str, Any]:
     if isinstance(modality, AudioModality):
         state = modality.get_state()
         return {"log_mel_mean": state["mean"], "log_mel_std": state["std"]}
+    if isinstance(modality, ImageModality):
+        state = modality.get_state()
+        return {"pixel_mean": state["mean"], "pixel_std": state["std"]}
     return {}
 
 

@@ -44,9 +44,12 @@ class PerturbFn(Protocol):
 
 @dataclass(frozen=True)
 class Perturbation:
-    """One family: its name, the field kinds it applies to, the function, the levels a sweep
-    visits (0 first, evenly spaced up to the largest), what one unit of level means, and whether
-    it draws random numbers (blur does not: its seed changes nothing)."""
+    """One family: its name, the field kinds it applies to, the function, the levels the default
+    sweep visits (0 first, evenly spaced up to the largest), its definition (`description`: what a
+    level does, in words a figure's reader needs), what one unit of level is, the largest level
+    the function accepts (`max_level`, inf: unbounded), whether it draws random numbers (blur does
+    not: its seed changes nothing) and whether the default sweep runs it (`default`; families kept
+    for comparison with published figures run only when chosen)."""
 
     name: str
     kinds: tuple[str, ...]
@@ -54,7 +57,14 @@ class Perturbation:
     levels: tuple[float, ...]
     description: str
     unit: str = ""
+    max_level: float = math.inf
     seeded: bool = True
+    default: bool = True
+
+    @property
+    def level_range(self) -> str:
+        """The levels the function accepts, for messages: `[0, 1]` or `[0, ∞)`."""
+        return "[0, ∞)" if math.isinf(self.max_level) else f"[0, {self.max_level:g}]"
 
 
 PERTURBATIONS: Registry[Perturbation] = Registry("perturbation")

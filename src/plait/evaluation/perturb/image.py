@@ -1,5 +1,7 @@
 """Images [B, C, H, W], standardised per channel with training statistics: `blur`, `occlusion`,
-`pixel_noise`. Absent samples (zero-filled) are left as they are."""
+`pixel_noise`, and `pixel_gaussian`, which works on the pixel values in [0, 1] the modality read
+(context `pixel_mean`, `pixel_std`: the per-channel training statistics) so that its level is the
+σ published figures use (MultiBench, ImageNet-C). Absent samples (zero-filled) are left as they are."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from plait.errors import ConfigError
-from plait.evaluation.perturb.base import check_level, normal, rows, uniform
+from plait.evaluation.perturb.base import check_level, normal, require, rows, uniform
 
 
 def _check_image(name: str, values: Tensor) -> None:
@@ -98,3 +100,33 @@ def pixel_noise(
     std = torch.where(std > 1e-8, std, torch.ones_like(std))
     noise = normal(tuple(values.shape), generator, values) * (level * std)[:, None, None, None]
     return torch.where(rows(present, values), values + noise, values), present, mask
+
+
+def pixel_gaussian(
+    values: Tensor,
+    present: Tensor,
+    mask: Tensor | None,
+    level: float,
+    generator: torch.Generator,
+    **context: Any,
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """x + N(0, level²) on the pixel values x in [0, 1], clipped to [0, 1]: the standardisation is
+    undone with the field's training mean and std per channel, and redone after."""
+    level = check_level("pixel_gaussian", level)
+    _check_image("pixel_gaussian", values)
+    channels = values.shape[1]
+    mean = torch.as_tensor(require(context, "pixel_gaussian", "pixel_mean"), dtype=values.dtype)
+    std = torch.as_tensor(require(context, "pixel_gaussian", "pixel_std"), dtype=values.dtype)
+    if mean.shape != (channels,) or std.shape != (channels,) or not bool((std > 0).all()):
+        raise ConfigError(
+            f"perturbation 'pixel_gaussian': expected pixel_mean and pixel_std of {channels} channel(s) "
+            f"with stds > 0, got {mean.tolist()} and {std.tolist()}; build the context from this "
+            "field's fitted image modality"
+        )
+    if level == 0:
+        return values, present, mask
+    mean = mean.to(values.device)[None, :, None, None]  # (C,) -> (1, C, 1, 1)
+    std = std.to(values.device)[None, :, None, None]
+    pixels = values * std + mean  # (B, C, H, W) in [0, 1]
+    noisy = (pixels + normal(tuple(values.shape), generator, values) * level).clamp(0.0, 1.0)
+    return torch.where(rows(present, values), (noisy - mean) / std, values), present, mask
