@@ -61,7 +61,7 @@ def test_grouped_folds_times_seeds(tmp_path: Path) -> None:
     best = summaries[0]
     assert best.versus_best is None
     for s in summaries[1:]:
-        assert s.versus_best is not None and s.versus_best.runs == 6
+        assert s.versus_best is not None and s.versus_best.runs == 3  # folds, seeds averaged within
     values = [float(r.row.metric) for r in cv.runs if r.row.name == best.name]  # type: ignore[arg-type]
     assert best.mean == pytest.approx(np.mean(values)) and best.std == pytest.approx(np.std(values, ddof=1))
 
@@ -123,3 +123,39 @@ def test_train_and_compare_commands_cross_validate(tmp_path: Path) -> None:
     assert max(len(line) for line in result.output.splitlines()) <= 80
     wrong = runner.invoke(app, ["compare", str(config), "--folds", "2", "--bundles"])
     assert wrong.exit_code != 0 and "--bundles" in wrong.output
+
+
+def test_intervals_pair_folds_not_fold_seed_runs_and_a_failed_fold_is_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Regression: seeds reuse a fold's rows, so K × S runs are K resamples (the interval was too
+    narrow); a fold whose preparation fails after the first is recorded, not a crash."""
+    import plait.training.fit as fit
+
+    real = fit.prepare
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise fit.DataError("fold three is broken")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fit, "prepare", flaky)
+    cv = cross_validate(
+        _config(group="subject"), ["concat", "late"], folds=3, seeds=2, unimodal=False, table=_table()
+    )
+    failed = [r for r in cv.runs if not r.row.ok]
+    assert len(failed) == 4 and all(
+        r.fold == 2 and "fold three is broken" in str(r.row.error) for r in failed
+    )
+    second = cv.summaries()[1]
+    assert second.runs == 4 and second.versus_best is not None
+    assert second.versus_best.runs == 2  # two folds finished: two paired differences, seeds averaged
+    assert "fold three is broken" in " ".join(cv.errors())
+
+
+def test_verdict_with_one_model_makes_no_claim_about_others() -> None:
+    cv = cross_validate(_config(), ["concat"], folds=2, seeds=1, unimodal=False, table=_table())
+    text = cv.verdict()
+    assert text.startswith("Best: concat") and "Every other model" not in text and "Within noise" not in text

@@ -48,6 +48,13 @@ def test_rows_auto_all_and_new_tables(pumps_small, pumps_bundle):
     assert fresh.selection.startswith("every labelled row") and len(fresh.rows) == int(other_args[1].sum())
     with pytest.raises(DataError, match="not the table this bundle was trained on"):
         choose_rows(trained, other, *other_args, "new.csv", "test")
+    assert "copy" not in fresh.selection
+    # A copy that no longer hashes the same (here: rows reversed) is new data to the fingerprint, but
+    # has the training table's size: the selection says the rows may include training rows.
+    copy = df.reverse()
+    copy_args = encode_labels(copy, trained.task.label, trained.task.type, trained.task.classes, "t")
+    suspicious = choose_rows(trained, copy, *copy_args, "copy.csv")
+    assert "as many rows as the training table" in suspicious.selection and "flatter" in suspicious.selection
 
 
 def test_report_json_has_the_promised_keys(report, pumps_bundle):

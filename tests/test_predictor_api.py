@@ -117,6 +117,33 @@ def test_predict_and_evaluate_take_pandas(predictor, table, pumps_small):
     assert report["metrics"]["accuracy"] == polars_eval["metrics"]["accuracy"]
 
 
+def test_pandas_cells_holding_numpy_arrays_are_read_as_lists(predictor, table, pumps_small):
+    pd = pytest.importorskip("pandas")
+    rows = table.head(8)
+    frame = pd.DataFrame({c: rows[c].to_list() for c in rows.columns if c != "vibration"})
+    # the natural way to hold a multichannel series: one (steps, channels) array per row
+    frame["vibration"] = [np.asarray(v, dtype=np.float32) for v in rows["vibration"].to_list()]
+    assert frame["vibration"].iloc[0].ndim == 2
+    back = as_polars(frame)
+    assert back is not None and back.schema["vibration"] == pl.List(pl.List(pl.Float64))
+    assert isinstance(frame["vibration"].iloc[0], np.ndarray)  # the caller's frame is left as it was
+    from_polars = predictor.predict(rows, root=pumps_small.root)
+    from_pandas = predictor.predict(frame, root=pumps_small.root)
+    assert [p.probabilities for p in from_pandas] == [p.probabilities for p in from_polars]
+
+
+def test_pandas_answers_keep_the_input_index(predictor, table, pumps_small):
+    pytest.importorskip("pandas")
+    frame = table.head(12).to_pandas()
+    sub = frame[np.arange(len(frame)) % 3 == 1].copy()  # index 1, 4, 7, 10
+    sub["p"] = predictor.predict(sub, root=pumps_small.root, as_frame=True)["prediction"]
+    listed = predictor.predict(sub, root=pumps_small.root)
+    assert sub["p"].tolist() == [p.prediction for p in listed]  # aligned on the index: no NaN, no shift
+    proba = predictor.predict_proba(sub, root=pumps_small.root)
+    assert list(proba.index) == [1, 4, 7, 10]
+    assert proba.loc[7].to_dict() == listed[2].probabilities
+
+
 def test_fit_takes_pandas_and_answers_in_pandas(three_class_table):
     pd = pytest.importorskip("pandas")
     frame = three_class_table(90, seed=1).to_pandas()

@@ -211,7 +211,8 @@ class Predictor:
         columns. A calibrated bundle's probabilities are temperature-scaled with the temperature of
         the fields each row has; `calibrated=False` gives the raw softmax (the class is the same).
         `as_frame=True`: one row per prediction (prediction, prob_<class>…, fields_used,
-        fields_missing, degraded, model_id) as a DataFrame — pandas when `rows` was pandas."""
+        fields_missing, degraded, model_id) as a DataFrame — pandas on the index of `rows` when
+        `rows` was pandas, so `df["p"] = predict(df, as_frame=True)["prediction"]` aligns."""
         predictions = self.predict_with_report(rows, root=root, calibrated=calibrated)[0]
         if not as_frame:
             return predictions
@@ -220,8 +221,8 @@ class Predictor:
     def predict_proba(
         self, rows: Rows, *, root: Path | str | None = None, calibrated: bool = True
     ) -> DataFrame:
-        """Each row's class probabilities, one column per class, as a DataFrame (pandas when `rows`
-        was pandas, else polars)."""
+        """Each row's class probabilities, one column per class, as a DataFrame (pandas on the index
+        of `rows` when `rows` was pandas, else polars)."""
         task = self.trained.task
         if task.type != "classification":
             raise PlaitError(

@@ -404,3 +404,63 @@ def test_groups_by_behaviour_and_what_stays_a_feature() -> None:
     assert "nested in src (every part belongs to one src)" in notes["part"]
     assert "dates or times as text" in notes["when"] and "{time: when}" in notes["when"]
     assert "serial: skipped — an identifier (60 distinct values among 60 rows)" in notes["serial"]
+
+
+def test_a_unique_integer_measurement_is_a_feature_and_dense_codes_are_identifiers() -> None:
+    n = 500
+    rng = np.random.default_rng(0)
+    df = pl.DataFrame(
+        {
+            "income": rng.integers(20_000, 200_000, n),  # unique per row, spread over 360 × the rows
+            "record": (1000 + rng.permutation(n)).tolist(),  # a shuffled range of codes
+            "order_id": rng.permutation(10**6)[:n].tolist(),  # sparse, but named like an id
+            "y": ["a", "b"] * (n // 2),
+        }
+    )
+    inferred = infer_fields(df, "y", Path("."))
+    notes = {note.split(":")[0]: note for note in inferred.notes}
+    assert inferred.fields == {"tabular": {"kind": "tabular", "numeric": ["income"]}}
+    assert notes["record"] == "record: skipped — an identifier (500 distinct values among 500 rows)"
+    assert notes["order_id"] == "order_id: skipped — an identifier (500 distinct values among 500 rows)"
+
+
+def test_numeric_times_are_skipped_and_measurements_stay_features() -> None:
+    n = 200
+    rng = np.random.default_rng(1)
+    t0_s = datetime(2026, 3, 1, 10, tzinfo=UTC).timestamp()
+    df = pl.DataFrame(
+        {
+            "time_s": t0_s + 0.5 * np.arange(n),  # float epoch seconds
+            "recorded_at": t0_s + 60 * np.arange(n) + rng.uniform(0, 5, n),
+            "timestamp": (t0_s * 1000 + 10 * np.arange(n)).astype(np.int64),  # int epoch ms
+            "t_s": 0.01 * np.arange(n),  # seconds from the start of a recording
+            "clock": t0_s + 2.0 * np.arange(n),  # unnamed, but epoch seconds rising evenly
+            "duration_s": rng.uniform(1, 30, n),
+            "age_years": rng.integers(18, 90, n),
+            "temperature": rng.normal(20, 5, n),
+            "reaction_time": rng.uniform(0.2, 0.8, n),  # a span, not a moment
+            "time_of_day": rng.uniform(0, 24, n),  # the feature a time becomes
+            "y": ["a", "b"] * (n // 2),
+        }
+    )
+    inferred = infer_fields(df, "y", Path("."))
+    notes = {note.split(":")[0]: note for note in inferred.notes}
+    assert inferred.fields == {
+        "tabular": {
+            "kind": "tabular",
+            "numeric": ["duration_s", "age_years", "temperature", "reaction_time", "time_of_day"],
+        }
+    }
+    for column in ("time_s", "recorded_at", "timestamp", "t_s", "clock"):
+        assert f"{column}: skipped — numbers " in notes[column]
+        assert "a time stamp: never a feature" in notes[column]
+        assert f"set `data.split: {{time: {column}}}` to test on later rows" in notes[column]
+    assert "named like a time, epoch seconds (2026-03-01 10:00 … 2026-03-01 10:01 UTC)" in notes["time_s"]
+    assert "epoch milliseconds" in notes["timestamp"] and "give gap_s in milliseconds" in notes["timestamp"]
+    assert "named like a time, a time stamp" in notes["t_s"]
+    assert "rising evenly over the rows, epoch seconds" in notes["clock"]
+    # suggested, never written: a time split is the user's call
+    assert inferred.split.kind == "random" and inferred.split.to_config() is None
+    assert "set `data.split: {time: time_s}`" in inferred.split.why
+    shuffled = infer_fields(df.sample(fraction=1.0, shuffle=True, seed=2), "y", Path("."))
+    assert "time_s" not in shuffled.fields["tabular"]["numeric"]  # the name still tells

@@ -149,3 +149,22 @@ def test_regression_copy() -> None:
     ).findings
     assert [(f.column, f.kind) for f in found] == [("scaled", "label_copy")]
     assert "linear function of the label" in found[0].evidence
+
+
+def test_a_copy_with_gaps_is_still_a_copy() -> None:
+    """Regression: a per-entity table joined with some entities missing left gaps, and the check
+    counted every gap as a miss, so a copy of the label passed."""
+    rng = np.random.default_rng(3)
+    df = windows_table().with_columns(
+        pl.when(pl.Series(rng.random(180) < 0.1)).then(None).otherwise(pl.col("activity_code")).alias("gappy")
+    )
+    found = report(df, {"specs": ["x", "gappy"]}).findings
+    assert [(f.column, f.kind) for f in found] == [("gappy", "label_copy")]
+    assert "of training rows that have a value" in found[0].evidence
+    y = rng.normal(size=400)
+    noisy = np.where(rng.random(400) < 0.05, np.nan, y + rng.normal(scale=0.01, size=400))
+    reg = pl.DataFrame({"y": y, "copy": noisy, "x": rng.normal(size=400)})
+    labels = prepare_labels(reg, "y", "regression", "t")
+    cfg = Config.from_dict({"task": {"label": "y"}, "fields": {"t": {"kind": "tabular", "numeric": ["x"]}}})
+    split = make_split(plan_split(cfg), reg, labels, "t")
+    assert [f.column for f in check_leaks(reg, labels, split, {"t": ["x", "copy"]}).blocking] == ["copy"]

@@ -217,3 +217,27 @@ def test_folds_refuse_a_fixed_split_column_and_too_few_groups() -> None:
         make_folds(plan_split(_config({"column": "p"})), df, _labels(df), 3, "t")
     with pytest.raises(DataError, match=r"'g' has 5 groups.*need at least 6.*--folds 4"):
         make_folds(plan_split(_config({"group": "g"})), df, _labels(df), 5, "t")
+
+
+def test_time_folds_with_tied_times_test_each_row_once() -> None:
+    """Regression: a fold's window reached into the next period, so rows tied with the next start
+    were tested twice (and others never)."""
+    t = [0, 0, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 4, 4, 5, 5]
+    df = pl.DataFrame({"t": t, "x": np.zeros(len(t)), "y": ["a", "b"] * (len(t) // 2)})
+    folds = make_folds(plan_split(_config({"time": "t"}, val_fraction=0.0)), df, _labels(df), 3, "t")
+    tested = np.concatenate([f.test for f in folds]).tolist()
+    assert len(tested) == len(set(tested))
+    times = np.array(t)
+    for fold in folds:
+        assert times[fold.train].max() < times[fold.test].min()
+        assert len(set(times[fold.test].tolist()) & set(times[np.setdiff1d(tested, fold.test)].tolist())) == 0
+    with pytest.raises(DataError, match=r"no (training|validation) rows.*fold"):
+        make_folds(plan_split(_config({"time": "t", "gap_s": 2})), df, _labels(df), 3, "t")
+
+
+def test_group_folds_refuse_a_fold_without_validation_groups() -> None:
+    df = pl.DataFrame({"g": list("aabbcc"), "x": np.zeros(6), "y": ["p", "q"] * 3})
+    with pytest.raises(DataError, match=r"leaves 1 for training and validation"):
+        make_folds(plan_split(_config({"group": "g"})), df, _labels(df), 2, "t")
+    folds = make_folds(plan_split(_config({"group": "g"}, val_fraction=0.0)), df, _labels(df), 2, "t")
+    assert all(len(f.val) == 0 and len(f.train) for f in folds)

@@ -104,9 +104,27 @@ def test_gradient_share_alone_does_not_cry_wolf() -> None:
     )
     assert used == []
     ignored = dominance_warnings(
-        {}, {"image": 0.95, "audio": 0.05}, own, 0.1, "accuracy", drops={"audio": 0.004}
+        {},
+        {"image": 0.95, "audio": 0.05},
+        own,
+        0.1,
+        "accuracy",
+        drops={"audio": 0.004, "image": 0.5},
+        full=0.9,
     )
     assert len(ignored) == 1 and "removing it costs 0.004" in ignored[0]
+    assert "without 'image' the model scores 0.40, less than 'audio' alone" in ignored[0]
+    # Redundant, not crowded out: without the dominant field the model does as well as audio alone.
+    redundant = dominance_warnings(
+        {},
+        {"image": 0.95, "audio": 0.05},
+        own,
+        0.1,
+        "accuracy",
+        drops={"audio": 0.0, "image": 0.05},
+        full=0.95,
+    )
+    assert redundant == []
 
 
 def test_a_near_perfect_field_far_ahead_is_named_a_suspected_leak() -> None:

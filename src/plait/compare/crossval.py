@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from plait.compare.cv_result import CrossValidation, CVRun, OutOfFold
+from plait.compare.result import CompareRow
 from plait.compare.run import model_plans, outcome, resolve_fusions, train_row
 from plait.config import Config
 from plait.data.folds import make_folds
@@ -84,8 +85,17 @@ def cross_validate(
     runs: list[CVRun] = []
     oof: list[OutOfFold] = []
     done = 0
+    prepared = None
     for fold, split in enumerate(splits):
-        prepared = prepare(read.config, table=read, say=tell, split=split)
+        try:
+            prepared = prepare(read.config, table=read, say=tell, split=split)
+        except PlaitError as exc:
+            if fold == 0:
+                raise  # the first fold fails fast: the data or config is wrong for every fold
+            tell(f"fold {fold + 1}/{len(splits)}: FAILED to prepare — {exc}")
+            done += len(plan.seeds) * len(models)
+            runs += _failed(models, fold, plan.seeds, split, f"{type(exc).__name__}: {exc}")
+            continue
         for seed in plan.seeds:
             for model in models:
                 done += 1
@@ -96,7 +106,7 @@ def cross_validate(
                 runs.append(CVRun(fold=fold, seed=seed, row=trained.row, split=split.to_json()))
                 if trained.result is not None:
                     oof.append(_out_of_fold(prepared, model.name, fold, seed, trained.result))
-    if not any(r.row.ok for r in runs):
+    if prepared is None or not any(r.row.ok for r in runs):
         failures = "; ".join(sorted({f"{r.row.name}: {r.row.error}" for r in runs}))
         raise PlaitError(f"cross-validation: every run failed; fix these and run again: {failures}")
     return CrossValidation(
@@ -147,3 +157,14 @@ def _out_of_fold(prepared: Prepared, model: str, fold: int, seed: int, result: T
         predicted=predicted,
         probabilities=probabilities,
     )
+
+
+def _failed(
+    models: Sequence[CompareRow], fold: int, seeds: Sequence[int], split: Split, error: str
+) -> list[CVRun]:
+    """Every model × seed of a fold that could not be prepared, as failed runs."""
+    return [
+        CVRun(fold=fold, seed=seed, row=replace(model, error=error), split=split.to_json())
+        for seed in seeds
+        for model in models
+    ]

@@ -120,16 +120,25 @@ class CrossValidation:
         ok = sorted((s for s in plain if s.mean is not None), key=lambda s: sign * float(s.mean))  # type: ignore[arg-type]
         if not ok:
             return plain
-        best = self._metric(ok[0].name)
-        ratio = self.test_train_ratio()
-        out = []
-        for s in ok:
-            mine = self._metric(s.name)
-            keys = sorted(set(mine) & set(best))
-            diffs = [mine[k] - best[k] for k in keys]
-            versus = None if s.name == ok[0].name or not diffs else corrected_interval(diffs, ratio)
-            out.append(replace(s, versus_best=versus))
+        out = [ok[0]]
+        for s in ok[1:]:
+            out.append(replace(s, versus_best=self.paired(s.name, ok[0].name)))
         return out + [s for s in plain if s.mean is None]
+
+    def paired(self, model: str, versus: str) -> Interval | None:
+        """model − versus, paired over the runs both finished, with its corrected 95 % interval.
+        Seeds reuse a fold's rows, so they are averaged within each fold first and the folds are
+        the resamples (J = K); with one split, the seeds are (J = S)."""
+        mine, theirs = self._metric(model), self._metric(versus)
+        keys = sorted(set(mine) & set(theirs))
+        if not keys:
+            return None
+        by: dict[int, list[float]] = {}
+        for fold, seed in keys:
+            unit = fold if self.folds > 1 else seed
+            by.setdefault(unit, []).append(mine[(fold, seed)] - theirs[(fold, seed)])
+        diffs = [float(np.mean(v)) for v in by.values()]
+        return corrected_interval(diffs, self.test_train_ratio())
 
     def _summary(self, model: str, kind: str) -> ModelSummary:
         runs = [r for r in self.runs if r.row.name == model]
@@ -186,23 +195,21 @@ class CrossValidation:
         best = ranked[0]
         name = self.metric_name
         text = f"Best: {best.name} ({name} {best.mean:.4f} ± {best.std:.4f} over {best.runs} runs)."
-        ties = [s.name for s in ranked[1:] if s.within_noise_of_best]
+        untold = [s.name for s in ranked[1:] if s.versus_best is None or s.versus_best.low is None]
+        ties = [s.name for s in ranked[1:] if s.name not in untold and s.within_noise_of_best]
         if ties:
             text += (
                 f" Within noise of it (95 % interval of the paired difference contains 0): {', '.join(ties)}."
             )
-        else:
+        elif len(ranked) - 1 > len(untold):
             text += " Every other model is worse beyond the noise."
+        if untold:
+            text += f" Cannot tell for {', '.join(untold)} (fewer than two paired folds or seeds)."
         fusion = next((s for s in ranked if s.kind == "fusion"), None)
         alone = next((s for s in ranked if s.kind == "unimodal"), None)
         if fusion is not None and alone is not None and fusion.mean is not None and alone.mean is not None:
-            diffs = [
-                a - b
-                for k, a in self._metric(fusion.name).items()
-                if (b := self._metric(alone.name).get(k)) is not None
-            ]
-            if diffs:
-                gap = corrected_interval(diffs, self.test_train_ratio())
+            gap = self.paired(fusion.name, alone.name)
+            if gap is not None:
                 interval = "" if gap.low is None else f" [{gap.low:+.4f}, {gap.high:+.4f}]"
                 better = (gap.mean > 0) == self.higher_is_better
                 beyond = gap.excludes_zero
@@ -224,7 +231,10 @@ class CrossValidation:
             "folds": self.folds,
             "seeds": list(self.seeds),
             "split": {"kind": self.split_kind, "column": self.split_column, "why": self.split_why},
-            "interval": "corrected resampled t (Nadeau & Bengio 2003), 95 %, paired over fold × seed runs",
+            "interval": (
+                "corrected resampled t (Nadeau & Bengio 2003), 95 %, of the paired difference per fold "
+                "(seeds averaged within a fold; per seed when there is one split)"
+            ),
             "test_train_ratio": round(self.test_train_ratio(), 4),
             "source": self.source,
             "seconds": round(self.seconds, 3),

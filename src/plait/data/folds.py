@@ -21,7 +21,7 @@ import polars as pl
 from plait.data.split import Split, split_rows
 from plait.data.split_group import assign_groups, group_codes, split_from_parts
 from plait.data.split_plan import SplitPlan, check_split_column
-from plait.data.split_time import cut_in_time, time_seconds
+from plait.data.split_time import check_time_order, cut_in_time, time_seconds
 from plait.data.table import LabelInfo
 from plait.errors import ConfigError, DataError
 
@@ -100,6 +100,13 @@ def _group_folds(plan: SplitPlan, df: pl.DataFrame, labels: LabelInfo, k: int, w
         test_group = fold_of_group == i
         rest = np.where(test_group[np.maximum(codes, 0)], -1, codes)
         v = _val_share(plan, k) if plan.val_fraction > 0 else 0.0
+        left = len(np.unique(rest[rest >= 0]))
+        if left < (2 if v > 0 else 1):
+            raise DataError(
+                f"--folds {k}: fold {i + 1} tests {int(test_group.sum())} of the {n_groups} groups of "
+                f"'{plan.column}' and leaves {left} for training{' and validation' if v > 0 else ''}; "
+                "use fewer folds, or set data.val_fraction: 0"
+            )
         inner = assign_groups(rest, strata, [1.0 - v, v], plan.seed + i + 1, size=len(fold_of_group))
         part = np.where(test_group, 2, inner)  # 0 train, 1 val, 2 test
         out.append(
@@ -113,33 +120,39 @@ def _time_folds(plan: SplitPlan, df: pl.DataFrame, labels: LabelInfo, k: int, wh
     seconds = time_seconds(df[plan.column], labels.valid, where)
     rows = np.flatnonzero(labels.valid)
     order = rows[np.argsort(seconds[rows], kind="stable")]
-    if len(order) < 2 * (k + 1):
+    t = seconds[order]  # sorted times of the labelled rows
+    if len(np.unique(t)) < k + 1:
         raise DataError(
-            f"--folds {k}: only {len(order)} labelled rows for {k + 1} periods in time; use fewer folds"
+            f"--folds {k}: only {len(np.unique(t))} distinct times in '{plan.column}' for {k + 1} periods; "
+            "use fewer folds"
         )
-    edges = np.linspace(0, len(order), k + 2).round().astype(int)  # K + 1 periods
+    # K + 1 periods of about equal size, each edge moved back to the first row of its time so rows
+    # sharing a timestamp stay in one period.
+    edges = [
+        int(np.searchsorted(t, t[e], "left")) for e in np.linspace(0, len(t), k + 2).round().astype(int)[1:-1]
+    ]
+    starts = [float(t[e]) for e in edges]  # the start time of periods 2 … K + 1
     out = []
     for i in range(k):
-        history, test_end = order[: edges[i + 1]], edges[i + 2]
+        test_start = starts[i]
+        test_end = starts[i + 1] if i + 1 < len(starts) else np.inf
+        history = t[t < test_start]
         n_val = round(len(history) * _val_share(plan, k)) if plan.val_fraction > 0 else 0
-        starts = [
-            float(seconds[history[len(history) - n_val]]) if n_val else float(seconds[order[edges[i + 1]]])
-        ]
-        starts.append(float(seconds[order[edges[i + 1]]]))
-        window = order[:test_end]
-        parts, left = cut_in_time(seconds, window, starts, plan.gap_s)
-        out.append(
-            Split(
-                train=parts[0],
-                val=parts[1],
-                test=parts[2],
-                kind="time",
-                column=plan.column,
-                seed=plan.seed,
-                left_out=left,
-                gap_s=plan.gap_s,
-                fold=i,
-                folds=k,
-            )
+        val_start = float(history[len(history) - n_val]) if n_val else test_start
+        window = order[seconds[order] < test_end]
+        parts, left = cut_in_time(seconds, window, [val_start, test_start], plan.gap_s)
+        fold = Split(
+            train=parts[0],
+            val=parts[1],
+            test=parts[2],
+            kind="time",
+            column=plan.column,
+            seed=plan.seed,
+            left_out=left,
+            gap_s=plan.gap_s,
+            fold=i,
+            folds=k,
         )
+        check_time_order(fold, where, needs_val=plan.val_fraction > 0)
+        out.append(fold)
     return out

@@ -2,7 +2,9 @@
 or a dict of columns.
 
 pandas is never imported here: a pandas object is recognised by its module name and converted with
-`pl.from_pandas`, so a caller who does not use pandas pays nothing for it.
+`pl.from_pandas`, so a caller who does not use pandas pays nothing for it. A pandas caller gets
+pandas back, on the input's index, so `sub["p"] = predict(sub, as_frame=True)["prediction"]` lands
+on the right rows.
 """
 
 from __future__ import annotations
@@ -38,12 +40,32 @@ def as_polars(obj: object) -> pl.DataFrame | None:
     if not is_pandas(obj):
         return None
     try:
-        return pl.from_pandas(obj)
+        return pl.from_pandas(_arrays_as_lists(obj))
     except (TypeError, ValueError, pl.exceptions.PolarsError) as exc:  # pyarrow's errors subclass these
         raise DataError(
             f"a pandas DataFrame could not be converted to polars ({type(exc).__name__}: {exc}); give each "
             "column one type (e.g. df[col] = df[col].astype(str)) or pass a polars DataFrame"
         ) from None
+
+
+def _arrays_as_lists(frame: Any) -> Any:
+    """The pandas `frame` with its numpy-array cells as (nested) lists in each column that holds a
+    2-d array. An array per row is the natural way to hold a multichannel series
+    (`df["imu"] = [np.zeros((100, 3))] * n`), but pyarrow reads only 1-d array cells; nested lists
+    it reads as a list-of-lists column."""
+    if not frame.columns.is_unique:  # df[name] is not one column; from_pandas says what is wrong
+        return frame
+    arrays = [c for c in frame.columns if frame[c].dtype == object and any(_not_1d(v) for v in frame[c])]
+    if not arrays:
+        return frame
+    frame = frame.copy(deep=False)  # the caller's frame keeps its arrays
+    for c in arrays:
+        frame[c] = [v.tolist() if isinstance(v, np.ndarray) else v for v in frame[c]]
+    return frame
+
+
+def _not_1d(value: object) -> bool:
+    return isinstance(value, np.ndarray) and value.ndim != 1
 
 
 def to_polars(obj: object, where: str) -> pl.DataFrame:
@@ -68,8 +90,13 @@ def table_or_path(data: object, where: str) -> pl.DataFrame | Path:
 
 
 def like_input(frame: pl.DataFrame, original: object) -> Any:
-    """`frame` as a pandas DataFrame when `original` was one, else as it is (polars)."""
-    return frame.to_pandas() if is_pandas(original) else frame
+    """`frame` (one row per row of `original`) as a pandas DataFrame on `original`'s index when
+    `original` was one, else as it is (polars)."""
+    if not is_pandas(original):
+        return frame
+    out = frame.to_pandas()
+    out.index = original.index  # type: ignore[attr-defined]
+    return out
 
 
 def column_values(value: object) -> list[Any] | None:

@@ -1,11 +1,12 @@
 """Guessing a config's `fields:` and `data:` from a table, for `plait init TABLE --label COLUMN`.
 
 Each column gets one human-readable note saying what was inferred and why, or why it was skipped,
-so the user can correct the guess in the YAML file it lands in. Identifiers never become features
-(infer_ids.py); the coarsest column that groups the rows becomes `data.split.group` unless the table
-has its own train/val/test column (infer_split.py); media fields get the files' native size and
-sample rate, and `data.root` the folder that holds every file (infer_media.py); the bookkeeping
-columns of a `plait align` table are skipped, its audio segment columns used as such.
+so the user can correct the guess in the YAML file it lands in. Identifiers (infer_ids.py) and
+times (infer_columns.py) never become features; the coarsest column that groups the rows becomes
+`data.split.group` unless the table has its own train/val/test column (infer_split.py); media
+fields get the files' native size and sample rate, and `data.root` the folder that holds every
+file (infer_media.py); the bookkeeping columns of a `plait align` table are skipped, its audio
+segment columns used as such.
 """
 
 from __future__ import annotations

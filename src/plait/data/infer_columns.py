@@ -2,6 +2,12 @@
 
 Whether a column identifies rows or groups needs the whole table: infer_ids.py decides that for the
 columns marked `keyish` here (integers and short strings).
+
+Times are never features: a model fed one learns when a row was recorded, and a random split puts
+each row's neighbours in time on the other side. Besides datetimes and date strings, numbers are
+a time when named like one (time, timestamp, ts, datetime, date, epoch, `*_at`, `t_s`) — unless
+the name also says span or calendar part (duration, since, to, reaction, of, hour, …: a measurement
+or a derived feature) — or when they rise evenly over the rows as epoch seconds or milliseconds do.
 """
 
 from __future__ import annotations
@@ -9,9 +15,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from plait.data.infer_media import guess_media
@@ -26,7 +34,24 @@ EMBEDDING_MIN_DIM = 32
 NUMBER_SHARE = 0.8  # share of cells that parse as numbers in a text column of numbers with placeholders
 DATE_SHARE = 0.9  # share of sampled strings that parse as dates or times in a time column
 DATE_SAMPLE = 200
-_ID_TOKENS = {"id", "ids", "uuid", "guid", "idx", "key", "index"}
+_ID_TOKENS = {"id", "ids", "uuid", "guid", "idx", "key", "index", "serial"}
+_TIME_TOKENS = frozenset({"time", "timestamp", "ts", "datetime", "date", "epoch"})
+# t_s, t_ms: a time; a bare t may be a temperature
+_TIME_UNITS = frozenset({"s", "sec", "secs", "ms", "us", "ns"})
+# Beside a time word, a span or a calendar part: a measurement (reaction_time, time_to_failure,
+# time_since_service, cycle_time_s) or the derived feature a time becomes (time_of_day, date_month).
+_NOT_TIME_TOKENS = frozenset(
+    {
+        *("duration", "elapsed", "since", "until", "to", "left", "remaining", "delta", "dt", "diff"),
+        *("lag", "interval", "period", "span", "reaction", "response", "wait", "travel", "cycle", "lead"),
+        *("run", "up", "down", "idle", "lap", "spent", "total", "mean", "avg", "median", "max", "min"),
+        *("std", "per", "of", "hour", "minute", "day", "weekday", "week", "month", "year", "dow"),
+    }
+)
+EPOCH_RANGE_S = (1e8, 4.2e9)  # 1973 … 2103: the epoch seconds of recorded data
+EPOCH_UNITS = (("seconds", 1.0), ("milliseconds", 1e3), ("microseconds", 1e6), ("nanoseconds", 1e9))
+TIME_MIN_VALUES = 5  # fewer values cannot show that they rise evenly
+EVEN_STEP_RATIO = 10.0  # evenly spaced: the 90th-percentile step is at most this many median steps
 _EMBEDDING_NAME = re.compile(r"emb|vec", re.IGNORECASE)
 
 
@@ -53,6 +78,17 @@ def name_tokens(name: str) -> list[str]:
 
 def is_id_name(name: str) -> bool:
     return any(token in _ID_TOKENS for token in name_tokens(name))
+
+
+def is_time_name(name: str) -> bool:
+    """'time_s', 'recorded_at', 'timestamp', 't_ms', 'start_time' — not 'duration_s',
+    'reaction_time' or 'time_of_day'."""
+    tokens = name_tokens(name)
+    if not tokens or set(tokens) & _NOT_TIME_TOKENS:
+        return False
+    at = len(tokens) >= 2 and tokens[-1] == "at"  # recorded_at, createdAt
+    t_unit = len(tokens) == 2 and tokens[0] == "t" and tokens[1] in _TIME_UNITS  # t_s, t_ms
+    return bool(set(tokens) & _TIME_TOKENS) or at or t_unit
 
 
 def guess_column(series: pl.Series, root: Path) -> Guess:
@@ -87,6 +123,9 @@ def _guess_numbers(name: str, values: pl.Series, n_rows: int) -> Guess:
     distinct = values.n_unique()
     if distinct == 1:
         return Guess("skip", f"a single value ({values[0]}) carries no information")
+    time = _numeric_time(name, values)
+    if time is not None:
+        return time
     integer = values.dtype.is_integer()
     if integer and is_id_name(name) and not _low_cardinality(distinct, n_rows):
         return Guess(
@@ -99,6 +138,52 @@ def _guess_numbers(name: str, values: pl.Series, n_rows: int) -> Guess:
     if values.dtype.is_float() and not values.is_finite().all():
         return Guess("numeric", "numbers (infinite values will be marked absent)")
     return Guess("numeric", f"numbers, {distinct} distinct values", keyish=integer)
+
+
+def _numeric_time(name: str, values: pl.Series) -> Guess | None:
+    """Numbers that are a time stamp: named like a time, or epoch-like and rising evenly over the rows."""
+    unit = _epoch_unit(values)
+    named = is_time_name(name)
+    if not named and (unit is None or not _rising_evenly(values)):
+        return None
+    what = "named like a time" if named else "rising evenly over the rows"
+    aside = ""
+    if unit is not None:
+        per_s = dict(EPOCH_UNITS)[unit]
+        first, last = (_date(number(v) / per_s) for v in (values.min(), values.max()))
+        what += f", epoch {unit} ({first} … {last} UTC)"
+        if unit != "seconds":
+            aside = f" (the split reads numbers as seconds: give gap_s in {unit})"
+    return Guess(
+        "skip",
+        f"numbers {what}, a time stamp: {_time_advice(name)}{aside}; if it is a measurement "
+        "(a duration, an age), add it to the tabular field's `numeric:`",
+        time=True,
+    )
+
+
+def _epoch_unit(values: pl.Series) -> str | None:
+    """The unit in which every value is a date between 1973 and 2103, if any."""
+    low, high = number(values.min()), number(values.max())
+    for unit, per_s in EPOCH_UNITS:
+        if EPOCH_RANGE_S[0] * per_s <= low and high <= EPOCH_RANGE_S[1] * per_s:
+            return unit
+    return None
+
+
+def _rising_evenly(values: pl.Series) -> bool:
+    """Non-decreasing over the rows, with steps of one size give or take (a sensor's clock)."""
+    if len(values) < TIME_MIN_VALUES:
+        return False
+    steps = np.diff(values.cast(pl.Float64).to_numpy())
+    if bool((steps < 0).any()):
+        return False
+    rising = steps[steps > 0]
+    return len(rising) >= 2 and float(np.quantile(rising, 0.9)) <= EVEN_STEP_RATIO * float(np.median(rising))
+
+
+def _date(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def _low_cardinality(distinct: int, n_rows: int) -> bool:

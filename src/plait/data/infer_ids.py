@@ -6,8 +6,10 @@ split of grouped rows (windows of one recording, recordings of one subject) puts
 both sides, so the held-out figures flatter it. Among integer and short-string columns:
 
 - a row number: integers rising by one constant step on every row (0..n-1, a frame counter);
-- a unique key: ≥ 95 % distinct among the non-empty values (integers only from 20 rows on, or
-  when named like an id: small tables have unique measurements);
+- a unique key: ≥ 95 % distinct among the non-empty values. Integers only when named like an id,
+  or from 20 rows on when they are dense codes (max − min + 1 ≤ 1.5 × distinct: a shuffled row
+  number, a range of record numbers): a measurement such as an income is unique per row too, but
+  spread over a range far wider than the rows;
 - a group: ≥ 3 values with ≥ 2 rows each on average, no empty cell, and either named like an
   entity (subject, speaker, patient, recording, session, machine, file, …, id) but not like a
   category (type, kind, class, …), or behaving like one: each value on one run of consecutive
@@ -30,11 +32,12 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from plait.data.infer_columns import name_tokens
+from plait.data.infer_columns import is_id_name, name_tokens
 
 UNIQUE_SHARE = 0.95  # distinct / non-empty values of a key (and of another name for a group)
 UNIQUE_MIN_VALUES = 5  # fewer values tell nothing
 UNIQUE_MIN_INTEGERS = 20  # an integer column is a key only from this many values (or named like an id)
+DENSE_SPAN = 1.5  # …and when its range (max − min + 1) is at most this many times its distinct values
 ROW_NUMBER_MIN_ROWS = 3
 MIN_GROUPS = 3
 MIN_ROWS_PER_GROUP = 2.0  # on average
@@ -64,6 +67,7 @@ class _Facts:
     contiguous: bool  # each value on one run of consecutive rows
     codes: bool  # integers, or strings that mostly contain a digit
     step: int | None  # the constant step of a row number
+    span: int | None  # max − min + 1 of integers
     sizes: tuple[int, int]  # fewest and most rows of one value
 
     @property
@@ -155,8 +159,14 @@ def _facts(series: pl.Series) -> _Facts:
         contiguous=runs == distinct,
         codes=codes,
         step=_row_step(series) if integer else None,
+        span=_span(values) if integer else None,
         sizes=(int(counts.min()), int(counts.max())),
     )
+
+
+def _span(values: pl.Series) -> int | None:
+    low, high = values.min(), values.max()
+    return high - low + 1 if isinstance(low, int) and isinstance(high, int) else None
 
 
 def _row_step(series: pl.Series) -> int | None:
@@ -170,7 +180,10 @@ def _row_step(series: pl.Series) -> int | None:
 def _unique(f: _Facts) -> bool:
     if f.n < UNIQUE_MIN_VALUES or f.distinct < UNIQUE_SHARE * f.n:
         return False
-    return not f.integer or f.n >= UNIQUE_MIN_INTEGERS or "id" in name_tokens(f.name)
+    if not f.integer or is_id_name(f.name):
+        return True
+    dense = f.span is not None and f.span <= DENSE_SPAN * f.distinct
+    return f.n >= UNIQUE_MIN_INTEGERS and dense
 
 
 def _grouping(f: _Facts) -> bool:

@@ -27,7 +27,7 @@ accepted ones are recorded in the bundle's metrics.json under `leak_check`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,7 @@ from plait.errors import DataError
 NEAR_PERFECT = 0.98  # lookup accuracy (or R²) on held-apart training rows that counts as "gives it away"
 OTHERS_BELOW = 0.9  # …when no other checked column reaches this
 BINS = 20  # quantile bins for numbers with many values
+MIN_COVERAGE = 0.3  # a column with a value on fewer training rows than this is not judged
 GROUP_SHARE = 0.9  # a column with ≥ this many values per group identifies the group
 MIN_GROUPS = 5
 
@@ -87,7 +88,8 @@ class LeakReport:
             f"leak check: {lines}. A model trained on this scores well in every test and fails on real "
             f"data. Remove the column from its field (or the field), or — if it truly is known at "
             f"prediction time — accept it with data.allow_leaks: [{names}] "
-            f"(or --allow-leak {blocking[0].column}); the bundle records that you did"
+            f"(or --allow-leak {blocking[0].column}); the bundle records that you did. An honest feature "
+            "this strong (a sensor that alone settles the answer) trips the check too: then accept it"
         )
 
 
@@ -116,6 +118,7 @@ def check_leaks(
     groups = df[str(group)][train.tolist()].cast(pl.String).fill_null("").to_numpy() if grouped else None
     half = _halves(len(train), groups, seed)
     scores: dict[str, float] = {}
+    coverage: dict[str, float] = {}
     copies: dict[str, str] = {}
     owner: dict[str, str] = {}
     for name, cols in columns.items():
@@ -128,16 +131,37 @@ def check_leaks(
             if coded is None:
                 continue
             codes, numbers = coded
-            scores[column] = _lookup_skill(codes, numbers, y, classification, half)
-            copy = _copy_evidence(codes, values, y, classification, labels.classes)
+            has = codes >= 0  # a column with gaps is judged on the rows where it has a value
+            if has.sum() < max(8, MIN_COVERAGE * len(codes)):
+                continue
+            keep = np.flatnonzero(has)
+            scores[column] = _lookup_skill(
+                codes[keep], None if numbers is None else numbers[keep], y[keep], classification, half[keep]
+            )
+            coverage[column] = float(has.mean())
+            copy = _copy_evidence(codes[keep], values.gather(keep), y[keep], classification, labels.classes)
             if copy:
                 copies[column] = copy
-    findings = [LeakFinding(owner[c], c, "label_copy", e, stops=True) for c, e in copies.items()]
-    findings += _near_perfect(scores, owner, copies, classification, y)
+    findings = [
+        LeakFinding(owner[c], c, "label_copy", _on(e, coverage[c]), stops=True) for c, e in copies.items()
+    ]
+    findings += [
+        replace(f, evidence=_on(f.evidence, coverage[f.column]))
+        for f in _near_perfect(scores, owner, copies, classification, y)
+    ]
     if grouped:
         assert group is not None
         findings += _group_identifiers(df, labels, train, owner, group, grouped_split=split.kind == "group")
     return LeakReport(findings=tuple(findings), allowed=tuple(allowed), scores=scores)
+
+
+def _on(evidence: str, coverage: float) -> str:
+    """The evidence, saying on what share of the rows it holds when the column has gaps."""
+    return (
+        evidence
+        if coverage > 0.999
+        else f"{evidence} — on the {coverage:.0%} of training rows that have a value"
+    )
 
 
 def _codes(values: pl.Series) -> tuple[np.ndarray, np.ndarray | None] | None:
@@ -201,12 +225,21 @@ def _lookup_skill(
 def _by_value(
     codes: np.ndarray, fit: np.ndarray, score: np.ndarray, y: np.ndarray, classification: bool
 ) -> np.ndarray:
-    seen = np.unique(codes[fit & (codes >= 0)])
+    """The majority class (classification) or mean (regression) of each value on the `fit` rows,
+    looked up for the `score` rows; NaN for a value not seen. O(rows + values × classes)."""
+    n_codes = int(codes.max()) + 1 if len(codes) else 0
+    seen = fit & (codes >= 0)
+    counts = np.bincount(codes[seen], minlength=n_codes).astype(np.float64)
     if classification:
-        table = {int(c): float(np.bincount(y[fit & (codes == c)]).argmax()) for c in seen}
+        table = np.zeros((n_codes, int(y.max()) + 1))
+        np.add.at(table, (codes[seen], y[seen].astype(np.int64)), 1.0)
+        answer = table.argmax(axis=1).astype(np.float64)
     else:
-        table = {int(c): float(y[fit & (codes == c)].mean()) for c in seen}
-    return np.array([table.get(int(c), np.nan) for c in codes[score]])
+        sums = np.bincount(codes[seen], weights=y[seen].astype(np.float64), minlength=n_codes)
+        answer = sums / np.maximum(counts, 1.0)
+    answer[counts == 0] = np.nan
+    query = codes[score]
+    return np.where(query >= 0, answer[np.maximum(query, 0)], np.nan)
 
 
 def _nearest(numbers: np.ndarray, fit: np.ndarray, score: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -227,8 +260,6 @@ def _copy_evidence(
 ) -> str:
     """What shows the column is the label under another name, or '' when it is not."""
     seen = codes >= 0
-    if seen.sum() < len(codes) * 0.95:
-        return ""
     if not classification:
         x = values.cast(pl.Float64, strict=False).to_numpy()
         ok = np.isfinite(x)

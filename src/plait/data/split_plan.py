@@ -92,7 +92,7 @@ def make_split(plan: SplitPlan, df: pl.DataFrame, labels: LabelInfo, source: str
             gap_s=plan.gap_s,
             seed=plan.seed,
         )
-        check_time_order(split, where)
+        check_time_order(split, where, needs_val=plan.val_fraction > 0)
     else:
         values = None if plan.kind == "random" else df[str(plan.column)].cast(pl.Utf8).to_list()
         split = split_rows(

@@ -63,6 +63,9 @@ def time_split(
     order = rows[np.argsort(seconds[rows], kind="stable")]
     n_train, n_val, _ = split_counts(len(order), val_fraction, test_fraction)
     starts = [_start(seconds, order, n_train), _start(seconds, order, n_train + n_val)]
+    if n_val and starts[1] <= starts[0]:  # validation and test would start at one tied time:
+        later = seconds[order][seconds[order] > starts[0]]  # test starts at the next time instead
+        starts[1] = float(later[0]) if len(later) else np.inf
     parts, left_out = cut_in_time(seconds, order, starts, gap_s)
     return Split(
         train=parts[0],
@@ -98,10 +101,23 @@ def cut_in_time(
     return parts, left
 
 
-def check_time_order(split: Split, where: str) -> None:
-    """Every split has rows (training at least), or say what to change."""
+def check_time_order(split: Split, where: str, *, needs_val: bool = False) -> None:
+    """Training rows, and validation rows when a validation fraction was asked for, or say what to
+    change (ties and gap_s can empty a period)."""
+    what = f"({split.sizes()}, {split.left_out} left out by gap_s)"
+    fold = "" if split.fold is None else f" in fold {split.fold + 1}"
     if len(split.train) == 0:
         raise DataError(
-            f"data.split.time{where}: no training rows before the validation and test periods "
-            f"({split.sizes()}, {split.left_out} left out by gap_s); lower gap_s or the fractions"
+            f"data.split.time{where}: no training rows before the validation and test periods{fold} {what}; "
+            "lower gap_s or the fractions, or use fewer folds"
+        )
+    if len(split.test) == 0:
+        raise DataError(
+            f"data.split.time{where}: no test rows{fold} {what}: too many rows share their time; "
+            "use fewer folds"
+        )
+    if needs_val and len(split.val) == 0:
+        raise DataError(
+            f"data.split.time{where}: no validation rows between training and test{fold} {what} (ties or "
+            "gap_s took them); lower gap_s, raise data.val_fraction, or set it to 0"
         )

@@ -21,6 +21,7 @@ DOMINANT_SHARE = 0.6  # a field with at least this share of gradient or reliance
 IGNORED_FRACTION = 0.5  # a field with less than this fraction of an equal share (1/M) is crowded out
 INFORMATIVE_MARGIN = 0.1  # own accuracy this far above chance (or own R² this high) is informative
 MATTERS = 0.01  # removing a field that costs the held-out metric more than this: the model uses it
+FALLBACK_MARGIN = 0.05  # …and without the dominant field the model falls this far below the field alone
 LEAK_SKILL = 0.98  # a field alone this good on held-out rows…
 LEAK_GAP = 0.15  # …and this far ahead of every other field alone looks like a copy of the label
 
@@ -78,11 +79,14 @@ def dominance_warnings(
     chance: float,
     own_metric: str,
     drops: Mapping[str, float] | None = None,
+    full: float | None = None,
 ) -> list[str]:
     """A suspected leak, named as one; else one warning per informative field the model does not
     use: its removal costs almost nothing (≤ MATTERS) while another field holds most of the
-    reliance. The gradient share alone never warns — it is noisy, and a field can take a small
-    share of the gradient and still matter (it is quoted as context)."""
+    reliance, and — when `drops` and the `full` metric are given — without that dominant field the
+    model scores below what the field reaches alone (so it is crowded out, not merely redundant).
+    The gradient share alone never warns — it is noisy, and a field can take a small share of the
+    gradient and still matter (it is quoted as context)."""
     warnings: list[str] = []
     leak = suspected_leak(reliance, own, chance, own_metric)
     if leak is not None:
@@ -103,14 +107,24 @@ def dominance_warnings(
         informative = skill - chance >= INFORMATIVE_MARGIN if own_metric == "accuracy" else skill >= 0.1
         if not informative:
             continue
+        fallback = None
+        if drops is not None and full is not None and dominant in drops:
+            fallback = full - drops[dominant]  # the model's metric with the dominant field removed
+            if fallback >= skill - FALLBACK_MARGIN:
+                continue  # redundant, not crowded out: without the dominant field the model does as well
         against = f" (chance {chance:.2f})" if own_metric == "accuracy" else ""
         costs = "" if drop is None else f" (removing it costs {max(drop, 0.0):.3f})"
         gradient = f", {grad_share[field]:.0%} of the fusion's gradient" if field in grad_share else ""
+        without = (
+            ""
+            if fallback is None
+            else f"; without '{dominant}' the model scores {fallback:.2f}, less than '{field}' alone"
+        )
         warnings.append(
             f"modality imbalance: '{dominant}' accounts for {reliance[dominant]:.0%} of what the model loses "
             f"when a field is removed and '{field}' for {share:.0%}{costs}{gradient}, yet '{field}' alone "
-            f"reaches {own_metric} {skill:.2f}{against}: the model is not using it. Try train.aux_loss: 1.0 "
-            "or train.ogm_ge: 0.5 (README: Modality balance)"
+            f"reaches {own_metric} {skill:.2f}{against}{without}: the model has not learned to use it. "
+            "Try train.aux_loss: 1.0 or train.ogm_ge: 0.5 (README: Modality balance)"
         )
     return warnings
 

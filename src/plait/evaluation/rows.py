@@ -62,6 +62,12 @@ def choose_rows(
     same = trained.provenance.get("table_sha256") == fingerprint_table(df)
     if which == "all" or (which == "auto" and not same):
         why = "" if which == "all" else " (not the table this bundle was trained on)"
+        if which == "auto" and df.height == trained.provenance.get("table_rows"):
+            why += (
+                f" — but it has as many rows as the training table ({df.height}): if it is a copy (re-saved, "
+                "re-typed, read through pandas), these rows include the training rows and flatter the model; "
+                "evaluate the original file to score only its held-out rows"
+            )
         return RowChoice(labelled, f"every labelled row{why}")
     if not same:
         raise DataError(

@@ -52,7 +52,15 @@ def balance_report(
         own_metric=metric,
         chance=chance,
         warnings=tuple(
-            dominance_warnings(shares, relied, own, chance, metric, drops=_drops(evaluation, metric))
+            dominance_warnings(
+                shares,
+                relied,
+                own,
+                chance,
+                metric,
+                drops=_drops(evaluation, metric),
+                full=evaluation.metrics.get(metric),
+            )
         ),
         mitigation=dict(mitigation),
     )
