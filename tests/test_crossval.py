@@ -52,6 +52,8 @@ def test_grouped_folds_times_seeds(tmp_path: Path) -> None:
     )
     assert len(cv.runs) == 3 * 2 * 4  # folds × seeds × (2 fusions + 2 fields alone)
     assert any("fold 2/3 · seed 1 · late" in m for m in messages)
+    assert any(m.startswith("cross-validation: 3 folds × 2 seeds × 4 models = 24 trainings") for m in messages)
+    assert any("left" in m for m in messages)
     assert any("split by group 'subject'" in m for m in messages)
     for run in cv.runs:  # no subject on both sides of a fold
         assert run.split["kind"] == "group" and run.split["groups"]["test"] >= 2
@@ -78,8 +80,10 @@ def test_grouped_folds_times_seeds(tmp_path: Path) -> None:
     data = json.loads(paths.json.read_text())
     assert data["folds"] == 3 and data["seeds"] == [0, 1] and data["split"]["kind"] == "group"
     assert "Nadeau" in data["interval"] and len(data["runs"]) == 24
+    assert len(data["pairs"]) == 6 and all(p["units"] == 3 for p in data["pairs"])  # 4 models, 3 folds
     text = paths.markdown.read_text()
     assert "mean ± std" in text and "## Per fold" in text and "## Per seed" in text
+    assert "## Paired differences" in text
 
 
 def test_seeds_alone_keep_the_configs_split() -> None:

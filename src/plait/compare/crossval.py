@@ -82,13 +82,19 @@ def cross_validate(
     )
     models = model_plans(names, read.config.field_names, unimodal=unimodal)
     total = len(splits) * len(plan.seeds) * len(models)
+    tell(
+        f"cross-validation: {len(splits)} fold{'s' if len(splits) != 1 else ''} × {len(plan.seeds)} "
+        f"seed{'s' if len(plan.seeds) != 1 else ''} × {len(models)} models = {total} trainings"
+    )
     runs: list[CVRun] = []
     oof: list[OutOfFold] = []
     done = 0
     prepared = None
     for fold, split in enumerate(splits):
         try:
-            prepared = prepare(read.config, table=read, say=tell, split=split)
+            prepared = prepare(
+                read.config, table=read, say=tell if fold == 0 else _fold_lines(tell), split=split
+            )
         except PlaitError as exc:
             if fold == 0:
                 raise  # the first fold fails fast: the data or config is wrong for every fold
@@ -102,7 +108,7 @@ def cross_validate(
                 where = f"[{done}/{total}] fold {fold + 1}/{len(splits)} · seed {seed} · {model.name}"
                 tell(f"{where}: training…")
                 trained = train_row(prepared, model, None, lambda m: None, seed=seed, extras=False)
-                tell(f"{where}: {outcome(trained.row, prepared.task.type)}")
+                tell(f"{where}: {outcome(trained.row, prepared.task.type)}{_eta(start, done, total)}")
                 runs.append(CVRun(fold=fold, seed=seed, row=trained.row, split=split.to_json()))
                 if trained.result is not None:
                     oof.append(_out_of_fold(prepared, model.name, fold, seed, trained.result))
@@ -168,3 +174,22 @@ def _failed(
         for seed in seeds
         for model in models
     ]
+
+
+def _eta(start: float, done: int, total: int) -> str:
+    """' · about N min left', from the mean time per training so far (nothing after the last)."""
+    if done >= total:
+        return ""
+    left = (time.perf_counter() - start) / done * (total - done)
+    return f" · about {left / 60:.0f} min left" if left >= 90 else f" · about {left:.0f} s left"
+
+
+def _fold_lines(tell: Say) -> Say:
+    """After the first fold, only what differs between folds: the split and warnings (the load
+    report is the same for every fold)."""
+
+    def say(message: str) -> None:
+        if " rows, fold " in message or message.startswith("warning"):
+            tell(message)
+
+    return say

@@ -20,6 +20,7 @@ from plait.provenance.record import utc_now
 
 NONE = "—"
 TIE = "≈"  # within noise of the best
+MATRIX_MAX = 8  # models up to which cv.md shows every pair's difference (cv.json always has them)
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,23 @@ def render_cv_markdown(cv: CrossValidation, date: str) -> str:
     if len(cv.seeds) > 1:
         lines += ["", "## Per seed (mean over folds)", ""]
         lines += _grid(summaries, [f"seed {s}" for s in cv.seeds], lambda s: s.per_seed)
+    pairs = cv.pairs()
+    names = [s.name for s in summaries]
+    if 2 < len(names) <= MATRIX_MAX and pairs:
+        lines += ["", "## Paired differences (row − column, 95 % interval; `≈` contains 0)", ""]
+        cell = {(p["model"], p["versus"]): p for p in pairs}
+        lines += ["| | " + " | ".join(names[1:]) + " |", "|---|" + "---:|" * (len(names) - 1)]
+        for a in names[:-1]:
+            cells = []
+            for b in names[1:]:
+                pair = cell.get((a, b))
+                if pair is None:
+                    cells.append("")
+                    continue
+                tie = TIE if pair["low"] is None or pair["low"] <= 0 <= pair["high"] else ""
+                span = "" if pair["low"] is None else f" [{pair['low']:+.3f}, {pair['high']:+.3f}]"
+                cells.append(f"{tie}{pair['mean']:+.3f}{span}")
+            lines.append(f"| {a} | " + " | ".join(cells) + " |")
     errors = cv.errors()
     if errors:
         lines += ["", "## Failed runs", ""] + [f"- {e}" for e in errors]

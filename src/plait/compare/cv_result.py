@@ -165,6 +165,26 @@ class CrossValidation:
             train_seconds=float(np.mean(seconds)) if seconds else None,
         )
 
+    def pairs(self) -> list[dict[str, Any]]:
+        """Every pair of models, the better-ranked first: their paired difference and interval."""
+        ranked = [s.name for s in self.summaries() if s.mean is not None]
+        out = []
+        for i, a in enumerate(ranked):
+            for b in ranked[i + 1 :]:
+                gap = self.paired(a, b)
+                if gap is not None:
+                    out.append(
+                        {
+                            "model": a,
+                            "versus": b,
+                            "mean": gap.mean,
+                            "low": gap.low,
+                            "high": gap.high,
+                            "units": gap.runs,
+                        }
+                    )
+        return out
+
     def errors(self) -> list[str]:
         return sorted(
             {
@@ -240,6 +260,7 @@ class CrossValidation:
             "seconds": round(self.seconds, 3),
             "verdict": self.verdict(),
             "models": [s.to_json() for s in self.summaries()],
+            "pairs": self.pairs(),
             "runs": [
                 {"fold": r.fold, "seed": r.seed, "split": dict(r.split), **r.row.to_json()} for r in self.runs
             ],
