@@ -8,6 +8,7 @@ so each value is checked where it is used; this module checks the shape of the f
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 import yaml
 
 from plait.align.spec import StreamsSpec, parse_streams, streams_to_dict
+from plait.config_yaml import load_yaml
 from plait.errors import ConfigError
 from plait.registry import suggest, unknown_name_message
 from plait.types import KINDS
@@ -60,6 +62,7 @@ class DataSpec:
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     allow_leaks: tuple[str, ...] = ()  # columns the leak check may flag and training keeps anyway
+    drop_empty_fields: bool = False  # a field no training row has a value for: error (False) or dropped
 
 
 @dataclass(frozen=True)
@@ -215,7 +218,7 @@ def load_config(path: Path | str) -> Config:
             f"config file {path} does not exist; create one with `plait init TABLE --label COLUMN`"
         )
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = load_yaml(path.read_text(), str(path))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, Mapping):
@@ -478,8 +481,13 @@ def _check_values(cfg: Config) -> None:
         ("model.dropout", 0.0 <= cfg.model.dropout < 1.0, cfg.model.dropout, "a probability in [0, 1)"),
     ]
     for path, ok, got, expected in checks:
-        if not ok:
+        if not ok or (isinstance(got, float) and not math.isfinite(got)):
             raise ConfigError(f"{path}: expected {expected}, got {got!r}")
+    for stage_number, stage in enumerate(t.stages):
+        if stage.lr is not None and not math.isfinite(stage.lr):
+            raise ConfigError(
+                f"train.stages[{stage_number}].lr: expected a positive number, got {stage.lr!r}"
+            )
     if t.precision not in PRECISIONS:
         raise ConfigError(
             f"train.precision: {unknown_name_message('precision', t.precision, list(PRECISIONS))}"

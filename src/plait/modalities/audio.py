@@ -84,15 +84,15 @@ class AudioModality:
         self.column = optional_column(name, "column", column) or name
         self.offset_column = optional_column(name, "offset_column", offset_column)
         self.duration_column = optional_column(name, "duration_column", duration_column)
-        self.sample_rate = positive_int(name, "sample_rate", sample_rate)
+        self.sample_rate = positive_int(name, "sample_rate", sample_rate, maximum=384_000)
         if isinstance(max_seconds, bool) or not isinstance(max_seconds, int | float) or not max_seconds > 0:
             raise ConfigError(f"fields.{name}.max_seconds: expected a positive number, got {max_seconds!r}")
         if not math.isfinite(max_seconds):
             raise ConfigError(f"fields.{name}.max_seconds: expected a finite number, got {max_seconds!r}")
         self.max_seconds = float(max_seconds)
-        self.n_mels = positive_int(name, "n_mels", n_mels)
-        self.n_fft = positive_int(name, "n_fft", n_fft)
-        self.hop_length = positive_int(name, "hop_length", hop_length)
+        self.n_mels = positive_int(name, "n_mels", n_mels, maximum=512)
+        self.n_fft = positive_int(name, "n_fft", n_fft, maximum=65_536)
+        self.hop_length = positive_int(name, "hop_length", hop_length, maximum=65_536)
         self.melspec = MelSpectrogram(self.sample_rate, self.n_fft, self.hop_length, self.n_mels)
         self._stats: tuple[float, float] | None = None  # (mean, std) of training log-mel values
 

@@ -60,7 +60,7 @@ class ImageModality:
             raise ConfigError(f"fields.{name}.channels: expected 1 (greyscale) or 3 (RGB), got {channels!r}")
         self.name = name
         self.column = column if column is not None else name
-        self.size = positive_int(name, "size", size, minimum=8)
+        self.size = positive_int(name, "size", size, minimum=8, maximum=1024)
         self.channels = channels
         self.max_pixels = positive_int(name, "max_pixels", max_pixels)
         self._mean: Tensor | None = None  # (C,), set by fit/set_state

@@ -14,10 +14,17 @@ def short_error(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"[:200]
 
 
-def positive_int(field: str, key: str, value: object, minimum: int = 1) -> int:
-    """`value` when it is an integer >= minimum (bool excluded); else ConfigError naming the option."""
+def positive_int(field: str, key: str, value: object, minimum: int = 1, maximum: int | None = None) -> int:
+    """`value` when it is an integer in [minimum, maximum] (bool excluded); else ConfigError naming
+    the option. The maximum keeps a typo (size: 100000) from training for minutes and then failing
+    to allocate terabytes."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(f"fields.{field}.{key}: expected an integer >= {minimum}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(
+            f"fields.{field}.{key}: expected an integer <= {maximum} (what plait can hold per row in memory "
+            f"and train on a CPU), got {value}; lower it"
+        )
     return value
 
 

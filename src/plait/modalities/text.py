@@ -93,11 +93,11 @@ class TextModality:
             raise ConfigError(f"fields.{name}.lowercase: expected true or false, got {lowercase!r}")
         self.name = name
         self.column = column if column is not None else name
-        self.vocab_size = positive_int(name, "vocab_size", vocab_size, minimum=10)
-        self.max_tokens = positive_int(name, "max_tokens", max_tokens)
+        self.vocab_size = positive_int(name, "vocab_size", vocab_size, minimum=10, maximum=1_000_000)
+        self.max_tokens = positive_int(name, "max_tokens", max_tokens, maximum=8192)
         self.lowercase = lowercase
         self.encoder = encoder
-        self.layers = positive_int(name, "layers", layers)
+        self.layers = positive_int(name, "layers", layers, maximum=48)
         self.tokenizer_: Tokenizer | None = None
 
     def columns(self) -> tuple[str, ...]:

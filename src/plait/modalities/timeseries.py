@@ -70,8 +70,8 @@ class TimeseriesModality:
         optional_column(name, "column", column)
         self.name = name
         self.column = column if column is not None else name
-        self.channels = None if channels is None else positive_int(name, "channels", channels)
-        self.max_length = positive_int(name, "max_length", max_length)
+        self.channels = None if channels is None else positive_int(name, "channels", channels, maximum=4096)
+        self.max_length = positive_int(name, "max_length", max_length, maximum=1_000_000)
         self._mean: np.ndarray | None = None  # (C,) float64, set by fit/set_state
         self._std = np.ones(0)
 

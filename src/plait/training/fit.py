@@ -180,6 +180,7 @@ def prepare(
     tensors, report = load_table(df, modalities, root, target=target, progress=config.train.progress)
     for line in report.lines():
         tell(line)
+    config, modalities, tensors = _without_empty_fields(config, modalities, tensors, report, split, tell)
     media = _media_paths(df, modalities, root)
     return Prepared(
         config=config,
@@ -194,6 +195,39 @@ def prepare(
         seconds=time.perf_counter() - start,
         leaks=leaks,
     )
+
+
+def _without_empty_fields(
+    config: Config,
+    modalities: dict[str, Modality],
+    tensors: TensorTable,
+    report: LoadReport,
+    split: Split,
+    tell: Say,
+) -> tuple[Config, dict[str, Modality], TensorTable]:
+    """A field that no training row has a value for would keep an untrained encoder that still
+    changes answers when the field is sent at prediction: an error naming why every value was
+    absent, or — with data.drop_empty_fields — the field leaves the model, with a warning."""
+    train_idx = torch.as_tensor(split.train, dtype=torch.long)
+    empty = [f for f in modalities if not bool(tensors.present[f][train_idx].any())]
+    if not empty:
+        return config, modalities, tensors
+    why = {r.field: r.line() for r in report.fields}
+    evidence = "; ".join(why.get(f, f) for f in empty)
+    if len(empty) == len(modalities) or not config.data.drop_empty_fields:
+        raise DataError(
+            f"no training row has a value for {', '.join(f'fields.{f}' for f in empty)}: {evidence}. "
+            "An encoder that never saw a value cannot learn, yet would change answers when the field is "
+            "sent. Fix the paths or data.root"
+            + (
+                ""
+                if len(empty) == len(modalities)
+                else ", remove the field, or set data.drop_empty_fields: true"
+            )
+        )
+    keep = [f for f in modalities if f not in empty]
+    tell(f"warning: dropped {', '.join(empty)} from the model (data.drop_empty_fields): {evidence}")
+    return config.with_fields(keep), {f: modalities[f] for f in keep}, tensors.select(keep)
 
 
 def _leak_check(
