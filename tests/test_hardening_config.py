@@ -101,3 +101,24 @@ def test_a_field_no_training_row_has_is_an_error_or_dropped_on_request() -> None
     assert result.trained.field_names == ("num",)
     assert result.trained.config.field_names == ("num",)
     assert any(m.startswith("warning: dropped photo from the model") for m in messages)
+
+
+def test_copies_of_training_rows_in_the_test_split_are_reported() -> None:
+    """Regression: duplicated rows were kept silently, and copies of training rows landed in the test split."""
+    base = _table().drop("photo")
+    doubled = pl.concat([base, base])
+    cfg = Config.from_dict(
+        {
+            "task": {"label": "y"},
+            "fields": {"num": {"kind": "tabular", "numeric": ["x"]}},
+            "model": {"dim": 8, "hidden": 8},
+            "train": {"epochs": 1, "progress": False},
+        }
+    )
+    messages: list[str] = []
+    train(cfg, table=doubled, say=messages.append)
+    warning = next(m for m in messages if "exact copies of training rows" in m)
+    assert "test rows" in warning and "Deduplicate" in warning
+    messages.clear()
+    train(cfg, table=base, say=messages.append)
+    assert not any("exact copies" in m for m in messages)

@@ -181,3 +181,19 @@ def test_encoder_masks_padding_and_absent_samples() -> None:
     first = list(encoder.convs[0].parameters())
     assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in first)
     check_encoder(encoder, x, present, mask)
+
+
+def test_a_wav_cut_short_is_absent_not_complete(tmp_path: Path) -> None:
+    """Regression: a WAV truncated to a third was read as a whole (shorter) recording."""
+    rng = np.random.default_rng(0)
+    sf.write(tmp_path / "whole.wav", (0.1 * rng.normal(size=8000)).astype(np.float32), 8000, subtype="PCM_16")
+    data = (tmp_path / "whole.wav").read_bytes()
+    (tmp_path / "cut.wav").write_bytes(data[: len(data) // 3])
+    modality = AudioModality("sound", sample_rate=8000, max_seconds=1.0)
+    table = pl.DataFrame({"sound": ["whole.wav"]})
+    modality.fit(table, tmp_path)
+    cut = modality.load({"sound": "cut.wav"}, tmp_path)
+    assert isinstance(cut, Absent) and cut.reason == "truncated"
+    assert "declares 1.00 s of audio, the file holds 0.33 s" in cut.detail
+    assert not isinstance(modality.load({"sound": "whole.wav"}, tmp_path), Absent)
+    assert isinstance(modality.load({"sound": data[: len(data) // 2]}, tmp_path), Absent)  # bytes too

@@ -349,3 +349,25 @@ def _group_identifiers(
             )
             out.append(LeakFinding(name, column, "identifies_group", evidence, stops=True))
     return out
+
+
+def copies_across(df: pl.DataFrame, columns: Sequence[str], split: Split) -> str | None:
+    """A warning when validation or test rows are exact copies of training rows (every column a
+    field reads, and the label, equal), or None: the held-out figure would count them as new."""
+    present = [c for c in dict.fromkeys(columns) if c in df.columns]
+    if not present or not len(split.train):
+        return None
+    hashes = df.select(present).hash_rows(seed=0).to_numpy()
+    seen = set(hashes[split.train].tolist())
+    parts = []
+    for name, rows in (("validation", split.val), ("test", split.test)):
+        copies = int(sum(h in seen for h in hashes[rows].tolist())) if len(rows) else 0
+        if copies:
+            parts.append(f"{copies} of {len(rows)} {name} rows")
+    if not parts:
+        return None
+    return (
+        f"{' and '.join(parts)} are exact copies of training rows (every field's value and the label): the "
+        "held-out figures count them as new. Deduplicate the table, or keep copies together with "
+        "data.split.group"
+    )

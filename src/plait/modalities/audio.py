@@ -141,6 +141,9 @@ class AudioModality:
             return Absent("unreadable", f"{path}: {short_error(exc)}")
 
     def _read(self, source: Any, offset_s: float, duration_s: float | None) -> np.ndarray | Absent:
+        missing = wav_shortfall(source)
+        if missing is not None:
+            return Absent("truncated", missing)
         try:
             with sf.SoundFile(source) as audio:
                 source_hz = audio.samplerate
@@ -262,3 +265,39 @@ class AudioModality:
     def build_encoder(self, dim: int) -> MaskedConv1dEncoder:
         """Conv over time with the mel bins as channels, stride 2 twice: F frames → ceil(F / 4) tokens."""
         return MaskedConv1dEncoder(self.n_mels, dim, strides=(2, 2, 1))
+
+
+def wav_shortfall(source: Any) -> str | None:
+    """For a RIFF WAV whose data chunk declares more bytes than the file holds (a copy cut short),
+    what is missing; None for a whole WAV, another format, or a size the header leaves open.
+    libsndfile reads what is there and reports it as the whole recording, so a clip cut to a third
+    would otherwise be used as complete. `source` is a seekable binary file; its position is kept."""
+    start = source.tell()
+    head = source.read(1 << 16)
+    end = source.seek(0, io.SEEK_END)
+    source.seek(start)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    position, rate, block = 12, 0, 0
+    while position + 8 <= len(head):
+        chunk, size = (
+            head[position : position + 4],
+            int.from_bytes(head[position + 4 : position + 8], "little"),
+        )
+        body = position + 8
+        if chunk == b"fmt " and body + 16 <= len(head):
+            rate = int.from_bytes(head[body + 4 : body + 8], "little")
+            block = int.from_bytes(head[body + 12 : body + 14], "little")
+        if chunk == b"data":
+            if size in (0, 0xFFFFFFFF):
+                return None  # a streamed WAV: the size was never filled in
+            held = end - start - body
+            if held >= size or held >= size - max(block, 1):
+                return None
+            per_second = rate * block if rate and block else 0
+            if per_second:
+                declared, kept = size / per_second, held / per_second
+                return f"the header declares {declared:.2f} s of audio, the file holds {kept:.2f} s"
+            return f"the header declares {size} bytes of audio, the file holds {held}"
+        position = body + size + (size & 1)
+    return None

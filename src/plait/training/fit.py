@@ -19,7 +19,7 @@ from plait.bundle import TaskInfo, TrainedModel, bundle_content_id, save_bundle
 from plait.config import Config
 from plait.data.dataset import LoadReport, TensorTable, load_table
 from plait.data.frames import to_polars
-from plait.data.leaks import LeakError, LeakReport, check_leaks
+from plait.data.leaks import LeakError, LeakReport, check_leaks, copies_across
 from plait.data.split import Split
 from plait.data.split_plan import make_split, plan_split
 from plait.data.table import LabelInfo, check_columns, infer_task_type, prepare_labels, read_table
@@ -171,6 +171,10 @@ def prepare(
         accepted = " (accepted: data.allow_leaks)" if finding.column in leaks.allowed else ""
         tell(f"warning: leak check{accepted}: '{finding.column}' (fields.{finding.field}) {finding.evidence}")
     leaks.raise_if_blocking()
+    read_columns = [c for m in modalities.values() for c in m.columns()]
+    copies = copies_across(df, [*read_columns, config.task.label], split)
+    if copies is not None:
+        tell(f"warning: {copies}")
     task = _task(config, labels, split)
 
     train_df = df.with_row_index(ROW_COLUMN)[split.train.tolist()]
