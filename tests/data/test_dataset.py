@@ -82,3 +82,19 @@ def test_masked_readings_inside_present_values_are_counted(tmp_path: Path):
     assert (specs.absent, specs.partial, specs.partial_values, specs.partial_rows) == (0, 2, 2, (0, 2))
     assert "2 rows miss some readings (2 values masked, not filled; rows 0, 2)" in specs.line()
     assert table.masks["specs"][0].tolist() == [False, True]
+
+
+def test_a_number_beyond_float32_is_counted_as_masked() -> None:
+    """Regression: 1e308 became ±inf in the tensor and was masked by the encoder, but the load
+    report did not count it."""
+    from pathlib import Path
+
+    import polars as pl
+
+    from plait.data.dataset import load_table
+    from plait.modalities.tabular import TabularModality
+
+    modality = TabularModality("t", numeric=["a", "b"])
+    modality.fit(pl.DataFrame({"a": [1.0, 2.0, 3.0], "b": [1.0, 2.0, 3.0]}), Path("."))
+    _, report = load_table(pl.DataFrame({"a": [1e308, 2.0], "b": [1.0, 2.0]}), {"t": modality}, Path("."))
+    assert (report.fields[0].partial, report.fields[0].partial_values) == (1, 1)

@@ -149,7 +149,8 @@ def load_rows(
             else:
                 items[name].append(loaded)
                 if loaded.is_floating_point():  # plug-ins mark a missing reading inside a value as NaN
-                    missing = int(torch.isnan(loaded).sum())
+                    # …and one beyond float32 (1e308) arrives as ±inf: the encoders mask it, so count it
+                    missing = int((~torch.isfinite(loaded)).sum())
                     if missing:
                         partials[name].append((i + row_offset, missing))
     values: dict[str, Tensor] = {}
