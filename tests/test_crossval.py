@@ -52,7 +52,8 @@ def test_grouped_folds_times_seeds(tmp_path: Path) -> None:
     )
     assert len(cv.runs) == 3 * 2 * 4  # folds × seeds × (2 fusions + 2 fields alone)
     assert any("fold 2/3 · seed 1 · late" in m for m in messages)
-    assert any(m.startswith("cross-validation: 3 folds × 2 seeds × 4 models = 24 trainings") for m in messages)
+    counted = "cross-validation: 3 folds × 2 seeds × 4 models = 24 trainings"
+    assert any(m.startswith(counted) for m in messages)
     assert any("left" in m for m in messages)
     assert any("split by group 'subject'" in m for m in messages)
     for run in cv.runs:  # no subject on both sides of a fold

@@ -104,7 +104,7 @@ def test_a_field_no_training_row_has_is_an_error_or_dropped_on_request() -> None
 
 
 def test_copies_of_training_rows_in_the_test_split_are_reported() -> None:
-    """Regression: duplicated rows were kept silently, and copies of training rows landed in the test split."""
+    """Regression: duplicated rows were kept silently; copies of training rows landed in the test split."""
     base = _table().drop("photo")
     doubled = pl.concat([base, base])
     cfg = Config.from_dict(

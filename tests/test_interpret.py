@@ -264,7 +264,8 @@ def test_interpretation_json_has_exactly_the_schema_keys():
     )
     out = Interpretation(weights=None, inconsistencies=found).to_json()
     assert set(out) == {"weights", "inconsistencies"} and out["weights"] is None
-    assert set(out["inconsistencies"]) == {"threshold", "rate", "rows"}
+    assert set(out["inconsistencies"]) == {"threshold", "rate", "rows", "rows_compared"}
+    assert out["inconsistencies"]["rows_compared"] == 2  # row 1 has one field present
     (row,) = out["inconsistencies"]["rows"]
     assert set(row) == {"row", "target", "prediction", "score", "fields"}
     assert all(set(v) == {"prediction", "confidence"} for v in row["fields"].values())

@@ -32,9 +32,9 @@ class CompareRow:
     latency_single_ms: float | None = None  # one row per call
     without_field: Mapping[str, float] = field(default_factory=dict)  # field → metric with it removed
     grad_share: Mapping[str, float] = field(default_factory=dict)
-    # Robustness (fusion rows): MultiBench's relative robustness with every field perturbed at once
-    # (mean of the all-fields `missing` and `noise` curves' areas), and effective robustness
-    # against the `late` row of the same comparison (mean drop difference; > 0: loses less).
+    # Robustness: MultiBench's relative robustness with every field perturbed at once (every row;
+    # a unimodal row's is its field's: the mean of the all-fields `missing` and `noise` areas), and, for
+    # fusion rows, effective robustness against the `late` row (mean drop difference; > 0: loses less).
     relative_robustness: float | None = None
     effective_robustness: float | None = None
     warnings: tuple[str, ...] = ()

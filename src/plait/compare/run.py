@@ -117,7 +117,7 @@ def compare(
 @dataclass(frozen=True)
 class TrainedRow:
     """One model of a comparison: its measured row, where its latency was measured, its
-    robustness curves (fusion rows, when measured) and the training result (None if it failed)."""
+    robustness curves (when measured) and the training result (None if it failed)."""
 
     row: CompareRow
     device: str
@@ -144,7 +144,7 @@ def train_row(
     subset = list(plan.fields) if plan.kind == "unimodal" else None
     try:
         result = fit_prepared(prepared, config=config, fields=subset, out=bundle, say=tell)
-        curves = _robustness(prepared, result) if plan.kind == "fusion" and extras else []
+        curves = _robustness(prepared, result, plan.fields) if extras else []
         row = replace(
             _measured(prepared, plan, result, latency=extras), relative_robustness=_all_fields_area(curves)
         )
@@ -160,13 +160,16 @@ def train_row(
         return TrainedRow(failed, "cpu", [], None)
 
 
-def _robustness(prepared: Prepared, result: TrainResult) -> list[Curve]:
-    """Every robustness curve of a fusion row on the held-out rows (one encoding pass)."""
+def _robustness(prepared: Prepared, result: TrainResult, fields: Sequence[str]) -> list[Curve]:
+    """Every robustness curve of a row on the held-out rows (one encoding pass). A unimodal row's
+    all-fields curves are its field's own, so its all-fields area is the baseline a fusion's
+    is read against."""
     if prepared.tensors.target is None:
         return []
     _, rows = prepared.split.held_out()
     idx = torch.as_tensor(rows, dtype=torch.long)
-    return robustness_curves(result.trained, prepared.tensors, idx, seed=prepared.config.train.seed)
+    tensors = prepared.tensors.select(list(fields))  # a unimodal model sees its field only
+    return robustness_curves(result.trained, tensors, idx, seed=prepared.config.train.seed)
 
 
 def _all_fields_area(curves: Sequence[Curve]) -> float | None:
@@ -175,13 +178,14 @@ def _all_fields_area(curves: Sequence[Curve]) -> float | None:
 
 
 def _with_effective_robustness(rows: list[CompareRow], curves: Mapping[str, list[Curve]]) -> list[CompareRow]:
-    """Each fusion row's effective robustness against the `late` row (every field at once)."""
+    """Each fusion row's effective robustness against the `late` row (every field at once);
+    unimodal rows perturb fewer fields than `late` does, so they get none."""
     late = curves.get("late")
     if not late:
         return rows
     return [
         replace(row, effective_robustness=effective_robustness(curves[row.name], late).get(ALL_FIELDS))
-        if row.ok and curves.get(row.name)
+        if row.ok and row.kind == "fusion" and curves.get(row.name)
         else row
         for row in rows
     ]

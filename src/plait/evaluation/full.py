@@ -40,6 +40,7 @@ from plait.evaluation.robustness import (
     plan_curves,
     relative_robustness,
     robustness_curves,
+    single_field_note,
 )
 from plait.evaluation.subset_temperatures import group_by_present, plan_subsets, subset_key
 from plait.evaluation.sweep import Advance, SweepResult, model_runs, sweep, tracked
@@ -135,6 +136,7 @@ def full_evaluation(
             "all_fields": every,
             "plan": None if plan is None else plan.to_json(),
             "relative_robustness": relative_robustness(curves),
+            "note": single_field_note(kinds, curves),
             "relative_robustness_method": AREA_METHOD,
             "effective_robustness": effective,
             "effective_robustness_method": EFFECTIVE_METHOD,

@@ -102,11 +102,17 @@ class InconsistentRow:
 @dataclass(frozen=True)
 class Inconsistencies:
     threshold: float  # classification: confidence both fields reach; regression: the spread in stds
-    rate: float  # share of rows (with ≥ 2 present fields) that are inconsistent
+    rate: float  # share of rows (with ≥ 2 present fields) that are inconsistent; 0.0 if no row has 2
     rows: tuple[InconsistentRow, ...]  # most inconsistent first, at most `top`
+    compared: int  # rows with ≥ 2 present fields: 0 (a one-field model) means nothing was compared
 
     def to_json(self) -> dict[str, Any]:
-        return {"threshold": self.threshold, "rate": self.rate, "rows": [r.to_json() for r in self.rows]}
+        return {
+            "threshold": self.threshold,
+            "rate": self.rate,
+            "rows": [r.to_json() for r in self.rows],
+            "rows_compared": self.compared,
+        }
 
 
 @dataclass(frozen=True)
@@ -181,7 +187,8 @@ def inconsistencies(
     pairs (0 otherwise). Regression: the score is max - min of the present fields' predictions in
     target standard deviations, inconsistent when ≥ `spread` (reported as `threshold`); predictions
     are listed in target units. Rows with fewer than two present fields are never inconsistent and
-    are left out of `rate`. At most `top` rows are listed, highest score first, ties by row number.
+    are left out of `rate`; `compared` counts the others (0 for a one-field model: nothing to
+    compare). At most `top` rows are listed, highest score first, ties by row number.
     """
     if task.type not in ("classification", "regression"):
         raise DataError(
@@ -241,7 +248,10 @@ def inconsistencies(
         for i in listed
     )
     return Inconsistencies(
-        threshold=float(threshold if task.type == "classification" else spread), rate=rate, rows=out_rows
+        threshold=float(threshold if task.type == "classification" else spread),
+        rate=rate,
+        rows=out_rows,
+        compared=n_comparable,
     )
 
 

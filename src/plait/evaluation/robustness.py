@@ -6,6 +6,9 @@ more, and the summaries MultiBench introduced.
   chosen.
 - Two all-fields curves: `missing` (each field dropped, independently, for a fraction of the samples)
   and `noise` (each field perturbed at once by its kind's noise family, the same level for all).
+  With one field they are that field's own `missing` and noise curves: their points are the
+  field's, run once (the sweep runs each distinct point once), and reported under both names, so
+  a unimodal model's "all" figure is its field's and compares with a fusion's (`plait compare`).
 - **Relative robustness** of a curve: the area under metric-vs-level with the levels scaled to [0, 1]
   (trapezoid rule), so 1.0 means "perfect at every level" and a flat curve scores its clean metric.
   A field's figure is the mean over its families; "all" is the mean over the all-fields curves.
@@ -40,7 +43,7 @@ from plait.data.dataset import TensorTable
 from plait.errors import ConfigError, DataError
 from plait.evaluation.perturb import PERTURBATIONS, Perturbation, perturbation_context, perturbations_for
 from plait.evaluation.perturb.choice import NOISE, PerturbationChoice, RobustnessPlan
-from plait.evaluation.sweep import ALL_FIELDS, Advance, SweepPoint, sweep
+from plait.evaluation.sweep import ALL_FIELDS, Advance, SweepPoint, sweep, unique_points
 from plait.registry import suggest
 
 NOISE_FAMILY = {  # the all-fields noise curve: each kind's noise family (levels 0…1 for every one)
@@ -150,6 +153,8 @@ def _all_fields_plan(family: Perturbation, kinds: Mapping[str, str], levels: tup
         if family.name == "missing"
         else f"every field at once, independently: {family.description}"
     )
+    if len(fields) == 1:
+        description = f"{fields[0]}, the model's only field: {family.description}"
     points = tuple(SweepPoint(fields, (family.name,) * len(fields), lv) for lv in levels if lv)
     return CurvePlan(ALL_FIELDS, family.name, levels, family.unit, description, points)
 
@@ -158,13 +163,31 @@ def _noise_plan(kinds: Mapping[str, str], levels: tuple[float, ...]) -> CurvePla
     fields = tuple(kinds)
     noises = tuple(NOISE_FAMILY[kinds[f]] for f in fields)
     each = ", ".join(f"{f} {n} ({PERTURBATIONS.get(n).unit})" for f, n in zip(fields, noises, strict=True))
+    description = f"every field at once, each by its kind's noise family at the same level: {each}"
+    if len(fields) == 1:
+        only = PERTURBATIONS.get(noises[0])
+        description = f"{fields[0]}, the model's only field, by {only.name}: {only.description}"
     return CurvePlan(
         ALL_FIELDS,
         NOISE,
         levels,
         "level of each field's noise family",
-        f"every field at once, each by its kind's noise family at the same level: {each}",
+        description,
         tuple(SweepPoint(fields, noises, lv) for lv in levels if lv),
+    )
+
+
+def single_field_note(kinds: Mapping[str, str], curves: Sequence[Curve]) -> str | None:
+    """For a one-field model, what its all-fields curves are (None otherwise, or without them)."""
+    every = [c.perturbation for c in curves if c.field == ALL_FIELDS]
+    if len(kinds) != 1 or not every:
+        return None
+    field = next(iter(kinds))
+    return (
+        f"the model has one field, {field}: perturbing every field at once perturbs {field} alone, so "
+        f"the all-fields curves ({', '.join(every)}) are {field}'s own curves under those families "
+        "(their runs shared, each run once); 'all' is their mean area, comparable with a fusion's "
+        "all-fields robustness"
     )
 
 
@@ -219,7 +242,9 @@ def effective_robustness(curves: Sequence[Curve], baseline: Sequence[Curve]) -> 
 
 
 def all_points(plans: Sequence[CurvePlan]) -> list[SweepPoint]:
-    return [p for plan in plans for p in plan.points]
+    """The sweep points of `plans`, each once: curves may share points (with one field, the
+    all-fields curves are the field's own), and each is run and counted once."""
+    return list(unique_points([p for plan in plans for p in plan.points]))
 
 
 def curves_json(curves: Sequence[Curve]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

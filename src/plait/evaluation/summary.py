@@ -29,9 +29,14 @@ def report_summary(data: Mapping[str, Any]) -> list[str]:
             f"{c['perturbation']} {c['relative_robustness']:.3f}" for c in robustness.get("all_fields", [])
         )
         weakest = min(per, key=lambda f: per[f]) if per else None
-        text = f"relative robustness ({robustness['metric']} area): "
-        text += f"least robust field {weakest} {per[weakest]:.3f}" if weakest else ""
-        lines.append(text + (f"; every field at once: {every}" if every else ""))
+        fields_listed = data.get("fields") or []
+        only = fields_listed[0].get("name") if len(fields_listed) == 1 else None
+        parts = []
+        if weakest:
+            parts.append(f"{'field' if only else 'least robust field'} {weakest} {per[weakest]:.3f}")
+        if every:
+            parts.append(f"every field at once{f' ({only} alone)' if only else ''}: {every}")
+        lines.append(f"relative robustness ({robustness['metric']} area): " + "; ".join(parts))
         effective = robustness.get("effective_robustness")
         if effective and "all" in effective.get("fields", {}):
             lines.append(
@@ -43,7 +48,9 @@ def report_summary(data: Mapping[str, Any]) -> list[str]:
     if calibration:
         lines.append(_calibration_line(calibration))
     found = ((data.get("interpretation") or {}).get("inconsistencies")) or {}
-    if found:
+    if found and found.get("rows_compared", 1) == 0:
+        lines.append("cross-modal inconsistencies: no row has two fields present to compare")
+    elif found:
         listed = found.get("rows", [])
         line = f"cross-modal inconsistencies: {found['rate']:.1%} of rows"
         if listed:

@@ -9,6 +9,9 @@ What is exact and what is re-run:
 - a signal perturbation (noise, blur, typos, …) changes a field's values, so that field alone is
   re-encoded; the other fields keep their clean encodings.
 
+A point asked for twice (with one field, the all-fields `missing` and `noise` curves are the field's
+own `missing` and noise curves) is run once and shared: points are keys, each collected once.
+
 Randomness: batch b of a sweep draws from seed (seed, b) and, inside `perturb_batch`, a stream per
 field, so results do not depend on the batch size's interplay with other fields; every level of a
 curve reuses the same draws (common random numbers), which keeps curves smooth.
@@ -78,8 +81,10 @@ def sweep(
 ) -> SweepResult:
     """Run `model` over `rows` of `table` under each subset of fields (None: all present fields)
     and each sweep point. `kinds[f]` and `contexts[f]` (perturbation_context) describe field f.
-    `advance(1)` is called after every model run, `model_runs(...)` of them (see `tracked`)."""
+    Equal points are run once (`unique_points`). `advance(1)` is called after every model run,
+    `model_runs(...)` of them (see `tracked`)."""
     start = time.perf_counter()
+    points = unique_points(points)
     kinds = dict(kinds or {})
     contexts = dict(contexts or {})
     _check(model, subsets, points, kinds)
@@ -126,8 +131,14 @@ def sweep(
     )
 
 
+def unique_points(points: Sequence[SweepPoint]) -> tuple[SweepPoint, ...]:
+    """`points` without repeats, in first-seen order: what `sweep` runs, each once."""
+    return tuple(dict.fromkeys(points))
+
+
 def model_runs(rows: int, subsets: int, points: int, batch_size: int = BATCH_SIZE) -> int:
-    """How many model runs `sweep` makes: every subset and every point, once per batch."""
+    """How many model runs `sweep` makes: every subset and every distinct point (`unique_points`),
+    once per batch."""
     return -(-rows // batch_size) * (subsets + points)
 
 

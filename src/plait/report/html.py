@@ -75,13 +75,18 @@ def render_report(data: Mapping[str, Any]) -> str:
 <style>{CSS}</style></head>
 <body>
 <header><h1>{esc(title)}</h1>
-<p class="subtitle">{esc(data.get("fusion", "?"))} fusion of {len(data.get("fields") or [])} fields, \
+<p class="subtitle">{esc(data.get("fusion", "?"))} fusion of {_count_fields(data)}, \
 evaluated on <code>{esc(source)}</code></p></header>
 <nav class="toc" aria-label="contents"><b>Contents</b><ol>{toc}</ol></nav>
 {body}
 {_footer(data)}
 </body></html>
 """
+
+
+def _count_fields(data: Mapping[str, Any]) -> str:
+    n = len(data.get("fields") or [])
+    return "one field" if n == 1 else f"{n} fields"
 
 
 def _headline(data: Mapping[str, Any]) -> str:

@@ -76,12 +76,19 @@ def ablation(data: Mapping[str, Any]) -> str:
         ]
         for n, f in fields.items()
     ]
+    single = (
+        f"<p>The model has one field, {esc(names[0])}: <i>alone</i> is the model itself and there is "
+        "nothing to remove, so <i>without</i> and <i>marginal</i> are empty.</p>"
+        if len(names) == 1
+        else ""
+    )
     return (
         f"<p>{esc(metric)} with every field: <b>{num(ab.get('all'))}</b> ({direction} is better). "
         "<i>alone</i>: only this field given to the model; <i>without</i>: this field removed at test "
         "time; <i>marginal</i>: what the field adds over the others (positive helps)"
         + ("; <i>retrained without</i>: a model trained without the field" if retrained else "")
         + ".</p>"
+        + single
         + chart
         + table(head, rows, text_columns=2)
     )
@@ -138,6 +145,7 @@ def robustness(data: Mapping[str, Any]) -> str:
         "and one with every field perturbed at once; all charts share the vertical scale. "
         "Levels run from 0 (clean) to the family's largest level; under each chart, what each family "
         f"does, the unit and range of its level, and its relative robustness.{plan}</p>"
+        + (f"<p>Note: {esc(rob['note'])}.</p>" if rob.get("note") else "")
         + f'<div class="multiples">{"".join(charts)}</div>'
         + _robustness_table(rob, curves, all_fields, kind)
     )
@@ -307,6 +315,11 @@ def _inconsistencies(data: Mapping[str, Any], inc: Mapping[str, Any] | None) -> 
     title = "<h3>Cross-modal inconsistencies</h3>"
     if not inc:
         return title + unavailable("The inconsistency analysis")
+    if inc.get("rows_compared", 1) == 0:
+        why = "the model has one field" if len(kinds(data)) == 1 else "no row has two fields present"
+        return (
+            title + f"<p>Nothing to compare: {why}, and an inconsistency needs two fields that disagree.</p>"
+        )
     threshold = inc.get("threshold")
     rule = (
         f"two fields, each at least {num(threshold, 2)} confident, predict different classes"
