@@ -25,6 +25,7 @@ from plait.align.frames import (
     status_col,
 )
 from plait.align.load import load_stream
+from plait.align.paths import inside_root
 from plait.align.report import AlignmentReport, StreamReport, gap_percentiles, status_counts
 from plait.align.rules.audio import align_audio
 from plait.align.rules.image import align_image
@@ -64,7 +65,7 @@ def align(
         stats = loaded[stream.name].stats
         tell(f"read {stream.name}: {stats.rows_kept} of {stats.rows_read} rows kept")
     anchors = build_anchors(spec.anchors, base_dir, _spans(loaded.values(), lead_us=_lead_us(spec)))
-    ctx = RuleContext(base_dir=base_dir, media_dir=base_dir / spec.media_dir)
+    ctx = RuleContext(base_dir=base_dir, media_dir=_media_dir(spec, base_dir))
     outputs = {s.name: RULES.get(s.kind)(loaded[s.name].frame, anchors.frame, s, ctx) for s in spec.streams}
 
     table = pl.concat(
@@ -107,6 +108,14 @@ def align(
         report_path = report_path_for(table_path)
         report_path.write_text(json.dumps(report.to_json(), indent=2) + "\n")
     return AlignResult(table=table, report=report, table_path=table_path, report_path=report_path)
+
+
+def _media_dir(spec: StreamsSpec, base_dir: Path) -> Path:
+    """Where audio clips spanning two recordings are written: under the data root, or training
+    would refuse them (checked only when an audio stream may write there)."""
+    if not any(s.kind == "audio" for s in spec.streams):
+        return base_dir / spec.media_dir
+    return inside_root(spec.media_dir, base_dir, "streams.media_dir")
 
 
 def report_path_for(table_path: Path) -> Path:

@@ -103,6 +103,7 @@ class LoadStats:
     jumps: int = 0  # backward clock jumps (segment splits)
     non_finite: int = 0  # rows with a NaN/Inf reading (dropped: a gap)
     unreadable: int = 0  # rows dropped as unusable: unparseable time, null key, missing/undecodable file
+    outside_root: int = 0  # media rows dropped unread: the file leads outside the data root (paths.py)
     time_format: str = ""  # the format used; "detected:<fmt>" when detected, never silently
     notes: tuple[str, ...] = ()  # human lines: time zone used, example rows, …
     examples: Mapping[str, tuple[int, ...]] = field(default_factory=dict)  # anomaly → first source rows

@@ -4,6 +4,11 @@ backward clock jumps (segment splits) and exact duplicate timestamps.
 
 Row numbers in examples and notes are 0-based rows of the source (data rows of a table; files of a
 folder in sorted path order).
+
+Every media file is held to training's data-root rule (paths.py) before anything opens it: a table
+entry or a folder file (symlinks followed) that leads outside the config's folder is dropped unread
+and counted as "outside data root"; the others are written as paths relative to that folder, where
+they really are, so training accepts every one.
 """
 
 from __future__ import annotations
@@ -27,14 +32,15 @@ from plait.align.frames import (
     LoadStats,
     seconds_to_us,
 )
+from plait.align.paths import OUTSIDE_ROOT, real_root, resolve_in_root, root_relative
 from plait.align.read import read_table, resolve_source
 from plait.align.spec import StreamSpec
 from plait.align.timestamps import parse_times
 from plait.errors import ConfigError, DataError
 
-ROW, TIME = "__row", "__time"  # working columns, dropped before the frame is handed on
+ROW, TIME, OUTSIDE = "__row", "__time", "__outside"  # working columns, dropped before the frame is handed on
 N_EXAMPLES = 5
-_RESERVED = (KEY, T_US, SEGMENT, ROW, TIME)
+_RESERVED = (KEY, T_US, SEGMENT, ROW, TIME, OUTSIDE)
 
 MAX_LISTED_OFFSETS = 5  # more per-entity offsets than this are summarised as a range
 
@@ -50,7 +56,7 @@ def load_stream(spec: StreamSpec, base_dir: Path) -> LoadedStream:
         raw = _read_stream_table(spec, source, base_dir)
         where = f"stream '{spec.name}' ({spec.path}, column '{spec.time}')"
     if spec.kind == "audio":
-        raw = _audio_info(raw, base_dir)
+        raw = _audio_info(raw, real_root(base_dir))
     return _clean(spec, raw, where, notes)
 
 
@@ -85,7 +91,7 @@ def _read_stream_table(spec: StreamSpec, source: Path, base_dir: Path) -> pl.Dat
     elif spec.kind == "text":
         frame = frame.with_columns(pl.col(spec.columns[0]).cast(pl.String))
     elif media:
-        frame = frame.with_columns(_relative_files(frame[FILE], source.parent, base_dir))
+        frame = frame.with_columns(_root_files(frame[FILE], source.parent, real_root(base_dir)))
     return frame
 
 
@@ -110,25 +116,33 @@ def _sensor_column(values: pl.Series, spec: StreamSpec, column: str) -> pl.Serie
     )
 
 
-def _relative_files(files: pl.Series, table_dir: Path, base_dir: Path) -> pl.Series:
-    """File paths of a table (relative to the table's folder) → relative to the base dir."""
-    mapping = {
-        f: Path(os.path.relpath(f if Path(f).is_absolute() else table_dir / f, base_dir)).as_posix()
-        for f in files.drop_nulls().unique().to_list()
-    }
-    return files.replace_strict(mapping, default=None, return_dtype=pl.String).alias(FILE)
+def _root_files(files: pl.Series, table_dir: Path, root: Path) -> list[pl.Series]:
+    """A table's file entries (relative to the table's folder, or absolute) → where each really is,
+    relative to the resolved `root`; an entry leading outside keeps its text and is flagged."""
+    inside: dict[str, str] = {}
+    for entry in files.drop_nulls().unique().to_list():
+        resolved = resolve_in_root(Path(entry) if Path(entry).is_absolute() else table_dir / entry, root)
+        if resolved is not None:
+            inside[entry] = root_relative(resolved, root)
+    outside = files.is_not_null() & ~files.is_in(list(inside))
+    relative = files.replace_strict(inside, default=files, return_dtype=pl.String)
+    return [relative.alias(FILE), outside.alias(OUTSIDE)]
 
 
 def _list_folder(spec: StreamSpec, folder: Path, base_dir: Path) -> tuple[pl.DataFrame, tuple[str, ...]]:
     regex = _folder_pattern(spec)
-    files, times, keys, skipped = [], [], [], []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+    root = real_root(base_dir)
+    files, times, keys, outside, skipped = [], [], [], [], []
+    found, linked_folders = _folder_files(folder, root)
+    for path, resolved in found:
         rel = path.relative_to(folder).as_posix()
         match = regex.fullmatch(rel) or regex.fullmatch(path.name)
         if match is None:
             skipped.append(rel)
             continue
-        files.append(Path(os.path.relpath(path, base_dir)).as_posix())
+        # a file leading outside keeps its own name (relative to the root) for the report
+        files.append(root_relative(resolved if resolved is not None else path, root))
+        outside.append(resolved is None)
         times.append(match.group("time"))
         keys.append(match.group("key") if "key" in regex.groupindex else "")
     if not files:
@@ -138,17 +152,40 @@ def _list_folder(spec: StreamSpec, folder: Path, base_dir: Path) -> tuple[pl.Dat
             f"(files: {examples}); "
             f"fix {_config_key(spec, 'pattern')} (it must match the whole file name)"
         )
-    notes: tuple[str, ...] = ()
+    notes: list[str] = []
     if skipped:
-        notes = (
+        notes.append(
             f"{len(skipped)} file{'' if len(skipped) == 1 else 's'} in {spec.path} ignored "
-            f"(not matching the pattern), e.g. {skipped[0]}",
+            f"(not matching the pattern), e.g. {skipped[0]}"
+        )
+    if linked_folders:
+        notes.append(
+            f"{len(linked_folders)} symlinked folder{'' if len(linked_folders) == 1 else 's'} in {spec.path} "
+            f"not followed (only real folders are listed), e.g. {linked_folders[0]}"
         )
     frame = pl.DataFrame(
-        {ROW: range(len(files)), TIME: times, KEY: keys, FILE: files},
-        schema={ROW: pl.Int64, TIME: pl.String, KEY: pl.String, FILE: pl.String},
+        {ROW: range(len(files)), TIME: times, KEY: keys, FILE: files, OUTSIDE: outside},
+        schema={ROW: pl.Int64, TIME: pl.String, KEY: pl.String, FILE: pl.String, OUTSIDE: pl.Boolean},
     )
-    return frame, notes
+    return frame, tuple(notes)
+
+
+def _folder_files(folder: Path, root: Path) -> tuple[list[tuple[Path, Path | None]], list[str]]:
+    """The files under `folder` in sorted path order, each with where it really is (None when it
+    leads outside `root`: never opened, not even to ask whether it is a file), and the symlinked
+    folders, which are not entered: a folder is listed where it is, not where a link leads."""
+    found: list[tuple[Path, Path | None]] = []
+    linked: list[str] = []
+    for top, dirs, names in os.walk(folder, followlinks=False):
+        here = Path(top)
+        linked += [(here / d).relative_to(folder).as_posix() for d in dirs if (here / d).is_symlink()]
+        for name in names:
+            path = here / name
+            resolved = resolve_in_root(path, root)
+            if resolved is None or path.is_file():  # a dangling link inside the root is no file
+                found.append((path, resolved))
+    found.sort(key=lambda item: item[0])
+    return found, sorted(linked)
 
 
 def _folder_pattern(spec: StreamSpec) -> re.Pattern[str]:
@@ -179,12 +216,13 @@ def _folder_pattern(spec: StreamSpec) -> re.Pattern[str]:
     return regex
 
 
-def _audio_info(frame: pl.DataFrame, base_dir: Path) -> pl.DataFrame:
-    """Each recording's duration and sample rate from its header (null when it cannot be read)."""
+def _audio_info(frame: pl.DataFrame, root: Path) -> pl.DataFrame:
+    """Each recording's duration and sample rate from its header (null when it cannot be read, or
+    lies outside the root: such a file is never opened)."""
     info: dict[str, tuple[float | None, int | None]] = {}
-    for file in frame[FILE].drop_nulls().unique().sort().to_list():
+    for file in frame.filter(~pl.col(OUTSIDE))[FILE].drop_nulls().unique().sort().to_list():
         try:
-            header = sf.info(str(base_dir / file))
+            header = sf.info(str(root / file))
             info[file] = (header.frames / header.samplerate, int(header.samplerate))
         except Exception:  # missing or undecodable: the rows are dropped and counted
             info[file] = (None, None)
@@ -202,6 +240,9 @@ def _clean(spec: StreamSpec, raw: pl.DataFrame, where: str, notes: tuple[str, ..
     if raw.height == 0:
         log.notes.append("the source has no rows: every anchor will find this stream absent")
     frame = raw.with_columns(parsed.t_us.alias(T_US))
+    outside = 0
+    if spec.kind in ("image", "audio"):  # first: a file outside the root is that, whatever else
+        frame, outside = _drop(frame, {"outside_root": pl.col(OUTSIDE)}, log, raw)
     unplaceable = {"unreadable": pl.col(T_US).is_null(), "null_key": pl.col(KEY).is_null()}
     if spec.kind in ("image", "audio"):
         unplaceable["unreadable_file"] = pl.col(DURATION_S if spec.kind == "audio" else FILE).is_null()
@@ -222,6 +263,7 @@ def _clean(spec: StreamSpec, raw: pl.DataFrame, where: str, notes: tuple[str, ..
         jumps=jumps,
         non_finite=non_finite,
         unreadable=unreadable,
+        outside_root=outside,
         time_format=parsed.format_used,
         notes=tuple(log.notes),
         examples=dict(log.examples),
@@ -251,8 +293,10 @@ _DROP_TEXT = {
     "unreadable": "row{s} with an unreadable time dropped",
     "null_key": "row{s} without an entity key dropped",
     "unreadable_file": "row{s} whose file is missing or cannot be read dropped",
+    "outside_root": f"row{{s}} dropped unread: file {OUTSIDE_ROOT}",
     "non_finite": "row{s} with a NaN/Inf/empty reading dropped (a gap)",
 }
+_DROP_FIX = {"outside_root": "; move the files under the config's folder (a symlink counts where it leads)"}
 
 
 def _drop(
@@ -265,9 +309,9 @@ def _drop(
         rows = flags.filter(pl.col(reason))[ROW]
         if rows.len() == 0:
             continue
-        shown = {"unreadable": TIME, "unreadable_file": FILE}.get(reason)
+        shown = {"unreadable": TIME, "unreadable_file": FILE, "outside_root": FILE}.get(reason)
         example = f", e.g. {raw[shown][int(rows[0])]!r}" if shown is not None else ""
-        log.add(reason, rows, _DROP_TEXT[reason], example)
+        log.add(reason, rows, _DROP_TEXT[reason], example + _DROP_FIX.get(reason, ""))
     n = int(flags.select(dropped.sum()).item())
     if n > 0 and len(reasons) > 1 and "unreadable" in reasons:
         log.examples["unreadable"] = tuple(int(r) for r in flags.filter(dropped)[ROW].head(N_EXAMPLES))

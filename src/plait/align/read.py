@@ -7,6 +7,7 @@ from pathlib import Path
 
 import polars as pl
 
+from plait.align.paths import inside_root
 from plait.errors import ConfigError, DataError, PlaitError
 from plait.registry import suggest
 
@@ -64,8 +65,9 @@ def _scan(path: Path, kind: str, text: list[str], infer: int | None) -> pl.LazyF
 
 
 def resolve_source(path: str, base_dir: Path, where: str, config_key: str) -> Path:
-    """`path` as configured (absolute, or relative to the config's folder); an error if it is not there."""
-    source = Path(path) if Path(path).is_absolute() else base_dir / path
+    """`path` as configured (absolute, or relative to the config's folder), resolved; an error if it
+    leads outside that folder (symlinks followed: see paths.py) or is not there."""
+    source = inside_root(path, base_dir, config_key)
     if not source.exists():
         raise DataError(
             f"{where}: '{path}' not found (looked for {source}); fix {config_key} "

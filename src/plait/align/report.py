@@ -11,6 +11,7 @@ import numpy as np
 import polars as pl
 
 from plait.align.frames import ABSENT, IMPUTED, KEY, OBSERVED, SEGMENT, T_US, US_PER_S, LoadStats, status_col
+from plait.align.paths import OUTSIDE_ROOT
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class StreamReport:
             "clock jumps": s.jumps,
             "non-finite readings": s.non_finite,
             "unreadable times": s.unreadable,
+            OUTSIDE_ROOT: s.outside_root,
         }
         return {k: v for k, v in found.items() if v}
 

@@ -7,6 +7,10 @@ In order of preference:
    at most `tolerance_s` between them (an overlap is fine) → both pieces are read (only the frames
    needed), concatenated and written as a WAV `media_dir/{stream}_{anchor}.wav`, referenced from
    offset 0 (path relative to the base dir). Different sample rates or channel counts → absent;
+   so is a piece that leads outside the data root (load.py drops those already; the rule checks
+   again before it reads, paths.py), and the media dir must lie under the root. The clip is
+   written beside its target and renamed over it, so a symlink placed there is replaced, never
+   followed;
 3. one recording covers the clip but for at most `tolerance_s` at either end (it starts a little
    late, or ends a little early) → that file with the shorter clip that exists.
 Otherwise the field is absent. All limits are inclusive. `{s}__dt_s` is the number of seconds of
@@ -18,6 +22,7 @@ A stream without a key (`key: null`) is one shared microphone: it matches every 
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +47,7 @@ from plait.align.frames import (
     status_col,
     us_to_seconds,
 )
+from plait.align.paths import inside_root, real_root, resolve_in_root, root_relative
 from plait.align.spec import StreamSpec
 from plait.errors import ConfigError
 
@@ -93,6 +99,7 @@ def align_audio(
         "rate_mismatch": int((plan["_how"] == "rate_mismatch").sum()),
         "channel_mismatch": counts["channel_mismatch"],
         "unreadable": counts["unreadable"],
+        "outside_root": counts["outside_root"],
     }
     return RuleOutput(columns=out, details=details)
 
@@ -182,31 +189,33 @@ def _classify(both: pl.DataFrame, tol: int) -> pl.DataFrame:
 
 def _write_spans(spans: pl.DataFrame, stream: str, ctx: RuleContext) -> tuple[pl.DataFrame, dict[str, int]]:
     """Write each clip that spans two recordings; anchor → (path relative to base dir, seconds)."""
-    counts = {"written": 0, "channel_mismatch": 0, "unreadable": 0}
+    counts = {"written": 0, "channel_mismatch": 0, "unreadable": 0, "outside_root": 0}
     anchors: list[int] = []
     files: list[str] = []
     seconds: list[float] = []
+    root = real_root(ctx.base_dir)
+    media_dir = inside_root(ctx.media_dir, root, "streams.media_dir") if spans.height else root
     for row in spans.iter_rows(named=True):
+        path_1, path_2 = resolve_in_root(row["_f1"], root), resolve_in_root(row["_f2"], root)
+        if path_1 is None or path_2 is None:
+            counts["outside_root"] += 1
+            continue
         rate = int(row["_r1"])
         second_from = max(row["_s2"], row["_e1"])
-        first = _Piece(
-            ctx.base_dir / row["_f1"],
-            _frame(row["_a"] - row["_s1"], rate),
-            _frame(row["_e1"] - row["_s1"], rate),
-        )
+        first = _Piece(path_1, _frame(row["_a"] - row["_s1"], rate), _frame(row["_e1"] - row["_s1"], rate))
         second = _Piece(
-            ctx.base_dir / row["_f2"],
+            path_2,
             _frame(second_from - row["_s2"], rate),
             _frame(min(row["_b"], row["_e2"]) - row["_s2"], rate),
         )
-        target = ctx.media_dir / f"{stream}_{row[ANCHOR]}.wav"
+        target = media_dir / f"{stream}_{row[ANCHOR]}.wav"
         written = _concat(first, second, rate, target)
         if isinstance(written, str):
             counts[written] += 1
             continue
         counts["written"] += 1
         anchors.append(int(row[ANCHOR]))
-        files.append(Path(os.path.relpath(target, ctx.base_dir)).as_posix())
+        files.append(root_relative(target, root))
         seconds.append(written / rate)
     frame = pl.DataFrame(
         {ANCHOR: anchors, "_span_file": files, "_span_dur": seconds},
@@ -240,5 +249,13 @@ def _concat(first: _Piece, second: _Piece, rate: int, target: Path) -> int | str
     if clip.shape[0] == 0:
         return "unreadable"
     target.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(target), clip, rate, subtype=subtype, format="WAV")
+    fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            sf.write(handle, clip, rate, subtype=subtype, format="WAV")
+        os.chmod(temporary, 0o644)  # mkstemp makes it owner-only; a clip is as readable as a plain write
+        os.replace(temporary, target)  # replaces a file or symlink at `target`; never writes through it
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
     return int(clip.shape[0])
