@@ -14,8 +14,8 @@ from plait.align.offset import (
     energy_envelope,
     estimate_offset,
     estimate_stream_offset,
-    write_offset,
 )
+from plait.align.offset_write import write_offset
 from plait.errors import AlignmentError, ConfigError
 
 EPOCH_US = 1_772_000_000_000_000  # 2026: times far from 0, as real ones are
@@ -262,3 +262,145 @@ def test_write_offset_in_a_streams_file_and_errors(tmp_path: Path) -> None:
     bare.write_text("task: {label: y}\n")
     with pytest.raises(ConfigError, match=r"streams\.sources"):
         write_offset(bare, "mic", 1.0)
+
+
+DAY_S = 86_400.0
+
+
+def _sparse(rng: np.random.Generator, starts_s: np.ndarray, *, seg_s: float, clock_s: float):
+    """A accelerometer and B microphone recording together for seg_s from each start (B from 1 s
+    before to 1 s after), hearing 3 bangs each time; B's clock is clock_s behind A's."""
+    parts_a, parts_b = [], []
+    for s0 in starts_s:
+        t_ev = np.sort(rng.uniform(s0 + 1.0, s0 + seg_s - 1.0, 3))
+        events = (t_ev - s0, rng.uniform(0.5, 2.0, 3))
+        a = _sensor(rng, events)
+        b = _audio(rng, (events[0] + 1.0, events[1]), hz=1000.0)  # B's recording starts 1 s early
+        keep_a = (a.t_us - EPOCH_US) < seg_s * 1e6
+        parts_a.append(EnvelopeSource(a.t_us[keep_a] + round(s0 * 1e6), a.values[keep_a]))
+        keep_b = (b.t_us - EPOCH_US) < (seg_s + 2.0) * 1e6
+        shift_us = round((s0 - 1.0 - clock_s) * 1e6)
+        parts_b.append(EnvelopeSource(b.t_us[keep_b] + shift_us, b.values[keep_b]))
+    return tuple(
+        EnvelopeSource(np.concatenate([p.t_us for p in ps]), np.concatenate([p.values for p in ps]))
+        for ps in (parts_a, parts_b)
+    )
+
+
+def test_cost_follows_the_shared_data_not_the_calendar() -> None:
+    """Issue 13 (9): 10 short recordings spread over 30 days once built a 130-million-bin grid."""
+    seg_s, clock_s, max_offset_s = 8.0, 0.37, 3.0
+    estimates = []
+    for span_days in (1, 30):
+        rng = np.random.default_rng(31)
+        starts = np.sort(rng.choice(np.arange(10) * 3600.0 * 2.4 * span_days, 10, replace=False))
+        a, b = _sparse(rng, starts, seg_s=seg_s, clock_s=clock_s)
+        est = estimate_offset(a, b, max_offset_s=max_offset_s)
+        assert abs(est.offset_s - clock_s) <= STEP_S and est.reliable
+        assert est.segments == 10 and est.shared_s == pytest.approx(10 * seg_s, abs=0.1)
+        estimates.append(est)
+    near, far = estimates
+    # per stretch: A's seg_s and B's second either side, plus one separator of max_lag + 1 bins
+    bound = 10 * (seg_s + 2.0 + max_offset_s) / STEP_S
+    assert far.envelope_bins <= bound
+    assert abs(far.envelope_bins - near.envelope_bins) <= 10  # the grid's phase, not the span
+    assert far.envelope_bins < 1e-4 * 30 * DAY_S / STEP_S
+
+
+def test_recordings_too_far_apart_to_pair_are_not_windows() -> None:
+    rng = np.random.default_rng(32)
+    a, _ = _sparse(rng, np.array([0.0, 1000.0]), seg_s=8.0, clock_s=0.0)
+    _, b = _sparse(rng, np.array([0.0, 5000.0]), seg_s=8.0, clock_s=0.0)
+    est = estimate_offset(a, b, max_offset_s=2.0)  # the two stretches at 0 s pair, the rest do not
+    assert est.segments == 1 and est.shared_s == pytest.approx(8.0, abs=0.1)
+    assert est.envelope_bins <= (10.0 + 2.0) / STEP_S
+    away = EnvelopeSource(b.t_us + 100_000_000, b.values)  # 100 s later: nothing within ±2 s
+    with pytest.raises(AlignmentError, match=r"share 0\.0 s .* in 0 stretches"):
+        estimate_offset(a, away, max_offset_s=2.0, min_shared_s=0.0)
+    fa, fb = _frame({"m1": a, "m2": a}, ["ax", "ay", "az"]), _frame({"m1": b, "m2": away}, ["sample"])
+    pooled = estimate_stream_offset(fa, fb, ["ax", "ay", "az"], ["sample"], per_key=False, max_offset_s=2.0)
+    assert pooled[ALL_KEYS].segments == 1 and pooled[ALL_KEYS].envelope_bins == est.envelope_bins
+
+
+def test_too_little_shared_recording_is_refused_with_the_amounts() -> None:
+    rng = np.random.default_rng(33)
+    events = _events(rng, 12)
+    a = _sensor(rng, events)
+    b = _audio(rng, events, hz=1000.0)
+    late = EnvelopeSource(b.t_us + round((DUR_S - 2.0 + 1.5) * 1e6), b.values)  # 2 s shared at ±1.5 s
+    with pytest.raises(AlignmentError, match=r"share 2\.0 s .* needs at least 3 s: record longer"):
+        estimate_offset(a, late, max_offset_s=1.5)
+    assert estimate_offset(a, late, max_offset_s=1.5, min_shared_s=1.0).shared_s == pytest.approx(
+        2.0, abs=0.05
+    )
+
+    fa = _frame({"m1": a, "m2": a}, ["ax", "ay", "az"])
+    fb = _frame({"m1": b, "m2": late}, ["sample"])
+    cols = (["ax", "ay", "az"], ["sample"])
+    with pytest.raises(AlignmentError, match=r"vibration and sound share 2\.0 s .* for entity 'm2'"):
+        estimate_stream_offset(fa, fb, *cols, per_key=True, max_offset_s=1.5, names=("vibration", "sound"))
+    with pytest.raises(AlignmentError, match=r"share 32\.0 s .* over 2 entities .* at least 60 s"):
+        estimate_stream_offset(fa, fb, *cols, per_key=False, max_offset_s=1.5, min_shared_s=60.0)
+
+
+def test_progress_lines_reach_say() -> None:
+    rng = np.random.default_rng(34)
+    clocks = {"m1": 0.2, "m2": 0.2}
+    events = {k: _events(rng, 8) for k in clocks}
+    a = _frame({k: _sensor(rng, events[k]) for k in clocks}, ["ax", "ay", "az"])
+    b = _frame({k: _audio(rng, events[k], clock_s=c, hz=2000.0) for k, c in clocks.items()}, ["sample"])
+    lines: list[str] = []
+    est = estimate_stream_offset(
+        a,
+        b,
+        ["ax", "ay", "az"],
+        ["sample"],
+        per_key=False,
+        max_offset_s=1.0,
+        names=("vib", "mic"),
+        say=lines.append,
+    )[ALL_KEYS]
+    assert abs(est.offset_s - 0.2) <= STEP_S
+    assert lines[0] == f"offset of mic against vib: 2 entities, 2 stretches, {est.shared_s:,.1f} s shared"
+    assert f"{est.envelope_bins:,}/{est.envelope_bins:,} envelope bins" in lines[-1]
+    assert lines[-1].strip().startswith("2/2 entities") and lines[-1].endswith(" s elapsed")
+
+
+def test_cli_prints_progress_then_the_table_or_the_refusal(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from plait.cli.main import app
+
+    rng = np.random.default_rng(35)
+    events = _events(rng, 10)
+    a, b = _sensor(rng, events, hz=100.0), _audio(rng, events, clock_s=0.4, hz=500.0)
+    for name, src, cols in (("a", a, ["x", "y", "z"]), ("b", b, ["x"])):
+        values = src.values.reshape(len(src.t_us), -1)
+        data = {"time": src.t_us // 1000, **{c: values[:, i] for i, c in enumerate(cols)}}
+        pl.DataFrame(data).write_csv(tmp_path / f"{name}.csv")
+    stream = {"kind": "timeseries", "time_format": "epoch_ms", "window_s": 1.0, "rate_hz": 50}
+    sources = {
+        "a": {**stream, "path": "a.csv", "columns": ["x", "y", "z"]},
+        "b": {**stream, "path": "b.csv", "columns": ["x"]},
+    }
+    config = tmp_path / "plait.yaml"
+    config.write_text(
+        yaml.safe_dump({"task": {"label": "y"}, "streams": {"anchors": {"hop_s": 10.0}, "sources": sources}})
+    )
+    args = ["align", str(config), "--estimate-offset", "a", "b", "--max-offset", "1"]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "loaded a: 3,000 readings of 1 entity" in result.output
+    assert "offset of b against a: 1 entity, 1 stretch, 30.0 s shared" in result.output
+    assert "1/1 entities" in result.output and "+0.4" in result.output
+
+    sources["b"]["offset_s"] = 29.0  # now A's last 2.4 s are within 1 s of B
+    config.write_text(
+        yaml.safe_dump({"task": {"label": "y"}, "streams": {"anchors": {"hop_s": 10.0}, "sources": sources}})
+    )
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert isinstance(result.exception, AlignmentError)
+    assert "a and b share 2.4 s of recording (readings of a within ±1 s of b's) in 1 stretch;" in str(
+        result.exception
+    )
+    assert "or set offset_s by hand" in str(result.exception)

@@ -3,6 +3,7 @@ streams as configured (their current offsets already applied, so the estimate is
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import soundfile as sf
 
 from plait.align.frames import FILE, KEY, T_US, US_PER_S
 from plait.align.load import load_stream
-from plait.align.offset import OffsetEstimate, estimate_stream_offset
+from plait.align.offset import MIN_SHARED_S, OffsetEstimate, Say, estimate_stream_offset
 from plait.align.spec import StreamSpec, StreamsSpec
 from plait.errors import AlignmentError
 
@@ -28,25 +29,48 @@ def estimate_between(
     per_key: bool = False,
     max_offset_s: float = 10.0,
     rate_hz: float = 50.0,
+    min_shared_s: float = MIN_SHARED_S,
+    say: Say | None = None,
 ) -> dict[str, OffsetEstimate]:
-    """Offsets to ADD to stream B's current offset (per entity when `per_key`, else one for all)."""
-    frames = [_signal_frame(spec.stream(name), base_dir) for name in (a, b)]
+    """Offsets to ADD to stream B's current offset (per entity when `per_key`, else one for all).
+    Refused (AlignmentError) when A and B share under min_shared_s of recording; `say` hears what
+    is loaded and the estimate's progress."""
+    frames = [_signal_frame(spec.stream(name), base_dir, say) for name in (a, b)]
     (frame_a, cols_a), (frame_b, cols_b) = frames
     return estimate_stream_offset(
-        frame_a, frame_b, cols_a, cols_b, per_key=per_key, max_offset_s=max_offset_s, rate_hz=rate_hz
+        frame_a,
+        frame_b,
+        cols_a,
+        cols_b,
+        per_key=per_key,
+        max_offset_s=max_offset_s,
+        rate_hz=rate_hz,
+        min_shared_s=min_shared_s,
+        names=(a, b),
+        say=say,
     )
 
 
-def _signal_frame(stream: StreamSpec, base_dir: Path) -> tuple[pl.DataFrame, list[str]]:
+def _signal_frame(stream: StreamSpec, base_dir: Path, say: Say | None) -> tuple[pl.DataFrame, list[str]]:
     if stream.kind not in SIGNAL_KINDS:
         raise AlignmentError(
             f"stream '{stream.name}' is {stream.kind}: offsets are estimated from signal energy, which "
             f"needs {' or '.join(SIGNAL_KINDS)} streams"
         )
+    started = time.monotonic()
     frame = load_stream(stream, base_dir).frame
     if stream.kind == "timeseries":
-        return frame, list(stream.columns)
-    return _audio_energy(frame, base_dir), ["energy"]
+        columns = list(stream.columns)
+    else:
+        frame, columns = _audio_energy(frame, base_dir), ["energy"]
+    if say is not None:
+        entities = frame[KEY].n_unique()
+        say(
+            f"loaded {stream.name}: {frame.height:,} readings of {entities:,} "
+            f"{'entity' if entities == 1 else 'entities'} "
+            f"({time.monotonic() - started:.1f} s)"
+        )
+    return frame, columns
 
 
 def _audio_energy(frame: pl.DataFrame, base_dir: Path) -> pl.DataFrame:

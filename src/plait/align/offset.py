@@ -18,32 +18,41 @@ peak stands above its best rival: (peak − rival) / (peak − baseline), where 
 r over the searched lags, and rival is the larger of the highest r outside the peak's lobe and the
 chance level (baseline + √(2 ln N)·σ, the expected largest of N chance correlations, σ a robust
 spread of r over the lags). Repeating events (ambiguous lag) and pure noise both score low.
+
+Cost follows the data the two streams share, not the calendar they span: each stream's readings
+are cut into observed segments (a break wherever readings stop for over SEGMENT_GAP_S, or ten
+sampling intervals), and envelopes are built only over the *shared windows* — the stretches
+within ±max_offset_s of both streams' segments, trimmed to where either has readings. The windows
+are laid end to end with max_lag + 1 unobserved bins between them, so no lag pairs bins of two
+windows, and one FFT per entity costs O(shared bins · log) instead of O(span · log). No pair of
+readings within ±max_offset_s of each other is lost: every time between them lies in a window.
+Normalisation (median floor, z-score) is over the observed bins of the windows.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import tempfile
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 import polars as pl
-import yaml
 
 from plait.align.frames import KEY, T_US, US_PER_S
+from plait.align.windows import Windows, max_lag, shared_windows
 from plait.errors import AlignmentError, ConfigError, DataError
-from plait.registry import unknown_name_message
 
 RELIABLE_CONFIDENCE = 0.5  # `reliable` needs at least this confidence …
 MIN_OVERLAP_S = 10.0  # … and at least this much common observed time (default)
+MIN_SHARED_S = 3.0  # below this much shared recording (default) the estimate is refused
 MIN_LAG_OVERLAP = 0.5  # a lag is searched only if its overlap is ≥ this share of the best lag's
 ALL_KEYS = "*"  # the result key of a pooled (per_key=False) estimate
 _LOG_FLOOR = 1e-3  # log(energy + floor), floor = this × the median non-zero bin energy
 _OUTSIDE = -2.0  # r of lags not searched (below any Pearson r)
+PROGRESS_EVERY_S = 2.0  # at most one progress line this often (and one at the end)
+
+Say = Callable[[str], None]
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,6 +72,9 @@ class OffsetEstimate:
     overlap_s: float  # common observed time the estimate rests on, at the chosen lag
     reliable: bool  # confidence ≥ RELIABLE_CONFIDENCE, overlap ≥ min_overlap_s, peak not at the limit
     at_limit: bool = False  # peak on the edge of the searched lags (±max_offset_s): may lie beyond
+    shared_s: float = 0.0  # A's recorded time within ±max_offset_s of B's (what could be compared)
+    segments: int = 0  # shared windows the envelopes were built over (summed over entities)
+    envelope_bins: int = 0  # envelope bins computed per stream, separators included: the cost
 
 
 @dataclass(frozen=True)
@@ -76,9 +88,13 @@ class _LagSums:
     aa: np.ndarray
     bb: np.ndarray
     n: np.ndarray  # bins both observe
+    shared_s: float = 0.0  # what the windows held (OffsetEstimate.shared_s, .segments, .envelope_bins)
+    segments: int = 0
+    bins: int = 0
 
     def __add__(self, other: _LagSums) -> _LagSums:
-        return _LagSums(*(getattr(self, f) + getattr(other, f) for f in ("ab", "a", "b", "aa", "bb", "n")))
+        fields = ("ab", "a", "b", "aa", "bb", "n", "shared_s", "segments", "bins")
+        return _LagSums(*(getattr(self, f) + getattr(other, f) for f in fields))
 
 
 def energy_envelope(
@@ -94,7 +110,11 @@ def energy_envelope(
     finer than the signal's own sampling is filled by interpolation between readings instead.
     Readings with a NaN/Inf value are gaps.
     """
-    env, _ = _envelope(t_us, values, rate_hz=rate_hz, start_us=start_us, end_us=end_us)
+    _check_positive(rate_hz, "rate_hz")
+    bin_us = US_PER_S / rate_hz
+    n_bins = max(0, math.ceil((end_us - start_us) / bin_us))
+    one = Windows(start_us, bin_us, np.zeros(1, np.int64), np.full(1, n_bins, np.int64), 0, 0.0)
+    env, _ = _envelope(t_us, values, one)
     return env
 
 
@@ -105,9 +125,13 @@ def estimate_offset(
     max_offset_s: float,
     rate_hz: float = 50.0,
     min_overlap_s: float = MIN_OVERLAP_S,
+    min_shared_s: float = MIN_SHARED_S,
 ) -> OffsetEstimate:
-    """The offset to add to B's times to line up with A, searched within ±max_offset_s."""
-    sums = _source_sums(a, b, max_offset_s=max_offset_s, rate_hz=rate_hz, what="streams")
+    """The offset to add to B's times to line up with A, searched within ±max_offset_s.
+    Refused (AlignmentError) when A has under min_shared_s of readings within ±max_offset_s of B's."""
+    windows = _shared_windows(a, b, max_offset_s=max_offset_s, rate_hz=rate_hz, what="streams")
+    _check_shared({"": windows}, per_key=False, min_shared_s=min_shared_s, max_offset_s=max_offset_s)
+    sums = _source_sums(a, b, windows, max_lag=max_lag(max_offset_s, rate_hz))
     return _estimate(sums, rate_hz=rate_hz, min_overlap_s=min_overlap_s, what="streams")
 
 
@@ -121,6 +145,9 @@ def estimate_stream_offset(
     max_offset_s: float,
     rate_hz: float = 50.0,
     min_overlap_s: float = MIN_OVERLAP_S,
+    min_shared_s: float = MIN_SHARED_S,
+    names: tuple[str, str] = ("A", "B"),
+    say: Say | None = None,
 ) -> dict[str, OffsetEstimate]:
     """Offsets between two cleaned stream frames (columns key, t_us and the value columns).
 
@@ -128,22 +155,28 @@ def estimate_stream_offset(
     ALL_KEYS ("*") from the correlations summed over those entities (one clock for all of them).
     Entities only one stream has are skipped. Clock segments are not separated: times are taken
     as they stand in `t_us`. Audio frames list files, not samples: the caller decodes them into a
-    (key, t_us, sample) frame.
+    (key, t_us, sample) frame. Refused (AlignmentError) when the streams share under min_shared_s
+    of recording (in all, or for an entity when per_key), before any envelope is built. `say`
+    hears a line before the envelopes and one every PROGRESS_EVERY_S and at the end; `names` name
+    the streams in messages.
     """
-    sources_a = _sources(a, value_columns_a, "A")
-    sources_b = _sources(b, value_columns_b, "B")
+    sources_a = _sources(a, value_columns_a, names[0])
+    sources_b = _sources(b, value_columns_b, names[1])
     common = sorted(set(sources_a) & set(sources_b))
     if not common:
         raise AlignmentError(
-            f"no entity appears in both streams (A: {_some(sources_a)}; B: {_some(sources_b)}); "
-            "offsets are estimated per entity both streams observe — check the key columns"
+            f"no entity appears in both streams ({names[0]}: {_some(sources_a)}; "
+            f"{names[1]}: {_some(sources_b)}); offsets are estimated per entity both streams observe "
+            "— check the key columns"
         )
-    sums = {
-        key: _source_sums(
+    windows = {
+        key: _shared_windows(
             sources_a[key], sources_b[key], max_offset_s=max_offset_s, rate_hz=rate_hz, what=f"entity {key!r}"
         )
         for key in common
     }
+    _check_shared(windows, per_key=per_key, min_shared_s=min_shared_s, max_offset_s=max_offset_s, names=names)
+    sums = _entity_sums(sources_a, sources_b, windows, max_lag(max_offset_s, rate_hz), names, say)
     if per_key:
         return {
             k: _estimate(s, rate_hz=rate_hz, min_overlap_s=min_overlap_s, what=f"entity {k!r}")
@@ -155,57 +188,94 @@ def estimate_stream_offset(
     return {ALL_KEYS: _estimate(pooled, rate_hz=rate_hz, min_overlap_s=min_overlap_s, what="all entities")}
 
 
-def write_offset(config_path: Path, stream: str, offset_s: float, key: str | None = None) -> None:
-    """Set `streams.sources.<stream>.offset_s` (or `….offsets_s.<key>`, which adds to offset_s) in
-    the YAML config; a streams file whose top level is `sources:` works too. The rest of the file is
-    kept, but it is rewritten by yaml.safe_dump: comments and formatting are lost. The value is
-    rounded to the microsecond, the resolution of time in plait."""
-    path = Path(config_path)
-    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    sources = _sources_section(doc, path)
-    if stream not in sources:
-        raise ConfigError(f"{path}: {unknown_name_message('stream', stream, [str(s) for s in sources])}")
-    spec = sources[stream]
-    if not isinstance(spec, dict):
-        raise ConfigError(f"{path}: streams.sources.{stream}: expected a mapping, got {spec!r}")
-    value = round(float(offset_s), 6)
-    if key is None:
-        spec["offset_s"] = value
-    else:
-        per_key = spec.setdefault("offsets_s", {})
-        if not isinstance(per_key, dict):
-            raise ConfigError(
-                f"{path}: streams.sources.{stream}.offsets_s: expected a mapping, got {per_key!r}"
-            )
-        per_key[key] = value
-    text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)  # atomic: a crash never leaves half a config
-
-
-def _sources_section(doc: Any, path: Path) -> dict[str, Any]:
-    if isinstance(doc, dict) and isinstance(doc.get("streams"), dict):
-        doc = doc["streams"]
-    sources = doc.get("sources") if isinstance(doc, dict) else None
-    if not isinstance(sources, dict):
-        raise ConfigError(
-            f"{path}: no `streams.sources` mapping to write the offset into; is this a plait config?"
+def _entity_sums(
+    sources_a: Mapping[str, EnvelopeSource],
+    sources_b: Mapping[str, EnvelopeSource],
+    windows: Mapping[str, Windows],
+    max_lag: int,
+    names: tuple[str, str],
+    say: Say | None,
+) -> dict[str, _LagSums]:
+    """Each entity's lag sums, with progress lines: counts, bins done and time elapsed."""
+    total = sum(w.total for w in windows.values())
+    shared_s = sum(w.shared_s for w in windows.values())
+    if say is not None:
+        say(
+            f"offset of {names[1]} against {names[0]}: {_count(len(windows), 'entity', 'entities')}, "
+            f"{_count(sum(len(w.n_bins) for w in windows.values()), 'stretch', 'stretches')}, "
+            f"{shared_s:,.1f} s shared"
         )
-    return sources
+    started = last = time.monotonic()
+    done = 0
+    out: dict[str, _LagSums] = {}
+    for i, (key, w) in enumerate(windows.items(), start=1):
+        out[key] = _source_sums(sources_a[key], sources_b[key], w, max_lag=max_lag)
+        done += w.total
+        now = time.monotonic()
+        if say is not None and (i == len(windows) or now - last >= PROGRESS_EVERY_S):
+            say(
+                f"  {i}/{len(windows)} entities, {done:,}/{total:,} envelope bins, "
+                f"{now - started:.1f} s elapsed"
+            )
+            last = now
+    return out
 
 
-def _envelope(
-    t_us: np.ndarray, values: np.ndarray, *, rate_hz: float, start_us: int, end_us: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """(envelope, observed mask), both (n_bins,)."""
+def _check_shared(
+    windows: Mapping[str, Windows],
+    *,
+    per_key: bool,
+    min_shared_s: float,
+    max_offset_s: float,
+    names: tuple[str, str] = ("A", "B"),
+) -> None:
+    """Refuse before any envelope is built when the streams share too little to estimate from."""
+    if not (isinstance(min_shared_s, (int, float)) and math.isfinite(min_shared_s) and min_shared_s >= 0):
+        raise ConfigError(f"min_shared_s: expected a finite number >= 0, got {min_shared_s!r}")
+    if per_key:
+        short = [k for k, w in windows.items() if w.shared_s < min_shared_s or w.shared_s == 0.0]
+        if not short:
+            return
+        chosen = [windows[short[0]]]
+        others = (
+            f" (and {_count(len(short) - 1, 'other entity', 'other entities')})" if len(short) > 1 else ""
+        )
+        where = f" for entity {short[0]!r}{others}"
+    else:
+        chosen = list(windows.values())
+        where = f" over {_count(len(windows), 'entity', 'entities')}" if "" not in windows else ""
+    shared_s = sum(w.shared_s for w in chosen)
+    if shared_s >= min_shared_s and shared_s > 0.0:  # nothing shared is refused even at 0
+        return
+    stretches = _count(sum(len(w.n_bins) for w in chosen), "stretch", "stretches")
+    raise AlignmentError(
+        f"{names[0]} and {names[1]} share {shared_s:.1f} s of recording (readings of {names[0]} within "
+        f"±{max_offset_s:g} s of {names[1]}'s){where} in {stretches}; the estimate needs at least "
+        f"{min_shared_s:g} s: record longer overlaps, widen max_offset_s if the clocks may be further "
+        "apart, or set offset_s by hand"
+    )
+
+
+def _shared_windows(
+    a: EnvelopeSource, b: EnvelopeSource, *, max_offset_s: float, rate_hz: float, what: str
+) -> Windows:
+    """The stretches where A and B can meet at some lag within ±max_offset_s (windows.py)."""
+    _check_positive(max_offset_s, "max_offset_s")
     _check_positive(rate_hz, "rate_hz")
-    bin_us = US_PER_S / rate_hz
-    n_bins = max(0, math.ceil((end_us - start_us) / bin_us))
+    for name, src in (("A", a), ("B", b)):
+        if len(src.t_us) == 0:
+            raise AlignmentError(f"{what}: stream {name} has no readings; nothing to estimate an offset from")
+    return shared_windows(
+        np.asarray(a.t_us, np.int64), np.asarray(b.t_us, np.int64), max_offset_s=max_offset_s, rate_hz=rate_hz
+    )
+
+
+def _envelope(t_us: np.ndarray, values: np.ndarray, windows: Windows) -> tuple[np.ndarray, np.ndarray]:
+    """(envelope, observed mask) over the laid-out windows, both (windows.total,)."""
+    n_bins = windows.total
     t, energy = _energy(np.asarray(t_us, dtype=np.int64), np.asarray(values, dtype=np.float64))
-    bins = np.floor((t - start_us) / bin_us).astype(np.int64)
-    inside = (bins >= 0) & (bins < n_bins)
+    bins = windows.layout(t)
+    inside = bins >= 0
     counts = np.bincount(bins[inside], minlength=n_bins)
     total = np.bincount(bins[inside], weights=energy[inside], minlength=n_bins)
     observed = counts > 0
@@ -215,7 +285,7 @@ def _envelope(
     positive = mean[observed & (mean > 0.0)]  # digital silence (exact zeros) must not set the floor
     floor = _LOG_FLOOR * float(np.median(positive)) if len(positive) else 1.0
     log_e = np.log(mean + floor)
-    log_e, observed = _fill_sparse(log_e, observed, t, bin_us)
+    log_e, observed = _fill_sparse(log_e, observed, t, windows)
     spread = float(log_e[observed].std())
     if spread == 0.0:  # a constant signal carries no timing information
         return np.zeros(n_bins), observed
@@ -238,48 +308,33 @@ def _energy(t: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _fill_sparse(
-    log_e: np.ndarray, observed: np.ndarray, t: np.ndarray, bin_us: float
+    log_e: np.ndarray, observed: np.ndarray, t: np.ndarray, windows: Windows
 ) -> tuple[np.ndarray, np.ndarray]:
     """Bins empty only because the signal is sampled more slowly than the grid are interpolated;
-    a hole longer than twice the signal's usual sampling interval stays a gap."""
+    a hole longer than twice the signal's usual sampling interval stays a gap, and the separators
+    between windows stay empty."""
     if len(t) < 2:
         return log_e, observed
+    bin_us = windows.bin_us
     step_us = float(np.median(np.diff(np.sort(t))))
     if step_us <= bin_us:
         return log_e, observed
+    grid, in_window = windows.grid_of_bins()  # holes are measured in time, not in laid-out bins
     idx = np.flatnonzero(observed)
     pos = np.arange(len(log_e))
     nxt = np.searchsorted(idx, pos).clip(max=len(idx) - 1)
     prv = (np.searchsorted(idx, pos, side="right") - 1).clip(min=0)
-    hole_us = (idx[nxt] - idx[prv]) * bin_us
-    fill = ~observed & (idx[prv] < pos) & (pos < idx[nxt]) & (hole_us <= 2 * step_us + bin_us)
+    hole_us = (grid[idx[nxt]] - grid[idx[prv]]) * bin_us
+    fill = ~observed & in_window & (idx[prv] < pos) & (pos < idx[nxt]) & (hole_us <= 2 * step_us + bin_us)
     filled = np.where(fill, np.interp(pos, idx, log_e[idx]), log_e)
     return filled, observed | fill
 
 
-def _source_sums(
-    a: EnvelopeSource, b: EnvelopeSource, *, max_offset_s: float, rate_hz: float, what: str
-) -> _LagSums:
-    _check_positive(max_offset_s, "max_offset_s")
-    _check_positive(rate_hz, "rate_hz")
-    max_us = round(max_offset_s * US_PER_S)
-    for name, src in (("A", a), ("B", b)):
-        if len(src.t_us) == 0:
-            raise AlignmentError(f"{what}: stream {name} has no readings; nothing to estimate an offset from")
-    a0, a1 = int(np.min(a.t_us)), int(np.max(a.t_us))
-    # B matters only where, shifted by at most max_offset_s, it can meet A: bounds the grid
-    lo = max(int(np.min(b.t_us)), a0 - max_us)
-    hi = min(int(np.max(b.t_us)), a1 + max_us)
-    if lo > hi:
-        raise AlignmentError(
-            f"{what}: streams A and B share no time even shifted by ±{max_offset_s} s "
-            f"(A spans {a0 / US_PER_S:.3f}..{a1 / US_PER_S:.3f} s since epoch); widen max_offset_s"
-        )
-    start, end = min(a0, lo), max(a1, hi) + 1
-    env_a, mask_a = _envelope(a.t_us, a.values, rate_hz=rate_hz, start_us=start, end_us=end)
-    env_b, mask_b = _envelope(b.t_us, b.values, rate_hz=rate_hz, start_us=start, end_us=end)
-    max_lag = max(1, math.floor(max_offset_s * rate_hz))
-    return _lag_sums(env_a, mask_a.astype(np.float64), env_b, mask_b.astype(np.float64), max_lag)
+def _source_sums(a: EnvelopeSource, b: EnvelopeSource, windows: Windows, *, max_lag: int) -> _LagSums:
+    env_a, mask_a = _envelope(a.t_us, a.values, windows)  # (windows.total,) each
+    env_b, mask_b = _envelope(b.t_us, b.values, windows)
+    sums = _lag_sums(env_a, mask_a.astype(np.float64), env_b, mask_b.astype(np.float64), max_lag)
+    return replace(sums, shared_s=windows.shared_s, segments=len(windows.n_bins), bins=windows.total)
 
 
 def _lag_sums(
@@ -323,6 +378,9 @@ def _estimate(sums: _LagSums, *, rate_hz: float, min_overlap_s: float, what: str
         overlap_s=overlap_s,
         reliable=confidence >= RELIABLE_CONFIDENCE and overlap_s >= min_overlap_s and not at_limit,
         at_limit=bool(at_limit),
+        shared_s=float(sums.shared_s),
+        segments=int(sums.segments),
+        envelope_bins=int(sums.bins),
     )
 
 
@@ -389,6 +447,10 @@ def _sources(frame: pl.DataFrame, columns: Sequence[str], name: str) -> dict[str
 def _some(sources: Mapping[str, EnvelopeSource]) -> str:
     keys = sorted(sources)
     return ", ".join(repr(k) for k in keys[:5]) + (", …" if len(keys) > 5 else "") if keys else "none"
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n:,} {one if n == 1 else many}"
 
 
 def _check_positive(value: float, name: str) -> None:

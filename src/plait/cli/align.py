@@ -94,13 +94,22 @@ def _estimate(
     console: Console,
 ) -> None:
     from plait.align.estimate import estimate_between
-    from plait.align.offset import ALL_KEYS, write_offset
+    from plait.align.offset import ALL_KEYS
+    from plait.align.offset_write import write_offset
 
     a, b = streams
-    estimates = estimate_between(spec, base_dir, a, b, per_key=per_key, max_offset_s=max_offset)
+    estimates = estimate_between(
+        spec,
+        base_dir,
+        a,
+        b,
+        per_key=per_key,
+        max_offset_s=max_offset,
+        say=lambda m: console.print(m, highlight=False),
+    )
     current = spec.stream(b)
     table = Table(title=f"clock offset of '{b}' against '{a}' (seconds to add to {b})")
-    for name in ("entity", "offset s", "confidence", "peak r", "overlap s", "reliable"):
+    for name in ("entity", "offset s", "confidence", "peak r", "overlap s", "shared s", "reliable"):
         table.add_column(name)
     for key, est in estimates.items():
         table.add_row(
@@ -109,6 +118,7 @@ def _estimate(
             f"{est.confidence:.2f}",
             f"{est.peak_correlation:.2f}",
             f"{est.overlap_s:.1f}",
+            f"{est.shared_s:.1f}",
             "yes" if est.reliable else "NO" + (" (at search limit)" if est.at_limit else ""),
         )
     console.print(table)
