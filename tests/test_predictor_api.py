@@ -326,3 +326,19 @@ def test_relative_media_paths_of_a_dataframe_resolve_from_the_working_directory(
     assert Path("thermal").is_dir()
     from_cwd = predictor.evaluate(table, rows="all")
     assert from_cwd["metrics"] == predictor.evaluate(table, root=pumps_small.root, rows="all")["metrics"]
+
+
+def test_a_misspelt_key_is_an_error_and_other_extra_keys_are_ignored(pumps_bundle, pumps_small) -> None:
+    """Regression (issue 13): `plait serve` answers 422 for an unknown key, while predict silently
+    left the misspelt field absent."""
+    import polars as pl
+
+    from plait import Predictor
+    from plait.errors import DataError
+
+    predictor = Predictor.load(pumps_bundle.bundle_path)
+    row = pl.read_parquet(pumps_small.table_path).row(0, named=True)  # carries the id and the label
+    assert predictor.predict(row, root=pumps_small.root)[0].fields_missing == ()
+    typo = {("notes" if k == "note" else k): v for k, v in row.items()}
+    with pytest.raises(DataError, match=r"row 0 has the key 'notes'.*did you mean 'note'\?"):
+        predictor.predict(typo, root=pumps_small.root)

@@ -246,6 +246,7 @@ class Predictor:
         if isinstance(batch, pl.DataFrame):  # a table: a field with no column says so in the report
             tensors, report = load_table(batch, trained.modalities, media_root)
         else:
+            _check_keys(batch, trained)
             tensors, report = load_rows(batch, trained.modalities, media_root)
         out = run_model(trained.model, tensors)
         calibration = trained.calibration if calibrated and trained.task.type == "classification" else None
@@ -302,8 +303,10 @@ class Predictor:
         return out
 
     @classmethod
-    def load(cls, path: Path | str) -> Predictor:
-        trained = load_bundle(path)
+    def load(cls, path: Path | str, *, trust_modified: bool = False) -> Predictor:
+        """A saved bundle, verified (see `load_bundle`); `trust_modified`: a bundle edited since it
+        was written loads with a warning instead of a `BundleError`."""
+        trained = load_bundle(path, trust_modified=trust_modified)
         predictor = cls(config=trained.config)
         predictor.trained_ = trained
         return predictor
@@ -335,6 +338,24 @@ def _batch(
         if not isinstance(record, Mapping):
             raise DataError(f"predict: row {i} is a {type(record).__name__}, not a dict; {BATCH_FIX}")
     return records, media_root
+
+
+def _check_keys(records: Sequence[Mapping[str, Any]], trained: TrainedModel) -> None:
+    """A record's key that the model does not read is ignored (records are often table rows that
+    carry ids and the label) — unless it looks like a misspelling of a column the record lacks,
+    which `plait serve` would refuse (422) and which would otherwise leave its field silently absent."""
+    known = sorted({c for m in trained.modalities.values() for c in m.columns()} | {trained.task.label})
+    for i, record in enumerate(records):
+        lacking = [c for c in known if c not in record]
+        for key in record:
+            if key in known or not lacking:
+                continue
+            hint = suggest(str(key), lacking)
+            if hint:
+                raise DataError(
+                    f"predict: row {i} has the key {key!r}, which the model does not read;{hint} "
+                    f"Columns it reads: {', '.join(known)}. Rename the key, or its field is absent"
+                )
 
 
 def _sequence_columns(trained: TrainedModel) -> frozenset[str]:

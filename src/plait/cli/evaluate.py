@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from plait.cli.predict import check_bundle_dir, check_inputs
+from plait.cli.predict import TRUST_HELP, check_bundle_dir, check_inputs, said_warnings
 from plait.cli.show import metrics_table
 from plait.evaluation.summary import report_summary
 from plait.registry import unknown_name_message
@@ -46,6 +46,7 @@ def evaluate_command(
     ),
     seed: int = typer.Option(0, help="Seed of the perturbations."),
     progress: bool = typer.Option(True, help="Show progress bars (off: a line per quarter of a long run)."),
+    trust_modified: bool = typer.Option(False, "--trust-modified", help=TRUST_HELP),
 ) -> None:
     """Evaluate BUNDLE on DATA and write a self-contained report."""
     check_inputs(bundle, data, root)
@@ -64,12 +65,15 @@ def evaluate_command(
         raise typer.BadParameter(unknown_name_message("row choice", rows, list(CHOICES)), param_hint="--rows")
     console = Console()
     say = lambda msg: console.print(msg, highlight=False)  # noqa: E731
+    with said_warnings(console):
+        trained = load_bundle(bundle, trust_modified=trust_modified)
+        reference = None if baseline is None else load_bundle(baseline, trust_modified=trust_modified)
     run = evaluate_report(
-        load_bundle(bundle),
+        trained,
         data,
         root=root,
         rows=rows,
-        baseline=None if baseline is None else load_bundle(baseline),
+        baseline=reference,
         retrain_ablation=retrain_ablation,
         robustness=robustness,
         plan=plan,

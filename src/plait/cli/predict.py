@@ -6,12 +6,18 @@ milliseconds, not after predicting; `plait evaluate` reuses those checks."""
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import typer
 from rich.console import Console
+
+TRUST_HELP = (
+    "Load the bundle even though its content no longer matches its model id (it was edited after "
+    "`plait train` wrote it); a warning says so. Damaged or inconsistent bundles still fail."
+)
 
 
 def predict_command(
@@ -20,6 +26,7 @@ def predict_command(
     out: Path = typer.Option(..., "--out", "-o", help="Output file: .parquet, .csv or .jsonl."),
     root: Path | None = typer.Option(None, help="Media root for file paths (default: the table's folder)."),
     progress: bool = typer.Option(True, help="Show a spinner while the rows load and the model runs."),
+    trust_modified: bool = typer.Option(False, "--trust-modified", help=TRUST_HELP),
 ) -> None:
     """Predict every row of DATA; the output keeps the row order."""
     check_output_file(out)
@@ -29,8 +36,8 @@ def predict_command(
 
     console = Console()
     start = time.perf_counter()
-    with _busy(console, f"loading {bundle}", progress):
-        predictor = Predictor.load(bundle)
+    with _busy(console, f"loading {bundle}", progress), said_warnings(console):
+        predictor = Predictor.load(bundle, trust_modified=trust_modified)
     # Predictor has no row-count hook yet: a spinner, not a bar, while rows load and the model runs
     with _busy(console, f"predicting the rows of {data}", progress):
         predictions, report = predictor.predict_with_report(data, root=root)
@@ -44,6 +51,22 @@ def predict_command(
         f"wrote {len(predictions)} predictions to {out} ({degraded} degraded) in {seconds:.1f} s",
         highlight=False,
     )
+
+
+@contextmanager
+def said_warnings(console: Console) -> Iterator[None]:
+    """A modified bundle loaded with --trust-modified: its warning as one plain line, not a traceback-
+    style warning; other warnings pass through as they came."""
+    from plait.bundle_checks import BundleModifiedWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        if issubclass(w.category, BundleModifiedWarning):
+            console.print(f"warning: {w.message}", highlight=False, markup=False)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 @contextmanager
