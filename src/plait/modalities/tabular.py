@@ -206,15 +206,22 @@ class TabularModality:
         mean, std, _ = self._check_fitted()
         values: list[float] = []
         observed = 0
+        unreadable: list[str] = []  # cells with a value that is no finite number: masked and counted
         for c, column in enumerate(self.numeric):
-            number = parse_number(row.get(column))
+            raw = row.get(column)
+            number = parse_number(raw)
             observed += number is not None
+            infinite = isinstance(raw, (int, float)) and not isinstance(raw, bool) and math.isinf(raw)
+            if number is None and (_is_bad_text(raw) or infinite):
+                unreadable.append(f"{column}={raw!r}")
             values.append(math.nan if number is None else (number - mean[c]) / std[c])
         for c, column in enumerate(self.categorical):
             key = category_key(row.get(column))
             observed += key is not None  # an unseen level is a value (unknown), not a missing one
             values.append(0.0 if key is None else float(self._index[c].get(key, 0)))
         if observed == 0:
+            if unreadable:  # text or ±inf where a number belongs: not an empty cell
+                return Absent("not a number", ", ".join(unreadable[:3]))
             return Absent("empty", f"none of {', '.join(self.columns())} has a value")
         return torch.tensor(values, dtype=torch.float32)  # (C,)
 
