@@ -344,3 +344,26 @@ def test_an_empty_source_gives_an_empty_frame_and_a_note(tmp_path: Path) -> None
         pl.Float64,
     ]
     assert out.stats.notes == ("the source has no rows: every anchor will find this stream absent",)
+
+
+def test_an_unsorted_sparse_log_is_unsorted_rows_not_clock_jumps(tmp_path: Path) -> None:
+    """Regression (issue 13): a log written out of order over hours was reported as hundreds of
+    clock jumps, each starting a segment, and windows lost the lines on the other side."""
+    rng = np.random.default_rng(0)
+    hours = rng.permutation(200)  # one line an hour, in shuffled order
+    rows = [
+        {
+            "time": datetime.fromtimestamp(1_709_287_200 + 3600 * int(h), UTC).isoformat(),
+            "machine": "m1",
+            "note": f"n{h}",
+        }
+        for h in hours
+    ]
+    (tmp_path / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    spec = StreamSpec(
+        name="log", kind="text", path="log.jsonl", key="machine", columns=("note",), window_s=7200.0
+    )
+    out = load_stream(spec, tmp_path)
+    assert out.stats.jumps == 0 and out.stats.unsorted > 50
+    assert out.frame["segment"].n_unique() == 1 and out.frame.height == 200  # every line kept, one segment
+    assert out.frame["t_us"].is_sorted()

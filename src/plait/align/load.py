@@ -341,11 +341,15 @@ def _apply_offsets(frame: pl.DataFrame, spec: StreamSpec, log: _Log) -> pl.DataF
 
 
 def _mark_clock(frame: pl.DataFrame, spec: StreamSpec, log: _Log) -> tuple[pl.DataFrame, int, int]:
-    """Backward steps in source order, per entity: a step larger than jump_s is a clock jump and starts
-    a new segment; a smaller one is an unsorted row. `frame` is in source order."""
+    """Backward steps in source order, per entity: in a sampled sensor stream (timeseries) a step
+    larger than jump_s is a clock jump and starts a new segment; a smaller one, and any backward step
+    in a stream of events (text, images, audio recordings, attributes — sparse, often logged out of
+    order), is an unsorted row: sorted, never a segment split that would keep lines apart.
+    `frame` is in source order."""
     step = pl.col(T_US) - pl.col(T_US).shift(1).over(KEY)
+    jumps_possible = spec.kind == "timeseries"
     frame = frame.with_columns(step.alias("__step")).with_columns(
-        (pl.col("__step") < -seconds_to_us(spec.jump_s)).fill_null(False).alias("__jump")
+        ((pl.col("__step") < -seconds_to_us(spec.jump_s)) & jumps_possible).fill_null(False).alias("__jump")
     )
     frame = frame.with_columns(
         ((pl.col("__step") < 0) & ~pl.col("__jump")).fill_null(False).alias("__unsorted"),
