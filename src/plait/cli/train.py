@@ -30,6 +30,12 @@ def train_command(
         "forward in time for data.split.time), figures into OUT (default: the output folder + '-cv').",
     ),
     seeds: int = typer.Option(1, help="With --folds: train each fold with S seeds (train.seed, +1, …)."),
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="Go on from the last epoch of a run that was stopped (checkpoints in BUNDLE.checkpoints/, "
+        "written every epoch and removed once the bundle is saved); ends as an uninterrupted run would.",
+    ),
     allow_leak: list[str] | None = typer.Option(
         None,
         "--allow-leak",
@@ -59,7 +65,22 @@ def train_command(
             cfg, folds, seeds, out if out is not None else target.with_name(target.name + "-cv"), console
         )
         return
-    result = train(cfg, out=target, say=lambda msg: console.print(msg, highlight=False), report=report)
+    checkpoints = target.with_name(target.name + ".checkpoints")
+    if resume and not checkpoints.is_dir():
+        raise typer.BadParameter(f"no checkpoints to resume from at {checkpoints}", param_hint="--resume")
+    if not resume and (checkpoints / "run.json").is_file():
+        console.print(
+            f"note: {checkpoints} holds an interrupted run; starting afresh (use --resume to continue it)",
+            highlight=False,
+        )
+    result = train(
+        cfg,
+        out=target,
+        say=lambda msg: console.print(msg, highlight=False),
+        report=report,
+        checkpoints=checkpoints,
+        resume=resume,
+    )
     metrics = result.trained.metrics
     console.print(
         metrics_table(

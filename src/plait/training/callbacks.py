@@ -58,8 +58,26 @@ class BestWeights(L.Callback):
             self.history[-1]["train_loss"] = float(train_loss)
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.restore(pl_module)
+
+    def restore(self, pl_module: L.LightningModule) -> None:
+        """Put the best epoch's weights back."""
         if self.best_state is not None:
             pl_module.load_state_dict(self.best_state)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "best_score": self.best_score,
+            "best_epoch": self.best_epoch,
+            "history": [dict(row) for row in self.history],
+            "best_state": self.best_state,
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.best_score = float(state_dict["best_score"])
+        self.best_epoch = int(state_dict["best_epoch"])
+        self.history = [dict(row) for row in state_dict["history"]]
+        self.best_state = state_dict["best_state"]
 
 
 # Shown on a log line and on the progress bar, in this order, under these short names.

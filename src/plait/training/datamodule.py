@@ -49,15 +49,26 @@ class TableDataModule(L.LightningDataModule):
         self.val_rows = _Rows(table, val)
         self.batch_size = batch_size
         self.seed = seed
+        self._generator: torch.Generator | None = None
+        self._resumed_generator: torch.Tensor | None = None
 
     def _loader(self, rows: _Rows, shuffle: bool) -> DataLoader[Batch]:
-        base = (
-            RandomSampler(range(len(rows)), generator=torch.Generator().manual_seed(self.seed))
-            if shuffle
-            else SequentialSampler(range(len(rows)))
-        )
+        base: RandomSampler | SequentialSampler = SequentialSampler(range(len(rows)))
+        if shuffle:
+            generator = torch.Generator().manual_seed(self.seed)
+            if self._resumed_generator is not None:  # a resumed stage draws the batches it would have
+                generator.set_state(self._resumed_generator)
+            self._generator = generator
+            base = RandomSampler(range(len(rows)), generator=generator)
         sampler = BatchSampler(base, batch_size=self.batch_size, drop_last=False)
         return DataLoader(rows, sampler=sampler, batch_size=None, collate_fn=_whole)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The batch order's random stream, for checkpoints (training/checkpoint.py)."""
+        return {} if self._generator is None else {"generator": self._generator.get_state()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._resumed_generator = state_dict.get("generator")
 
     def train_dataloader(self) -> DataLoader[Batch]:
         return self._loader(self.train_rows, shuffle=True)

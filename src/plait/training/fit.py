@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -30,10 +31,11 @@ from plait.evaluation.rows import selection_text
 from plait.evaluation.run import EVALUATION_JSON, write_report
 from plait.evaluation.subset_temperatures import fit_subset_temperatures
 from plait.modalities.base import ROW_COLUMN, Modality, value_columns
-from plait.provenance.fingerprint import FilesFingerprint, fingerprint_files
+from plait.provenance.fingerprint import FilesFingerprint, fingerprint_files, fingerprint_table
 from plait.provenance.record import collect_provenance
 from plait.registry import suggest
 from plait.training.balance import balance_report
+from plait.training.checkpoint import Checkpoints
 from plait.training.stages import Say, fit_stages
 
 
@@ -73,11 +75,24 @@ def train(
     out: Path | str | None = None,
     say: Say | None = None,
     report: bool = False,
+    checkpoints: Path | str | None = None,
+    resume: bool = False,
 ) -> TrainResult:
     """Train the model `config` describes; write a bundle to `out` when given, with the full
-    evaluation report (report.html, evaluation.json) of the held-out rows in it when `report`."""
+    evaluation report (report.html, evaluation.json) of the held-out rows in it when `report`.
+    With `checkpoints` (a folder), every epoch is saved there; with `resume`, a run that was killed
+    goes on from its last epoch and ends as the uninterrupted run would (training/checkpoint.py).
+    The folder is removed once the bundle is written."""
     prepared = prepare(config, table=table, say=say)
-    result = fit_prepared(prepared, out=out, say=say)
+    saved = None
+    if checkpoints is not None:
+        fingerprint = Checkpoints.fingerprint_of(
+            prepared.config.to_yaml(), fingerprint_table(prepared.table), json.dumps(prepared.split.to_json())
+        )
+        saved = Checkpoints(Path(checkpoints), fingerprint, resume=resume)
+    result = fit_prepared(prepared, out=out, say=say, checkpoints=saved)
+    if saved is not None and result.bundle_path is not None:
+        saved.remove()
     if not report or result.bundle_path is None:
         return result
     return replace(result, report=_bundle_report(prepared, result, say or (lambda _msg: None)))
@@ -262,6 +277,7 @@ def fit_prepared(
     fields: Sequence[str] | None = None,
     out: Path | str | None = None,
     say: Say | None = None,
+    checkpoints: Checkpoints | None = None,
 ) -> TrainResult:
     """Train one model on prepared data. `config` may change the model and training sections
     (not the data, task or fields); `fields` trains on a subset of the fields (unimodal baselines)."""
@@ -278,7 +294,7 @@ def fit_prepared(
     L.seed_everything(config.train.seed, workers=True, verbose=False)
     torch.manual_seed(config.train.seed)
     model = build_model(config, modalities, task.n_outputs)
-    fitted = fit_stages(config, model, task, tensors, split, tell)
+    fitted = fit_stages(config, model, task, tensors, split, tell, checkpoints)
     trained_model = TrainedModel(
         config=config, task=task, modalities=modalities, model=model, split=split.to_json()
     )

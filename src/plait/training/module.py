@@ -70,6 +70,7 @@ class PlaitModule(L.LightningModule):
         self._grad_norms: dict[str, Tensor] = {}  # summed on the device: no sync per step
         self._ogm: dict[str, float] = {}
         self._dropout_rng: torch.Generator | None = None
+        self._resumed: dict[str, Tensor] | None = None  # random streams of a resumed stage
         self._val_outputs: list[tuple[Tensor, Tensor]] = []
         self._val_probes: list[tuple[dict[str, Tensor], dict[str, Tensor], Tensor]] = []
         self._set_trainable()
@@ -87,6 +88,27 @@ class PlaitModule(L.LightningModule):
     def on_fit_start(self) -> None:
         # one stream per process so DDP ranks drop different fields, reproducibly
         self._dropout_rng = torch.Generator().manual_seed(self.seed * 1000 + self.global_rank)
+        if self._resumed is not None:  # a resumed stage goes on with the streams it stopped with
+            self._dropout_rng.set_state(self._resumed["dropout_rng"])
+            torch.set_rng_state(self._resumed["torch_rng"])
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """What a resumed stage needs beyond weights and optimizer: the random streams (modality
+        dropout, the global one behind nn.Dropout) and the per-epoch gradient shares."""
+        assert self._dropout_rng is not None  # saved during fit only
+        checkpoint["plait"] = {
+            "dropout_rng": self._dropout_rng.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "share_history": [dict(row) for row in self.share_history],
+            "ogm": dict(self._ogm),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("plait", {})
+        self.share_history = [dict(row) for row in state.get("share_history", [])]
+        self._ogm = dict(state.get("ogm", {}))
+        if "dropout_rng" in state:
+            self._resumed = {"dropout_rng": state["dropout_rng"], "torch_rng": state["torch_rng"]}
 
     def on_train_epoch_start(self) -> None:
         if self.stage == "frozen":  # fixed encoders: no dropout noise inside them either

@@ -11,6 +11,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -24,6 +25,7 @@ from plait.data.split import Split
 from plait.models.fusion_hooks import fit_fusion_held_out, prepare_fusion
 from plait.models.fusion_model import FusionModel
 from plait.training.callbacks import BestWeights, CompactProgressBar, EpochLines
+from plait.training.checkpoint import Checkpoints, read_checkpoint
 from plait.training.datamodule import TableDataModule
 from plait.training.module import PlaitModule, build_probes
 
@@ -40,10 +42,17 @@ class Fitted:
 
 
 def fit_stages(
-    config: Config, model: FusionModel, task: TaskInfo, tensors: TensorTable, split: Split, tell: Say
+    config: Config,
+    model: FusionModel,
+    task: TaskInfo,
+    tensors: TensorTable,
+    split: Split,
+    tell: Say,
+    checkpoints: Checkpoints | None = None,
 ) -> Fitted:
     """Run the stages in order (train.stages, or one end_to_end stage), each its own Lightning fit
-    with early stopping and its best weights restored; then the fusion's held-out hook."""
+    with early stopping and its best weights restored; then the fusion's held-out hook. With
+    `checkpoints`, every epoch is saved and a run that was killed goes on where it stopped."""
     t = config.train
     plan = t.stage_plan()
     probes = build_probes(model, task.n_outputs)
@@ -73,6 +82,14 @@ def fit_stages(
             aux_loss=t.aux_loss,
             ogm_ge=t.ogm_ge,
         )
+        done = None if checkpoints is None else checkpoints.finished(number)
+        if done is not None:  # finished before the run was stopped: its weights and records
+            checkpoints.load_finished(number, module)  # type: ignore[union-attr]
+            history.extend(done["history"])
+            shares.extend(done["shares"])
+            stages.append(done["record"])
+            tell(f"resumed: stage {number} ({stage.kind}) was finished")
+            continue
         data = TableDataModule(tensors, train=split.train, val=val, batch_size=t.batch_size, seed=t.seed)
         best = BestWeights()
         callbacks: list[L.Callback] = [
@@ -84,6 +101,9 @@ def fit_stages(
         else:  # no bars: a log still hears from every epoch
             name = stage.kind if len(plan) > 1 else None
             callbacks.append(EpochLines(tell, epochs=stage.epochs, stage=name))
+        saved = None if checkpoints is None else checkpoints.in_progress(number)
+        if checkpoints is not None:
+            callbacks.append(checkpoints.callback(number))  # last: after early stopping and best weights
         with quiet_lightning():
             trainer = L.Trainer(
                 max_epochs=stage.epochs,
@@ -100,19 +120,29 @@ def fit_stages(
                 deterministic=True,
                 log_every_n_steps=1,
             )
-            trainer.fit(module, datamodule=data)
-        history.extend({"stage": stage.kind, **row} for row in best.history)
+            if saved is not None and saved[1]:  # early stopping had fired: the stage was over
+                _finish_from(saved[0], module, best)
+                tell(f"resumed: stage {number} ({stage.kind}) had stopped early")
+            else:
+                if saved is not None:
+                    tell(f"resumed: stage {number} ({stage.kind}) goes on from its last saved epoch")
+                ckpt = None if saved is None else str(saved[0])
+                trainer.fit(module, datamodule=data, ckpt_path=ckpt, weights_only=True)
+        rows = [{"stage": stage.kind, **row} for row in best.history]
+        record = {
+            "kind": stage.kind,
+            "epochs": stage.epochs,
+            "lr": stage.lr,
+            "epochs_run": len(best.history),
+            "best_epoch": best.best_epoch,
+            "best_val_loss": best.best_score,
+        }
+        history.extend(rows)
         shares.extend(module.share_history)
-        stages.append(
-            {
-                "kind": stage.kind,
-                "epochs": stage.epochs,
-                "lr": stage.lr,
-                "epochs_run": len(best.history),
-                "best_epoch": best.best_epoch,
-                "best_val_loss": best.best_score,
-            }
-        )
+        stages.append(record)
+        if checkpoints is not None:
+            done_now = {"record": record, "history": rows, "shares": list(module.share_history)}
+            checkpoints.finish_stage(number, module, done_now)
     model.requires_grad_(True)
     model.to("cpu")
     probes.to("cpu")
@@ -121,6 +151,16 @@ def fit_stages(
     return Fitted(
         probes=probes, history=history, stages=stages, shares=shares, seconds=time.perf_counter() - start
     )
+
+
+def _finish_from(path: Path, module: PlaitModule, best: BestWeights) -> None:
+    """A stage whose last checkpoint says early stopping fired: its weights, records and best epoch,
+    as the uninterrupted run ended it."""
+    state = read_checkpoint(path)
+    module.load_state_dict(state["state_dict"])
+    module.on_load_checkpoint(state)
+    best.load_state_dict(state["callbacks"][best.state_key])
+    best.restore(module)
 
 
 class quiet_lightning:
