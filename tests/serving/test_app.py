@@ -114,13 +114,17 @@ def test_info_lists_fields_classes_limits_and_metrics(client: TestClient, traine
         "specs": "tabular",
     }
     assert fields["specs"]["columns"] == list(trained.modalities["specs"].columns())
-    assert fields["thermal"]["limits"]["max_pixels"] == trained.modalities["thermal"].max_pixels  # type: ignore[attr-defined]
+    own = trained.modalities["thermal"].max_pixels  # type: ignore[attr-defined]
+    assert fields["thermal"]["limits"]["max_pixels"] == min(own, 16_000_000)  # the server's default is lower
     assert fields["note"]["limits"] == {"max_chars": ServeSettings().max_text_chars}
     assert fields["sound"]["limits"]["max_seconds"] == ServeSettings().max_audio_seconds
     assert info["metrics"]["metrics"]["accuracy"] == pytest.approx(trained.metrics["metrics"]["accuracy"])
     assert info["metrics"]["split"] == "test"
     assert "table_path" not in info["provenance"]  # server paths are not published
     assert info["limits"]["max_body_bytes"] == 20 * 1024 * 1024
+    assert info["limits"]["max_request_pixels"] == 64_000_000  # the decode budgets are published
+    assert info["limits"]["max_batch_decode_s"] == 1.0
+    assert info["limits"]["body_timeout_s"] == 30.0
     assert set(info["breakers"]) == set(FIELDS)  # brought back from the model's own process
     assert set(info["breakers"].values()) == {"closed"}
     assert info["inference"] == {"where": "process", "restarts": 0}
@@ -538,12 +542,16 @@ def test_cli_serve_runs_uvicorn_with_the_app_or_the_factory(
     monkeypatch.delenv(MULTIPROC_ENV, raising=False)
     monkeypatch.setenv(BUNDLE_ENV, "unset")  # the command writes both; monkeypatch restores them
     monkeypatch.setenv(SETTINGS_ENV, "{}")
+    monkeypatch.setenv("PLAIT_SERVE_HEADER_TIMEOUT_S", "10.0")  # written for the workers; restored after
     bundle = str(pumps_bundle.bundle_path)
     one = CliRunner().invoke(app, ["serve", bundle, "--port", "8123", "--max-batch-size", "8"])
     assert one.exit_code == 0, one.output
     target, kw = calls[0]
     assert not isinstance(target, str)  # the app object itself
     assert kw["port"] == 8123
+    # uvicorn alone never times out a request's headers: the server's own protocol does
+    assert kw["http"] == "plait.serving.server:HeaderTimeoutProtocol"
+    assert kw["timeout_keep_alive"] == 5
     many = CliRunner().invoke(app, ["serve", bundle, "--workers", "2", "--cors-origin", "https://a"])
     assert many.exit_code == 0, many.output
     target, kw = calls[1]

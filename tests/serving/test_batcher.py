@@ -132,6 +132,31 @@ def test_a_request_larger_than_max_batch_size_is_split_and_joined_in_order() -> 
     assert [x for b in recorder.batches for x in b] == list(range(10))
 
 
+def test_a_long_request_does_not_hold_the_queue_against_a_later_short_one() -> None:
+    """Parts queue round-robin: a one-record request that arrives behind a request of 6 batches
+    runs in the next batch, not after all of them."""
+    recorder = Recorder()
+
+    async def scenario() -> list[list[int]]:
+        batcher: Batcher[int, int] = Batcher(recorder, max_batch_size=2, max_wait_ms=0)
+        await batcher.start()
+        first = asyncio.create_task(batcher.submit([0]))
+        await until(lambda: recorder.sizes == [1])  # busy: what follows queues
+        long = asyncio.create_task(batcher.submit(list(range(1, 13))))
+        await settle()
+        short = asyncio.create_task(batcher.submit([99]))
+        await settle()
+        recorder.gate.set()
+        results = await asyncio.gather(first, long, short)
+        await batcher.close()
+        return results
+
+    results = run(scenario)
+    assert results == [[0], [10 * x for x in range(1, 13)], [990]]
+    batches = [list(b) for b in recorder.batches]
+    assert batches[1] == [1, 2] and 99 in batches[2], batches  # the short one runs second in line
+
+
 def test_an_error_fails_exactly_the_requests_of_its_batch_and_the_batcher_keeps_serving() -> None:
     recorder = Recorder()
     seen: list[tuple[int, float]] = []

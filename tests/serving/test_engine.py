@@ -4,6 +4,7 @@ encoder and skip the field, and the FieldGuard state machine on its own."""
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import threading
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from plait.bundle import TrainedModel, load_bundle
 from plait.data.table import read_table
@@ -194,27 +196,67 @@ def test_a_value_that_breaks_load_fails_its_own_record_only(
     assert guard.failures()["note"] == 0 and guard.states()["note"] == "closed"
 
 
-def test_a_slow_load_is_the_clients_cost_not_a_field_failure(
+def test_a_slow_load_is_the_clients_cost_and_the_batch_decode_budget_bounds_it(
     trained: TrainedModel, rows: list[dict[str, Any]], pumps_small: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Regression: decoding used to run inside the field's timeout, so a few huge (valid) images
-    from one client timed out and opened the image breaker for every client."""
-    import time
-
+    """Regression, twice over. Decoding used to run inside the field's timeout, so a few huge
+    (valid) images from one client timed out and opened the image breaker for every client: loading
+    still never counts against a breaker. And decoding had no budget (this test asserted that three
+    slow loads all ran): 16 near-limit PNGs in one request held the model process 19.6 s. Now once a
+    batch has spent `decode_budget_s` decoding, its remaining media are skipped, with the reason."""
     thermal = trained.modalities["thermal"]
     original = thermal.load
 
     def slow(row: Any, root: Path) -> Any:
-        time.sleep(0.4)  # a decompression-heavy image, still within every limit
+        time.sleep(0.4)  # a decompression-heavy image, still within every per-value limit
         return original(row, root)
 
     monkeypatch.setattr(thermal, "load", slow)
-    guard = FieldGuard(list(trained.modalities), fail_max=1, timeout_s=0.5)  # loading takes 0.8 s
-    engine = Engine(trained, guard=guard)
+    guard = FieldGuard(list(trained.modalities), fail_max=1, timeout_s=0.5)  # loading takes 0.4 s a record
+    engine = Engine(trained, guard=guard, decode_budget_s=0.3)
     base = as_record(rows[0], pumps_small.root)
-    served = engine.predict([base, base])
-    assert all(status(s, "thermal").state == "used" for s in served)
+    first, *others = engine.predict([base, base, base])
+    assert status(first, "thermal").state == "used"  # a batch's first record is always decoded
+    for served in others:
+        for field in MEDIA:
+            state, reason = status(served, field).state, status(served, field).reason
+            assert state == "skipped"
+            assert reason.startswith("batch over its decode budget (max_batch_decode_s=0.3): the batch spent")
+        assert status(served, "note").state == "used"  # the record is answered, without its media
+        assert served.prediction.degraded
     assert guard.states()["thermal"] == "closed"
+    engine.close()
+
+
+def test_the_batch_decodes_its_cheapest_records_first(
+    trained: TrainedModel, rows: list[dict[str, Any]], pumps_small: Any
+) -> None:
+    """A near-limit image sent first does not cost the small image sent after it its turn."""
+    big = io.BytesIO()
+    Image.new("RGB", (3000, 3000), (200, 40, 40)).save(big, "PNG")  # ~0.2-0.4 s to decode
+    base = as_record(rows[0], pumps_small.root)
+    engine = Engine(trained, decode_budget_s=0.001)  # spent by the first record decoded
+    hostile, honest = engine.predict([{**base, "thermal": big.getvalue()}, base])
+    assert status(honest, "thermal").state == "used"
+    state, reason = status(hostile, "thermal").state, status(hostile, "thermal").reason
+    assert state == "skipped" and reason.startswith("batch over its decode budget")
+    assert status(hostile, "note").state == "used"
+    engine.close()
+
+
+def test_a_record_whose_images_would_overrun_the_budget_is_skipped_before_decoding(
+    trained: TrainedModel, rows: list[dict[str, Any]], pumps_small: Any
+) -> None:
+    big = io.BytesIO()
+    Image.new("RGB", (3000, 3000), (200, 40, 40)).save(big, "PNG")
+    base = as_record(rows[0], pumps_small.root)
+    engine = Engine(trained, decode_budget_s=5.0)
+    engine._clock.seconds_per_pixel = 1e-6  # as if this machine took 9 s for 9 Mpx
+    served = engine.predict([base, {**base, "thermal": big.getvalue()}])
+    assert status(served[0], "thermal").state == "used"
+    state, reason = status(served[1], "thermal").state, status(served[1], "thermal").reason
+    assert state == "skipped" and "would take the batch past it" in reason
+    engine.close()
 
 
 def test_an_encoder_past_the_timeout_is_skipped(

@@ -29,6 +29,12 @@ def serve_command(
         [], "--required", help="A field requests must include (repeat for several); 422 without it."
     ),
     max_body_mb: float = typer.Option(20.0, help="Largest request body (MiB)."),
+    trust_modified: bool = typer.Option(
+        False,
+        "--trust-modified",
+        help="Serve a bundle edited since it was written (its content no longer hashes to its model id): "
+        "a warning instead of a refusal; answers carry the new content id.",
+    ),
     set_: list[str] = typer.Option(
         [],
         "--set",
@@ -48,6 +54,7 @@ def serve_command(
 
     from plait.serving.app import BUNDLE_ENV, SETTINGS_ENV, app_from_env, create_app
     from plait.serving.metrics import MULTIPROC_ENV
+    from plait.serving.server import uvicorn_options
     from plait.serving.settings import MIB, ServeSettings, api_key_from_env, parse_overrides
 
     options = dict(
@@ -60,6 +67,7 @@ def serve_command(
         max_body_bytes=round(max_body_mb * MIB),
         cors_origins=cors_origin,
         required_fields=required,
+        trust_modified=trust_modified,
     )
     settings = ServeSettings.from_json(
         {**options, **parse_overrides(set_)}, api_key=api_key_from_env(api_key_env)
@@ -72,7 +80,8 @@ def serve_command(
         f"{settings.max_batch_size}, {auth}); docs at /docs"
     )
     if workers == 1:
-        uvicorn.run(create_app(bundle, settings), host=host, port=port, log_level=log_level)
+        app = create_app(bundle, settings)
+        uvicorn.run(app, host=host, port=port, log_level=log_level, **uvicorn_options(settings))
         return
     # Several processes: uvicorn imports the app factory in each, so the bundle and the settings
     # travel in the environment (the API key stays in its own variable, named here).
@@ -92,6 +101,7 @@ def serve_command(
             port=port,
             workers=workers,
             log_level=log_level,
+            **uvicorn_options(settings),
         )
     finally:
         if made is not None:

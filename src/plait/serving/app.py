@@ -13,9 +13,9 @@ GET  /docs /redoc         the API docs (Swagger UI, ReDoc), their assets served 
 
 A prediction object is the engine's `Served.to_json()` (prediction, probabilities, fields_used,
 fields_missing, degraded, weights, model_id, temperature, fields: {name: {state, reason}}) plus
-`latency_ms`. Every error is JSON `{"error": {"code", "message", "field"}}`. With an API key set,
-/v1/* and /metrics need header `X-API-Key: KEY` or `Authorization: Bearer KEY`; the probes, `/`
-and the OpenAPI docs stay open.
+`latency_ms`. Every error is JSON `{"error": {"code", "message", "field"}}` and names no server
+path. With an API key set, /v1/* and /metrics need header `X-API-Key: KEY` or `Authorization:
+Bearer KEY`; the probes, `/` and the OpenAPI docs stay open.
 """
 
 from __future__ import annotations
@@ -99,14 +99,21 @@ class _Server:
             limits = GuardLimits(s.breaker_fail_max, s.breaker_reset_timeout_s, s.field_timeout_s)
             # torch threads per model process: this worker's share of the cores, less its own one
             threads = max(1, (os.cpu_count() or 1) // s.workers - 1)
-            return EngineProcess(self.bundle_dir, limits, threads=threads, call_timeout_s=s.batch_timeout_s)
+            return EngineProcess(
+                self.bundle_dir,
+                limits,
+                threads=threads,
+                call_timeout_s=s.batch_timeout_s,
+                decode_budget_s=s.max_batch_decode_s,
+                trust_modified=s.trust_modified,
+            )
         guard = FieldGuard(
             list(self.trained.modalities),
             fail_max=s.breaker_fail_max,
             reset_timeout_s=s.breaker_reset_timeout_s,
             timeout_s=s.field_timeout_s,
         )
-        return Engine(self.trained, guard=guard)
+        return Engine(self.trained, guard=guard, decode_budget_s=s.max_batch_decode_s)
 
 
 def create_app(
@@ -123,7 +130,11 @@ def create_app(
             "serve.inference='process' loads the bundle again in a child process, so it needs the "
             "bundle's directory, not a model in memory: pass the path, or ServeSettings(inference='thread')"
         )
-    trained = bundle if isinstance(bundle, TrainedModel) else load_bundle(bundle)
+    trained = (
+        bundle
+        if isinstance(bundle, TrainedModel)
+        else load_bundle(bundle, trust_modified=settings.trust_modified)
+    )
     metrics = ServeMetrics()
     bundle_dir = None if isinstance(bundle, TrainedModel) else Path(bundle)
     report = None if bundle_dir is None else bundle_dir / "report.html"
@@ -146,7 +157,12 @@ def create_app(
     add_error_handlers(app)
     _add_routes(app, state)
     add_docs(app)
-    app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes, api_key=settings.api_key)
+    app.add_middleware(
+        BodyLimit,
+        max_body_bytes=settings.max_body_bytes,
+        api_key=settings.api_key,
+        body_timeout_s=settings.body_timeout_s,
+    )
     app.add_middleware(RequestMetrics, metrics=state.metrics)
     if settings.cors_origins:
         app.add_middleware(
@@ -315,7 +331,7 @@ async def _predict(
             503, "not_ready", "the server is shutting down; retry on another instance"
         ) from None
     except EngineStopped as exc:  # the model's process died with this batch; a new one is starting
-        raise RequestError(503, "engine_restarting", str(exc)) from None
+        raise RequestError(503, "engine_restarting", str(exc)) from None  # no path in it: see _died
     latency_ms = round((time.perf_counter() - started) * 1000.0, 3)
     out = []
     for i, one in enumerate(served):

@@ -8,7 +8,9 @@ hands each batch to `run` in a worker thread (never on the event loop). Policy:
 - while a batch runs, the next batch gathers arrivals until it is full or `max_wait_ms` after
   its first request arrived; while every worker is busy it keeps gathering (it cannot run yet);
 - a request larger than `max_batch_size` is split into parts that each fit a batch; its results
-  are joined in order;
+  are joined in order. Parts queue round-robin: every waiting request's first part before any
+  request's second, and so on, so a request that arrives behind a 1000-record one waits for one
+  of its batches, not all 63 of them;
 - an exception from `run` fails exactly the requests in that batch; the batcher keeps serving.
 """
 
@@ -54,6 +56,7 @@ class _Part(Generic[T, R]):
     request: _Request[T, R]
     start: int
     stop: int
+    turn: int = 0  # this part's place in its request: parts queue round-robin by turn
 
     @property
     def size(self) -> int:
@@ -144,10 +147,18 @@ class Batcher(Generic[T, R]):
             parts_left=len(starts),
             results=[None] * n,
         )
-        for start in starts:
-            self._waiting.append(_Part(request, start, min(start + self.max_batch_size, n)))
+        for turn, start in enumerate(starts):
+            self._enqueue(_Part(request, start, min(start + self.max_batch_size, n), turn))
         self._wake.set()
         return await request.future
+
+    def _enqueue(self, part: _Part[T, R]) -> None:
+        """Queue `part` after every part of an earlier or the same turn (the queue stays sorted by
+        turn, then by arrival): a long request cannot hold the queue against later ones."""
+        index = len(self._waiting)
+        while index > 0 and self._waiting[index - 1].turn > part.turn:
+            index -= 1
+        self._waiting.insert(index, part)
 
     @property
     def queued(self) -> int:

@@ -57,4 +57,5 @@ def parse_json_body(
             f"{len(items)} records in one request, over the limit of {settings.max_records} "
             "(max_records); split the request",
         )
-    return False, [parse_record(r, schema, f"records[{i}]") for i, r in enumerate(items)]
+    budget = schema.budget()  # one decode budget for the whole request, charged in record order
+    return False, [parse_record(r, schema, f"records[{i}]", budget) for i, r in enumerate(items)]

@@ -11,6 +11,7 @@ never fails for one field.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +25,9 @@ from plait.errors import ConfigError
 from plait.modalities.base import Modality
 from plait.models.inference import Outputs
 from plait.predictor import Prediction, Predictor
+from plait.serving.budget import DecodeClock, decode_costs
 from plait.serving.guard import FieldGuard, Skipped
-from plait.serving.loader import FieldState, FieldStatus, Loaded, RecordLoader
+from plait.serving.loader import MEDIA_KINDS, FieldState, FieldStatus, Loaded, RecordLoader
 from plait.types import EncoderOutput
 
 __all__ = ["Engine", "FieldState", "FieldStatus", "Loaded", "Served", "ServingEngine"]
@@ -72,9 +74,16 @@ class Engine:
     """
 
     def __init__(
-        self, trained: TrainedModel, *, guard: FieldGuard | None = None, root: Path | None = None
+        self,
+        trained: TrainedModel,
+        *,
+        guard: FieldGuard | None = None,
+        root: Path | None = None,
+        decode_budget_s: float | None = None,
     ) -> None:
         self.trained = trained
+        self.decode_budget_s = decode_budget_s  # wall time per batch for decoding media (None: none)
+        self._clock = DecodeClock(decode_budget_s)
         self.fields: tuple[str, ...] = tuple(trained.modalities)
         self.kinds: dict[str, str] = {f: m.kind for f, m in trained.modalities.items()}
         self.guard = guard if guard is not None else FieldGuard(self.fields)
@@ -85,6 +94,11 @@ class Engine:
                 f"FieldGuard({list(self.fields)})"
             )
         self.loader = RecordLoader(trained.modalities, root=root)
+        self._media = {  # media column -> (kind, the side an image is resized to)
+            getattr(m, "column", f): (m.kind, int(getattr(m, "size", 0)))
+            for f, m in trained.modalities.items()
+            if m.kind in MEDIA_KINDS
+        }
         self.model = trained.model
         self.model.eval()
         self._predictor = Predictor.from_trained(trained)
@@ -99,8 +113,26 @@ class Engine:
         self, records: Sequence[Mapping[str, Any]], explain: Sequence[bool] | bool = False
     ) -> list[Served]:
         """One Served per record, in order. `explain` (for all records, or per record) adds each used
-        field's leave-one-out contribution; it costs one more fusion + head run per field."""
-        return self.predict_loaded([self.loader.load(record) for record in records], explain)
+        field's leave-one-out contribution; it costs one more fusion + head run per field.
+        Records are loaded cheapest first within `decode_budget_s` (see plait.serving.budget)."""
+        return self.predict_loaded(self.load_batch(records), explain)
+
+    def load_batch(self, records: Sequence[Mapping[str, Any]]) -> list[Loaded]:
+        """Each record loaded, in order. With a decode budget, cheapest first: a record whose media
+        would take the batch past it (or that comes after it is spent) has its media skipped."""
+        if self.decode_budget_s is None:
+            return [self.loader.load(record) for record in records]
+        costs = decode_costs(records, self._media)
+        loaded: list[Loaded | None] = [None] * len(records)
+        self._clock.start()
+        for i in sorted(range(len(records)), key=costs.__getitem__):
+            pixels = costs[i][0]
+            skip = self._clock.skip(pixels)
+            started = time.perf_counter()
+            loaded[i] = self.loader.load(records[i], skip_media=skip)
+            if skip is None:
+                self._clock.observe(pixels, time.perf_counter() - started)
+        return [one for one in loaded if one is not None]
 
     def predict_loaded(
         self, loaded: Sequence[Loaded], explain: Sequence[bool] | bool = False

@@ -37,7 +37,8 @@ from plait.errors import ConfigError, PlaitError
 from plait.modalities.options import short_error
 from plait.modalities.tabular import MISSING_TEXT
 from plait.registry import suggest
-from plait.serving.media import AUDIO_FORMATS, IMAGE_FORMATS, check_media, decode_base64
+from plait.serving.budget import RequestBudget
+from plait.serving.media import AUDIO_FORMATS, IMAGE_FORMATS, decode_base64, probe_media
 from plait.serving.settings import ServeSettings
 from plait.types import Absent
 
@@ -115,6 +116,14 @@ class InputSchema:
     max_audio_seconds: float
     max_pixels: Mapping[str, int]  # image field -> pixel limit
     max_records: int = 1000  # records per request (documented in the OpenAPI schema)
+    max_request_pixels: int = 64_000_000  # see ServeSettings: the decode budget of one request
+    max_request_audio_s: float = 300.0
+    image_sizes: Mapping[str, int] = field(default_factory=dict)  # image field -> side it is resized to
+    audio_read_s: Mapping[str, float] = field(default_factory=dict)  # audio field -> seconds the model reads
+
+    def budget(self) -> RequestBudget:
+        """A fresh decode budget for one request."""
+        return RequestBudget(self.max_request_pixels, self.max_request_audio_s)
 
     @classmethod
     def build(cls, trained: TrainedModel, settings: ServeSettings) -> InputSchema:
@@ -129,6 +138,8 @@ class InputSchema:
         fields: list[InputField] = []
         columns: dict[str, Column] = {}
         max_pixels: dict[str, int] = {}
+        image_sizes: dict[str, int] = {}
+        audio_read_s: dict[str, float] = {}
         for name, modality in trained.modalities.items():
             roles = _roles(name, modality)
             for column, role in roles.items():
@@ -138,8 +149,10 @@ class InputSchema:
                 own = int(getattr(modality, "max_pixels", 40_000_000))
                 cap = settings.max_image_pixels
                 max_pixels[name] = own if cap is None else min(own, cap)
+                image_sizes[name] = int(getattr(modality, "size", 0))
                 limits = {"max_pixels": max_pixels[name], "max_bytes": settings.max_file_bytes}
             elif modality.kind == "audio":
+                audio_read_s[name] = float(getattr(modality, "max_seconds", settings.max_audio_seconds))
                 limits = {"max_seconds": settings.max_audio_seconds, "max_bytes": settings.max_file_bytes}
             elif modality.kind == "text":
                 limits = {"max_chars": settings.max_text_chars}
@@ -162,6 +175,10 @@ class InputSchema:
             max_audio_seconds=settings.max_audio_seconds,
             max_pixels=max_pixels,
             max_records=settings.max_records,
+            max_request_pixels=settings.max_request_pixels,
+            max_request_audio_s=settings.max_request_audio_s,
+            image_sizes=image_sizes,
+            audio_read_s=audio_read_s,
         )
 
     @property
@@ -191,15 +208,18 @@ def _roles(name: str, modality: Any) -> dict[str, str]:
 # ---- records -------------------------------------------------------------------------------------
 
 
-def parse_record(raw: object, schema: InputSchema, where: str = "record") -> ParsedRecord:
-    """A JSON record (an object keyed by column names) → the engine's record."""
+def parse_record(
+    raw: object, schema: InputSchema, where: str = "record", budget: RequestBudget | None = None
+) -> ParsedRecord:
+    """A JSON record (an object keyed by column names) → the engine's record. `budget`: the
+    request's decode budget, shared by its records (None: a fresh one for this record alone)."""
     if not isinstance(raw, dict):
         raise RequestError(
             422,
             "invalid_record",
             f"{where}: expected a JSON object keyed by column names, got {_json_type(raw)}",
         )
-    return _parse_items(raw.items(), schema, where)
+    return _parse_items(raw.items(), schema, where, budget if budget is not None else schema.budget())
 
 
 def parse_form(items: Iterable[tuple[str, str | bytes]], schema: InputSchema) -> ParsedRecord:
@@ -218,10 +238,12 @@ def parse_form(items: Iterable[tuple[str, str | bytes]], schema: InputSchema) ->
                 f"form: '{key}' ({column.kind} field '{column.field}') takes a form value, not a file",
                 key,
             )
-    return _parse_items(seen.items(), schema, "form")
+    return _parse_items(seen.items(), schema, "form", schema.budget())
 
 
-def _parse_items(items: Iterable[tuple[str, object]], schema: InputSchema, where: str) -> ParsedRecord:
+def _parse_items(
+    items: Iterable[tuple[str, object]], schema: InputSchema, where: str, budget: RequestBudget
+) -> ParsedRecord:
     values: dict[str, Any] = {}
     for key, value in items:
         column = schema.columns.get(key)
@@ -229,7 +251,7 @@ def _parse_items(items: Iterable[tuple[str, object]], schema: InputSchema, where
             raise RequestError(422, "unknown_field", _unknown_message(key, schema, where), key)
         # None stays, keyed: the client sent the column without a value (null, "", "NA"), which the
         # engine reports as "empty" — unlike a column it did not send ("not in the record").
-        values[key] = None if value is None else _parse_value(value, column, schema, where)
+        values[key] = None if value is None else _parse_value(value, column, schema, where, budget)
     for f in schema.fields:
         if not f.required:
             continue
@@ -265,18 +287,20 @@ def _unknown_message(key: str, schema: InputSchema, where: str) -> str:
     return f"{where}: unknown field '{key}';{hint} Valid fields: {', '.join(valid)}"
 
 
-def _parse_value(value: object, column: Column, schema: InputSchema, where: str) -> Any:
+def _parse_value(
+    value: object, column: Column, schema: InputSchema, where: str, budget: RequestBudget
+) -> Any:
     """The engine's value, None for absent, or Absent for an unusable value of the right type."""
     role = column.role
     if role == "media":
         if isinstance(value, bytes):
-            return _media(value, column, schema)
+            return _media(value, column, schema, budget)
         if not isinstance(value, str):
             raise _wrong_type(where, column, "base64 text or a data URL", value)
         if not value.strip():
             return None
         data = decode_base64(value)
-        return data if isinstance(data, Absent) else _media(data, column, schema)
+        return data if isinstance(data, Absent) else _media(data, column, schema, budget)
     if role == "text":
         if not isinstance(value, str):
             raise _wrong_type(where, column, "a string", value)
@@ -358,6 +382,19 @@ def _json_type(value: object) -> str:
     return names.get(type(value), type(value).__name__)
 
 
-def _media(data: bytes, column: Column, schema: InputSchema) -> bytes | Absent | None:
-    limit = schema.max_pixels[column.field] if column.kind == "image" else schema.max_audio_seconds
-    return check_media(data, column.kind, max_bytes=schema.max_file_bytes, limit=limit)
+def _media(data: bytes, column: Column, schema: InputSchema, budget: RequestBudget) -> bytes | Absent | None:
+    """The bytes when they are acceptable media within the request's decode budget, else why not
+    (read from the header: nothing is decoded here)."""
+    image = column.kind == "image"
+    probe = probe_media(
+        data,
+        column.kind,
+        max_bytes=schema.max_file_bytes,
+        limit=schema.max_pixels[column.field] if image else schema.max_audio_seconds,
+        size=schema.image_sizes.get(column.field, 0),
+        read_s=schema.audio_read_s.get(column.field, schema.max_audio_seconds),
+    )
+    if probe is None or isinstance(probe, Absent):
+        return probe
+    over = budget.charge(probe)
+    return data if over is None else over

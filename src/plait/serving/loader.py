@@ -26,6 +26,8 @@ from plait.modalities.base import Modality, is_empty
 from plait.modalities.options import short_error
 from plait.types import Absent
 
+OVER_BUDGET = "over budget"  # Absent reason of a value not decoded for its request's or batch's budget
+
 FieldState = Literal["used", "missing", "failed", "skipped"]
 
 # Kinds whose `load` reads a string as a file path: the server accepts only bytes for them.
@@ -36,7 +38,7 @@ MEDIA_KINDS = frozenset({"image", "audio"})
 class FieldStatus:
     """What became of one field of one record. state: "used"; "missing" (not in the record or
     empty); "failed" (undecodable, too large, refused, preprocessing or encoder error); "skipped"
-    (breaker open, timed out). reason is "" when used."""
+    (breaker open, timed out, over a decode budget). reason is "" when used."""
 
     field: str
     state: FieldState
@@ -62,13 +64,16 @@ class RecordLoader:
             root = Path(self._tmp.name)
         self.root = root
 
-    def load(self, record: Mapping[str, Any]) -> Loaded:
+    def load(self, record: Mapping[str, Any], skip_media: Absent | None = None) -> Loaded:
         """Every field of `record` (values keyed by column name; media as bytes; a value may be
-        `Absent(reason, detail)` when the caller could not decode it)."""
+        `Absent(reason, detail)` when the caller could not decode it). `skip_media`: why the
+        record's image and audio values are not decoded (its batch spent its decode budget)."""
         values: dict[str, Tensor] = {}
         statuses: dict[str, FieldStatus] = {}
         for field, modality in self.modalities.items():
             status = _precheck(field, modality, record)
+            if status is None and skip_media is not None and modality.kind in MEDIA_KINDS:
+                status = _absent_status(field, skip_media)
             if status is None:
                 try:
                     value = _load_value(modality, record, self.root)
@@ -132,5 +137,7 @@ def _path_refusal(modality: Modality, value: object) -> str | None:
 def _absent_status(field: str, absent: Absent) -> FieldStatus:
     if absent.reason == "empty":
         return FieldStatus(field, "missing", "empty")
+    if absent.reason == OVER_BUDGET:  # the value may be fine: the server chose not to decode it
+        return FieldStatus(field, "skipped", absent.detail)
     reason = f"{absent.reason}: {absent.detail}" if absent.detail else absent.reason
     return FieldStatus(field, "failed", reason)

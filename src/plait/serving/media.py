@@ -7,8 +7,10 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import math
 import re
 import warnings
+from dataclasses import dataclass
 
 from plait.modalities.options import short_error
 from plait.types import Absent
@@ -70,9 +72,29 @@ _IMAGE = ("png", "jpeg", "gif", "bmp", "webp")
 _AUDIO = ("wav", "flac", "ogg", "mp3")
 
 
+@dataclass(frozen=True)
+class Probe:
+    """What decoding one media value will cost, read from its header: `pixels` an image decodes to
+    (a JPEG decodes at a reduced scale, as the image modality asks Pillow to), or `seconds` of audio
+    (at most the `read_s` the model reads of it)."""
+
+    pixels: int = 0
+    seconds: float = 0.0
+
+
 def check_media(data: bytes, kind: str, *, max_bytes: int, limit: float) -> bytes | Absent | None:
     """`data` when it is acceptable `kind` media ("image" or "audio"), else why not; None when empty.
     `limit`: the most pixels of an image, or the most seconds of audio."""
+    checked = probe_media(data, kind, max_bytes=max_bytes, limit=limit)
+    return checked if checked is None or isinstance(checked, Absent) else data
+
+
+def probe_media(
+    data: bytes, kind: str, *, max_bytes: int, limit: float, size: int = 0, read_s: float = math.inf
+) -> Probe | Absent | None:
+    """`check_media`, returning the value's decoding cost (`Probe`) when it is acceptable.
+    `size`: the side an image is resized to (a JPEG is drafted towards it); `read_s`: the most
+    seconds of audio the model reads."""
     if len(data) == 0:
         return None
     if len(data) > max_bytes:
@@ -83,11 +105,11 @@ def check_media(data: bytes, kind: str, *, max_bytes: int, limit: float) -> byte
         what = "bytes of no known media format" if found is None else f"{found.upper()} bytes"
         return Absent("wrong content", f"expected {kind} ({formats}), got {what}")
     if kind == "image":
-        return _check_pixels(data, int(limit))
-    return _check_seconds(data, limit)
+        return _check_pixels(data, int(limit), size)
+    return _check_seconds(data, limit, read_s)
 
 
-def _check_pixels(data: bytes, max_pixels: int) -> bytes | Absent:
+def _check_pixels(data: bytes, max_pixels: int, size: int) -> Probe | Absent:
     from PIL import Image
 
     try:
@@ -95,16 +117,19 @@ def _check_pixels(data: bytes, max_pixels: int) -> bytes | Absent:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:  # reads the header only
                 width, height = image.size
+                if width * height <= max_pixels and size > 0 and image.format == "JPEG":
+                    image.draft("RGB", (size, size))  # sets the scale only; decodes nothing
+                decoded = image.size[0] * image.size[1]
     except Image.DecompressionBombError as exc:
         return Absent("too large", short_error(exc))
     except Exception as exc:  # Pillow raises many types on corrupt headers
         return Absent("undecodable", short_error(exc))
     if width * height > max_pixels:
         return Absent("too large", f"{width}x{height} pixels > max_pixels={max_pixels}")
-    return data
+    return Probe(pixels=decoded)
 
 
-def _check_seconds(data: bytes, max_seconds: float) -> bytes | Absent:
+def _check_seconds(data: bytes, max_seconds: float, read_s: float) -> Probe | Absent:
     import soundfile as sf
 
     try:
@@ -115,4 +140,4 @@ def _check_seconds(data: bytes, max_seconds: float) -> bytes | Absent:
         return Absent("undecodable", reason if isinstance(reason, str) else short_error(exc))
     if seconds > max_seconds:
         return Absent("too long", f"{seconds:.1f} s > max_seconds={max_seconds:g}")
-    return data
+    return Probe(seconds=min(seconds, read_s))

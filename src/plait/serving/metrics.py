@@ -6,7 +6,7 @@ PROMETHEUS_MULTIPROC_DIR (`plait serve` makes a temporary one) and any worker's 
 all up (prometheus_client's multiprocess mode): a scrape sees the whole server, whichever worker
 answers. A breaker's gauge is then the worst state of that field over the live workers.
 
-plait_requests_total{endpoint, status}        requests answered
+plait_requests_total{endpoint, status}        requests answered (status 499: the client went away first)
 plait_request_seconds{endpoint}               latency histogram
 plait_batch_size                              records per model batch (dynamic batching)
 plait_batch_seconds                           model time per batch

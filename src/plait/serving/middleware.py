@@ -2,11 +2,14 @@
 key check (constant-time), the body size limit and the request metrics (pure ASGI middleware).
 
 Every error is `{"error": {"code", "message", "field"}}`; the body limit answers 413 from the
-Content-Length header before reading and again while reading a body sent without one.
+Content-Length header before reading and again while reading a body sent without one, and 408 (and
+closes the connection) when the body has not arrived within `body_timeout_s`. A request whose client
+went away before its answer is counted with status 499 (nginx's "client closed request"), not 500.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
@@ -38,6 +41,7 @@ ENDPOINTS = frozenset(
         "/openapi.json",
     }
 )
+ABORTED_STATUS = 499  # the client closed the connection before its answer (nginx's code)
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 ASGIApp = Callable[
@@ -114,10 +118,13 @@ class BodyLimit:
     set, a request without the right key is refused (401) BEFORE its body is read, so clients without
     a key cannot make the server hold bodies in memory."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, api_key: str | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, max_body_bytes: int, api_key: str | None = None, body_timeout_s: float = 30.0
+    ) -> None:
         self.app = app
         self.limit = max_body_bytes
         self.key = None if not api_key else api_key.encode("utf-8")
+        self.timeout_s = body_timeout_s
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
@@ -136,8 +143,13 @@ class BodyLimit:
             return
         chunks: list[bytes] = []
         size = 0
+        deadline = time.monotonic() + self.timeout_s
         while True:
-            message = await receive()
+            try:  # a slow or stalled client may not hold the connection (and its buffer) open
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                await self._timed_out(scope, receive, send, size)
+                return
             if message["type"] == "http.disconnect":
                 return
             chunk = message.get("body", b"")
@@ -168,6 +180,16 @@ class BodyLimit:
             given.encode("utf-8", "surrogateescape"), self.key or b""
         )
 
+    async def _timed_out(self, scope: Scope, receive: Any, send: Any, size: int) -> None:
+        response = error_response(
+            408,
+            "request_timeout",
+            f"the request body did not arrive within {self.timeout_s:g} s (body_timeout_s; {size} bytes "
+            "came); send it at once",
+        )
+        response.headers["Connection"] = "close"  # uvicorn closes the connection after this answer
+        await response(scope, receive, send)
+
     async def _reject(self, scope: Scope, receive: Any, send: Any, declared: str | None) -> None:
         if declared is not None and not (declared.isascii() and declared.isdigit()):
             message = f"Content-Length {declared[:40]!r} is not a byte count"
@@ -184,7 +206,8 @@ class BodyLimit:
 
 
 class RequestMetrics:
-    """Counts every HTTP response by endpoint and status, and times it."""
+    """Counts every HTTP response by endpoint and status, and times it. A request whose client
+    disconnected before a complete answer (an aborted upload) counts as ABORTED_STATUS."""
 
     def __init__(self, app: ASGIApp, metrics: ServeMetrics) -> None:
         self.app = app
@@ -198,16 +221,28 @@ class RequestMetrics:
         endpoint = path if path in ENDPOINTS else "other"
         started = time.perf_counter()
         status = 500
+        answered = disconnected = False
+
+        async def receive_watched() -> Message:
+            nonlocal disconnected
+            message: Message = await receive()
+            if message["type"] == "http.disconnect" and not answered:
+                disconnected = True
+            return message
 
         async def send_status(message: Message) -> None:
-            nonlocal status
+            nonlocal status, answered
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                answered = True
             await send(message)
 
         try:
-            await self.app(scope, receive, send_status)
+            await self.app(scope, receive_watched, send_status)
         finally:
+            if disconnected and not answered:  # the client left: nobody got the 500 of its ClientDisconnect
+                status = ABORTED_STATUS
             self.metrics.observe_request(endpoint, status, time.perf_counter() - started)
 
 

@@ -13,7 +13,8 @@ back, pickled (a batch of 16 demo records is ~0.7 MB; series travel as arrays, n
 floats, which took 3 ms to unpickle). One call is in the child at a time; the batcher gathers the
 next batch meanwhile. When the child dies (killed, out of memory, a crash in native code) the batch
 it held fails with `EngineStopped` and a new child starts at once (after a failed start, after a
-wait that doubles up to 30 s); `ready` is False until it has loaded and warmed up.
+wait that doubles up to 30 s); `ready` is False until it has loaded and warmed up. A first child
+that dies while starting or warming up is replaced the same way (START_TRIES starts in all).
 """
 
 from __future__ import annotations
@@ -42,6 +43,12 @@ from plait.serving.engine import Served
 log = logging.getLogger(__name__)
 POLL_S = 0.25  # how often a waiting call checks that the child is still alive
 MAX_BACKOFF_S = 30.0  # the longest wait between two failed restarts
+START_TRIES = 3  # children started before the first one that loads is given up on
+
+
+def backoff_s(failures: int) -> float:
+    """The wait before the next start after `failures` failed ones in a row: 1, 2, 4 … 30 s."""
+    return min(MAX_BACKOFF_S, 0.5 * 2**failures)
 
 
 class EngineStopped(PlaitError, RuntimeError):
@@ -66,6 +73,8 @@ class EngineProcess:
         threads: int | None = None,
         start_timeout_s: float = 300.0,
         call_timeout_s: float | None = 60.0,
+        decode_budget_s: float | None = None,
+        trust_modified: bool = False,
     ) -> None:
         if os.name != "posix":
             raise ConfigError(
@@ -73,6 +82,7 @@ class EngineProcess:
                 "serve with inference='thread' (--inference thread) here"
             )
         self.bundle = Path(bundle)
+        self.trust_modified = trust_modified
         self.limits = limits if limits is not None else GuardLimits()
         # torch's threads in the child: all cores but the one the server's own process needs. With
         # torch's default (every core) a batch of 16 took 37 ms instead of 30 on two cores, and
@@ -80,6 +90,7 @@ class EngineProcess:
         self.threads = threads if threads is not None else max(1, (os.cpu_count() or 1) - 1)
         self.start_timeout_s = start_timeout_s
         self.call_timeout_s = call_timeout_s  # None: wait as long as the child lives
+        self.decode_budget_s = decode_budget_s  # the child's Engine(decode_budget_s=...)
         self.restarts = 0  # children started after one died
         self._failed_restarts = 0  # in a row: each waits longer before the next try
         self._lock = threading.Lock()  # one call in the child at a time; held while (re)starting
@@ -90,8 +101,7 @@ class EngineProcess:
         self._ready = False
         self._closed = False
         self._restarting = False
-        with self._lock:
-            self._spawn()
+        self._start()
 
     # -- what the app uses (`ServingEngine`) ---------------------------------------------------------
     @property
@@ -111,8 +121,23 @@ class EngineProcess:
         return served
 
     def warm_up(self) -> None:
-        self._call("warm_up", None)
-        self._ready = True
+        """One warm-up prediction in the child. A child that dies meanwhile is replaced (the
+        replacement warms up itself): wait for it, up to start_timeout_s."""
+        deadline = time.monotonic() + self.start_timeout_s
+        while True:
+            try:
+                self._call("warm_up", None)
+            except EngineStopped:
+                if self._closed or time.monotonic() > deadline:
+                    raise
+                log.warning("plait serve: the engine process stopped while warming up; waiting for a new one")
+                while not self.ready and not self._closed and time.monotonic() < deadline:
+                    time.sleep(POLL_S)
+                if self.ready:
+                    return
+                continue
+            self._ready = True
+            return
 
     def breaker_states(self) -> dict[str, str]:
         """field -> breaker state, as of the child's last answer (breakers change only in a call)."""
@@ -129,11 +154,40 @@ class EngineProcess:
     def _alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
+    def _start(self) -> None:
+        """The first child. One that dies while loading (killed, out of memory) is replaced after
+        the same waits as later restarts, START_TRIES times in all; an error the child reports
+        (a bundle it cannot load) is raised at once."""
+        for attempt in range(1, START_TRIES + 1):
+            try:
+                with self._lock:
+                    self._spawn()
+                return
+            except EngineStopped as exc:
+                if attempt == START_TRIES or self._closed:
+                    raise
+                wait_s = backoff_s(attempt)
+                log.warning(
+                    "plait serve: the engine process stopped while starting (%s; bundle %s); "
+                    "trying again in %.1f s",
+                    exc,
+                    self.bundle,
+                    wait_s,
+                )
+                time.sleep(wait_s)
+
     def _spawn(self) -> None:
         """Start a child and wait until it has loaded the bundle (the caller holds the lock)."""
         parent, child = multiprocessing.Pipe()  # a socket pair: the child gets its end's descriptor
         fd = child.fileno()
-        settings = json.dumps({"threads": self.threads, "guard": asdict(self.limits)})
+        settings = json.dumps(
+            {
+                "threads": self.threads,
+                "guard": asdict(self.limits),
+                "decode_budget_s": self.decode_budget_s,
+                "trust_modified": self.trust_modified,
+            }
+        )
         command = [sys.executable, "-m", __name__, str(fd), str(self.bundle), settings]
         try:
             process = subprocess.Popen(command, pass_fds=(fd,), stdin=subprocess.DEVNULL)
@@ -178,7 +232,7 @@ class EngineProcess:
 
         def restart() -> None:
             if self._failed_restarts:
-                time.sleep(min(MAX_BACKOFF_S, 0.5 * 2**self._failed_restarts))
+                time.sleep(backoff_s(self._failed_restarts))
             with self._lock:
                 if self._closed or self._alive():
                     return
@@ -218,7 +272,7 @@ class EngineProcess:
             try:
                 self._send_call(op, payload)
             except (OSError, ValueError) as exc:
-                self._died(f"could not send the call ({exc})")
+                self._died("could not send the call", detail=str(exc))
             limit = self.call_timeout_s
             return self._receive(deadline=None if limit is None else time.monotonic() + limit, what=op)
 
@@ -245,12 +299,19 @@ class EngineProcess:
             raise value
         return value
 
-    def _died(self, how: str) -> Any:
-        """Raise for a call whose child died; the watcher starts the next one."""
+    def _died(self, how: str, detail: str = "") -> Any:
+        """Raise for a call whose child died; the watcher starts the next one. The message reaches
+        clients (503): no path or errno in it — they go to the log."""
         self._ready = False
         replaced = not self._closed and self._process is not None and self._process is self._watched
+        log.warning(
+            "plait serve: the engine process (bundle %s) stopped: %s%s",
+            self.bundle,
+            how,
+            f" ({detail})" * bool(detail),
+        )
         raise EngineStopped(
-            f"the engine process stopped: {how} (bundle {self.bundle})"
+            f"the engine process stopped: {how}"
             + ("; a new one is starting, retry shortly" if replaced else "")
         )
 
@@ -267,8 +328,12 @@ def _child_main(fd: int, bundle: str, settings: Mapping[str, Any]) -> None:
         from plait.serving.guard import FieldGuard
 
         torch.set_num_threads(int(settings["threads"]))
-        trained = load_bundle(bundle)
-        engine = Engine(trained, guard=FieldGuard(list(trained.modalities), **settings["guard"]))
+        trained = load_bundle(bundle, trust_modified=bool(settings.get("trust_modified", False)))
+        engine = Engine(
+            trained,
+            guard=FieldGuard(list(trained.modalities), **settings["guard"]),
+            decode_budget_s=settings.get("decode_budget_s"),
+        )
     except Exception as exc:
         _send(conn, ("error", _sendable(exc), None))
         return

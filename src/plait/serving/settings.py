@@ -5,8 +5,14 @@ raises ConfigError naming the setting, what was expected and what came. The API 
 given, comes from the environment variable PLAIT_API_KEY (empty or unset: no authentication);
 pass `api_key=None` explicitly to switch authentication off whatever the environment says.
 
-Per-field input limits: `max_image_pixels=None` uses each image field's own `max_pixels` (the
-modality's option the bundle was trained with); a number lowers it for this server only.
+Per-field input limits: `max_image_pixels` lowers each image field's own `max_pixels` (the
+modality's option the bundle was trained with, 40 Mpx by default) for this server; None keeps it.
+
+Decode budgets (no client holds the model process longer than its share; see plait.serving.budget):
+`max_request_pixels` and `max_request_audio_s` bound what one request may ask to decode, checked from
+the media headers before anything is decoded; `max_batch_decode_s` bounds the wall time one batch
+spends decoding. A value over its budget is skipped (its record is answered without that field, the
+reason given), never the other records.
 """
 
 from __future__ import annotations
@@ -49,8 +55,29 @@ class ServeSettings:
     max_body_bytes: int = 20 * MIB  # the whole request body, checked before parsing
     max_file_bytes: int = 10 * MIB  # one decoded media value (image or audio bytes)
     max_records: int = 1000  # records in one request
-    max_image_pixels: int | None = None  # None: each image field's own max_pixels
+    # 16 Mpx (a 4032x3024 phone photo is 12.2): the model sees at most size**2 <= 1024**2 ~ 1 Mpx of
+    # it, and a PNG costs ~20-40 ns a pixel to decode (0.3-0.6 s at 16 Mpx, 1.2 s at the modality's
+    # own 40 Mpx default). None: each image field's own max_pixels.
+    max_image_pixels: int | None = 16_000_000
     max_audio_seconds: float = 60.0  # longer clips are failed (the model reads at most its max_seconds)
+    # Pixels the images of one request may decode to (a JPEG counts at the reduced scale it is decoded
+    # at): 64 Mpx is ~1.3-2.5 s of PNG decoding, four images at max_image_pixels, 64 at the model's
+    # largest input (1024**2); 16 phone JPEGs (12 Mpx each, decoded at 1/8 scale) use 3 Mpx of it.
+    max_request_pixels: int = 64_000_000
+    # Seconds of audio one request may decode (each clip counts at most what the model reads of it):
+    # a clip costs ~10 ms whatever its length, so 300 s is 150 two-second clips, ~1.5 s of decoding.
+    max_request_audio_s: float = 300.0
+    # Wall time one batch may spend decoding media in the model process: once spent, the batch's
+    # remaining images and audio (decoded cheapest first) are skipped. An honest batch of 16 1-Mpx
+    # PNGs decodes in ~0.35 s; a batch held by near-limit images ends after ~1 s plus one image.
+    max_batch_decode_s: float = 1.0
+    # A request whose body has not fully arrived this long after its headers gets 408 and is closed.
+    body_timeout_s: float = 30.0
+    # A connection's headers must arrive within this after it opens (or after its previous response):
+    # else it is closed. uvicorn's keep-alive timeout alone does not close a connection that has sent
+    # part of a request.
+    header_timeout_s: float = 10.0
+    keep_alive_s: float = 5.0  # an idle keep-alive connection is closed after this
     max_text_chars: int = 20_000
     api_key: str | None = field(default_factory=api_key_from_env)
     cors_origins: tuple[str, ...] = ()  # empty: no CORS headers at all
@@ -61,6 +88,7 @@ class ServeSettings:
     # "process" inference: a batch the model process has not answered by then kills it (a new one
     # starts; the batch answers 503) — a process stuck in native code would otherwise hold every request.
     batch_timeout_s: float = 60.0
+    trust_modified: bool = False  # load a bundle edited since it was written (a warning, not a refusal)
 
     def __post_init__(self) -> None:
         if not isinstance(self.host, str) or not self.host.strip():
@@ -81,6 +109,12 @@ class ServeSettings:
         if self.max_image_pixels is not None:
             _int_in("max_image_pixels", self.max_image_pixels, 1, 2**40)
         _number_in("max_audio_seconds", self.max_audio_seconds, 0.001, 86_400.0)
+        _int_in("max_request_pixels", self.max_request_pixels, 1, 2**50)
+        _number_in("max_request_audio_s", self.max_request_audio_s, 0.001, 10**9)
+        _number_in("max_batch_decode_s", self.max_batch_decode_s, 0.001, 86_400.0)
+        _number_in("body_timeout_s", self.body_timeout_s, 0.01, 86_400.0)
+        _number_in("header_timeout_s", self.header_timeout_s, 0.01, 86_400.0)
+        _number_in("keep_alive_s", self.keep_alive_s, 0.01, 86_400.0)
         _int_in("max_text_chars", self.max_text_chars, 1, 10**9)
         if self.api_key is not None and (not isinstance(self.api_key, str) or not self.api_key.strip()):
             raise ConfigError(
