@@ -33,3 +33,22 @@ def test_readme_configs_parse():
         "machines",
     ]
     assert streams_config.table_path().name == "samples.parquet"
+
+
+def test_the_limits_table_matches_the_serving_defaults():
+    from plait.config_yaml import MAX_VALUES
+    from plait.serving.settings import MIB, ServeSettings
+
+    table = README.read_text().split("## Limits", 1)[1].split("\n## ", 1)[0]
+    rows = dict(re.findall(r"^\| `([a-z_]+)` \| ([^|]+) \|", table, re.M))
+    units = {"MiB": MIB, "Mpx": 1_000_000, "s": 1, "": 1}
+    defaults = ServeSettings(api_key=None)
+    checked = 0
+    for name, shown in rows.items():
+        if not hasattr(defaults, name):
+            continue
+        number, unit = re.fullmatch(r"([\d,.]+)\s*([A-Za-z]*)", shown.strip()).groups()
+        assert float(number.replace(",", "")) * units[unit] == getattr(defaults, name), name
+        checked += 1
+    assert checked >= 13
+    assert f"{MAX_VALUES:,} values" in table
