@@ -74,6 +74,24 @@ def _wavs(tmp: Path, damage: Callable[[Path], None]) -> LoadReport:
     return load_table(table, {"sound": modality}, tmp)[1]
 
 
+def _bomb_png(path: Path) -> None:
+    """A PNG whose header promises 50,000 × 50,000 pixels (2.5 Gpx) in a few dozen bytes: the
+    image must be refused from its header, before any decoding."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 50_000, 50_000, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
+
+
 def _cut(path: Path) -> None:
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 3])
@@ -170,6 +188,7 @@ def cases(bundle: Path) -> list[Case]:
             lambda t: _images(t, lambda p: p.write_bytes(b"\x89PNG no")),
             "undecodable",
         ),
+        Case("decompression-bomb png", COUNTED, lambda t: _images(t, _bomb_png), "too large"),
         Case("truncated wav", COUNTED, lambda t: _wavs(t, _cut), "truncated"),
         Case("zero-byte wav", COUNTED, lambda t: _wavs(t, lambda p: p.write_bytes(b"")), "undecodable"),
         Case(
