@@ -61,6 +61,8 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/avdigits.py --out avdigits-out
 	$(BIN)/python bench/evaluate.py --out bench-evaluate-out
 	$(BIN)/python bench/serve_load.py --out bench-evaluate-out
+	$(BIN)/python bench/offset.py
+	$(BIN)/python bench/serve_fairness.py
 
 clean:
 	rm -rf $(VENV) demo-out avdigits-out compare-out bench-evaluate-out artifacts .mypy_cache .ruff_cache .pytest_cache
