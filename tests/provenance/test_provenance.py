@@ -155,3 +155,33 @@ def test_provenance_from_json_names_missing_keys() -> None:
                 "split": {},
             }
         )
+
+
+def test_a_kind_that_reads_files_declares_them_and_provenance_follows(tmp_path) -> None:
+    """Issue 14's first finding: the kinds whose files are fingerprinted were hard-coded in
+    training, so a new kind (`document`) got `"media": null`. A modality now declares its file
+    columns; the kind's name plays no part."""
+    import polars as pl
+
+    from plait.training.fit import _media_paths
+
+    class Document:  # a stand-in plug-in of a kind plait does not know
+        kind = "document"
+
+        def columns(self) -> tuple[str, ...]:
+            return ("doc",)
+
+        def file_columns(self) -> tuple[str, ...]:
+            return ("doc",)
+
+    (tmp_path / "a.pdf").write_bytes(b"%PDF-1.4")
+    (tmp_path / "b.pdf").write_bytes(b"%PDF-1.4 b")
+    df = pl.DataFrame({"doc": ["a.pdf", "b.pdf", None]})
+    paths = _media_paths(df, {"doc": Document()}, tmp_path)  # type: ignore[dict-item]
+    assert sorted(p.name for p in paths) == ["a.pdf", "b.pdf"]
+
+    class Numbers(Document):
+        def file_columns(self) -> tuple[str, ...]:
+            return ()
+
+    assert _media_paths(df, {"doc": Numbers()}, tmp_path) == []  # type: ignore[dict-item]

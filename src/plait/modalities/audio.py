@@ -100,6 +100,10 @@ class AudioModality:
         optional = (self.offset_column, self.duration_column)
         return (self.column, *(c for c in optional if c is not None))
 
+    def file_columns(self) -> tuple[str, ...]:
+        """Audio paths are files the field reads (fingerprinted in provenance)."""
+        return (self.column,)
+
     # ---- reading ---------------------------------------------------------------------------
 
     def _segment(self, row: Mapping[str, Any]) -> tuple[float, float | None] | Absent:

@@ -92,6 +92,14 @@ def value_columns(modality: Modality) -> tuple[str, ...]:
     return tuple(declared()) if callable(declared) else ()
 
 
+def file_columns(modality: Modality) -> tuple[str, ...]:
+    """The table columns whose cells may name files the modality reads (fingerprinted for the
+    bundle's provenance); a modality declares them with an optional `file_columns()` method, so a
+    new kind that reads files is covered without code elsewhere knowing its name."""
+    declared = getattr(modality, "file_columns", None)
+    return tuple(declared()) if callable(declared) else ()
+
+
 class NotFittedError(PlaitError, RuntimeError):
     """A modality was used before `fit` or `set_state`."""
 

@@ -69,6 +69,10 @@ class ImageModality:
     def columns(self) -> tuple[str, ...]:
         return (self.column,)
 
+    def file_columns(self) -> tuple[str, ...]:
+        """Image paths are files the field reads (fingerprinted in provenance)."""
+        return (self.column,)
+
     # ---- decoding --------------------------------------------------------------------------
 
     def _pixels(self, value: object, root: Path) -> np.ndarray | Absent:

@@ -78,6 +78,10 @@ class TimeseriesModality:
     def columns(self) -> tuple[str, ...]:
         return (self.column,)
 
+    def file_columns(self) -> tuple[str, ...]:
+        """A path to a per-row .npy/.csv/.parquet file is a file the field reads (provenance)."""
+        return (self.column,)
+
     # ---- reading ---------------------------------------------------------------------------
 
     def _raw(self, value: object, root: Path) -> np.ndarray | Absent:

@@ -30,7 +30,7 @@ from plait.evaluation.full import full_evaluation
 from plait.evaluation.rows import selection_text
 from plait.evaluation.run import EVALUATION_JSON, write_report
 from plait.evaluation.subset_temperatures import fit_subset_temperatures
-from plait.modalities.base import ROW_COLUMN, Modality, value_columns
+from plait.modalities.base import ROW_COLUMN, Modality, file_columns, value_columns
 from plait.provenance.fingerprint import FilesFingerprint, fingerprint_files, fingerprint_table
 from plait.provenance.record import collect_provenance
 from plait.registry import suggest
@@ -389,9 +389,7 @@ def _media_paths(df: pl.DataFrame, modalities: dict[str, Modality], root: Path) 
     """Every file the table references through a media field (for the provenance fingerprint)."""
     paths: list[Path] = []
     for modality in modalities.values():
-        if modality.kind not in ("image", "audio", "timeseries"):
-            continue
-        for column in modality.columns()[:1]:
+        for column in file_columns(modality):  # the modality says which columns name files
             series = df[column]
             if series.dtype != pl.Utf8:
                 continue
