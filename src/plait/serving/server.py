@@ -69,31 +69,39 @@ class _HeaderTimer:
             self.protocol.transport.close()
 
 
-class H11HeaderTimeout(H11Protocol):
-    """uvicorn's h11 protocol, closing a connection whose request headers are late."""
+class _HeaderTimeout:
+    """What both protocols add: a header timer armed when a connection opens and after each
+    answer, disarmed when the connection goes (each protocol disarms it when headers arrive)."""
+
+    header_timer: _HeaderTimer
+    transport: asyncio.Transport
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.header_timer = _HeaderTimer(self)
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
         self.header_timer.arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.header_timer.disarm()
-        super().connection_lost(exc)
+        super().connection_lost(exc)  # type: ignore[misc]
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()  # type: ignore[misc]
+        if not self.transport.is_closing():
+            self.header_timer.arm()  # the next request's headers get the same time
+
+
+class H11HeaderTimeout(_HeaderTimeout, H11Protocol):
+    """uvicorn's h11 protocol, closing a connection whose request headers are late."""
 
     def handle_events(self) -> None:
         cycle = self.cycle
         super().handle_events()
         if self.cycle is not cycle:  # a request's headers arrived: its body has the app's own limit
             self.header_timer.disarm()
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if not self.transport.is_closing():
-            self.header_timer.arm()  # the next request's headers get the same time
 
 
 HeaderTimeoutProtocol: type[asyncio.Protocol] = H11HeaderTimeout
@@ -104,28 +112,11 @@ except ImportError:  # pragma: no cover - httptools is optional
     pass
 else:
 
-    class HttpToolsHeaderTimeout(HttpToolsProtocol):
+    class HttpToolsHeaderTimeout(_HeaderTimeout, HttpToolsProtocol):
         """uvicorn's httptools protocol, closing a connection whose request headers are late."""
-
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self.header_timer = _HeaderTimer(self)
-
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self.header_timer.arm()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self.header_timer.disarm()
-            super().connection_lost(exc)
 
         def on_headers_complete(self) -> None:
             super().on_headers_complete()
             self.header_timer.disarm()  # the body has the app's own limit
-
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            if not self.transport.is_closing():
-                self.header_timer.arm()
 
     HeaderTimeoutProtocol = HttpToolsHeaderTimeout
