@@ -19,16 +19,24 @@ START_S = 180.0  # the server and its model process import torch and load the bu
 
 
 @contextmanager
-def live_server(bundle: Path, *options: str) -> Iterator[tuple[str, int]]:
-    """(url, port) of `plait serve BUNDLE OPTIONS…`, ready; stopped (SIGINT) on exit."""
+def live_server(
+    bundle: Path,
+    *options: str,
+    env: dict[str, str] | None = None,
+    start_s: float = START_S,
+    settle_s: float = 0.0,
+) -> Iterator[tuple[str, int]]:
+    """(url, port) of `plait serve BUNDLE OPTIONS…`, ready; stopped (SIGINT) on exit. `env` adds
+    variables; `settle_s` waits after /readyz first answers (other workers warming up)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "PLAIT_API_KEY": ""}
+    environment = {**os.environ, "PLAIT_API_KEY": "", **(env or {})}
     command = [sys.executable, "-m", "plait.cli.main", "serve", str(bundle), "--port", str(port)]
     command += ["--log-level", "warning", *options]
-    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        _wait_ready(url, server)
+        _wait_ready(url, server, start_s)
+        time.sleep(settle_s)
         yield url, port
     finally:
         server.send_signal(signal.SIGINT)
@@ -39,8 +47,8 @@ def live_server(bundle: Path, *options: str) -> Iterator[tuple[str, int]]:
             server.wait(10)
 
 
-def _wait_ready(url: str, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + START_S
+def _wait_ready(url: str, server: subprocess.Popen[bytes], start_s: float) -> None:
+    deadline = time.monotonic() + start_s
     while time.monotonic() < deadline:
         if server.poll() is not None:
             raise AssertionError(f"server exited: {server.stderr.read().decode() if server.stderr else ''}")
@@ -50,4 +58,4 @@ def _wait_ready(url: str, server: subprocess.Popen[bytes]) -> None:
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
-    raise AssertionError(f"server not ready after {START_S:g} s")
+    raise AssertionError(f"server not ready after {start_s:g} s")

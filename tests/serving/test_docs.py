@@ -6,16 +6,13 @@ host blocked) Swagger UI renders the operations and ReDoc the reference."""
 from __future__ import annotations
 
 import re
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from loopback import free_port
+from loopback import serve_in_thread
 
 from chromium import ARGS, ARTIFACTS, CHROMIUM, MARKS
 from plait.bundle import load_bundle
@@ -107,19 +104,9 @@ def test_the_servers_docs_are_open_like_the_schema_with_an_api_key(pumps_bundle:
 @pytest.fixture(scope="module")
 def server(pumps_bundle: Any) -> Iterator[str]:
     """`plait serve`'s app under uvicorn in a thread, on a free loopback port."""
-    port = free_port()
     app = create_app(pumps_bundle.bundle_path, ServeSettings(api_key=None, inference="thread"))
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    runner = uvicorn.Server(config)
-    thread = threading.Thread(target=runner.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not runner.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert runner.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}"
-    runner.should_exit = True
-    thread.join(timeout=10)
+    with serve_in_thread(app) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.mark.parametrize(

@@ -145,10 +145,8 @@ def test_each_protocol_closes_a_connection_whose_headers_are_late(
 ) -> None:
     """Both of uvicorn's parsers (httptools when installed, else h11) get the header timeout; a
     complete request on another connection is answered as usual."""
-    import threading
 
-    import uvicorn
-    from loopback import free_port
+    from loopback import serve_in_thread
 
     from plait.serving import server as serving_server
 
@@ -162,22 +160,11 @@ def test_each_protocol_closes_a_connection_whose_headers_are_late(
         await send({"type": "http.response.body", "body": b"ok"})
 
     monkeypatch.setenv(serving_server.HEADER_TIMEOUT_ENV, str(TIMEOUT_S))
-    port = free_port()
     http = getattr(serving_server, protocol)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", http=http)
-    runner = uvicorn.Server(config)
-    thread = threading.Thread(target=runner.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not runner.started and time.monotonic() < deadline:
-            time.sleep(0.05)
+    with serve_in_thread(app, start_s=30, lifespan="off", http=http) as port:
         partial = connect(port)
         partial.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
         assert httpx.get(f"http://127.0.0.1:{port}/", timeout=10).text == "ok"
         closed, _ = closed_within(partial, 10 * TIMEOUT_S)
         partial.close()
-        assert closed, f"{protocol}: a connection with no complete headers stayed open"
-    finally:
-        runner.should_exit = True
-        thread.join(timeout=10)
+    assert closed, f"{protocol}: a connection with no complete headers stayed open"

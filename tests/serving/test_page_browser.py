@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
-from loopback import free_port
+from loopback import serve_in_thread
 
 from chromium import ARGS, ARTIFACTS, CHROMIUM, MARKS
 from plait.data.table import read_table
@@ -34,19 +31,9 @@ def server(pumps_bundle: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
     bundle = tmp_path_factory.mktemp("served") / "bundle"
     shutil.copytree(pumps_bundle.bundle_path, bundle)
     (bundle / "report.html").write_text("<!DOCTYPE html><title>report</title><h1>the report</h1>")
-    port = free_port()
     app = create_app(bundle, ServeSettings(api_key=None))
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    runner = uvicorn.Server(config)
-    thread = threading.Thread(target=runner.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not runner.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert runner.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}"
-    runner.should_exit = True
-    thread.join(timeout=10)
+    with serve_in_thread(app) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")

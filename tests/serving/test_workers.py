@@ -3,18 +3,13 @@ of /metrics counts the requests of both workers, whichever worker answers it."""
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
-from loopback import free_port
+from live import live_server
 
 START_S = 120.0  # two workers import torch and load the bundle
 REQUESTS = re.compile(r'^plait_requests_total\{endpoint="/v1/predict",status="200"\} (\S+)$', re.MULTILINE)
@@ -27,16 +22,12 @@ def predicted(url: str) -> int:
 
 
 def test_metrics_add_up_every_worker(pumps_bundle: Any, tmp_path: Path) -> None:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     shared = tmp_path / "metrics"
     shared.mkdir()
-    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(shared), "PLAIT_API_KEY": ""}
-    command = [sys.executable, "-m", "plait.cli.main", "serve", str(pumps_bundle.bundle_path)]
-    command += ["--port", str(port), "--workers", "2", "--inference", "thread", "--log-level", "warning"]
-    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        _wait_ready(url, server)
+    options = ("--workers", "2", "--inference", "thread")
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(shared)}
+    # /readyz answered by one worker: give the other its warm-up too
+    with live_server(pumps_bundle.bundle_path, *options, env=env, start_s=START_S, settle_s=2.0) as (url, _):
         sent = 0
         with ThreadPoolExecutor(8) as pool:
             for _ in range(20):  # bursts of new connections until both workers have answered some
@@ -51,13 +42,6 @@ def test_metrics_add_up_every_worker(pumps_bundle: Any, tmp_path: Path) -> None:
             found = REQUESTS.search(text)
             assert found is not None, text[:2000]
             assert float(found.group(1)) == sent
-    finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(10)
     assert shared.is_dir()  # a directory the user chose is kept
 
 
@@ -71,18 +55,3 @@ def _pids_that_counted(shared: Path) -> set[str]:
             if "plait_requests" in key and "/v1/predict" in key and value > 0:
                 pids.add(path.stem.split("_")[-1])
     return pids
-
-
-def _wait_ready(url: str, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + START_S
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise AssertionError(f"server exited: {server.stderr.read().decode() if server.stderr else ''}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                time.sleep(2.0)  # /readyz answered by one worker: give the other its warm-up too
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"server not ready after {START_S:g} s")
