@@ -71,6 +71,24 @@ def test_init_skips_ids_the_label_copy_stops_training_and_the_split_keeps_subjec
         "one value per class and one class per value" in message and "--allow-leak activity_code" in message
     )
 
+    accepted = runner.invoke(
+        app,
+        [
+            "train",
+            str(config),
+            "--no-progress",
+            "--no-report",
+            "--allow-leak",
+            "activity_code",
+            "-o",
+            str(tmp_path / "kept"),
+        ],
+    )
+    assert accepted.exit_code == 0, accepted.output
+    assert json.loads((tmp_path / "kept" / "metrics.json").read_text())["leak_check"]["allowed"] == [
+        "activity_code"
+    ]
+
     raw["fields"]["tabular"]["numeric"].remove("activity_code")
     config.write_text(yaml.safe_dump(raw))
     trained = runner.invoke(app, ["train", str(config), "--no-progress", "--no-report"])

@@ -10,6 +10,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from plait.cli.options import ALLOW_LEAK, with_allowed_leaks
+
 if TYPE_CHECKING:
     from plait.compare import Comparison, CrossValidation
 
@@ -35,13 +37,7 @@ def compare_command(
         1, help="Train every model with S seeds (train.seed, +1, …): mean ± std and paired differences."
     ),
     progress: bool = typer.Option(True, help="Show progress bars."),
-    allow_leak: list[str] | None = typer.Option(
-        None,
-        "--allow-leak",
-        metavar="COLUMN",
-        help="Keep a column the leak check flags (it must truly be known at prediction time); repeatable. "
-        "Recorded in the bundle. Same as data.allow_leaks.",
-    ),
+    allow_leak: list[str] | None = ALLOW_LEAK,
 ) -> None:
     """Train each fusion strategy (and each field alone) on the same split and seed; rank them.
     With --folds or --seeds: every model on every fold × seed, ranked by mean ± std with the
@@ -55,8 +51,7 @@ def compare_command(
         if value is not None:
             overrides[key] = value
     cfg = cfg.with_overrides(train=overrides)
-    if allow_leak:
-        cfg = cfg.with_overrides(data={"allow_leaks": [*cfg.data.allow_leaks, *allow_leak]})
+    cfg = with_allowed_leaks(cfg, allow_leak)
     console = Console()
     names = [name.strip() for name in fusion.split(",") if name.strip()]
     if folds != 1 or seeds != 1:

@@ -8,6 +8,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from plait.cli.options import ALLOW_LEAK, with_allowed_leaks
 from plait.cli.show import metrics_table
 
 
@@ -36,13 +37,7 @@ def train_command(
         help="Go on from the last epoch of a run that was stopped (checkpoints in BUNDLE.checkpoints/, "
         "written every epoch and removed once the bundle is saved); ends as an uninterrupted run would.",
     ),
-    allow_leak: list[str] | None = typer.Option(
-        None,
-        "--allow-leak",
-        metavar="COLUMN",
-        help="Keep a column the leak check flags (it must truly be known at prediction time); repeatable. "
-        "Recorded in the bundle. Same as data.allow_leaks.",
-    ),
+    allow_leak: list[str] | None = ALLOW_LEAK,
 ) -> None:
     """Train the model CONFIG describes and write the bundle (or, with --folds, cross-validate it)."""
     from plait.config import load_config
@@ -56,8 +51,7 @@ def train_command(
     cfg = cfg.with_overrides(train=overrides)
     if fusion is not None:
         cfg = cfg.with_overrides(model={"fusion": fusion})
-    if allow_leak:
-        cfg = cfg.with_overrides(data={"allow_leaks": [*cfg.data.allow_leaks, *allow_leak]})
+    cfg = with_allowed_leaks(cfg, allow_leak)
     console = Console()
     target = out if out is not None else cfg.resolve(cfg.output)
     if folds != 1 or seeds != 1:
