@@ -24,6 +24,8 @@ CORE = [
     "plait.data.leaks",
     "plait.data.infer",
     "plait.config_yaml",
+    "plait.config_records",
+    "plait.config_split",
     "plait.evaluation.evaluate",
     "plait.evaluation.balance",
     "plait.evaluation.calibration",

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from plait.align.spec import StreamsSpec, parse_streams, streams_to_dict
+from plait.config_records import coerce, no_unknown_keys, record
+from plait.config_split import SplitSpec, parse_split
 from plait.config_yaml import load_yaml
 from plait.errors import ConfigError
-from plait.registry import suggest, unknown_name_message
+from plait.registry import unknown_name_message
 from plait.types import KINDS
 
 TASK_TYPES = ("auto", "classification", "regression")
@@ -27,38 +29,11 @@ PRECISIONS = ("32-true", "32", "bf16-mixed", "bf16-true", "16-mixed", "64-true")
 STAGE_KINDS = ("unimodal", "frozen", "end_to_end")
 
 
-SPLIT_KINDS = ("auto", "group", "time", "column", "random")
-
-
-@dataclass(frozen=True)
-class SplitSpec:
-    """How the labelled rows are split into train, validation and test (and into folds).
-
-    group: no value of this column in two splits (subjects, speakers, machines, recordings);
-    time: train before validation before test, by this column, with `gap_s` seconds left out
-    before each later split starts; column: the user's own train/val/test column; random: rows
-    shuffled one by one, which is honest only when rows are independent. `kind: auto` takes the
-    one column named; with none, an aligned table's anchor key is the group, else random (and
-    the summary says so)."""
-
-    kind: str = "auto"
-    group: str | None = None
-    time: str | None = None
-    gap_s: float = 0.0
-    column: str | None = None
-
-    @property
-    def named(self) -> dict[str, str]:
-        """The split kinds this spec names a column for: {kind: column}."""
-        named = {"group": self.group, "time": self.time, "column": self.column}
-        return {k: v for k, v in named.items() if v is not None}
-
-
 @dataclass(frozen=True)
 class DataSpec:
     path: str | None = None  # the sample table (CSV, Parquet, JSONL), relative to the config file
     root: str | None = None  # media root for file paths; default: the table's folder
-    split: SplitSpec = SplitSpec()
+    split: SplitSpec = field(default_factory=SplitSpec)
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     allow_leaks: tuple[str, ...] = ()  # columns the leak check may flag and training keeps anyway
@@ -235,7 +210,7 @@ _SECTIONS = ("data", "task", "fields", "model", "train", "output", "streams")
 
 
 def parse_config(raw: Mapping[str, Any], base_dir: Path) -> Config:
-    _no_unknown_keys(raw, _SECTIONS, "")
+    no_unknown_keys(raw, _SECTIONS, "")
     if "task" not in raw:
         raise ConfigError("task: missing; add `task: {label: COLUMN}` naming the column to predict")
     streams = parse_streams(raw["streams"]) if "streams" in raw else None
@@ -246,9 +221,9 @@ def parse_config(raw: Mapping[str, Any], base_dir: Path) -> Config:
         raise ConfigError(f"output: expected a folder path (string), got {output!r}")
     cfg = Config(
         data=_data(raw.get("data")),
-        task=_record(TaskSpec, raw["task"], "task"),
+        task=record(TaskSpec, raw["task"], "task"),
         fields=_fields(raw["fields"]) if "fields" in raw else (),  # streams only: derived after `plait align`
-        model=_record(ModelSpec, raw.get("model"), "model"),
+        model=record(ModelSpec, raw.get("model"), "model"),
         train=_train(raw.get("train")),
         output=output,
         streams=streams,
@@ -258,32 +233,9 @@ def parse_config(raw: Mapping[str, Any], base_dir: Path) -> Config:
     return cfg
 
 
-def _no_unknown_keys(raw: Mapping[str, Any], allowed: tuple[str, ...], path: str) -> None:
-    for key in raw:
-        if key not in allowed:
-            where = f"{path}.{key}" if path else str(key)
-            hint = suggest(str(key), list(allowed))
-            raise ConfigError(f"{where}: unknown key;{hint} Allowed here: {', '.join(allowed)}")
-
-
-def _record(cls: Any, raw: Any, path: str) -> Any:
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{path}: expected a mapping, got {type(raw).__name__} {raw!r}")
-    allowed = tuple(f.name for f in fields(cls))
-    _no_unknown_keys(raw, allowed, path)
-    defaults = cls()
-    values: dict[str, Any] = {}
-    for key, value in raw.items():
-        expected = type(getattr(defaults, key))
-        values[key] = _coerce(value, expected, getattr(defaults, key), f"{path}.{key}")
-    return replace(defaults, **values)
-
-
 def _data(raw: Any) -> DataSpec:
     if not isinstance(raw, Mapping):
-        spec: DataSpec = _record(DataSpec, raw, "data")
+        spec: DataSpec = record(DataSpec, raw, "data")
         return spec
     rest = {k: v for k, v in raw.items() if k not in ("split", "split_column", "allow_leaks")}
     allow = raw.get("allow_leaks") or []
@@ -291,56 +243,23 @@ def _data(raw: Any) -> DataSpec:
         allow = [allow]
     if not isinstance(allow, list) or not all(isinstance(c, str) and c for c in allow):
         raise ConfigError(f"data.allow_leaks: expected a list of column names, got {allow!r}")
-    split = _split(raw.get("split"))
+    split = parse_split(raw.get("split"))
     if "split_column" in raw and raw["split_column"] is not None:  # the key's name before 0.2
         if split != SplitSpec():
             raise ConfigError(
                 "data.split_column: give the split once; data.split_column is the old name of "
                 "data.split.column, so move it there"
             )
-        split = _split({"column": raw["split_column"]}, "data.split_column")
-    return replace(_record(DataSpec, rest, "data"), split=split, allow_leaks=tuple(allow))
-
-
-def _split(raw: Any, path: str = "data.split") -> SplitSpec:
-    example = (
-        "e.g. `split: {group: subject}`, `split: {time: recorded_at, gap_s: 60}`, `split: {column: part}`"
-    )
-    if raw is None:
-        return SplitSpec()
-    if isinstance(raw, str):  # `split: random`
-        raw = {"kind": raw}
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{path}: expected a mapping, {example}; got {raw!r}")
-    spec: SplitSpec = _record(SplitSpec, raw, path)
-    if spec.kind not in SPLIT_KINDS:
-        raise ConfigError(f"{path}.kind: {unknown_name_message('split kind', spec.kind, list(SPLIT_KINDS))}")
-    named = spec.named
-    if len(named) > 1:
-        raise ConfigError(
-            f"{path}: names {', '.join(f'{k}: {v}' for k, v in named.items())}; a split is by one of "
-            "group, time or column — keep one (a time split of grouped rows: choose what the model "
-            "must generalise to)"
-        )
-    if spec.kind == "random" and named:
-        raise ConfigError(f"{path}: kind random takes no column, got {named}; remove it or the kind")
-    if spec.kind in ("group", "time", "column") and spec.kind not in named:
-        raise ConfigError(f"{path}: kind {spec.kind} needs `{spec.kind}: COLUMN`, {example}")
-    if spec.kind == "auto" and named:
-        spec = replace(spec, kind=next(iter(named)))
-    if spec.gap_s != 0.0 and spec.kind != "time":
-        raise ConfigError(f"{path}.gap_s: only a time split leaves a gap; set `time: COLUMN` or remove gap_s")
-    if not spec.gap_s >= 0.0:
-        raise ConfigError(f"{path}.gap_s: expected seconds ≥ 0, got {spec.gap_s!r}")
-    return spec
+        split = parse_split({"column": raw["split_column"]}, "data.split_column")
+    return replace(record(DataSpec, rest, "data"), split=split, allow_leaks=tuple(allow))
 
 
 def _train(raw: Any) -> TrainSpec:
     if not isinstance(raw, Mapping) or "stages" not in raw:
-        spec: TrainSpec = _record(TrainSpec, raw, "train")
+        spec: TrainSpec = record(TrainSpec, raw, "train")
         return spec
     rest = {k: v for k, v in raw.items() if k != "stages"}
-    return replace(_record(TrainSpec, rest, "train"), stages=_stages(raw["stages"]))
+    return replace(record(TrainSpec, rest, "train"), stages=_stages(raw["stages"]))
 
 
 def _stages(raw: Any) -> tuple[StageSpec, ...]:
@@ -354,19 +273,19 @@ def _stages(raw: Any) -> tuple[StageSpec, ...]:
         path = f"train.stages[{i}]"
         if not isinstance(item, Mapping):
             raise ConfigError(f"{path}: expected a mapping with kind and epochs, {example}; got {item!r}")
-        _no_unknown_keys(item, ("kind", "epochs", "lr"), path)
+        no_unknown_keys(item, ("kind", "epochs", "lr"), path)
         for key in ("kind", "epochs"):
             if key not in item:
                 raise ConfigError(f"{path}.{key}: missing; {example}")
-        kind = _coerce(item["kind"], str, "", f"{path}.kind")
+        kind = coerce(item["kind"], str, "", f"{path}.kind")
         if kind not in STAGE_KINDS:
             raise ConfigError(f"{path}.kind: {unknown_name_message('stage kind', kind, list(STAGE_KINDS))}")
-        epochs = _coerce(item["epochs"], int, 0, f"{path}.epochs")
+        epochs = coerce(item["epochs"], int, 0, f"{path}.epochs")
         if epochs < 1:
             raise ConfigError(f"{path}.epochs: expected an integer ≥ 1, got {epochs!r}")
         lr = item.get("lr")
         if lr is not None:
-            lr = _coerce(lr, float, 0.0, f"{path}.lr")
+            lr = coerce(lr, float, 0.0, f"{path}.lr")
             if not lr > 0:
                 raise ConfigError(f"{path}.lr: expected a positive number, got {lr!r}")
         stages.append(StageSpec(kind=kind, epochs=epochs, lr=lr))
@@ -376,39 +295,6 @@ def _stages(raw: Any) -> tuple[StageSpec, ...]:
             "the head are trained too"
         )
     return tuple(stages)
-
-
-def _coerce(value: Any, expected: type, default: Any, path: str) -> Any:
-    if default is None:  # optional string keys
-        if value is None or isinstance(value, str):
-            return value
-        raise ConfigError(f"{path}: expected a string or null, got {value!r}")
-    if expected is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{path}: expected true or false, got {value!r}")
-    if expected is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"{path}: expected an integer, got {value!r}")
-    if expected is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML reads 3e-3 as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"{path}: expected a number, got {value!r}")
-    if expected is str:
-        if isinstance(value, str):
-            return value
-        raise ConfigError(f"{path}: expected a string, got {value!r}")
-    if isinstance(default, Mapping):
-        if isinstance(value, Mapping):
-            return dict(value)
-        raise ConfigError(f"{path}: expected a mapping, got {value!r}")
-    return value
 
 
 def _fields(raw: Any) -> tuple[FieldSpec, ...]:
