@@ -20,7 +20,7 @@ from plait.bundle import TaskInfo, TrainedModel, bundle_content_id, save_bundle
 from plait.config import Config
 from plait.data.dataset import LoadReport, TensorTable, load_table
 from plait.data.frames import to_polars
-from plait.data.leaks import LeakError, LeakReport, check_leaks, copies_across
+from plait.data.leaks import LeakError, LeakReport
 from plait.data.split import Split
 from plait.data.split_plan import make_split, plan_split
 from plait.data.table import LabelInfo, check_columns, infer_task_type, prepare_labels, read_table
@@ -30,12 +30,12 @@ from plait.evaluation.full import full_evaluation
 from plait.evaluation.rows import selection_text
 from plait.evaluation.run import EVALUATION_JSON, write_report
 from plait.evaluation.subset_temperatures import fit_subset_temperatures
-from plait.modalities.base import ROW_COLUMN, Modality, file_columns, value_columns
+from plait.modalities.base import ROW_COLUMN, Modality, file_columns
 from plait.provenance.fingerprint import FilesFingerprint, fingerprint_files, fingerprint_table
 from plait.provenance.record import collect_provenance
-from plait.registry import suggest
 from plait.training.balance import balance_report
 from plait.training.checkpoint import Checkpoints
+from plait.training.checks import check_leaks_and_copies, without_empty_fields
 from plait.training.stages import Say, fit_stages
 
 
@@ -181,15 +181,7 @@ def prepare(
     modalities = build_modalities(config)
     split = make_split(plan_split(config), df, labels, source) if split is None else split
     tell(f"{len(df)} rows, {split.describe()}")
-    leaks = _leak_check(config, df, labels, split, modalities)
-    for finding in leaks.warnings:
-        accepted = " (accepted: data.allow_leaks)" if finding.column in leaks.allowed else ""
-        tell(f"warning: leak check{accepted}: '{finding.column}' (fields.{finding.field}) {finding.evidence}")
-    leaks.raise_if_blocking()
-    read_columns = [c for m in modalities.values() for c in m.columns()]
-    copies = copies_across(df, [*read_columns, config.task.label], split)
-    if copies is not None:
-        tell(f"warning: {copies}")
+    leaks = check_leaks_and_copies(config, df, labels, split, modalities, tell)
     task = _task(config, labels, split)
 
     train_df = df.with_row_index(ROW_COLUMN)[split.train.tolist()]
@@ -199,7 +191,7 @@ def prepare(
     tensors, report = load_table(df, modalities, root, target=target, progress=config.train.progress)
     for line in report.lines():
         tell(line)
-    config, modalities, tensors = _without_empty_fields(config, modalities, tensors, report, split, tell)
+    config, modalities, tensors = without_empty_fields(config, modalities, tensors, report, split, tell)
     media = _media_paths(df, modalities, root)
     return Prepared(
         config=config,
@@ -213,60 +205,6 @@ def prepare(
         media=fingerprint_files(media, root) if media else None,
         seconds=time.perf_counter() - start,
         leaks=leaks,
-    )
-
-
-def _without_empty_fields(
-    config: Config,
-    modalities: dict[str, Modality],
-    tensors: TensorTable,
-    report: LoadReport,
-    split: Split,
-    tell: Say,
-) -> tuple[Config, dict[str, Modality], TensorTable]:
-    """A field that no training row has a value for would keep an untrained encoder that still
-    changes answers when the field is sent at prediction: an error naming why every value was
-    absent, or — with data.drop_empty_fields — the field leaves the model, with a warning."""
-    train_idx = torch.as_tensor(split.train, dtype=torch.long)
-    empty = [f for f in modalities if not bool(tensors.present[f][train_idx].any())]
-    if not empty:
-        return config, modalities, tensors
-    why = {r.field: r.line() for r in report.fields}
-    evidence = "; ".join(why.get(f, f) for f in empty)
-    if len(empty) == len(modalities) or not config.data.drop_empty_fields:
-        raise DataError(
-            f"no training row has a value for {', '.join(f'fields.{f}' for f in empty)}: {evidence}. "
-            "An encoder that never saw a value cannot learn, yet would change answers when the field is "
-            "sent. Fix the paths or data.root"
-            + (
-                ""
-                if len(empty) == len(modalities)
-                else ", remove the field, or set data.drop_empty_fields: true"
-            )
-        )
-    keep = [f for f in modalities if f not in empty]
-    tell(f"warning: dropped {', '.join(empty)} from the model (data.drop_empty_fields): {evidence}")
-    return config.with_fields(keep), {f: modalities[f] for f in keep}, tensors.select(keep)
-
-
-def _leak_check(
-    config: Config, df: pl.DataFrame, labels: LabelInfo, split: Split, modalities: dict[str, Modality]
-) -> LeakReport:
-    """The leak check of data/leaks.py on the training rows, with the group the split knows of
-    (or an aligned table's key) and the columns the user accepted."""
-    columns = {name: value_columns(m) for name, m in modalities.items()}
-    checked = {c for cols in columns.values() for c in cols}
-    for column in config.data.allow_leaks:
-        if column not in checked:
-            raise ConfigError(
-                f"data.allow_leaks: '{column}' is not a column any field reads as a value;"
-                f"{suggest(column, sorted(checked))} Checked columns: {', '.join(sorted(checked)) or 'none'}"
-            )
-    group = split.column if split.kind == "group" else None
-    if group is None and config.streams is not None:
-        group = config.streams.anchors.key
-    return check_leaks(
-        df, labels, split, columns, group=group, allowed=config.data.allow_leaks, seed=config.train.seed
     )
 
 
