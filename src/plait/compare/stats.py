@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 LEVEL = 0.95
 
@@ -52,8 +53,10 @@ def corrected_interval(
     return Interval(mean=mean, low=mean - half, high=mean + half, runs=n)
 
 
+@lru_cache(maxsize=256)
 def t_quantile(p: float, df: int) -> float:
-    """The p-quantile of Student's t with `df` degrees of freedom, for p in (0.5, 1)."""
+    """The p-quantile of Student's t with `df` degrees of freedom, for p in (0.5, 1). Cached: a
+    leaderboard asks for the same few (every pair of models shares one df)."""
     if not 0.5 < p < 1.0 or df < 1:
         raise ValueError(f"t_quantile needs 0.5 < p < 1 and df ≥ 1, got p={p}, df={df}")
     lo, hi = 0.0, 1.0
