@@ -66,6 +66,8 @@ class AudioModality:
     """One clip per row → standardised log-mel FloatTensor[n_mels, frames]."""
 
     kind: ClassVar[str] = "audio"
+    perturbations: ClassVar[tuple[str, ...]] = ("background_noise", "segment_dropout")
+    noise_family: ClassVar[str] = "background_noise"
 
     def __init__(
         self,
@@ -95,6 +97,11 @@ class AudioModality:
         self.hop_length = positive_int(name, "hop_length", hop_length, maximum=65_536)
         self.melspec = MelSpectrogram(self.sample_rate, self.n_fft, self.hop_length, self.n_mels)
         self._stats: tuple[float, float] | None = None  # (mean, std) of training log-mel values
+
+    def perturbation_context(self) -> dict[str, Any]:
+        """The training log-mel statistics (background_noise, segment_dropout)."""
+        state = self.get_state()
+        return {"log_mel_mean": state["mean"], "log_mel_std": state["std"]}
 
     def columns(self) -> tuple[str, ...]:
         optional = (self.offset_column, self.duration_column)

@@ -84,22 +84,6 @@ class Modality(Protocol):
         ...
 
 
-def value_columns(modality: Modality) -> tuple[str, ...]:
-    """The table columns whose cell values the model reads as they are (numbers, categories, text),
-    for the leak check; a modality declares them with an optional `value_columns()` method. Media
-    paths are not values: the model reads the files, not the names."""
-    declared = getattr(modality, "value_columns", None)
-    return tuple(declared()) if callable(declared) else ()
-
-
-def file_columns(modality: Modality) -> tuple[str, ...]:
-    """The table columns whose cells may name files the modality reads (fingerprinted for the
-    bundle's provenance); a modality declares them with an optional `file_columns()` method, so a
-    new kind that reads files is covered without code elsewhere knowing its name."""
-    declared = getattr(modality, "file_columns", None)
-    return tuple(declared()) if callable(declared) else ()
-
-
 class NotFittedError(PlaitError, RuntimeError):
     """A modality was used before `fit` or `set_state`."""
 

@@ -58,6 +58,8 @@ class EmbeddingModality:
     """One vector column → standardised FloatTensor[dim]; every sample has the same length."""
 
     kind: ClassVar[str] = "embedding"
+    perturbations: ClassVar[tuple[str, ...]] = ("gaussian_noise",)
+    noise_family: ClassVar[str] = "gaussian_noise"
 
     def __init__(self, name: str, *, column: str | None = None) -> None:
         optional_column(name, "column", column)

@@ -45,6 +45,8 @@ class ImageModality:
     """One image per row → standardised FloatTensor[channels, size, size]."""
 
     kind: ClassVar[str] = "image"
+    perturbations: ClassVar[tuple[str, ...]] = ("blur", "occlusion", "pixel_noise", "pixel_gaussian")
+    noise_family: ClassVar[str] = "pixel_noise"
 
     def __init__(
         self,
@@ -65,6 +67,11 @@ class ImageModality:
         self.max_pixels = positive_int(name, "max_pixels", max_pixels)
         self._mean: Tensor | None = None  # (C,), set by fit/set_state
         self._std = torch.ones(channels)
+
+    def perturbation_context(self) -> dict[str, Any]:
+        """Per-channel mean and std of training pixels in [0, 1] (occlusion fill, pixel_gaussian)."""
+        state = self.get_state()
+        return {"pixel_mean": state["mean"], "pixel_std": state["std"]}
 
     def columns(self) -> tuple[str, ...]:
         return (self.column,)

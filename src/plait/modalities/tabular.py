@@ -75,6 +75,8 @@ class TabularModality:
     """Numeric + categorical columns → FloatTensor[C]; collate adds a per-column observed mask."""
 
     kind: ClassVar[str] = "tabular"
+    perturbations: ClassVar[tuple[str, ...]] = ("gaussian_noise", "category_swap")
+    noise_family: ClassVar[str] = "gaussian_noise"
 
     def __init__(
         self,
@@ -104,6 +106,12 @@ class TabularModality:
         self.std_: list[float] | None = None
         self.levels_: list[list[str]] | None = None
         self._index: list[dict[str, int]] = []
+
+    def perturbation_context(self) -> dict[str, Any]:
+        """How many leading columns are numeric (noise touches only those) and each categorical
+        column's level count (category_swap)."""
+        state = self.get_state()
+        return {"numeric_columns": len(state["numeric"]), "level_counts": [len(c) for c in state["levels"]]}
 
     def columns(self) -> tuple[str, ...]:
         return (*self.numeric, *self.categorical)

@@ -72,6 +72,8 @@ class TextModality:
     """One text column → token ids LongTensor[L]; batches are padded with 0 and carry a step mask."""
 
     kind: ClassVar[str] = "text"
+    perturbations: ClassVar[tuple[str, ...]] = ("typo", "word_drop")
+    noise_family: ClassVar[str] = "typo"
 
     def __init__(
         self,
@@ -99,6 +101,12 @@ class TextModality:
         self.encoder = encoder
         self.layers = positive_int(name, "layers", layers, maximum=48)
         self.tokenizer_: Tokenizer | None = None
+
+    def perturbation_context(self) -> dict[str, Any]:
+        """The vocabulary size (typo draws replacement tokens from it)."""
+        if self.tokenizer_ is None:
+            raise NotFittedError.for_field(self.name, self.kind)
+        return {"vocab_size": self.tokenizer_.get_vocab_size()}
 
     def columns(self) -> tuple[str, ...]:
         return (self.column,)

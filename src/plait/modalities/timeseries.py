@@ -63,6 +63,8 @@ class TimeseriesModality:
     """One sequence per row → standardised FloatTensor[T, C] (NaN = missing reading)."""
 
     kind: ClassVar[str] = "timeseries"
+    perturbations: ClassVar[tuple[str, ...]] = ("gaussian_noise", "time_shift", "sample_dropout")
+    noise_family: ClassVar[str] = "gaussian_noise"
 
     def __init__(
         self, name: str, *, column: str | None = None, channels: int | None = None, max_length: int = 1024

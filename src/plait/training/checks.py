@@ -12,7 +12,8 @@ from plait.data.leaks import LeakReport, check_leaks, copies_across
 from plait.data.split import Split
 from plait.data.table import LabelInfo
 from plait.errors import ConfigError, DataError
-from plait.modalities.base import Modality, value_columns
+from plait.modalities.base import Modality
+from plait.modalities.contract import value_columns
 from plait.registry import suggest
 from plait.training.stages import Say
 

@@ -30,7 +30,8 @@ from plait.evaluation.full import full_evaluation
 from plait.evaluation.rows import selection_text
 from plait.evaluation.run import EVALUATION_JSON, write_report
 from plait.evaluation.subset_temperatures import fit_subset_temperatures
-from plait.modalities.base import ROW_COLUMN, Modality, file_columns
+from plait.modalities.base import ROW_COLUMN, Modality
+from plait.modalities.contract import file_columns
 from plait.provenance.fingerprint import FilesFingerprint, fingerprint_files, fingerprint_table
 from plait.provenance.record import collect_provenance
 from plait.training.balance import balance_report
