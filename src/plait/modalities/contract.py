@@ -14,8 +14,9 @@ starts with `fit/load/collate/build_encoder` and adds declarations as it needs t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from plait.types import Absent
@@ -154,3 +155,20 @@ def sequence_columns(modality: Any) -> tuple[str, ...]:
     """Columns whose one value is a list (a series, a vector): what a table library must keep as a
     list column. Read from the input roles."""
     return tuple(c for c, r in input_spec(modality).roles.items() if r in ("array", "vector"))
+
+
+def file_extensions(modality_class: Any) -> tuple[str, ...]:
+    """File name endings (lower case, with the dot) that mark a column of paths to this kind's
+    files, for `plait init`; declared as the class attribute `file_extensions`."""
+    return tuple(getattr(modality_class, "file_extensions", ()))
+
+
+def options_from_files(modality_class: Any, paths: Sequence[Path]) -> tuple[dict[str, Any], str]:
+    """Options `plait init` writes for a field of this kind, read from a sample of its files' headers,
+    and a sentence saying what was read; declared as a static method `options_from_files(paths)`.
+    Default: no options."""
+    declared = getattr(modality_class, "options_from_files", None)
+    if not callable(declared) or not paths:
+        return {}, ""
+    options, why = declared(paths)
+    return dict(options), str(why)
