@@ -27,22 +27,8 @@ from plait.align.frames import (
 from plait.align.load import load_stream
 from plait.align.paths import inside_root
 from plait.align.report import AlignmentReport, StreamReport, gap_percentiles, status_counts
-from plait.align.rules.audio import align_audio
-from plait.align.rules.image import align_image
-from plait.align.rules.tabular import align_tabular
-from plait.align.rules.text import align_text
-from plait.align.rules.timeseries import align_timeseries
+from plait.align.rules import STREAM_KINDS
 from plait.align.spec import StreamSpec, StreamsSpec
-from plait.registry import Registry
-
-Rule = Callable[[pl.DataFrame, pl.DataFrame, StreamSpec, RuleContext], RuleOutput]
-
-RULES: Registry[Rule] = Registry("stream kind")
-RULES.register("timeseries", align_timeseries)
-RULES.register("image", align_image)
-RULES.register("audio", align_audio)
-RULES.register("text", align_text)
-RULES.register("tabular", align_tabular)
 
 TIME = "time"  # the anchor time in the sample table, Datetime(us, UTC)
 
@@ -66,7 +52,8 @@ def align(
         tell(f"read {stream.name}: {stats.rows_kept} of {stats.rows_read} rows kept")
     anchors = build_anchors(spec.anchors, base_dir, _spans(loaded.values(), lead_us=_lead_us(spec)))
     ctx = RuleContext(base_dir=base_dir, media_dir=_media_dir(spec, base_dir))
-    outputs = {s.name: RULES.get(s.kind)(loaded[s.name].frame, anchors.frame, s, ctx) for s in spec.streams}
+    rules = {s.name: STREAM_KINDS.get(s.kind).align for s in spec.streams}
+    outputs = {s.name: rules[s.name](loaded[s.name].frame, anchors.frame, s, ctx) for s in spec.streams}
 
     table = pl.concat(
         [_anchor_columns(anchors.frame, spec), *(o.columns for o in outputs.values())], how="horizontal"
@@ -112,8 +99,8 @@ def align(
 
 def _media_dir(spec: StreamsSpec, base_dir: Path) -> Path:
     """Where audio clips spanning two recordings are written: under the data root, or training
-    would refuse them (checked only when an audio stream may write there)."""
-    if not any(s.kind == "audio" for s in spec.streams):
+    would refuse them (checked only when a stream's rule may write there)."""
+    if not any(STREAM_KINDS.get(s.kind).writes_media for s in spec.streams):
         return base_dir / spec.media_dir
     return inside_root(spec.media_dir, base_dir, "streams.media_dir")
 

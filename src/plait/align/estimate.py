@@ -6,18 +6,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
 import polars as pl
-import soundfile as sf
 
-from plait.align.frames import FILE, KEY, T_US, US_PER_S
+from plait.align.frames import KEY
 from plait.align.load import load_stream
 from plait.align.offset import MIN_SHARED_S, OffsetEstimate, Say, estimate_stream_offset
+from plait.align.rules import KINDS, STREAM_KINDS
 from plait.align.spec import StreamSpec, StreamsSpec
 from plait.errors import AlignmentError
-
-ENERGY_RATE_HZ = 200  # audio is reduced to block energies at this rate before correlating
-SIGNAL_KINDS = ("timeseries", "audio")
 
 
 def estimate_between(
@@ -52,17 +48,15 @@ def estimate_between(
 
 
 def _signal_frame(stream: StreamSpec, base_dir: Path, say: Say | None) -> tuple[pl.DataFrame, list[str]]:
-    if stream.kind not in SIGNAL_KINDS:
+    signal = STREAM_KINDS.get(stream.kind).signal
+    if signal is None:
+        signals = " or ".join(k.name for k in KINDS if k.signal is not None)
         raise AlignmentError(
             f"stream '{stream.name}' is {stream.kind}: offsets are estimated from signal energy, which "
-            f"needs {' or '.join(SIGNAL_KINDS)} streams"
+            f"needs {signals} streams"
         )
     started = time.monotonic()
-    frame = load_stream(stream, base_dir).frame
-    if stream.kind == "timeseries":
-        columns = list(stream.columns)
-    else:
-        frame, columns = _audio_energy(frame, base_dir), ["energy"]
+    frame, columns = signal(load_stream(stream, base_dir).frame, stream, base_dir)
     if say is not None:
         entities = frame[KEY].n_unique()
         say(
@@ -71,25 +65,3 @@ def _signal_frame(stream: StreamSpec, base_dir: Path, say: Say | None) -> tuple[
             f"({time.monotonic() - started:.1f} s)"
         )
     return frame, columns
-
-
-def _audio_energy(frame: pl.DataFrame, base_dir: Path) -> pl.DataFrame:
-    """Each recording decoded into block energies: (key, t_us, energy) at ENERGY_RATE_HZ."""
-    keys: list[str] = []
-    times: list[np.ndarray] = []
-    energies: list[np.ndarray] = []
-    for key, start_us, file in frame.select(KEY, T_US, FILE).iter_rows():
-        samples, rate = sf.read(base_dir / file, dtype="float32", always_2d=True)
-        block = max(1, rate // ENERGY_RATE_HZ)
-        n = samples.shape[0] // block
-        if n == 0:
-            continue
-        energy = (samples[: n * block].mean(axis=1) ** 2).reshape(n, block).mean(axis=1)  # (n,)
-        keys.extend([key] * n)
-        times.append(start_us + (np.arange(n) * block * US_PER_S) // rate)
-        energies.append(energy.astype(np.float64))
-    if not energies:
-        raise AlignmentError("no audio recording could be decoded for the offset estimate")
-    return pl.DataFrame(
-        {KEY: keys, T_US: np.concatenate(times).astype(np.int64), "energy": np.concatenate(energies)}
-    ).sort(KEY, T_US)

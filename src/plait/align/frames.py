@@ -2,10 +2,17 @@
 
     load_stream(spec, base_dir)  -> LoadedStream(frame, stats)     align/load.py
     build_anchors(spec, ...)     -> Anchors(frame, stats)          align/anchors.py
-    RULES[kind](stream, anchors, spec, ctx) -> RuleOutput          align/rules/<kind>.py
+    STREAM_KINDS.get(kind).align(stream, anchors, spec, ctx) -> RuleOutput   align/rules/<kind>.py
     align(streams_spec, base_dir) -> AlignResult (sample table + AlignmentReport)   align/align.py
 
 Time is Int64 microseconds since the Unix epoch, UTC, in the column `t_us` everywhere.
+
+Raw stream frame (load.py, as read, before cleaning; what a kind's load hooks see):
+    __row    Int64   0-based row of the source
+    __time   the time as read (parsed by timestamps.py)
+    key      Utf8
+    values:  the value columns; media kinds: FILE (Utf8) and __outside (Boolean: the file leads outside
+             the data root and must never be opened), plus what the kind read from the file headers
 
 Stream frame (a polars DataFrame, after cleaning):
     key      Utf8    entity ("" when the stream has no key column)
@@ -54,6 +61,7 @@ LABEL = "label"
 FILE = "file"
 DURATION_S = "duration_s"
 SAMPLE_RATE = "sample_rate"
+ROW, TIME, OUTSIDE = "__row", "__time", "__outside"  # raw frame only: dropped before the frame is handed on
 
 OBSERVED, IMPUTED, ABSENT = "observed", "imputed", "absent"
 US_PER_S = 1_000_000

@@ -19,26 +19,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
-import soundfile as sf
 
 from plait.align.frames import (
-    DURATION_S,
     FILE,
     KEY,
-    SAMPLE_RATE,
+    OUTSIDE,
+    ROW,
     SEGMENT,
     T_US,
+    TIME,
     LoadedStream,
     LoadStats,
     seconds_to_us,
 )
 from plait.align.paths import OUTSIDE_ROOT, real_root, resolve_in_root, root_relative
 from plait.align.read import read_table, resolve_source
+from plait.align.rules import KINDS, STREAM_KINDS
+from plait.align.rules.kind import StreamKind
 from plait.align.spec import StreamSpec
 from plait.align.timestamps import parse_times
 from plait.errors import ConfigError, DataError
 
-ROW, TIME, OUTSIDE = "__row", "__time", "__outside"  # working columns, dropped before the frame is handed on
 N_EXAMPLES = 5
 _RESERVED = (KEY, T_US, SEGMENT, ROW, TIME, OUTSIDE)
 
@@ -47,25 +48,26 @@ MAX_LISTED_OFFSETS = 5  # more per-entity offsets than this are summarised as a 
 
 def load_stream(spec: StreamSpec, base_dir: Path) -> LoadedStream:
     """Read and clean one stream; see frames.py for the frame's columns and LoadStats for the counts."""
+    kind = STREAM_KINDS.get(spec.kind)
     source = resolve_source(spec.path, base_dir, f"stream '{spec.name}'", _config_key(spec, "path"))
     notes: tuple[str, ...] = ()
     if source.is_dir():
-        raw, notes = _list_folder(spec, source, base_dir)
+        raw, notes = _list_folder(spec, kind, source, base_dir)
         where = f"stream '{spec.name}' ({spec.path}, the `time` group of the file names)"
     else:
-        raw = _read_stream_table(spec, source, base_dir)
+        raw = _read_stream_table(spec, kind, source, base_dir)
         where = f"stream '{spec.name}' ({spec.path}, column '{spec.time}')"
-    if spec.kind == "audio":
-        raw = _audio_info(raw, real_root(base_dir))
-    return _clean(spec, raw, where, notes)
+    if kind.media is not None and kind.media.headers is not None:
+        raw = kind.media.headers(raw, real_root(base_dir))
+    return _clean(spec, kind, raw, where, notes)
 
 
 def _config_key(spec: StreamSpec, name: str) -> str:
     return f"streams.sources.{spec.name}.{name}"
 
 
-def _read_stream_table(spec: StreamSpec, source: Path, base_dir: Path) -> pl.DataFrame:
-    media = spec.kind in ("image", "audio")
+def _read_stream_table(spec: StreamSpec, kind: StreamKind, source: Path, base_dir: Path) -> pl.DataFrame:
+    media = kind.media is not None
     values = [spec.file] if media else list(spec.columns)
     for column in [] if media else values:
         if column in _RESERVED:
@@ -86,34 +88,9 @@ def _read_stream_table(spec: StreamSpec, source: Path, base_dir: Path) -> pl.Dat
         (pl.col(spec.key).cast(pl.String) if spec.key is not None else pl.lit("", pl.String)).alias(KEY),
         *([pl.col(spec.file).cast(pl.String).alias(FILE)] if media else [pl.col(c) for c in values]),
     )
-    if spec.kind == "timeseries":
-        frame = frame.with_columns(_sensor_column(frame[c], spec, c) for c in spec.columns)
-    elif spec.kind == "text":
-        frame = frame.with_columns(pl.col(spec.columns[0]).cast(pl.String))
-    elif media:
-        frame = frame.with_columns(_root_files(frame[FILE], source.parent, real_root(base_dir)))
-    return frame
-
-
-def _sensor_column(values: pl.Series, spec: StreamSpec, column: str) -> pl.Series:
-    """A sensor channel as Float64. Text that is not a number is an error; NaN, inf and empty cells
-    are readings that are not there (gaps), dropped and counted later."""
-    if values.dtype.is_numeric():
-        return values.cast(pl.Float64)
-    if values.dtype == pl.String:
-        numbers = values.str.strip_chars().cast(pl.Float64, strict=False)
-        bad = values.is_not_null() & numbers.is_null()
-        if not bool(bad.any()):
-            return numbers
-        row = int(bad.arg_true()[0])
-        example = f"'{values[row]}' at row {row}"
-    else:
-        example = f"type {values.dtype}"
-    raise DataError(
-        f"stream '{spec.name}' ({spec.path}): sensor column '{column}' is not numeric ({example}); "
-        "write numbers, leave the cell empty or write NaN for a missing reading, or drop the column from "
-        f"{_config_key(spec, 'columns')}"
-    )
+    if media:
+        return frame.with_columns(_root_files(frame[FILE], source.parent, real_root(base_dir)))
+    return kind.typed(frame, spec)
 
 
 def _root_files(files: pl.Series, table_dir: Path, root: Path) -> list[pl.Series]:
@@ -129,8 +106,10 @@ def _root_files(files: pl.Series, table_dir: Path, root: Path) -> list[pl.Series
     return [relative.alias(FILE), outside.alias(OUTSIDE)]
 
 
-def _list_folder(spec: StreamSpec, folder: Path, base_dir: Path) -> tuple[pl.DataFrame, tuple[str, ...]]:
-    regex = _folder_pattern(spec)
+def _list_folder(
+    spec: StreamSpec, kind: StreamKind, folder: Path, base_dir: Path
+) -> tuple[pl.DataFrame, tuple[str, ...]]:
+    regex = _folder_pattern(spec, kind)
     root = real_root(base_dir)
     files, times, keys, outside, skipped = [], [], [], [], []
     found, linked_folders = _folder_files(folder, root)
@@ -188,10 +167,11 @@ def _folder_files(folder: Path, root: Path) -> tuple[list[tuple[Path, Path | Non
     return found, sorted(linked)
 
 
-def _folder_pattern(spec: StreamSpec) -> re.Pattern[str]:
-    if spec.kind not in ("image", "audio"):
+def _folder_pattern(spec: StreamSpec, kind: StreamKind) -> re.Pattern[str]:
+    if kind.media is None:
+        media = " and ".join(k.name for k in KINDS if k.media is not None)
         raise ConfigError(
-            f"{_config_key(spec, 'path')}: '{spec.path}' is a folder; only image and audio streams read "
+            f"{_config_key(spec, 'path')}: '{spec.path}' is a folder; only {media} streams read "
             f"folders, a {spec.kind} stream needs a CSV/Parquet/JSONL table"
         )
     example = r"(?P<key>m\d+)_(?P<time>\d{8}T\d{6})\.png"
@@ -216,45 +196,30 @@ def _folder_pattern(spec: StreamSpec) -> re.Pattern[str]:
     return regex
 
 
-def _audio_info(frame: pl.DataFrame, root: Path) -> pl.DataFrame:
-    """Each recording's duration and sample rate from its header (null when it cannot be read, or
-    lies outside the root: such a file is never opened)."""
-    info: dict[str, tuple[float | None, int | None]] = {}
-    for file in frame.filter(~pl.col(OUTSIDE))[FILE].drop_nulls().unique().sort().to_list():
-        try:
-            header = sf.info(str(root / file))
-            info[file] = (header.frames / header.samplerate, int(header.samplerate))
-        except Exception:  # missing or undecodable: the rows are dropped and counted
-            info[file] = (None, None)
-    durations = {f: d for f, (d, _) in info.items()}
-    rates = {f: r for f, (_, r) in info.items()}
-    return frame.with_columns(
-        pl.col(FILE).replace_strict(durations, default=None, return_dtype=pl.Float64).alias(DURATION_S),
-        pl.col(FILE).replace_strict(rates, default=None, return_dtype=pl.Int64).alias(SAMPLE_RATE),
-    )
-
-
-def _clean(spec: StreamSpec, raw: pl.DataFrame, where: str, notes: tuple[str, ...]) -> LoadedStream:
+def _clean(
+    spec: StreamSpec, kind: StreamKind, raw: pl.DataFrame, where: str, notes: tuple[str, ...]
+) -> LoadedStream:
     parsed = parse_times(raw[TIME], time_format=spec.time_format, timezone=spec.timezone, where=where)
     log = _Log(notes=[*parsed.notes, *notes])
     if raw.height == 0:
         log.notes.append("the source has no rows: every anchor will find this stream absent")
     frame = raw.with_columns(parsed.t_us.alias(T_US))
     outside = 0
-    if spec.kind in ("image", "audio"):  # first: a file outside the root is that, whatever else
+    if kind.media is not None:  # first: a file outside the root is that, whatever else
         frame, outside = _drop(frame, {"outside_root": pl.col(OUTSIDE)}, log, raw)
     unplaceable = {"unreadable": pl.col(T_US).is_null(), "null_key": pl.col(KEY).is_null()}
-    if spec.kind in ("image", "audio"):
-        unplaceable["unreadable_file"] = pl.col(DURATION_S if spec.kind == "audio" else FILE).is_null()
+    if kind.media is not None:
+        unplaceable["unreadable_file"] = pl.col(kind.media.unreadable).is_null()
     frame, unreadable = _drop(frame, unplaceable, log, raw)
     frame = _apply_offsets(frame, spec, log)
     non_finite = 0
-    if spec.kind == "timeseries":
+    if kind.finite:
         finite = pl.all_horizontal(pl.col(c).is_finite().fill_null(False) for c in spec.columns)
         frame, non_finite = _drop(frame, {"non_finite": ~finite}, log, raw)
-    frame, unsorted, jumps = _mark_clock(frame, spec, log)
-    frame, duplicates = _dedupe(frame.sort([KEY, T_US, ROW]), spec, log)
-    frame = frame.select(KEY, T_US, SEGMENT, *_output_values(spec))
+    frame, unsorted, jumps = _mark_clock(frame, spec, kind.jumps, log)
+    frame, duplicates = _dedupe(frame.sort([KEY, T_US, ROW]), spec, kind.averages, log)
+    values = kind.media.columns if kind.media is not None else list(dict.fromkeys(spec.columns))
+    frame = frame.select(KEY, T_US, SEGMENT, *values)
     stats = LoadStats(
         rows_read=raw.height,
         rows_kept=frame.height,
@@ -340,14 +305,15 @@ def _apply_offsets(frame: pl.DataFrame, spec: StreamSpec, log: _Log) -> pl.DataF
     return frame.with_columns(pl.col(T_US) + shift)
 
 
-def _mark_clock(frame: pl.DataFrame, spec: StreamSpec, log: _Log) -> tuple[pl.DataFrame, int, int]:
-    """Backward steps in source order, per entity: in a sampled sensor stream (timeseries) a step
-    larger than jump_s is a clock jump and starts a new segment; a smaller one, and any backward step
-    in a stream of events (text, images, audio recordings, attributes — sparse, often logged out of
-    order), is an unsorted row: sorted, never a segment split that would keep lines apart.
-    `frame` is in source order."""
+def _mark_clock(
+    frame: pl.DataFrame, spec: StreamSpec, jumps_possible: bool, log: _Log
+) -> tuple[pl.DataFrame, int, int]:
+    """Backward steps in source order, per entity. Where jumps are possible (StreamKind.jumps: a
+    sampled sensor stream) a step larger than jump_s is a clock jump and starts a new segment; a
+    smaller one, and any backward step in a stream of events (text, images, audio recordings,
+    attributes — sparse, often logged out of order), is an unsorted row: sorted, never a segment split
+    that would keep lines apart. `frame` is in source order."""
     step = pl.col(T_US) - pl.col(T_US).shift(1).over(KEY)
-    jumps_possible = spec.kind == "timeseries"
     frame = frame.with_columns(step.alias("__step")).with_columns(
         ((pl.col("__step") < -seconds_to_us(spec.jump_s)) & jumps_possible).fill_null(False).alias("__jump")
     )
@@ -368,9 +334,10 @@ def _mark_clock(frame: pl.DataFrame, spec: StreamSpec, log: _Log) -> tuple[pl.Da
     return frame.drop("__step", "__jump", "__unsorted"), unsorted.len(), jumps.len()
 
 
-def _dedupe(frame: pl.DataFrame, spec: StreamSpec, log: _Log) -> tuple[pl.DataFrame, int]:
-    """Exact duplicate (key, t_us) rows → one, by spec.duplicates; `frame` is sorted by (key, t_us, row)."""
-    numeric = _mean_columns(frame, spec)
+def _dedupe(frame: pl.DataFrame, spec: StreamSpec, averages: bool, log: _Log) -> tuple[pl.DataFrame, int]:
+    """Exact duplicate (key, t_us) rows → one, by spec.duplicates (`mean` averages the numeric value
+    columns of a kind that `averages`); `frame` is sorted by (key, t_us, row)."""
+    numeric = _mean_columns(frame, spec, averages)
     frame = frame.with_columns(pl.col(c).cast(pl.Float64) for c in numeric)  # one schema, duplicates or not
     same_prev = ((pl.col(KEY) == pl.col(KEY).shift(1)) & (pl.col(T_US) == pl.col(T_US).shift(1))).fill_null(
         False
@@ -400,15 +367,7 @@ def _dedupe(frame: pl.DataFrame, spec: StreamSpec, log: _Log) -> tuple[pl.DataFr
     return merged, rows.len()
 
 
-def _mean_columns(frame: pl.DataFrame, spec: StreamSpec) -> list[str]:
-    if spec.duplicates != "mean" or spec.kind not in ("timeseries", "tabular"):
+def _mean_columns(frame: pl.DataFrame, spec: StreamSpec, averages: bool) -> list[str]:
+    if spec.duplicates != "mean" or not averages:
         return []
     return [c for c in spec.columns if frame.schema[c].is_numeric()]
-
-
-def _output_values(spec: StreamSpec) -> list[str]:
-    if spec.kind == "image":
-        return [FILE]
-    if spec.kind == "audio":
-        return [FILE, DURATION_S, SAMPLE_RATE]
-    return list(dict.fromkeys(spec.columns))

@@ -7,14 +7,14 @@ exact, sortable, and what polars' `join_asof` matches fastest.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any
 
+from plait.align.rules import STREAM_KINDS
 from plait.errors import ConfigError
 from plait.registry import suggest, unknown_name_message
 
-STREAM_KINDS = ("timeseries", "audio", "image", "text", "tabular")
 TIME_FORMATS = ("auto", "iso", "epoch_s", "epoch_ms", "epoch_us")  # or a strftime pattern containing '%'
 IMPUTE = ("none", "hold", "interpolate")
 DUPLICATES = ("first", "last", "mean")
@@ -228,13 +228,13 @@ def _optional_str(value: Any, path: str) -> str | None:
     return None if value is None else _str(value, path)
 
 
-def _one_of(value: str, choices: tuple[str, ...], what: str, path: str) -> None:
+def _one_of(value: str, choices: Sequence[str], what: str, path: str) -> None:
     if value not in choices:
         raise ConfigError(f"{path}: {unknown_name_message(what, value, list(choices))}")
 
 
 def _check_stream(s: StreamSpec, path: str) -> None:
-    _one_of(s.kind, STREAM_KINDS, "stream kind", f"{path}.kind")
+    _one_of(s.kind, STREAM_KINDS.names(), "stream kind", f"{path}.kind")
     if s.time_format not in TIME_FORMATS and "%" not in s.time_format:
         raise ConfigError(
             f"{path}.time_format: {unknown_name_message('time format', s.time_format, list(TIME_FORMATS))} "
@@ -247,27 +247,9 @@ def _check_stream(s: StreamSpec, path: str) -> None:
     for key in ("tolerance_s", "max_gap_s", "jump_s"):
         if getattr(s, key) < 0:
             raise ConfigError(f"{path}.{key}: expected seconds ≥ 0, got {getattr(s, key)}")
-    if s.kind == "timeseries":
-        if s.window_s is None or s.window_s <= 0 or s.rate_hz is None or s.rate_hz <= 0:
-            raise ConfigError(
-                f"{path}: a timeseries stream needs window_s > 0 and rate_hz > 0 (got window_s={s.window_s}, "
-                f"rate_hz={s.rate_hz}); e.g. window_s: 1.28, rate_hz: 200"
-            )
-        if not s.columns:
-            raise ConfigError(f"{path}.columns: list the sensor channel columns, e.g. [ax, ay, az]")
-    if s.kind == "text" and (s.window_s is None or s.window_s <= 0):
-        raise ConfigError(
-            f"{path}.window_s: a text stream joins the lines in [anchor - window_s, anchor); set it"
-        )
-    if s.kind == "text" and len(s.columns) != 1:
-        raise ConfigError(
-            f"{path}.columns: a text stream needs exactly one text column, got {list(s.columns)}"
-        )
-    if s.kind == "audio" and (s.duration_s is None or s.duration_s <= 0):
-        raise ConfigError(f"{path}.duration_s: an audio stream needs the clip length in seconds, e.g. 1.0")
-    if s.kind == "tabular" and not s.columns:
-        raise ConfigError(f"{path}.columns: list the attribute columns to carry into the samples")
-    if s.impute == "interpolate" and s.kind != "timeseries":
+    kind = STREAM_KINDS.get(s.kind)
+    kind.check(s, path)
+    if s.impute == "interpolate" and not kind.interpolates:
         raise ConfigError(f"{path}.impute: interpolate works on sensor streams only; use hold or none")
 
 

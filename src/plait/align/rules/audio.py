@@ -25,6 +25,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -48,8 +49,12 @@ from plait.align.frames import (
     us_to_seconds,
 )
 from plait.align.paths import inside_root, real_root, resolve_in_root, root_relative
-from plait.align.spec import StreamSpec
+from plait.align.rules.audio_files import energy, read_headers
+from plait.align.rules.kind import MediaFiles, StreamKind
 from plait.errors import ConfigError
+
+if TYPE_CHECKING:
+    from plait.align.spec import StreamSpec
 
 FULL, SPAN, PARTIAL = "full", "span", "partial"
 # Read and write PCM as integers so a spanning clip holds exactly the source samples.
@@ -259,3 +264,32 @@ def _concat(first: _Piece, second: _Piece, rate: int, target: Path) -> int | str
         Path(temporary).unlink(missing_ok=True)
         raise
     return int(clip.shape[0])
+
+
+def _check(spec: StreamSpec, path: str) -> None:
+    if spec.duration_s is None or spec.duration_s <= 0:
+        raise ConfigError(f"{path}.duration_s: an audio stream needs the clip length in seconds, e.g. 1.0")
+
+
+def _field(spec: StreamSpec, table: pl.DataFrame) -> dict[str, Any]:
+    return {
+        "kind": spec.kind,
+        "offset_column": f"{spec.name}__offset_s",
+        "duration_column": f"{spec.name}__duration_s",
+        "max_seconds": spec.duration_s,
+    }
+
+
+def _signal(frame: pl.DataFrame, spec: StreamSpec, base_dir: Path) -> tuple[pl.DataFrame, list[str]]:
+    return energy(frame, base_dir), ["energy"]
+
+
+AUDIO = StreamKind(
+    name="audio",
+    align=align_audio,
+    check=_check,
+    field_spec=_field,
+    media=MediaFiles(columns=(FILE, DURATION_S, SAMPLE_RATE), unreadable=DURATION_S, headers=read_headers),
+    signal=_signal,
+    writes_media=True,
+)

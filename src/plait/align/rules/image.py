@@ -11,7 +11,7 @@ anchor's entity.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import polars as pl
 
@@ -31,7 +31,10 @@ from plait.align.frames import (
     status_col,
     us_to_seconds,
 )
-from plait.align.spec import StreamSpec
+from plait.align.rules.kind import MediaFiles, StreamKind
+
+if TYPE_CHECKING:
+    from plait.align.spec import StreamSpec
 
 
 def align_image(
@@ -100,3 +103,6 @@ def _asof(
         strategy=strategy,
         check_sortedness=False,
     )
+
+
+IMAGE = StreamKind(name="image", align=align_image, media=MediaFiles(columns=(FILE,), unreadable=FILE))

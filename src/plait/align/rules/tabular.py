@@ -11,6 +11,8 @@ A stream without a key (`key: null`) is one shared table: it matches every ancho
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import polars as pl
 
 from plait.align.frames import (
@@ -22,7 +24,11 @@ from plait.align.frames import (
     found_or_absent,
     seconds_to_us,
 )
-from plait.align.spec import StreamSpec
+from plait.align.rules.kind import StreamKind
+from plait.errors import ConfigError
+
+if TYPE_CHECKING:
+    from plait.align.spec import StreamSpec
 
 _T = "_record_t_us"
 
@@ -54,3 +60,18 @@ def align_tabular(
     )
     too_old = int((joined[_T].is_not_null() & ~joined.select(found).to_series()).sum())
     return RuleOutput(columns=out, details={"too_old": too_old})
+
+
+def _check(spec: StreamSpec, path: str) -> None:
+    if not spec.columns:
+        raise ConfigError(f"{path}.columns: list the attribute columns to carry into the samples")
+
+
+def _field(spec: StreamSpec, table: pl.DataFrame) -> dict[str, Any]:
+    """The attribute columns, numeric or categorical as the sample table's dtypes say."""
+    columns = [f"{spec.name}_{c}" for c in spec.columns]
+    numeric = [c for c in columns if table.schema[c].is_numeric()]
+    return {"kind": spec.kind, "numeric": numeric, "categorical": [c for c in columns if c not in numeric]}
+
+
+TABULAR = StreamKind(name="tabular", align=align_tabular, check=_check, field_spec=_field, averages=True)

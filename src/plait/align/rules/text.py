@@ -15,6 +15,8 @@ A stream without a key (`key: null`) is one shared log: it matches every anchor.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import polars as pl
 
 from plait.align.frames import (
@@ -27,8 +29,11 @@ from plait.align.frames import (
     found_or_absent,
     seconds_to_us,
 )
-from plait.align.spec import StreamSpec
+from plait.align.rules.kind import StreamKind
 from plait.errors import ConfigError
+
+if TYPE_CHECKING:
+    from plait.align.spec import StreamSpec
 
 _ROW, _FIRST, _LAST, _START, _TL, _SEG = "_row", "_first", "_last", "_start", "_t_last", "_seg"
 
@@ -105,3 +110,21 @@ def _gather(lines: pl.DataFrame, windows: pl.DataFrame) -> pl.DataFrame:
         .group_by(ANCHOR, maintain_order=True)
         .agg(pl.col("_text").str.join("\n"), pl.len().alias("_n"))
     )
+
+
+def _check(spec: StreamSpec, path: str) -> None:
+    if spec.window_s is None or spec.window_s <= 0:
+        raise ConfigError(
+            f"{path}.window_s: a text stream joins the lines in [anchor - window_s, anchor); set it"
+        )
+    if len(spec.columns) != 1:
+        raise ConfigError(
+            f"{path}.columns: a text stream needs exactly one text column, got {list(spec.columns)}"
+        )
+
+
+def _typed(frame: pl.DataFrame, spec: StreamSpec) -> pl.DataFrame:
+    return frame.with_columns(pl.col(spec.columns[0]).cast(pl.String))
+
+
+TEXT = StreamKind(name="text", align=align_text, check=_check, typed=_typed)

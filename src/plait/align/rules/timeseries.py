@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -44,8 +46,12 @@ from plait.align.frames import (
     seconds_to_us,
     status_col,
 )
-from plait.align.spec import StreamSpec
+from plait.align.rules.channels import typed_channels
+from plait.align.rules.kind import StreamKind
 from plait.errors import AlignmentError, ConfigError
+
+if TYPE_CHECKING:
+    from plait.align.spec import StreamSpec
 
 I64 = npt.NDArray[np.int64]
 
@@ -337,3 +343,35 @@ def _details(
         "imputed_points": int(imputed[present].sum()),
         "no_data": n - with_data,  # anchors with no sample of their entity near the window
     }
+
+
+def _check(spec: StreamSpec, path: str) -> None:
+    if spec.window_s is None or spec.window_s <= 0 or spec.rate_hz is None or spec.rate_hz <= 0:
+        raise ConfigError(
+            f"{path}: a timeseries stream needs window_s > 0 and rate_hz > 0 (got window_s={spec.window_s}, "
+            f"rate_hz={spec.rate_hz}); e.g. window_s: 1.28, rate_hz: 200"
+        )
+    if not spec.columns:
+        raise ConfigError(f"{path}.columns: list the sensor channel columns, e.g. [ax, ay, az]")
+
+
+def _field(spec: StreamSpec, table: pl.DataFrame) -> dict[str, Any]:
+    return {"kind": spec.kind, "channels": len(spec.columns)}
+
+
+def _signal(frame: pl.DataFrame, spec: StreamSpec, base_dir: Path) -> tuple[pl.DataFrame, list[str]]:
+    return frame, list(spec.columns)
+
+
+TIMESERIES = StreamKind(
+    name="timeseries",
+    align=align_timeseries,
+    check=_check,
+    field_spec=_field,
+    typed=typed_channels,
+    signal=_signal,
+    interpolates=True,
+    finite=True,
+    jumps=True,
+    averages=True,
+)
