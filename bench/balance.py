@@ -26,7 +26,8 @@ import torch
 
 from plait.datasets.pumps import CLASSES, LABEL, generate_pumps
 from plait.demo import demo_config
-from plait.training.fit import fit_prepared, prepare
+from plait.training.fit import prepare
+from plait.workflow.train import fit_prepared
 
 RUNS = {
     "none": {},

@@ -62,13 +62,13 @@ def main() -> None:
     # Baseline: the whole model on the whole (perturbed) batch, every time.
     df = read_table(table_path)
     task = trained.task
-    target, valid = encode_labels(df, task.label, task.type, task.classes, str(table_path))
+    target, valid = encode_labels(df, task, str(table_path))
     rows = choose_rows(trained, df, target, valid, str(table_path)).rows
     tensors, _ = load_table(df, trained.modalities, table_path.parent, target=target)
-    kinds = {n: m.kind for n, m in trained.modalities.items()}
-    contexts = {n: perturbation_context(m) for n, m in trained.modalities.items()}
-    points = all_points(plan_curves(kinds))
-    names = list(kinds)
+    modalities = trained.modalities
+    contexts = {n: perturbation_context(m) for n, m in modalities.items()}
+    points = all_points(plan_curves(modalities))
+    names = list(modalities)
     subsets = {
         "all": None,
         **{f"only:{n}": [n] for n in names},
@@ -77,7 +77,7 @@ def main() -> None:
 
     start = time.perf_counter()
     shared = sweep(
-        trained.model, tensors, rows, subsets=subsets, points=points, kinds=kinds, contexts=contexts
+        trained.model, tensors, rows, subsets=subsets, points=points, modalities=modalities, contexts=contexts
     )
     plait_seconds = time.perf_counter() - start
 
@@ -97,7 +97,7 @@ def main() -> None:
                 changed = batch
                 for field, family in zip(point.fields, point.perturbations, strict=True):
                     changed = perturb_batch(
-                        changed, field, kinds[field], family, point.level, number, contexts[field]
+                        changed, field, modalities[field], family, point.level, number, contexts[field]
                     )
                 out = model(changed).output
                 worst = max(worst, float((out - shared.points[point][begin : begin + 256]).abs().max()))

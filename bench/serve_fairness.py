@@ -94,7 +94,7 @@ def _measure(bundle: Path, body: dict, options: list[str], name: str) -> float:
 def _bundle(tmp: Path) -> Path:
     from plait.datasets.pumps import generate_pumps
     from plait.demo import demo_config
-    from plait.training.fit import train
+    from plait.workflow.train import train
 
     data = generate_pumps(tmp / "data", n=300, seed=0)
     config = demo_config(data.table_path, data.fields, fusion="gated", seed=0, base_dir=data.root)

@@ -32,7 +32,9 @@ from typing import Any
 import httpx
 import polars as pl
 
-MEDIA_KINDS = ("image", "audio")
+from plait import load_bundle
+from plait.modalities.contract import input_spec
+
 JSON = {"Content-Type": "application/json"}
 
 
@@ -85,6 +87,8 @@ def main() -> None:
 def _records(out: Path, bundle: Path, count: int) -> list[dict[str, Any]]:
     """Full records from the demo table, media as base64, keyed by column name."""
     meta = json.loads((bundle / "plait.json").read_text())
+    modalities = load_bundle(bundle).modalities
+    media = {c for m in modalities.values() for c in input_spec(m).media_columns}  # sent as bytes
     table_path = out / "data" / "samples.parquet"
     df = pl.read_parquet(table_path)
     root = table_path.parent
@@ -94,7 +98,7 @@ def _records(out: Path, bundle: Path, count: int) -> list[dict[str, Any]]:
         for field in meta["fields"]:
             for column in field["columns"]:
                 value = row.get(column)
-                if field["kind"] in MEDIA_KINDS and isinstance(value, str):
+                if column in media and isinstance(value, str):  # a file's path in the table
                     value = base64.b64encode((root / value).read_bytes()).decode("ascii")
                 record[column] = value
         records.append(record)

@@ -29,6 +29,7 @@ from plait.demo import demo_config
 from plait.models.fusion_model import FusionModel
 from plait.models.modality_dropout import drop_modalities
 from plait.objectives.supervised import classification_loss
+from plait.task import CLASSIFICATION, Task
 from plait.training.datamodule import TableDataModule
 from plait.training.module import PlaitModule, build_probes
 
@@ -47,12 +48,12 @@ class EpochTimer(L.Callback):
 
 
 def plait_epochs(
-    model: FusionModel, table: TensorTable, train_idx, val_idx, epochs: int, p: float
+    model: FusionModel, table: TensorTable, task: Task, train_idx, val_idx, epochs: int, p: float
 ) -> list[float]:
     module = PlaitModule(
         model,
         build_probes(model, model.head.output_dim),  # plait also trains a light probe per field
-        task_type="classification",
+        task=task,
         lr=3e-3,
         weight_decay=1e-4,
         modality_dropout=p,
@@ -118,7 +119,7 @@ def main() -> None:
         ds = generate_pumps(Path(tmp), n=args.rows, seed=0)
         cfg = demo_config(ds.table_path, ds.fields, fusion="gated", seed=0, base_dir=Path(tmp))
         df = read_table(ds.table_path)
-        labels = prepare_labels(df, "fault", "classification", str(ds.table_path))
+        labels = prepare_labels(df, "fault", CLASSIFICATION, str(ds.table_path))
         split = split_rows(
             labels.target, labels.valid, classification=True, val_fraction=0.15, test_fraction=0.15, seed=0
         )
@@ -132,7 +133,9 @@ def main() -> None:
     manual_times: list[float] = []
     for _ in range(args.repeats):  # alternate so drift in machine load hits both
         # the first epoch of each run warms caches and allocators: leave it out of both
-        plait_times += plait_epochs(copy.deepcopy(base), table, split.train, split.val, args.epochs, 0.25)[1:]
+        plait_times += plait_epochs(
+            copy.deepcopy(base), table, labels.task, split.train, split.val, args.epochs, 0.25
+        )[1:]
         manual_times += manual_epochs(copy.deepcopy(base), table, split.train, split.val, args.epochs, 0.25)[
             1:
         ]

@@ -26,7 +26,7 @@ def pumps_small(tmp_path_factory: pytest.TempPathFactory):
 def pumps_bundle(pumps_small, tmp_path_factory: pytest.TempPathFactory):
     """A bundle trained for a few epochs on `pumps_small` (shared: training is the slow part)."""
     from plait.demo import demo_config
-    from plait.training.fit import train
+    from plait.workflow.train import train
 
     out = tmp_path_factory.mktemp("bundle")
     cfg = demo_config(

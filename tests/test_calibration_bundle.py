@@ -21,9 +21,10 @@ from plait.bundle import FILES, TrainedModel, bundle_content_id
 from plait.config import Config
 from plait.data.dataset import load_rows
 from plait.errors import BundleError
-from plait.evaluation.subset_temperatures import SubsetFit, SubsetTemperatures
+from plait.models.calibration import SubsetFit, SubsetTemperatures
 from plait.models.inference import run_model
-from plait.training.fit import TrainResult, fit_prepared, prepare, train
+from plait.training.fit import prepare
+from plait.workflow.train import TrainResult, fit_prepared, train
 
 FIELDS = ("vec", "specs")
 # Distinct temperatures per subset so that a row scaled by the wrong one fails the test.

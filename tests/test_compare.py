@@ -22,6 +22,7 @@ from plait.data.leaks import LeakError
 from plait.errors import ConfigError, PlaitError
 from plait.fusion import FUSIONS
 from plait.fusion.late import LateFusion
+from plait.task import Task, TaskType
 
 FIELDS = ["vibration", "note", "specs"]  # the cheap encoders of the pumps data
 FUSIONS_RUN = ["concat", "late", "gated"]
@@ -206,7 +207,7 @@ def test_regression_ranks_by_rmse_lowest_first(pumps_small, tmp_path: Path):
     assert "ECE" not in render_markdown(result, "today")
 
 
-def _synthetic(fusion_metric: float, alone_metric: float, task_type: str, error: str = "") -> Comparison:
+def _synthetic(fusion_metric: float, alone_metric: float, task_type: TaskType, error: str = "") -> Comparison:
     rows = (
         CompareRow(name="gated", kind="fusion", fusion="gated", fields=("a", "b"), metric=fusion_metric),
         CompareRow(name="a-only", kind="unimodal", fusion="concat", fields=("a",), metric=alone_metric),
@@ -214,8 +215,7 @@ def _synthetic(fusion_metric: float, alone_metric: float, task_type: str, error:
     )
     return Comparison(
         config={},
-        task_type=task_type,
-        label="y",
+        task=Task(task_type, "y", ("c0", "c1") if task_type == "classification" else ()),
         fields=("a", "b"),
         held_out="test",
         held_out_rows=10,

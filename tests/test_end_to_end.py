@@ -15,7 +15,7 @@ from plait.bundle import FILES
 from plait.config import Config
 from plait.errors import BundleError, DataError, ModelNotFoundError
 from plait.fusion import FUSIONS
-from plait.training.fit import train
+from plait.workflow.train import train
 
 
 def test_bundle_has_every_file_and_no_pickle(pumps_bundle):

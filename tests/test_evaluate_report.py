@@ -27,7 +27,7 @@ def report(pumps_small, pumps_bundle, tmp_path_factory):
 def test_the_split_is_recomputed_exactly(pumps_small, pumps_bundle):
     trained = pumps_bundle.trained
     df = read_table(pumps_small.table_path)
-    target, valid = encode_labels(df, trained.task.label, trained.task.type, trained.task.classes, "t")
+    target, valid = encode_labels(df, trained.task, "t")
     split = training_split(trained, df, target, valid, "t")
     for name in ("train", "val", "test"):
         np.testing.assert_array_equal(getattr(split, name), getattr(pumps_bundle.split, name))
@@ -36,14 +36,14 @@ def test_the_split_is_recomputed_exactly(pumps_small, pumps_bundle):
 def test_rows_auto_all_and_new_tables(pumps_small, pumps_bundle):
     trained = pumps_bundle.trained
     df = read_table(pumps_small.table_path)
-    args = encode_labels(df, trained.task.label, trained.task.type, trained.task.classes, "t")
+    args = encode_labels(df, trained.task, "t")
     auto = choose_rows(trained, df, *args, "t")
     assert auto.selection.startswith("test rows") and list(auto.rows) == list(pumps_bundle.split.test)
     assert len(choose_rows(trained, df, *args, "t", "all").rows) == int(args[1].sum())
     val = choose_rows(trained, df, *args, "t", "val")
     assert list(val.rows) == list(pumps_bundle.split.val) and "flatter" in val.selection
     other = df.head(40)
-    other_args = encode_labels(other, trained.task.label, trained.task.type, trained.task.classes, "t")
+    other_args = encode_labels(other, trained.task, "t")
     fresh = choose_rows(trained, other, *other_args, "new.csv")
     assert fresh.selection.startswith("every labelled row") and len(fresh.rows) == int(other_args[1].sum())
     with pytest.raises(DataError, match="not the table this bundle was trained on"):
@@ -52,7 +52,7 @@ def test_rows_auto_all_and_new_tables(pumps_small, pumps_bundle):
     # A copy that no longer hashes the same (here: rows reversed) is new data to the fingerprint, but
     # has the training table's size: the selection says the rows may include training rows.
     copy = df.reverse()
-    copy_args = encode_labels(copy, trained.task.label, trained.task.type, trained.task.classes, "t")
+    copy_args = encode_labels(copy, trained.task, "t")
     suspicious = choose_rows(trained, copy, *copy_args, "copy.csv")
     assert "as many rows as the training table" in suspicious.selection and "flatter" in suspicious.selection
 
@@ -152,7 +152,7 @@ def test_summary_names_the_key_findings(report):
 
 def test_training_with_report_writes_it_into_the_bundle(three_class_table, tmp_path):
     from plait.config import Config
-    from plait.training.fit import train
+    from plait.workflow.train import train
 
     cfg = Config.from_dict(
         {
@@ -182,7 +182,9 @@ def test_predictor_report_writes_the_page(pumps_small, pumps_bundle, tmp_path):
 def test_retrain_ablation_trains_without_each_field(three_class_table, tmp_path):
     from plait.config import Config
     from plait.evaluation.evaluate import evaluate_tensors
-    from plait.training.fit import fit_prepared, prepare, train
+    from plait.training.fit import fit_model, prepare
+    from plait.workflow.retrain import retrain_without
+    from plait.workflow.train import train
 
     cfg = Config.from_dict(
         {
@@ -195,16 +197,16 @@ def test_retrain_ablation_trains_without_each_field(three_class_table, tmp_path)
     table = three_class_table(150)
     trained = train(cfg, table=table).trained
     said: list[str] = []
-    run = evaluate_report(trained, table, retrain_ablation=True, robustness=False, say=said.append)
+    run = evaluate_report(trained, table, retrain=retrain_without, robustness=False, say=said.append)
     fields = run.data["ablation"]["fields"]
     prepared = prepare(cfg.with_overrides(train={"progress": False}), table=table)
-    alone = fit_prepared(prepared, fields=["specs"]).trained  # "without vec", trained the same way
+    alone = fit_model(prepared, fields=["specs"]).trained  # "without vec", trained the same way
     expected = evaluate_tensors(alone, prepared.tensors, prepared.split.test).metrics["accuracy"]
     assert fields["vec"]["retrained_without"] == pytest.approx(expected)
     assert 0.0 <= fields["specs"]["retrained_without"] <= 1.0
     assert sum("retraining without" in s for s in said) == 2
     with pytest.raises(DataError, match="--retrain-ablation"):
-        evaluate_report(trained, three_class_table(80, seed=5), retrain_ablation=True, robustness=False)
+        evaluate_report(trained, three_class_table(80, seed=5), retrain=retrain_without, robustness=False)
 
 
 def test_a_report_on_rows_of_one_class_renders(pumps_small, pumps_bundle, tmp_path):

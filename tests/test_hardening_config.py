@@ -13,7 +13,7 @@ import pytest
 from plait.config import Config, load_config
 from plait.config_yaml import expanded_size, load_yaml
 from plait.errors import ConfigError, DataError
-from plait.training.fit import train
+from plait.workflow.train import train
 
 BASE = "task: {label: y}\nfields: {x: {kind: tabular, numeric: [x]}}\n"
 

@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from plait.bundle import TaskInfo
 from plait.errors import ConfigError, DataError
 from plait.evaluation.interpret import (
     Interpretation,
     inconsistencies,
     weight_distribution,
 )
+from plait.task import Task
 
-CLS = TaskInfo(type="classification", label="fault", classes=("ok", "bearing", "cavitation"))
-REG = TaskInfo(type="regression", label="flow", target_mean=10.0, target_std=2.0)
+CLS = Task(type="classification", label="fault", classes=("ok", "bearing", "cavitation"))
+REG = Task(type="regression", label="flow", target_mean=10.0, target_std=2.0)
 STAT_KEYS = {"mean", "q25", "median", "q75", "n"}
 
 
@@ -283,7 +283,7 @@ def test_on_a_trained_model_through_run_model_subsets(pumps_bundle, pumps_small)
     trained = pumps_bundle.trained
     task = trained.task
     df = read_table(pumps_small.table_path)
-    target, valid = encode_labels(df, task.label, task.type, task.classes, str(pumps_small.table_path))
+    target, valid = encode_labels(df, task, str(pumps_small.table_path))
     tensors, _ = load_table(df, trained.modalities, pumps_small.root, target=target)
     assert tensors.target is not None
     idx = torch.as_tensor([i for i in pumps_bundle.split.test if valid[i]], dtype=torch.long)

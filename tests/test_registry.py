@@ -4,7 +4,6 @@ from plait.errors import UnknownNameError
 from plait.fusion import FUSIONS
 from plait.modalities import MODALITIES
 from plait.registry import Registry
-from plait.types import KINDS
 
 
 def test_unknown_name_suggests_and_lists():
@@ -29,7 +28,14 @@ def test_duplicate_registration_refused():
         reg.register("a", 2)
 
 
-def test_every_kind_has_a_modality():
-    assert sorted(KINDS) == MODALITIES.names()
-    for kind in KINDS:
+def test_unregister_removes_and_returns():
+    reg: Registry[int] = Registry("thing")
+    reg.register("a", 1)
+    assert reg.unregister("a") == 1 and "a" not in reg and len(reg) == 0
+    with pytest.raises(UnknownNameError, match="unknown thing 'a'"):
+        reg.unregister("a")
+
+
+def test_every_modality_is_registered_under_its_kind():
+    for kind in MODALITIES:
         assert MODALITIES.get(kind).kind == kind

@@ -19,7 +19,7 @@ from plait.config import Config
 from plait.evaluation.perturb.choice import RobustnessPlan
 from plait.evaluation.run import evaluate_report
 from plait.evaluation.summary import report_summary
-from plait.training.fit import TrainResult, train
+from plait.workflow.train import TrainResult, train
 
 ROWS = 150
 
@@ -129,7 +129,7 @@ def test_the_sweep_runs_a_repeated_point_once(trained: TrainResult, table: pl.Da
         list(range(ROWS)),
         subsets={"all": None},
         points=[point, point],
-        kinds={"vec": "embedding"},
+        modalities=model.modalities,
         contexts={"vec": perturbation_context(model.modalities["vec"])},
         batch_size=64,
         advance=runs.append,
@@ -140,11 +140,13 @@ def test_the_sweep_runs_a_repeated_point_once(trained: TrainResult, table: pl.Da
 
 def test_curves_that_share_points_run_them_once():
     from plait.evaluation.robustness import all_points, plan_curves
+    from plait.modalities import MODALITIES
 
-    kinds = {"vec": "embedding", "specs": "tabular"}  # both perturbed by gaussian_noise in all:noise
-    plans = plan_curves(kinds, RobustnessPlan.parse(["all:noise", "all:gaussian_noise"]))
+    vec, specs = MODALITIES.get("embedding"), MODALITIES.get("tabular")
+    fields = {"vec": vec, "specs": specs}  # both perturbed by gaussian_noise in all:noise
+    plans = plan_curves(fields, RobustnessPlan.parse(["all:noise", "all:gaussian_noise"]))
     assert plans[0].points == plans[1].points and len(all_points(plans)) == len(plans[0].points)
-    one = plan_curves({"vec": "embedding"})
+    one = plan_curves({"vec": vec})
     assert len(all_points(one)) == sum(len(p.points) for p in one if p.field == "vec")
 
 

@@ -20,19 +20,17 @@ from plait.evaluation.robustness import (
     robustness_metric,
 )
 from plait.evaluation.sweep import SweepPoint, model_runs, sweep, tracked
+from plait.modalities import MODALITIES
+from plait.task import Task
 
 
 @pytest.fixture(scope="module")
 def pumps_eval(pumps_small, pumps_bundle):
     trained = pumps_bundle.trained
     df = read_table(pumps_small.table_path)
-    target, _ = encode_labels(df, trained.task.label, trained.task.type, trained.task.classes, "pumps")
+    target, _ = encode_labels(df, trained.task, "pumps")
     tensors, _ = load_table(df, trained.modalities, pumps_small.root, target=target)
     return trained, tensors, pumps_bundle.split.test
-
-
-def _kinds(trained):
-    return {n: m.kind for n, m in trained.modalities.items()}
 
 
 def test_missing_at_level_one_equals_the_field_removed(pumps_eval):
@@ -46,7 +44,7 @@ def test_missing_at_level_one_equals_the_field_removed(pumps_eval):
         rows,
         subsets={"without": others},
         points=[point],
-        kinds=_kinds(trained),
+        modalities=trained.modalities,
         batch_size=16,
     )
     torch.testing.assert_close(result.points[point], result.subsets["without"])
@@ -55,9 +53,9 @@ def test_missing_at_level_one_equals_the_field_removed(pumps_eval):
 def test_a_signal_perturbation_reencodes_exactly_that_field(pumps_eval):
     """Re-encoding only the perturbed field equals running the whole model on the perturbed batch."""
     trained, tensors, rows = pumps_eval
-    kinds = _kinds(trained)
-    contexts = {n: perturbation_context(m) for n, m in trained.modalities.items()}
-    field = next(f for f, k in kinds.items() if k == "timeseries")
+    modalities = trained.modalities
+    contexts = {n: perturbation_context(m) for n, m in modalities.items()}
+    field = next(f for f, m in modalities.items() if m.kind == "timeseries")
     point = SweepPoint((field,), ("gaussian_noise",), 0.5)
     result = sweep(
         trained.model,
@@ -65,13 +63,13 @@ def test_a_signal_perturbation_reencodes_exactly_that_field(pumps_eval):
         rows,
         subsets={"all": None},
         points=[point],
-        kinds=kinds,
+        modalities=modalities,
         contexts=contexts,
         seed=5,
         batch_size=len(rows),
     )
     batch = perturb_batch(
-        tensors.batch(torch.as_tensor(rows)), field, "timeseries", "gaussian_noise", 0.5, 5 * 100_003
+        tensors.batch(torch.as_tensor(rows)), field, modalities[field], "gaussian_noise", 0.5, 5 * 100_003
     )
     trained.model.eval()
     with torch.inference_mode():
@@ -82,13 +80,12 @@ def test_a_signal_perturbation_reencodes_exactly_that_field(pumps_eval):
 
 def test_sweep_is_seeded_and_counts_encoding_time(pumps_eval):
     trained, tensors, rows = pumps_eval
-    kinds = _kinds(trained)
-    contexts = {n: perturbation_context(m) for n, m in trained.modalities.items()}
-    points = [SweepPoint((f,), ("missing",), 0.5) for f in kinds] + [
-        SweepPoint(tuple(kinds), ("missing",) * len(kinds), 0.3)
+    modalities = trained.modalities
+    points = [SweepPoint((f,), ("missing",), 0.5) for f in modalities] + [
+        SweepPoint(tuple(modalities), ("missing",) * len(modalities), 0.3)
     ]
     runs = [
-        sweep(trained.model, tensors, rows, subsets={}, points=points, kinds=kinds, contexts=contexts, seed=s)
+        sweep(trained.model, tensors, rows, subsets={}, points=points, modalities=modalities, seed=s)
         for s in (1, 1, 2)
     ]
     for p in points:
@@ -99,9 +96,9 @@ def test_sweep_is_seeded_and_counts_encoding_time(pumps_eval):
 
 def test_sweep_rejects_unknown_fields_and_perturbations(pumps_eval):
     trained, tensors, rows = pumps_eval
-    kinds = _kinds(trained)
+    modalities = trained.modalities
     with pytest.raises(ConfigError, match="not the model's"):
-        sweep(trained.model, tensors, rows, subsets={"x": ["nope"]}, kinds=kinds)
+        sweep(trained.model, tensors, rows, subsets={"x": ["nope"]}, modalities=modalities)
     with pytest.raises(UnknownNameError, match="did you mean"):
         sweep(
             trained.model,
@@ -109,12 +106,15 @@ def test_sweep_rejects_unknown_fields_and_perturbations(pumps_eval):
             rows,
             subsets={},
             points=[SweepPoint(("thermal",), ("blurr",), 1.0)],
-            kinds=kinds,
+            modalities=modalities,
         )
+    with pytest.raises(ConfigError, match="no modality given for field 'thermal'"):
+        sweep(trained.model, tensors, rows, subsets={}, points=[SweepPoint(("thermal",), ("missing",), 1.0)])
 
 
 def test_plan_covers_every_family_and_both_all_field_curves():
-    plans = plan_curves({"img": "image", "txt": "text", "tab": "tabular"})
+    image, text, tabular = (MODALITIES.get(k) for k in ("image", "text", "tabular"))
+    plans = plan_curves({"img": image, "txt": text, "tab": tabular})
     names = {(p.field, p.perturbation) for p in plans}
     assert {("img", "blur"), ("img", "occlusion"), ("img", "pixel_noise"), ("img", "missing")} <= names
     assert {
@@ -149,27 +149,29 @@ def test_effective_robustness_compares_drops_not_levels():
 
 
 def test_robustness_metric_is_accuracy_or_r2():
+    classes, values = Task("classification", "y", ("a", "b")), Task("regression", "y")
+    assert (classes.robustness_metric, values.robustness_metric) == ("accuracy", "r2")
     logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, 1.0]])
-    assert robustness_metric(logits, torch.tensor([0, 1, 1]), "classification") == pytest.approx(2 / 3)
+    assert robustness_metric(logits, torch.tensor([0, 1, 1]), classes) == pytest.approx(2 / 3)
     y = torch.tensor([1.0, 2.0, 3.0])
-    assert robustness_metric(y.unsqueeze(1), y, "regression") == pytest.approx(1.0)
-    assert robustness_metric(torch.full((3, 1), 2.0), y, "regression") == pytest.approx(0.0)
-    assert np.isnan(robustness_metric(torch.ones(2, 1), torch.ones(2), "regression"))
+    assert robustness_metric(y.unsqueeze(1), y, values) == pytest.approx(1.0)
+    assert robustness_metric(torch.full((3, 1), 2.0), y, values) == pytest.approx(0.0)
+    assert np.isnan(robustness_metric(torch.ones(2, 1), torch.ones(2), values))
 
 
 def test_sweep_reports_every_model_run(pumps_eval):
     trained, tensors, rows = pumps_eval
-    kinds = _kinds(trained)
-    points = [SweepPoint((f,), ("missing",), 0.5) for f in kinds]
+    modalities = trained.modalities
+    points = [SweepPoint((f,), ("missing",), 0.5) for f in modalities]
     done: list[int] = []
-    subsets = {"all": None, "one": [next(iter(kinds))]}
+    subsets = {"all": None, "one": [next(iter(modalities))]}
     sweep(
         trained.model,
         tensors,
         rows,
         subsets=subsets,
         points=points,
-        kinds=kinds,
+        modalities=modalities,
         batch_size=8,
         advance=done.append,
     )

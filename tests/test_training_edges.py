@@ -18,7 +18,7 @@ from plait.errors import DataError
 from plait.evaluation.evaluate import evaluate
 from plait.fusion import FUSIONS
 from plait.models.inference import only_fields, run_model, run_model_subsets
-from plait.training.fit import train
+from plait.workflow.train import train
 
 
 def table(n: int = 120, seed: int = 0) -> pl.DataFrame:

@@ -17,7 +17,7 @@ calibration.json). Saving is atomic (plait.bundle_io); loading verifies (plait.b
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +40,10 @@ from plait.bundle_checks import (
 from plait.bundle_io import interrupted_saves, replace_folder
 from plait.config import Config
 from plait.errors import BundleError, ConfigError, DataError, ModelNotFoundError, PlaitError
-from plait.evaluation.subset_temperatures import SubsetTemperatures
 from plait.modalities.base import Modality
+from plait.models.calibration import SubsetTemperatures
 from plait.models.fusion_model import FusionModel
+from plait.task import Task
 
 FORMAT_VERSION = 1
 FILES = (
@@ -57,22 +58,9 @@ REPORT_FILES = ("report.html", "evaluation.json")  # optional: the evaluation re
 
 
 @dataclass(frozen=True)
-class TaskInfo:
-    type: str  # "classification" | "regression"
-    label: str
-    classes: tuple[str, ...] = ()
-    target_mean: float = 0.0  # regression targets are trained standardised
-    target_std: float = 1.0
-
-    @property
-    def n_outputs(self) -> int:
-        return len(self.classes) if self.type == "classification" else 1
-
-
-@dataclass(frozen=True)
 class TrainedModel:
     config: Config
-    task: TaskInfo
+    task: Task
     modalities: dict[str, Modality]
     model: FusionModel
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -104,7 +92,7 @@ def _write_bundle(trained: TrainedModel, out: Path) -> None:
     if trained.calibration is not None:
         _write_json(out / CALIBRATION, trained.calibration.to_json())
     model_id, files = file_digests(out)
-    task = {**asdict(trained.task), "classes": list(trained.task.classes)}
+    task = trained.task.to_json()
     fields = [
         {"name": name, "kind": m.kind, "columns": list(m.columns())} for name, m in trained.modalities.items()
     ]
@@ -140,13 +128,7 @@ def load_bundle(path: Path | str, *, trust_modified: bool = False) -> TrainedMod
     config = _read_config(root / "config.yaml")
     t = meta["task"]
     check_task_agrees(root, t, config)
-    task = TaskInfo(
-        type=t["type"],
-        label=t["label"],
-        classes=tuple(t["classes"]),
-        target_mean=float(t["target_mean"]),
-        target_std=float(t["target_std"]),
-    )
+    task = Task.from_json(t)
     modalities = _build_modalities(root, config)
     check_fields_agree(root, meta["fields"], modalities)
     _set_states(root, modalities)

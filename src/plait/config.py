@@ -22,7 +22,6 @@ from plait.config_split import SplitSpec, parse_split
 from plait.config_yaml import load_yaml
 from plait.errors import ConfigError
 from plait.registry import unknown_name_message
-from plait.types import KINDS
 
 TASK_TYPES = ("auto", "classification", "regression")
 PRECISIONS = ("32-true", "32", "bf16-mixed", "bf16-true", "16-mixed", "64-true")
@@ -317,15 +316,23 @@ def _fields(raw: Any) -> tuple[FieldSpec, ...]:
             raise ConfigError(f"{path}: expected a mapping with at least `kind`, got {spec!r}")
         kind = spec.get("kind")
         if kind is None:
-            raise ConfigError(f"{path}.kind: missing; one of {', '.join(KINDS)}")
-        if kind not in KINDS:
-            raise ConfigError(f"{path}.kind: {unknown_name_message('kind', str(kind), list(KINDS))}")
+            raise ConfigError(f"{path}.kind: missing; one of {', '.join(_kinds())}")
+        if kind not in _kinds():
+            raise ConfigError(f"{path}.kind: {unknown_name_message('kind', str(kind), _kinds())}")
         options = {k: v for k, v in spec.items() if k not in ("kind", "required")}
         required = spec.get("required", False)
         if not isinstance(required, bool):
             raise ConfigError(f"{path}.required: expected true or false, got {required!r}")
         specs.append(FieldSpec(name=str(name), kind=str(kind), options=options, required=required))
     return tuple(specs)
+
+
+def _kinds() -> list[str]:
+    """The field kinds: the modality registry's names. Imported here, when a config's fields are
+    read, not with this module: the plug-ins import torch, and `plait --help` must not."""
+    from plait.modalities import MODALITIES
+
+    return MODALITIES.names()
 
 
 def _check_values(cfg: Config) -> None:

@@ -16,6 +16,7 @@ from plait.config import Config
 from plait.datasets.pumps import DEMO_MODEL, DEMO_TRAIN, LABEL
 from plait.errors import ConfigError
 from plait.registry import unknown_name_message
+from plait.task import CLASSIFICATION
 
 SOURCES = ("streams", "table")
 
@@ -55,7 +56,7 @@ def demo_config(
         {
             # one inspection per pump, drawn independently: rows share nothing, so a random split is honest
             "data": {"path": str(table_path.relative_to(base_dir)), "split": "random"},
-            "task": {"label": LABEL, "type": "classification"},
+            "task": {"label": LABEL, "type": CLASSIFICATION},
             "fields": fields,
             "model": {"fusion": fusion, **DEMO_MODEL},
             "train": {**DEMO_TRAIN, "seed": seed},
@@ -75,7 +76,7 @@ def run_demo(
     progress: bool = True,
     say: Callable[[str], None] | None = None,
 ) -> DemoResult:
-    from plait.training.fit import train
+    from plait.workflow.train import train
 
     if source not in SOURCES:
         raise ConfigError(f"demo source: {unknown_name_message('source', source, list(SOURCES))}")

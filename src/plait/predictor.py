@@ -4,12 +4,11 @@ predict time: Lightning is imported only inside `fit`."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, overload
 
 import polars as pl
-import torch
 
 from plait.bundle import TrainedModel, bundle_content_id, load_bundle, save_bundle
 from plait.config import Config, DataSpec, ModelSpec, TrainSpec
@@ -18,7 +17,8 @@ from plait.data.frames import BATCH_FIX, as_polars, like_input, mapping_rows, ta
 from plait.data.table import read_table
 from plait.errors import ConfigError, DataError, PlaitError
 from plait.evaluation.evaluate import Evaluation, evaluate
-from plait.evaluation.subset_temperatures import SubsetTemperatures
+from plait.modalities.contract import sequence_columns
+from plait.models.answers import Prediction, row_answers
 from plait.models.inference import run_model
 from plait.registry import suggest
 
@@ -27,37 +27,12 @@ if TYPE_CHECKING:
 
 Data: TypeAlias = "Path | str | DataFrame"  # a table file, or a polars or pandas DataFrame
 Rows: TypeAlias = "Data | Sequence[Mapping[str, Any]] | Mapping[str, Any]"
-SEQUENCE_KINDS = ("timeseries", "embedding")  # fields whose one value is a list (a series, a vector)
 
 _SECTION_OF = {
     **{k: "train" for k in TrainSpec.__dataclass_fields__},
     **{k: "model" for k in ModelSpec.__dataclass_fields__ if k != "fusion"},
     **{k: "data" for k in DataSpec.__dataclass_fields__ if k not in ("path", "root")},
 }
-
-
-@dataclass(frozen=True)
-class Prediction:
-    prediction: str | float
-    probabilities: dict[str, float] | None  # classification only
-    fields_used: tuple[str, ...]
-    fields_missing: tuple[str, ...]
-    degraded: bool  # True when any field was missing
-    weights: dict[str, float] | None  # the fusion's per-field weights for this row, when it has them
-    model_id: str
-    temperature: float | None = None  # the calibration temperature of this row's fields; None: raw
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "prediction": self.prediction,
-            "probabilities": self.probabilities,
-            "fields_used": list(self.fields_used),
-            "fields_missing": list(self.fields_missing),
-            "degraded": self.degraded,
-            "weights": self.weights,
-            "model_id": self.model_id,
-            "temperature": self.temperature,
-        }
 
 
 class Predictor:
@@ -97,7 +72,7 @@ class Predictor:
     def fit(self, data: Data | None = None, *, root: Path | str | None = None) -> Predictor:
         """Train on `data`: a table file, or a polars or pandas DataFrame (its media paths relative
         to `root`, default the working directory); None trains on the config's data.path."""
-        from plait.training.fit import train  # Lightning is imported only when training
+        from plait.workflow.train import train  # Lightning is imported only when training
 
         config, table = self._config_for(data, root)
         self.config = config
@@ -224,7 +199,7 @@ class Predictor:
         """Each row's class probabilities, one column per class, as a DataFrame (pandas on the index
         of `rows` when `rows` was pandas, else polars)."""
         task = self.trained.task
-        if task.type != "classification":
+        if not task.is_classification:
             raise PlaitError(
                 f"predict_proba: this model is a regression of '{task.label}', so it has no class "
                 "probabilities; use predict(rows) for its predicted values"
@@ -249,51 +224,15 @@ class Predictor:
             _check_keys(batch, trained)
             tensors, report = load_rows(batch, trained.modalities, media_root)
         out = run_model(trained.model, tensors)
-        calibration = trained.calibration if calibrated and trained.task.type == "classification" else None
-        logits = out.output  # (N, K)
-        if calibration is not None:
-            logits = calibration.apply_temperatures(logits, tensors.present)  # (N, K), row i / T(fields of i)
-        predictions = [
-            self.row_prediction(i, out, logits, tensors.present, calibration) for i in range(len(batch))
-        ]
-        return predictions, report
-
-    def row_prediction(
-        self,
-        i: int,
-        out: Any,
-        logits: torch.Tensor,
-        present: Mapping[str, torch.Tensor],
-        calibration: SubsetTemperatures | None,
-    ) -> Prediction:
-        """The Prediction of row i of a model run: `out` its Outputs, `logits` (N, K) after the
-        row's temperature, `present` the presence masks. Shared with `plait serve`'s engine, so a
-        served answer is built exactly as `predict` builds it."""
-        trained = self.trained
-        used = tuple(f for f in trained.modalities if bool(present[f][i]))
-        missing = tuple(f for f in trained.modalities if not bool(present[f][i]))
-        weights = None
-        if out.weights is not None:
-            weights = {f: round(float(out.weights[i, j]), 6) for j, f in enumerate(out.field_order)}
-        if trained.task.type == "classification":
-            probs = logits[i].softmax(dim=-1)  # temperature-scaled when calibrated
-            label: str | float = trained.task.classes[int(out.output[i].argmax())]  # T > 0: same class
-            probabilities: dict[str, float] | None = {
-                c: round(float(p), 6) for c, p in zip(trained.task.classes, probs, strict=True)
-            }
-        else:
-            label = float(out.output[i].reshape(-1)[0]) * trained.task.target_std + trained.task.target_mean
-            probabilities = None
-        return Prediction(
-            prediction=label,
-            probabilities=probabilities,
-            fields_used=used,
-            fields_missing=missing,
-            degraded=bool(missing),
-            weights=weights,
+        predictions = row_answers(
+            out,
+            tensors.present,
+            fields=tuple(trained.modalities),
+            task=trained.task,
+            calibration=trained.calibration if calibrated else None,
             model_id=trained.model_id,
-            temperature=None if calibration is None else calibration.temperature_for(used),
         )
+        return predictions, report
 
     # -- persistence --------------------------------------------------------------------------------
     def save(self, path: Path | str) -> Path:
@@ -360,7 +299,7 @@ def _check_keys(records: Sequence[Mapping[str, Any]], trained: TrainedModel) -> 
 
 def _sequence_columns(trained: TrainedModel) -> frozenset[str]:
     """The columns whose one value is itself a list (a series, a vector)."""
-    return frozenset(c for m in trained.modalities.values() if m.kind in SEQUENCE_KINDS for c in m.columns())
+    return frozenset(c for m in trained.modalities.values() for c in sequence_columns(m))
 
 
 def _probabilities(prediction: Prediction) -> dict[str, float]:

@@ -40,6 +40,13 @@ class Registry(Generic[T]):
         self._items[name] = item
         return item
 
+    def unregister(self, name: str) -> T:
+        """Remove and return `name` (a test that registers a plug-in of its own cleans up with it)."""
+        try:
+            return self._items.pop(name)
+        except KeyError:
+            raise UnknownNameError(unknown_name_message(self.what, name, self.names())) from None
+
     def get(self, name: str) -> T:
         try:
             return self._items[name]

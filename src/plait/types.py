@@ -1,4 +1,5 @@
-"""Shared vocabulary: field kinds, batches and the typed outputs of encoders, fusions and models.
+"""Shared vocabulary: batches and the typed outputs of encoders, fusions and models. (The field
+kinds are the modality registry's names: plait.modalities.MODALITIES.)
 
 Shapes: B = batch, L = tokens per field, D = feature width, M = number of fields.
 """
@@ -7,15 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, get_args
 
 import torch
 from torch import Tensor
-
-Kind = Literal["text", "image", "audio", "timeseries", "tabular", "embedding"]
-KINDS: tuple[str, ...] = get_args(Kind)
-
-TaskType = Literal["classification", "regression"]
 
 
 @dataclass(frozen=True)
@@ -82,8 +77,14 @@ class FusionOutput:
 @dataclass(frozen=True)
 class ModelOutput:
     """output [B, K]: logits for classification (K classes), predictions for regression (K=1).
-    weights [B, M] from the fusion, or None; field_order names the M columns of weights."""
+    weights [B, M] from the fusion, or None; field_order names the M columns of weights.
+    What the model returns for a batch and what a run over a table returns (rows N for B)."""
 
     output: Tensor
     weights: Tensor | None
     field_order: tuple[str, ...]
+
+    def float(self) -> ModelOutput:
+        """The same output with output and weights in float32 (as runs hand them back)."""
+        weights = None if self.weights is None else self.weights.float()
+        return ModelOutput(output=self.output.float(), weights=weights, field_order=self.field_order)

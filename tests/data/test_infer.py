@@ -13,6 +13,7 @@ from PIL import Image
 
 from plait.config import load_config
 from plait.data.infer import infer_fields, init_config, sanitise
+from plait.data.infer_media import media_kinds
 from plait.errors import ConfigError, DataError
 from plait.training.fit import prepare
 
@@ -464,3 +465,13 @@ def test_numeric_times_are_skipped_and_measurements_stay_features() -> None:
     assert "set `data.split: {time: time_s}`" in inferred.split.why
     shuffled = infer_fields(df.sample(fraction=1.0, shuffle=True, seed=2), "y", Path("."))
     assert "time_s" not in shuffled.fields["tabular"]["numeric"]  # the name still tells
+
+
+def test_media_kinds_are_the_registered_kinds_that_declare_file_extensions() -> None:
+    kinds = dict(media_kinds())
+    assert set(kinds) == {"image", "audio", "timeseries", "video"}
+    assert ".png" in kinds["image"] and ".wav" in kinds["audio"] and ".npy" in kinds["timeseries"]
+    assert ".mp4" in kinds["video"]
+    # A column goes to the one kind most of its paths' extensions name: no two kinds share one.
+    every = [extension for extensions in kinds.values() for extension in extensions]
+    assert len(every) == len(set(every)) and all(e.startswith(".") and e == e.lower() for e in every)

@@ -16,7 +16,7 @@ from plait.data.leaks import LeakError, check_leaks
 from plait.data.split_plan import make_split, plan_split
 from plait.data.table import prepare_labels
 from plait.errors import ConfigError
-from plait.training.fit import train
+from plait.workflow.train import train
 
 
 def windows_table(seed: int = 0) -> pl.DataFrame:

@@ -25,6 +25,7 @@ from plait.evaluation.perturb import (
     perturbations_for,
 )
 from plait.evaluation.perturb.base import observed_cells
+from plait.modalities import MODALITIES
 from plait.modalities.audio import AudioModality
 from plait.modalities.base import Modality
 from plait.modalities.embedding import EmbeddingModality
@@ -33,17 +34,18 @@ from plait.modalities.melspec import LOG_FLOOR
 from plait.modalities.tabular import TabularModality
 from plait.modalities.text import TextModality
 from plait.modalities.timeseries import TimeseriesModality
-from plait.types import KINDS, Batch
+from plait.types import Batch
 
 ROWS = 24
-FIELD_KIND = {
-    "series": "timeseries",
-    "specs": "tabular",
-    "vec": "embedding",
-    "note": "text",
-    "photo": "image",
-    "sound": "audio",
+FIELD_CLASS: dict[str, type] = {
+    "series": TimeseriesModality,
+    "specs": TabularModality,
+    "vec": EmbeddingModality,
+    "note": TextModality,
+    "photo": ImageModality,
+    "sound": AudioModality,
 }
+FIELD_KIND = {field: str(cls.kind) for field, cls in FIELD_CLASS.items()}
 WORDS = ["pump", "motor", "bearing", "loud", "quiet", "noise", "grinding", "left", "right", "hot", "cold"]
 
 
@@ -79,33 +81,38 @@ def _table(root: Path) -> pl.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def loaded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Batch, dict[str, dict[str, Any]], TextModality]:
+def fitted(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Modality], pl.DataFrame, Path]:
     root = tmp_path_factory.mktemp("perturb")
     table = _table(root)
-    text = TextModality("note", vocab_size=40)
     modalities: dict[str, Modality] = {
         "series": TimeseriesModality("series"),
         "specs": TabularModality("specs", numeric=["power", "age"], categorical=["maker", "size"]),
         "vec": EmbeddingModality("vec"),
-        "note": text,
+        "note": TextModality("note", vocab_size=40),
         "photo": ImageModality("photo", size=16),
         "sound": AudioModality("sound", max_seconds=0.3),
     }
     for modality in modalities.values():
         modality.fit(table, root)
+    return modalities, table, root
+
+
+@pytest.fixture(scope="module")
+def loaded(fitted: Any) -> tuple[Batch, dict[str, dict[str, Any]], TextModality]:
+    modalities, table, root = fitted
     tensors, _ = load_table(table, modalities, root, target=np.arange(ROWS) % 2)
     context = {f: perturbation_context(m) for f, m in modalities.items()}
-    return tensors.batch(list(range(ROWS))), context, text
+    return tensors.batch(list(range(ROWS))), context, modalities["note"]
 
 
-CASES = [(name, kind) for name in PERTURBATIONS for kind in PERTURBATIONS.get(name).kinds]
+CASES = [(p.name, FIELD_KIND[field]) for field, cls in FIELD_CLASS.items() for p in perturbations_for(cls)]
 FIELD_OF = {kind: field for field, kind in FIELD_KIND.items()}
 
 
 def run(loaded: Any, name: str, kind: str, level: float, seed: int = 0) -> Batch:
     batch, context, _ = loaded
     field = FIELD_OF[kind]
-    return perturb_batch(batch, field, kind, name, level, seed, context=context[field])
+    return perturb_batch(batch, field, FIELD_CLASS[field], name, level, seed, context=context[field])
 
 
 def distance(before: Batch, after: Batch, field: str) -> float:
@@ -179,10 +186,21 @@ def test_levels_start_at_zero_evenly_spaced_and_every_kind_has_missing() -> None
         levels = PERTURBATIONS.get(name).levels
         steps = np.diff(levels)
         assert levels[0] == 0 and 10 <= len(levels) <= 11 and np.allclose(steps, steps[0]) and steps[0] > 0
-    for kind in KINDS:
-        names = [p.name for p in perturbations_for(kind)]
-        assert "missing" in names and len(names) >= 2, kind
-    assert {p.name for p in perturbations_for("audio")} == {"missing", "background_noise", "segment_dropout"}
+    for kind in MODALITIES:
+        names = [p.name for p in perturbations_for(MODALITIES.get(kind))]
+        assert names[0] == "missing" and len(names) >= 2 and len(set(names)) == len(names), kind
+    assert {p.name for p in perturbations_for(AudioModality)} == {
+        "missing",
+        "background_noise",
+        "segment_dropout",
+    }
+    applied = {p.name for kind in MODALITIES for p in perturbations_for(MODALITIES.get(kind))}
+    assert applied == set(PERTURBATIONS.names()), "every family applies to some kind"
+    # the contract cases here cover the kinds with a field in this batch; plait.testing.check_modality
+    # runs every family of every registered kind (tests/test_conformance_modalities.py)
+    assert {name for name, _ in CASES} == {
+        p.name for cls in FIELD_CLASS.values() for p in perturbations_for(cls)
+    }
 
 
 def test_missing_drops_the_chosen_fraction_of_present_samples(loaded: Any) -> None:
@@ -199,8 +217,8 @@ def test_missing_drops_the_chosen_fraction_of_present_samples(loaded: Any) -> No
 def test_fields_perturbed_with_one_seed_draw_independently() -> None:
     batch = Batch(values={"a": torch.ones(40, 2), "b": torch.ones(40, 2)}, present={
         "a": torch.ones(40, dtype=torch.bool), "b": torch.ones(40, dtype=torch.bool)})  # fmt: skip
-    once = perturb_batch(batch, "a", "embedding", "missing", 0.5, seed=0)
-    both = perturb_batch(once, "b", "embedding", "missing", 0.5, seed=0)
+    once = perturb_batch(batch, "a", EmbeddingModality, "missing", 0.5, seed=0)
+    both = perturb_batch(once, "b", EmbeddingModality, "missing", 0.5, seed=0)
     assert not torch.equal(both.present["a"], both.present["b"])
 
 
@@ -211,7 +229,7 @@ def test_time_shift_moves_readings_and_masks_vacated_steps() -> None:
     mask[:, 16:] = False  # series of 16 steps padded to 20
     values = values * mask[:, :, None]
     batch = Batch(values={"s": values}, present={"s": torch.ones(30, dtype=torch.bool)}, masks={"s": mask})
-    out = perturb_batch(batch, "s", "timeseries", "time_shift", 0.5, seed=4)
+    out = perturb_batch(batch, "s", TimeseriesModality, "time_shift", 0.5, seed=4)
     shifted, new_mask = out.values["s"][:, :, 0], out.masks["s"]
     shifts = set()
     for row, keep in zip(shifted, new_mask, strict=True):
@@ -236,7 +254,7 @@ def test_sample_dropout_masks_steps_and_a_series_with_none_left_is_absent(loaded
     assert bool((out.values["series"][dropped] == 0).all())
     single = Batch(values={"s": torch.ones(1, 3, 1)}, present={"s": torch.ones(1, dtype=torch.bool)},
                    masks={"s": torch.tensor([[True, False, False]])})  # fmt: skip
-    gone = [perturb_batch(single, "s", "timeseries", "sample_dropout", 0.9, seed=s) for s in range(20)]
+    gone = [perturb_batch(single, "s", TimeseriesModality, "sample_dropout", 0.9, seed=s) for s in range(20)]
     assert any(not bool(g.present["s"][0]) for g in gone)  # its only step dropped → absent, not empty
 
 
@@ -273,7 +291,7 @@ def test_typo_draws_other_non_special_ids_of_the_vocabulary(loaded: Any) -> None
     assert torch.equal(new[~real], old[~real]) and torch.equal(out.masks["note"], batch.masks["note"])
 
 
-def test_tabular_noise_spares_categories_and_category_swap_spares_numbers(loaded: Any) -> None:
+def test_tabular_noise_spares_categories_and_category_swap_spares_numbers(loaded: Any, fitted: Any) -> None:
     batch, context, _ = loaded
     specs = batch.values["specs"]
     noisy = run(loaded, "gaussian_noise", "tabular", 1.0, seed=1).values["specs"]
@@ -288,8 +306,13 @@ def test_tabular_noise_spares_categories_and_category_swap_spares_numbers(loaded
     limits = torch.tensor(context["specs"]["level_counts"], dtype=new.dtype).expand_as(new)
     assert bool(((new[known] >= 1) & (new[known] <= limits[known])).all())
     assert bool((new == new.round()).all())
-    with pytest.raises(ConfigError, match="numeric_columns"):
-        perturb_batch(batch, "specs", "tabular", "gaussian_noise", 0.5, seed=0)
+    # Without a context, perturb_batch reads it from the fitted modality: categories still spared.
+    default = perturb_batch(batch, "specs", fitted[0]["specs"], "gaussian_noise", 1.0, seed=1)
+    assert torch.equal(default.values["specs"], noisy)
+    with pytest.raises(ConfigError, match="numeric_columns=5 but the field has 4 columns"):
+        perturb_batch(
+            batch, "specs", TabularModality, "gaussian_noise", 0.5, 0, context={"numeric_columns": 5}
+        )
 
 
 def test_noise_scale_follows_the_level(loaded: Any) -> None:
@@ -324,7 +347,7 @@ def test_audio_noise_adds_the_level_squared_in_power_and_dropout_silences(loaded
     frames = changed.any(dim=1)  # (B, F): whole frames go silent, in runs of 10
     assert 0.3 < float(frames.sum()) / float(batch.masks["sound"].sum()) < 0.7
     with pytest.raises(ConfigError, match="log_mel_mean"):
-        perturb_batch(batch, "sound", "audio", "segment_dropout", 0.5, seed=0)
+        perturb_batch(batch, "sound", AudioModality, "segment_dropout", 0.5, seed=0)  # no fitted state
 
 
 def test_occlusion_covers_the_level_of_the_area_and_blur_smooths(loaded: Any) -> None:
@@ -341,17 +364,21 @@ def test_occlusion_covers_the_level_of_the_area_and_blur_smooths(loaded: Any) ->
 def test_errors_name_the_fix(loaded: Any) -> None:
     batch, context, _ = loaded
     with pytest.raises(UnknownNameError, match="did you mean 'gaussian_noise'"):
-        perturb_batch(batch, "series", "timeseries", "gausian_noise", 0.5, seed=0)
-    with pytest.raises(ConfigError, match="perturbations for text: missing, typo, word_drop"):
-        perturb_batch(batch, "note", "text", "blur", 0.5, seed=0)
+        perturb_batch(batch, "series", TimeseriesModality, "gausian_noise", 0.5, seed=0)
+    with pytest.raises(
+        ConfigError,
+        match="'blur' applies to image fields, not to text field 'note'; "
+        "perturbations for text: missing, typo, word_drop",
+    ):
+        perturb_batch(batch, "note", TextModality, "blur", 0.5, seed=0)
     with pytest.raises(ConfigError, match="did you mean 'photo'"):
-        perturb_batch(batch, "phot", "image", "blur", 0.5, seed=0)
+        perturb_batch(batch, "phot", ImageModality, "blur", 0.5, seed=0)
     with pytest.raises(ConfigError, match=r"level must be a number in \[0, 1\]"):
-        perturb_batch(batch, "series", "timeseries", "missing", 1.5, seed=0)
+        perturb_batch(batch, "series", TimeseriesModality, "missing", 1.5, seed=0)
     with pytest.raises(ConfigError, match="level must be a finite number >= 0"):
-        perturb_batch(batch, "photo", "image", "blur", -1.0, seed=0)
-    with pytest.raises(ConfigError, match="unknown field kind 'imag'; did you mean 'image'"):
-        perturbations_for("imag")
+        perturb_batch(batch, "photo", ImageModality, "blur", -1.0, seed=0)
+    with pytest.raises(TypeError, match="not the kind name 'image'"):
+        perturbations_for("image")
     with pytest.raises(ConfigError, match="expected timeseries values"):
         time_shift = PERTURBATIONS.get("time_shift").fn
         time_shift(batch.values["vec"], batch.present["vec"], None, 0.5, torch.Generator())
@@ -382,3 +409,18 @@ def test_pixel_gaussian_adds_sigma_on_0_1_pixels_and_clips(loaded: Any) -> None:
     assert torch.equal(
         run(loaded, "pixel_gaussian", "image", 0.3).values["photo"][~present], batch.values["photo"][~present]
     )
+
+
+class _Toy:
+    """A modality of a kind plait does not ship, declaring a family nobody registered."""
+
+    kind = "lidar"
+    perturbations = ("point_jitter",)
+
+
+def test_a_family_a_modality_names_but_nobody_registered_is_a_clear_error() -> None:
+    with pytest.raises(UnknownNameError) as err:
+        perturbations_for(_Toy())
+    message = str(err.value)
+    assert "the lidar modality (_Toy) declares the perturbation family 'point_jitter'" in message
+    assert f"Registered families: {', '.join(PERTURBATIONS.names())}" in message

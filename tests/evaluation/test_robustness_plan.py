@@ -9,8 +9,14 @@ from plait.errors import ConfigError, UnknownNameError
 from plait.evaluation.perturb import PERTURBATIONS, perturbations_for
 from plait.evaluation.perturb.choice import PerturbationChoice, RobustnessPlan
 from plait.evaluation.robustness import ALL_NOISE_LEVELS, plan_curves
+from plait.modalities import MODALITIES
 
-KINDS = {"photo": "image", "note": "text", "specs": "tabular"}
+# field → its modality's class: a plan needs only what the class declares
+FIELDS = {
+    "photo": MODALITIES.get("image"),
+    "note": MODALITIES.get("text"),
+    "specs": MODALITIES.get("tabular"),
+}
 MULTIBENCH = tuple(round(i / 10, 6) for i in range(10))  # σ 0, 0.1, …, 0.9
 
 
@@ -47,7 +53,7 @@ def test_bad_text_says_what_was_expected(text: str, error: type[Exception], mess
 
 def test_chosen_curves_are_exactly_the_ones_asked_for() -> None:
     plan = RobustnessPlan.parse(["photo:pixel_gaussian=0:0.9:10", "missing=0.5,1", "all:noise"])
-    curves = plan_curves(KINDS, plan)
+    curves = plan_curves(FIELDS, plan)
     assert [(c.field, c.perturbation) for c in curves] == [
         ("photo", "pixel_gaussian"),
         ("photo", "missing"),
@@ -81,22 +87,22 @@ def test_chosen_curves_are_exactly_the_ones_asked_for() -> None:
 )
 def test_choices_are_checked_against_the_model(text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        plan_curves(KINDS, RobustnessPlan.parse([text]))
+        plan_curves(FIELDS, RobustnessPlan.parse([text]))
 
 
 def test_a_curve_chosen_twice_is_refused() -> None:
     with pytest.raises(ConfigError, match="missing curve of photo is chosen twice"):
-        plan_curves(KINDS, RobustnessPlan.parse(["missing", "photo:missing=0,1"]))
+        plan_curves(FIELDS, RobustnessPlan.parse(["missing", "photo:missing=0,1"]))
 
 
 def test_no_choice_is_the_default_plan_without_opt_in_families() -> None:
-    default = plan_curves(KINDS)
-    assert plan_curves(KINDS, RobustnessPlan()) == default
+    default = plan_curves(FIELDS)
+    assert plan_curves(FIELDS, RobustnessPlan()) == default
     assert RobustnessPlan().to_json() is None
     image = {c.perturbation for c in default if c.field == "photo"}
     assert image == {"missing", "blur", "occlusion", "pixel_noise"}  # pixel_gaussian only when chosen
     assert not PERTURBATIONS.get("pixel_gaussian").default
-    assert "pixel_gaussian" in {p.name for p in perturbations_for("image")}
+    assert "pixel_gaussian" in {p.name for p in perturbations_for(FIELDS["photo"])}
 
 
 def test_every_family_states_its_definition_unit_and_range() -> None:
@@ -105,3 +111,35 @@ def test_every_family_states_its_definition_unit_and_range() -> None:
         assert len(family.description) > 30 and family.unit, name
         assert 0 < family.levels[-1] <= family.max_level, name
         assert family.level_range.startswith("[0, "), name
+
+
+class _Toy:
+    """A modality of a kind plait does not ship: no perturbation family beyond `missing`, no noise."""
+
+    kind = "lidar"
+
+
+def test_a_field_without_a_noise_family_is_left_out_of_the_noise_curve() -> None:
+    curves = plan_curves({**FIELDS, "scan": _Toy()})  # a kind missing from a noise table was a KeyError
+    noise = next(c for c in curves if c.perturbation == "noise")
+    assert noise.points[0].fields == ("photo", "note", "specs")
+    assert noise.points[0].perturbations == ("pixel_noise", "typo", "gaussian_noise")
+    assert "scan left out (no noise family)" in noise.description
+    assert {c.perturbation for c in curves if c.field == "scan"} == {"missing"}
+    missing = next(c for c in curves if c.field == "all" and c.perturbation == "missing")
+    assert missing.points[0].fields == ("photo", "note", "specs", "scan")
+
+
+def test_without_any_noise_family_there_is_no_noise_curve() -> None:
+    curves = plan_curves({"scan": _Toy()})
+    assert [(c.field, c.perturbation) for c in curves] == [("scan", "missing"), ("all", "missing")]
+    with pytest.raises(ConfigError, match=r"no field of this model has a noise family \(scan: lidar\)"):
+        plan_curves({"scan": _Toy()}, RobustnessPlan.parse(["all:noise"]))
+
+
+def test_a_noise_family_nobody_registered_names_the_modality() -> None:
+    class Noisy(_Toy):
+        noise_family = "lidar_jitter"
+
+    with pytest.raises(UnknownNameError, match=r"lidar modality \(Noisy\) declares .* 'lidar_jitter'"):
+        plan_curves({"scan": Noisy()})

@@ -13,14 +13,9 @@ from plait.config import Config
 from plait.data.dataset import TensorTable
 from plait.errors import BundleError, DataError
 from plait.evaluation.calibration import expected_calibration_error
-from plait.evaluation.subset_temperatures import (
-    SubsetFit,
-    SubsetTemperatures,
-    fit_subset_temperatures,
-    plan_subsets,
-    subset_key,
-)
+from plait.evaluation.subset_temperatures import fit_subset_temperatures, plan_subsets
 from plait.evaluation.temperature import fit_temperature, negative_log_likelihood, supported_temperature
+from plait.models.calibration import SubsetFit, SubsetTemperatures, subset_key
 
 
 def _calibrated(n: int, k: int = 5, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -195,7 +190,7 @@ def test_plan_covers_singles_and_leave_one_out_first_and_respects_the_cap() -> N
 
 @pytest.fixture(scope="module")
 def trained(three_class_table):
-    from plait.training.fit import fit_prepared, prepare
+    from plait.training.fit import fit_model, prepare
 
     cfg = Config.from_dict(
         {
@@ -206,7 +201,7 @@ def trained(three_class_table):
         }
     )
     prepared = prepare(cfg, table=three_class_table(400))
-    return prepared, fit_prepared(prepared).trained
+    return prepared, fit_model(prepared).trained
 
 
 def test_subset_temperatures_do_not_worsen_the_test_nll(trained) -> None:

@@ -163,7 +163,7 @@ def test_a_kind_that_reads_files_declares_them_and_provenance_follows(tmp_path) 
     columns; the kind's name plays no part."""
     import polars as pl
 
-    from plait.training.fit import _media_paths
+    from plait.provenance.media import media_paths
 
     class Document:  # a stand-in plug-in of a kind plait does not know
         kind = "document"
@@ -177,11 +177,11 @@ def test_a_kind_that_reads_files_declares_them_and_provenance_follows(tmp_path) 
     (tmp_path / "a.pdf").write_bytes(b"%PDF-1.4")
     (tmp_path / "b.pdf").write_bytes(b"%PDF-1.4 b")
     df = pl.DataFrame({"doc": ["a.pdf", "b.pdf", None]})
-    paths = _media_paths(df, {"doc": Document()}, tmp_path)  # type: ignore[dict-item]
+    paths = media_paths(df, {"doc": Document()}, tmp_path)  # type: ignore[dict-item]
     assert sorted(p.name for p in paths) == ["a.pdf", "b.pdf"]
 
     class Numbers(Document):
         def file_columns(self) -> tuple[str, ...]:
             return ()
 
-    assert _media_paths(df, {"doc": Numbers()}, tmp_path) == []  # type: ignore[dict-item]
+    assert media_paths(df, {"doc": Numbers()}, tmp_path) == []  # type: ignore[dict-item]

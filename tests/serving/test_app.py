@@ -118,6 +118,18 @@ def test_info_lists_fields_classes_limits_and_metrics(client: TestClient, traine
     assert fields["thermal"]["limits"]["max_pixels"] == min(own, 16_000_000)  # the server's default is lower
     assert fields["note"]["limits"] == {"max_chars": ServeSettings().max_text_chars}
     assert fields["sound"]["limits"]["max_seconds"] == ServeSettings().max_audio_seconds
+    # how the page asks for each field, declared by its modality
+    assert {n: f["widget"]["control"] for n, f in fields.items()} == {
+        "vibration": "json",
+        "sound": "file",
+        "thermal": "file",
+        "note": "text",
+        "specs": "columns",
+    }
+    file = {"control": "file", "hint": ""}
+    assert fields["thermal"]["widget"] == {**file, "accept": "image/*", "preview": "img"}
+    assert fields["sound"]["widget"] == {**file, "accept": "audio/*", "preview": "audio"}
+    assert fields["thermal"]["accepts"].startswith("base64 text or data URL, or a file upload (PNG")
     assert info["metrics"]["metrics"]["accuracy"] == pytest.approx(trained.metrics["metrics"]["accuracy"])
     assert info["metrics"]["split"] == "test"
     assert "table_path" not in info["provenance"]  # server paths are not published

@@ -15,9 +15,10 @@ from PIL import Image
 
 from plait.bundle import TrainedModel, load_bundle
 from plait.errors import ConfigError
+from plait.modalities.contract import Probe
+from plait.modalities.media_probe import probe_image
 from plait.serving.app import create_app
 from plait.serving.budget import RequestBudget
-from plait.serving.media import Probe, probe_media
 from plait.serving.settings import ServeSettings
 
 
@@ -73,8 +74,8 @@ def test_the_budget_is_counted_in_metrics_as_skipped(client: TestClient) -> None
 
 
 def test_a_jpeg_counts_the_pixels_it_decodes_to_not_its_header_size() -> None:
-    jpeg = probe_media(image(4000, "JPEG"), "image", max_bytes=10**8, limit=16e6, size=64)
-    png = probe_media(image(4000), "image", max_bytes=10**8, limit=16e6, size=64)
+    jpeg = probe_image(image(4000, "JPEG"), max_bytes=10**8, max_pixels=16_000_000, size=64)
+    png = probe_image(image(4000), max_bytes=10**8, max_pixels=16_000_000, size=64)
     assert png == Probe(pixels=16_000_000)
     assert jpeg == Probe(pixels=500 * 500)  # drafted at 1/8 scale, as the image modality decodes it
 

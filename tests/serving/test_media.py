@@ -1,4 +1,5 @@
-"""Client media values: base64 and data URLs, magic-byte sniffing, limits read from the header."""
+"""Client media values: base64 and data URLs; magic-byte sniffing and the limits the image and audio
+modalities' probes read from the header."""
 
 from __future__ import annotations
 
@@ -10,7 +11,11 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from plait.serving.media import URL_ABSENT, check_media, decode_base64, sniff
+from plait.modalities.audio import AudioModality
+from plait.modalities.contract import InputLimits, Probe
+from plait.modalities.image import ImageModality
+from plait.modalities.media_probe import probe_audio, probe_image, sniff
+from plait.serving.media import URL_ABSENT, decode_base64
 from plait.types import Absent
 
 
@@ -55,14 +60,28 @@ def test_sniff_reads_magic_bytes_not_names() -> None:
     assert sniff(b"just text") is None
 
 
-def test_check_media_limits_and_wrong_content() -> None:
-    assert check_media(_png(), "image", max_bytes=10_000, limit=100) is not None
-    too_big = check_media(_png(20, 20), "image", max_bytes=10_000, limit=100)
+def test_probes_check_limits_and_content_from_the_header() -> None:
+    assert probe_image(_png(), max_bytes=10_000, max_pixels=100) == Probe(pixels=12)
+    too_big = probe_image(_png(20, 20), max_bytes=10_000, max_pixels=100)
     assert isinstance(too_big, Absent) and too_big.reason == "too large" and "20x20" in too_big.detail
-    wrong = check_media(_wav(0.1), "image", max_bytes=100_000, limit=100)
+    wrong = probe_image(_wav(0.1), max_bytes=100_000, max_pixels=100)
     assert isinstance(wrong, Absent) and wrong.reason == "wrong content" and "WAV" in wrong.detail
-    long = check_media(_wav(2.0), "audio", max_bytes=100_000, limit=1.0)
+    long = probe_audio(_wav(2.0), max_bytes=100_000, max_seconds=1.0)
     assert isinstance(long, Absent) and long.reason == "too long"
-    assert check_media(b"", "audio", max_bytes=10, limit=1.0) is None
-    heavy = check_media(_wav(0.1), "audio", max_bytes=10, limit=1.0)
+    assert probe_audio(b"", max_bytes=10, max_seconds=1.0) is None
+    heavy = probe_audio(_wav(0.1), max_bytes=10, max_seconds=1.0)
     assert isinstance(heavy, Absent) and heavy.reason == "too large"
+    assert probe_audio(_wav(2.0), max_bytes=100_000, max_seconds=5.0, read_s=0.5) == Probe(seconds=0.5)
+
+
+def test_the_modalities_build_their_probes_from_the_server_limits() -> None:
+    limits = InputLimits(max_file_bytes=100_000, max_image_pixels=100, max_audio_seconds=1.0)
+    image = ImageModality("photo", max_pixels=50).input_spec(limits)
+    assert image.roles == {"photo": "media"} and image.limits == {"max_pixels": 50, "max_bytes": 100_000}
+    assert image.probe is not None and isinstance(image.probe(_png(8, 8)), Absent)  # 64 > its own 50
+    assert image.widget.control == "file" and image.widget.preview == "img"
+    audio = AudioModality("sound", offset_column="start_s", max_seconds=0.05).input_spec(limits)
+    assert audio.roles == {"sound": "media", "start_s": "number"} and audio.main_columns == ("sound",)
+    assert audio.probe is not None and audio.probe(_wav(0.5)) == Probe(seconds=0.05)  # what it reads
+    too_long = audio.probe(_wav(2.0))
+    assert isinstance(too_long, Absent) and too_long.reason == "too long"

@@ -17,16 +17,20 @@ from plait.objectives.balance import (
     target_scores,
     unimodal_losses,
 )
-from plait.training.fit import fit_prepared, prepare
+from plait.task import Task
+from plait.training.fit import prepare
+from plait.workflow.train import fit_prepared
+
+CLASSES = Task("classification", "y", ("a", "b"))
 
 
 def test_unimodal_losses_use_only_rows_where_the_field_is_present() -> None:
     target = torch.tensor([0, 1, 1])
     good = torch.tensor([[5.0, -5.0], [-5.0, 5.0], [9.0, -9.0]])  # the last row is wrong, but absent
     present = {"a": torch.tensor([True, True, False])}
-    losses = unimodal_losses({"a": good}, present, target, "classification")
+    losses = unimodal_losses({"a": good}, present, target, CLASSES)
     assert float(losses["a"]) < 1e-3
-    none = unimodal_losses({"a": good}, {"a": torch.zeros(3, dtype=torch.bool)}, target, "classification")
+    none = unimodal_losses({"a": good}, {"a": torch.zeros(3, dtype=torch.bool)}, target, CLASSES)
     assert float(none["a"]) == 0.0 and none["a"].requires_grad is False  # no rows: zero, no NaN
 
 
@@ -35,7 +39,7 @@ def test_target_scores_rank_the_field_that_explains_the_batch() -> None:
     sure = torch.tensor([[4.0, 0.0], [0.0, 4.0], [4.0, 0.0], [0.0, 4.0]])
     unsure = torch.zeros(4, 2)
     present = {"sure": torch.ones(4, dtype=torch.bool), "unsure": torch.ones(4, dtype=torch.bool)}
-    scores = target_scores({"sure": sure, "unsure": unsure}, present, target, "classification")
+    scores = target_scores({"sure": sure, "unsure": unsure}, present, target, CLASSES)
     assert scores["unsure"] == pytest.approx(0.5)
     assert scores["sure"] > 0.95
 

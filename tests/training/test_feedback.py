@@ -9,7 +9,8 @@ import pytest
 
 from plait.config import Config
 from plait.training.callbacks import BAR_FIXED_COLUMNS, bar_metrics
-from plait.training.fit import fit_prepared, prepare
+from plait.training.fit import prepare
+from plait.workflow.train import fit_prepared
 
 LINE = re.compile(
     r"^(?:(?P<stage>\w+) )?epoch (?P<epoch>\d+)/(?P<of>\d+): train_loss (?P<train>\d+\.\d{3}), "

@@ -19,7 +19,7 @@ import pytest
 from plait.config import Config
 from plait.errors import DataError
 from plait.training import checkpoint as ck
-from plait.training.fit import train
+from plait.workflow.train import train
 
 STAGES = [{"kind": "unimodal", "epochs": 3}, {"kind": "end_to_end", "epochs": 6}]
 

@@ -14,9 +14,10 @@ from plait.config import Config, StageSpec
 from plait.errors import ConfigError
 from plait.fusion import FUSIONS
 from plait.fusion.concat import ConcatFusion
-from plait.training.fit import fit_prepared, prepare
+from plait.training.fit import prepare
 from plait.training.module import PlaitModule, build_probes
 from plait.types import EncoderOutput
+from plait.workflow.train import fit_prepared
 
 
 def _config(fusion: str = "concat", **train: object) -> Config:
@@ -78,7 +79,7 @@ def test_each_stage_trains_its_parts(prepared, stage: str, encoders: bool, fusio
     module = PlaitModule(
         model,
         build_probes(model, prepared.task.n_outputs),
-        task_type="classification",
+        task=prepared.task,
         lr=1e-3,
         weight_decay=0.0,
         modality_dropout=0.0,

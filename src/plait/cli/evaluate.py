@@ -57,9 +57,14 @@ def evaluate_command(
     from plait.bundle import load_bundle
     from plait.evaluation.perturb.choice import RobustnessPlan
     from plait.evaluation.rows import CHOICES
-    from plait.evaluation.run import evaluate_report
+    from plait.evaluation.run import Retrain, evaluate_report
 
     plan = RobustnessPlan.parse(perturb or [])  # names and level syntax, before anything is loaded
+    retrain: Retrain | None = None
+    if retrain_ablation:
+        from plait.workflow.retrain import retrain_without  # Lightning only when retraining
+
+        retrain = retrain_without
 
     if rows not in CHOICES:
         raise typer.BadParameter(unknown_name_message("row choice", rows, list(CHOICES)), param_hint="--rows")
@@ -74,7 +79,7 @@ def evaluate_command(
         root=root,
         rows=rows,
         baseline=reference,
-        retrain_ablation=retrain_ablation,
+        retrain=retrain,
         robustness=robustness,
         plan=plan,
         seed=seed,
@@ -105,7 +110,8 @@ PERTURB_HELP = (
     "(all:missing, all:noise). --perturb [FIELD:]FAMILY[=LEVELS] runs only the curves it names; repeat "
     "it for more. FAMILY: missing; gaussian_noise, time_shift, sample_dropout (series, table, "
     "embedding); blur, occlusion, pixel_noise, pixel_gaussian (images); background_noise, "
-    "segment_dropout (audio); typo, word_drop (text); category_swap (table); noise (every field at "
+    "segment_dropout (audio); typo, word_drop (text); category_swap (table); frame_drop, frame_noise "
+    "(video); noise (every field at "
     "once, each by its kind's noise). FIELD: a field, all (every field at once), or left out (each "
     "field the family applies to). LEVELS: 0,0.1,0.5 or START:STOP:COUNT; 0, the clean run, is "
     "always included; default: the family's levels. MultiBench's image noise, σ 0-0.9 on [0, 1] "

@@ -41,7 +41,7 @@ def train_command(
 ) -> None:
     """Train the model CONFIG describes and write the bundle (or, with --folds, cross-validate it)."""
     from plait.config import load_config
-    from plait.training.fit import train
+    from plait.workflow.train import train
 
     cfg = load_config(config)
     overrides: dict[str, Any] = {"progress": progress}

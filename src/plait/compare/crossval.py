@@ -30,12 +30,14 @@ from plait.data.folds import make_folds
 from plait.data.split import Split
 from plait.data.split_plan import make_split, plan_split
 from plait.errors import ConfigError, PlaitError
+from plait.models.answers import calibrated
 from plait.models.inference import run_model
 
 if TYPE_CHECKING:
     import polars as pl
 
-    from plait.training.fit import Prepared, TrainResult
+    from plait.training.fit import Prepared
+    from plait.workflow.train import TrainResult
 
 Say = Callable[[str], None]
 
@@ -108,7 +110,7 @@ def cross_validate(
                 where = f"[{done}/{total}] fold {fold + 1}/{len(splits)} · seed {seed} · {model.name}"
                 tell(f"{where}: training…")
                 trained = train_row(prepared, model, None, lambda m: None, seed=seed, extras=False)
-                tell(f"{where}: {outcome(trained.row, prepared.task.type)}{_eta(start, done, total)}")
+                tell(f"{where}: {outcome(trained.row, prepared.task)}{_eta(start, done, total)}")
                 runs.append(CVRun(fold=fold, seed=seed, row=trained.row, split=split.to_json()))
                 if trained.result is not None:
                     oof.append(_out_of_fold(prepared, model.name, fold, seed, trained.result))
@@ -117,9 +119,7 @@ def cross_validate(
         raise PlaitError(f"cross-validation: every run failed; fix these and run again: {failures}")
     return CrossValidation(
         config=read.config.to_dict(),
-        task_type=prepared.task.type,
-        label=prepared.task.label,
-        classes=prepared.task.classes,
+        task=prepared.task,
         fields=read.config.field_names,
         models=tuple(m.name for m in models),
         kinds=tuple(m.kind for m in models),
@@ -142,18 +142,17 @@ def _out_of_fold(prepared: Prepared, model: str, fold: int, seed: int, result: T
     tensors = prepared.tensors.select(list(trained.modalities))
     out = run_model(trained.model, tensors, torch.as_tensor(rows, dtype=torch.long))
     assert tensors.target is not None  # training tables are labelled
-    truth = tensors.target[torch.as_tensor(rows, dtype=torch.long)].double().numpy()
-    if trained.task.type == "classification":
-        logits = out.output
-        if trained.calibration is not None:
-            present = {f: tensors.present[f][torch.as_tensor(rows)] for f in trained.modalities}
-            logits = trained.calibration.apply_temperatures(logits, present)
-        probabilities = logits.softmax(dim=-1).numpy()
+    task = trained.task
+    truth_tensor = tensors.target[torch.as_tensor(rows, dtype=torch.long)].double()
+    truth = task.to_target_units(truth_tensor).numpy()  # class indices, or values in target units
+    if task.is_classification:
+        present = {f: tensors.present[f][torch.as_tensor(rows)] for f in trained.modalities}
+        logits = calibrated(out.output, present, trained.calibration)  # (N, K)
+        probabilities = task.probabilities(logits).numpy()
         predicted = probabilities.argmax(axis=1).astype(np.float64)
     else:
         probabilities = None
-        predicted = out.output.reshape(-1).numpy() * trained.task.target_std + trained.task.target_mean
-        truth = truth * trained.task.target_std + trained.task.target_mean
+        predicted = task.to_target_units(out.output).numpy()
     return OutOfFold(
         model=model,
         fold=fold,

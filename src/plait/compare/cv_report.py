@@ -82,7 +82,7 @@ def _versus(s: ModelSummary) -> str:
 def render_cv_markdown(cv: CrossValidation, date: str) -> str:
     direction = "higher" if cv.higher_is_better else "lower"
     lines = [
-        f"# Cross-validated comparison: {cv.label} ({cv.task_type})",
+        f"# Cross-validated comparison: {cv.task.label} ({cv.task.type})",
         "",
         cv.verdict(),
         "",
@@ -148,11 +148,11 @@ def oof_table(cv: CrossValidation) -> pl.DataFrame:
             "seed": np.full(n, o.seed, dtype=np.int64),
             "model": [o.model] * n,
         }
-        if cv.task_type == "classification":
-            data["truth"] = [cv.classes[int(t)] for t in o.truth]
-            data["prediction"] = [cv.classes[int(p)] for p in o.predicted]
+        if cv.task.is_classification:
+            data["truth"] = [cv.task.classes[int(t)] for t in o.truth]
+            data["prediction"] = [cv.task.classes[int(p)] for p in o.predicted]
             assert o.probabilities is not None
-            for k, name in enumerate(cv.classes):
+            for k, name in enumerate(cv.task.classes):
                 data[f"prob_{name}"] = o.probabilities[:, k].astype(np.float64)
         else:
             data["truth"] = o.truth.astype(np.float64)

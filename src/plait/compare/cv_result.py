@@ -10,8 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from plait.compare.result import TASK_METRIC, CompareRow
+from plait.compare.result import CompareRow
 from plait.compare.stats import Interval, corrected_interval, mean_std
+from plait.task import Task
 
 
 @dataclass(frozen=True)
@@ -77,9 +78,7 @@ class ModelSummary:
 @dataclass(frozen=True)
 class CrossValidation:
     config: Mapping[str, Any]
-    task_type: str
-    label: str
-    classes: tuple[str, ...]
+    task: Task
     fields: tuple[str, ...]
     models: tuple[str, ...]  # in training order
     kinds: tuple[str, ...]  # "fusion" | "unimodal", per model
@@ -95,11 +94,11 @@ class CrossValidation:
 
     @property
     def metric_name(self) -> str:
-        return TASK_METRIC[self.task_type][0]
+        return self.task.headline_metric
 
     @property
     def higher_is_better(self) -> bool:
-        return TASK_METRIC[self.task_type][1]
+        return self.task.higher_is_better
 
     def _metric(self, model: str) -> dict[tuple[int, int], float]:
         return {(r.fold, r.seed): float(r.row.metric) for r in self.runs if r.row.name == model and r.row.ok}  # type: ignore[arg-type]
@@ -245,7 +244,7 @@ class CrossValidation:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "task": {"type": self.task_type, "label": self.label, "metric": self.metric_name},
+            "task": {"type": self.task.type, "label": self.task.label, "metric": self.metric_name},
             "higher_is_better": self.higher_is_better,
             "fields": list(self.fields),
             "folds": self.folds,

@@ -37,7 +37,7 @@ def render_html(comparison: Comparison, date: str, *, version: str) -> str:
         if warned
         else ""
     )
-    title = f"Fusion comparison: {comparison.label} ({comparison.task_type})"
+    title = f"Fusion comparison: {comparison.task.label} ({comparison.task.type})"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>
 <style>{CSS}</style></head>
@@ -62,7 +62,7 @@ def bar_chart(comparison: Comparison) -> str:
     """Horizontal bars, best first: one `rect.bar` per successful row, coloured by kind."""
     rows = [r for r in comparison.ranked() if r.ok]
     values = [float(r.metric) for r in rows if r.metric is not None]
-    top = 1.0 if comparison.task_type == "classification" else max([*values, 0.0]) or 1.0
+    top = 1.0 if comparison.task.is_classification else max([*values, 0.0]) or 1.0
     height = TOP + BAR_H * len(rows) + 30
     width = LABEL_W + PLOT_W + VALUE_W
     parts = [

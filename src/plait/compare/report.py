@@ -42,7 +42,7 @@ def render_markdown(comparison: Comparison, date: str) -> str:
     names = headers(comparison)
     direction = "higher" if comparison.higher_is_better else "lower"
     lines = [
-        f"# Fusion comparison: {comparison.label} ({comparison.task_type})",
+        f"# Fusion comparison: {comparison.task.label} ({comparison.task.type})",
         "",
         f"{comparison.verdict()}",
         "",

@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# The headline metric per task type and whether higher is better.
-TASK_METRIC = {"classification": ("accuracy", True), "regression": ("rmse", False)}
+from plait.task import Task
 
 
 @dataclass(frozen=True)
@@ -72,8 +71,7 @@ class CompareRow:
 @dataclass(frozen=True)
 class Comparison:
     config: Mapping[str, Any]  # the config every row started from, as plain data
-    task_type: str  # "classification" | "regression"
-    label: str
+    task: Task
     fields: tuple[str, ...]
     held_out: str  # the split the metrics are measured on: "test", "validation" or "train"
     held_out_rows: int
@@ -87,11 +85,11 @@ class Comparison:
 
     @property
     def metric_name(self) -> str:
-        return TASK_METRIC[self.task_type][0]
+        return self.task.headline_metric
 
     @property
     def higher_is_better(self) -> bool:
-        return TASK_METRIC[self.task_type][1]
+        return self.task.higher_is_better
 
     def ranked(self) -> list[CompareRow]:
         """Successful rows best first (ties keep the training order), then the failed rows."""
@@ -138,7 +136,7 @@ class Comparison:
         best_alone = self.best("unimodal")
         best_fusion = self.best("fusion")
         return {
-            "task": {"type": self.task_type, "label": self.label, "metric": self.metric_name},
+            "task": {"type": self.task.type, "label": self.task.label, "metric": self.metric_name},
             "higher_is_better": self.higher_is_better,
             "fields": list(self.fields),
             "held_out": self.held_out,

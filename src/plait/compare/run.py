@@ -17,7 +17,7 @@ import polars as pl
 import torch
 
 from plait.compare.latency import latency_device, measure_latency
-from plait.compare.result import TASK_METRIC, CompareRow, Comparison
+from plait.compare.result import CompareRow, Comparison
 from plait.config import Config
 from plait.errors import ConfigError, PlaitError
 from plait.evaluation.calibration import expected_calibration_error
@@ -26,9 +26,11 @@ from plait.evaluation.sweep import ALL_FIELDS
 from plait.fusion import FUSIONS
 from plait.models.inference import run_model
 from plait.registry import unknown_name_message
+from plait.task import Task
 
 if TYPE_CHECKING:
-    from plait.training.fit import Prepared, TrainResult
+    from plait.training.fit import Prepared
+    from plait.workflow.train import TrainResult
 
 Say = Callable[[str], None]
 ALL = "all"
@@ -90,7 +92,7 @@ def compare(
         trained = train_row(prepared, plan, bundle, lambda m: tell(f"    {m}"))
         row, curves[plan.name] = trained.row, trained.curves
         device = trained.device if row.ok else device
-        tell(f"{step} {plan.name}: {outcome(row, prepared.task.type)}")
+        tell(f"{step} {plan.name}: {outcome(row, prepared.task)}")
         rows.append(row)
     if not any(r.ok for r in rows):
         failures = "; ".join(f"{r.name}: {r.error}" for r in rows)
@@ -99,8 +101,7 @@ def compare(
     held_out, held_out_rows = prepared.split.held_out()
     return Comparison(
         config=prepared.config.to_dict(),
-        task_type=prepared.task.type,
-        label=prepared.task.label,
+        task=prepared.task,
         fields=fields,
         held_out=held_out,
         held_out_rows=len(held_out_rows),
@@ -136,7 +137,7 @@ def train_row(
 ) -> TrainedRow:
     """Train and measure one row; a PlaitError or RuntimeError becomes a failed row. `seed`
     overrides train.seed; `extras` adds latency and robustness (off in cross-validation runs)."""
-    from plait.training.fit import fit_prepared
+    from plait.workflow.train import fit_prepared
 
     config = _with_fusion(prepared.config, plan.fusion)
     if seed is not None and seed != config.train.seed:
@@ -203,12 +204,12 @@ def _measured(
 ) -> CompareRow:
     trained = result.trained
     report = trained.metrics
-    metric_name = TASK_METRIC[trained.task.type][0]
+    metric_name = trained.task.headline_metric
     tensors = prepared.tensors.select(list(plan.fields))
     _, held_out = prepared.split.held_out()
     rows = torch.as_tensor(held_out, dtype=torch.long)
     ece = None
-    if trained.task.type == "classification" and tensors.target is not None:
+    if trained.task.is_classification and tensors.target is not None:
         outputs = run_model(trained.model, tensors, rows)
         ece = expected_calibration_error(outputs.output, tensors.target[rows])
     timing = measure_latency(trained.model, tensors, rows) if latency else None
@@ -232,9 +233,9 @@ def _measured(
     )
 
 
-def outcome(row: CompareRow, task_type: str) -> str:
+def outcome(row: CompareRow, task: Task) -> str:
     if not row.ok:
         return f"FAILED — {row.error}"
-    name = TASK_METRIC[task_type][0]
+    name = task.headline_metric
     ece = "" if row.ece is None else f", ECE {row.ece:.3f}"
     return f"{name} {row.metric:.4f}{ece} in {row.train_seconds:.1f} s"

@@ -18,7 +18,7 @@ class Cells:
 
 
 def headers(comparison: Comparison) -> tuple[str, ...]:
-    ece = ("ECE",) if comparison.task_type == "classification" else ()
+    ece = ("ECE",) if comparison.task.is_classification else ()
     return (
         "#",
         "model",
@@ -46,7 +46,7 @@ def table_rows(comparison: Comparison) -> list[Cells]:
         if row.ok:
             rank += 1
         is_best = best is not None and row is best
-        ece = (_num(row.ece, 3),) if comparison.task_type == "classification" else ()
+        ece = (_num(row.ece, 3),) if comparison.task.is_classification else ()
         cells = (
             str(rank) if row.ok else NONE,
             f"{row.name} {BEST_UNIMODAL}" if is_best else row.name,

@@ -57,7 +57,7 @@ def _random_folds(plan: SplitPlan, labels: LabelInfo, k: int) -> list[Split]:
         raise DataError(f"--folds {k}: only {len(rows)} labelled rows; use fewer folds")
     rng = np.random.default_rng(plan.seed)
     fold_of = np.full(len(labels.valid), -1, dtype=np.int64)
-    classification = labels.task_type == "classification"
+    classification = labels.task.is_classification
     strata = np.unique(labels.target[rows]) if classification else [None]
     offset = 0
     for c in strata:  # deal each class round-robin so every fold gets its share
@@ -92,7 +92,7 @@ def _group_folds(plan: SplitPlan, df: pl.DataFrame, labels: LabelInfo, k: int, w
             f"{k} folds{' with validation groups' if plan.val_fraction > 0 else ''} need at least {needed}. "
             f"Use --folds {max(2, n_groups - 1)} or fewer"
         )
-    classification = labels.task_type == "classification"
+    classification = labels.task.is_classification
     strata = np.where(labels.valid, labels.target, -1).astype(np.int64) if classification else None
     fold_of_group = assign_groups(codes, strata, [1.0] * k, plan.seed)
     out = []

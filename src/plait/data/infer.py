@@ -5,14 +5,15 @@ so the user can correct the guess in the YAML file it lands in. Identifiers (inf
 times (infer_columns.py) never become features; the coarsest column that groups the rows becomes
 `data.split.group` unless the table has its own train/val/test column (infer_split.py); media
 fields get the files' native size and sample rate, and `data.root` the folder that holds every
-file (infer_media.py); the bookkeeping columns of a `plait align` table are skipped, its audio
-segment columns used as such.
+file (infer_media.py); the bookkeeping columns of a `plait align` table are skipped, its segment
+columns (each clip's start and length in its file) used as such by a kind that reads segments.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -23,17 +24,19 @@ import yaml
 from plait.config import TrainSpec, parse_config
 from plait.data.infer_columns import Guess, guess_column
 from plait.data.infer_ids import identify
-from plait.data.infer_media import MediaRoot, media_root, seconds_covering
+from plait.data.infer_media import MediaRoot, media_root
 from plait.data.infer_split import InferredSplit, choose_split, unseen_values
 from plait.data.table import check_columns, infer_task_type, prepare_labels, read_table
 from plait.errors import ConfigError, DataError
+from plait.modalities import MODALITIES
 
 # What `plait align` writes next to each stream `s` (align/frames.py): always bookkeeping…
 ALIGN_STATUS_SUFFIXES = ("__status", "__dt_s", "__imputed_frac")
 # …also these, in a table that has `s__status` beside them…
 ALIGN_COUNT_SUFFIXES = ("__observed", "__expected", "__lines")
-# …and an audio clip's segment within its file, the audio field's options.
-SEGMENT_SUFFIXES = {"offset_column": "__offset_s", "duration_column": "__duration_s"}
+# …and a clip's segment of its file (start, length, in seconds): the options a kind that reads
+# segments names in its `segment_options`, in this order.
+SEGMENT_SUFFIXES = ("__offset_s", "__duration_s")
 ALIGN_ANCHOR = "anchor"  # the anchor id column of an aligned table
 
 
@@ -88,7 +91,7 @@ def infer_fields(df: pl.DataFrame, label: str, root: Path) -> InferredFields:
         else:
             name = _unique_name(sanitise(column), taken)
             taken.add(name)
-            segment, words = _segment_options(df, column, guesses)
+            segment, words = _segment_field_options(df, column, guesses)
             options = {**guess.options, **segment}
             fields[name] = {"kind": guess.kind, **({"column": column} if name != column else {}), **options}
             notes.append(f"{column}: field '{name}' of kind {guess.kind} — {guess.why}{words}")
@@ -130,22 +133,30 @@ def _bookkeeping_note(column: str, suffix: str) -> str:
     return f"plait align's bookkeeping ({suffix[2:]} of stream '{column[: -len(suffix)]}'), not a feature"
 
 
+def _segment_options(kind: str) -> tuple[str, ...]:
+    """The options of a `kind` field naming its clips' start and length columns, when its modality
+    reads segments of files (declared as `segment_options`), else ()."""
+    return tuple(getattr(MODALITIES.get(kind), "segment_options", ())) if kind in MODALITIES else ()
+
+
 def _segments(df: pl.DataFrame, guesses: dict[str, Guess]) -> tuple[dict[str, str], dict[str, str]]:
-    """{column: note} for the offset/duration columns an audio field reads, and {column: why} for
-    those of an aligned stream that is not audio (bookkeeping)."""
+    """{column: note} for the offset/duration columns a field reads (its kind reads segments), and
+    {column: why} for those of an aligned stream whose kind does not (bookkeeping)."""
     aligned = any(c.endswith("__status") for c in df.columns)
     used: dict[str, str] = {}
     unused: dict[str, str] = {}
-    for option, suffix in SEGMENT_SUFFIXES.items():
+    for index, suffix in enumerate(SEGMENT_SUFFIXES):
         for column in df.columns:
             stream = column[: -len(suffix)]
             if not column.endswith(suffix) or not stream:
                 continue
             guess = guesses.get(stream)
-            if guess is not None and guess.kind == "audio" and _seconds(df, column):
-                what = "start" if option == "offset_column" else "length"
+            options = () if guess is None else _segment_options(guess.kind)
+            if guess is not None and options and _seconds(df, column):
+                what = "start" if index == 0 else "length"
                 used[column] = (
-                    f"{option} of the audio field of column '{stream}' (each clip's {what} in seconds)"
+                    f"{options[index]} of the {guess.kind} field of column '{stream}' "
+                    f"(each clip's {what} in seconds)"
                 )
             elif aligned and f"{stream}__status" in df.columns:
                 unused[column] = _bookkeeping_note(column, suffix)
@@ -156,26 +167,40 @@ def _seconds(df: pl.DataFrame, column: str) -> bool:
     return df.schema[column].is_numeric() and df.schema[column] != pl.Boolean
 
 
-def _segment_options(df: pl.DataFrame, column: str, guesses: dict[str, Guess]) -> tuple[dict[str, Any], str]:
-    """An audio field's offset/duration columns (and the max_seconds its segments need), and the
-    words for its note."""
-    if guesses[column].kind != "audio":
+def _segment_field_options(
+    df: pl.DataFrame, column: str, guesses: dict[str, Guess]
+) -> tuple[dict[str, Any], str]:
+    """A field's offset/duration columns when its kind reads segments (and the options its
+    segments' lengths call for, e.g. an audio field's max_seconds), and the words for its note."""
+    kind = guesses[column].kind
+    names = _segment_options(kind)
+    if not names:
         return {}, ""
     options: dict[str, Any] = {}
-    for option, suffix in SEGMENT_SUFFIXES.items():
+    for name, suffix in zip(names, SEGMENT_SUFFIXES, strict=True):
         if column + suffix in df.columns and _seconds(df, column + suffix):
-            options[option] = column + suffix
-    if "duration_column" in options:  # the clips are the segments, not the files
-        lengths = df.get_column(options["duration_column"]).cast(pl.Float64).drop_nulls().to_list()
-        options["max_seconds"], covered = seconds_covering(lengths)
-        named = " and ".join(options[k] for k in SEGMENT_SUFFIXES if k in options)
-        return (
-            options,
-            f"; clips are segments given by {named}, of {covered} → max_seconds {options['max_seconds']}",
+            options[name] = column + suffix
+    offset, duration = names
+    if duration in options:  # the clips are the segments, not the files
+        lengths = df.get_column(options[duration]).cast(pl.Float64).drop_nulls().to_list()
+        extra, covered = _options_from_durations(kind, lengths)
+        named = " and ".join(options[k] for k in names if k in options)
+        return {**options, **extra}, f"; clips are segments given by {named}" + (
+            f", {covered}" if covered else ""
         )
     if options:
-        return options, f"; clips start at {options['offset_column']} in their files"
+        return options, f"; clips start at {options[offset]} in their files"
     return {}, ""
+
+
+def _options_from_durations(kind: str, seconds: Sequence[float]) -> tuple[dict[str, Any], str]:
+    """What a `kind` field's options should be for clips of these lengths (its modality's
+    `options_from_durations`), and words on them; nothing when it declares none."""
+    declared = getattr(MODALITIES.get(kind), "options_from_durations", None)
+    if not callable(declared):
+        return {}, ""
+    options, words = declared(seconds)
+    return dict(options), str(words)
 
 
 def _media_root(df: pl.DataFrame, columns: list[str], root: Path) -> MediaRoot | None:
@@ -222,7 +247,7 @@ _TRAIN_KEYS = ("epochs", "batch_size", "lr", "seed")
 _HEADER = """\
 # plait config generated by `plait init {table} --label {label}`.
 # The fields below are guesses: check each one. Edit freely — change a field's `kind`
-# (text, image, audio, timeseries, tabular, embedding), point it at another table column with
+# ({kinds}), point it at another table column with
 # `column:`, move columns between the tabular field's `numeric:` and `categorical:` lists, or
 # delete a field. Relative paths are relative to this file's folder. Then: plait train {config}
 #
@@ -247,7 +272,7 @@ def init_config(
     notes = [*inferred.notes, inferred.split.note()]
     if inferred.media_root is not None:
         notes.append(_root_note(inferred.media_root, out_path))
-    why = "strings, booleans or few integers" if task_type == "classification" else "many distinct numbers"
+    why = "strings, booleans or few integers" if labels.task.is_classification else "many distinct numbers"
     notes.append(
         f"task.type: {task_type} ({why})"
         + (f", classes {', '.join(labels.classes)}" if labels.classes else "")
@@ -313,7 +338,8 @@ def _config_dict(
 
 
 def _render(raw: dict[str, Any], table_path: Path, label: str, out_path: Path, notes: list[str]) -> str:
-    header = _HEADER.format(table=table_path.as_posix(), label=label, config=out_path.name)
+    kinds = ", ".join(MODALITIES)
+    header = _HEADER.format(table=table_path.as_posix(), label=label, config=out_path.name, kinds=kinds)
     lines = [header + "".join("#   " + " ".join(note.splitlines()) + "\n" for note in notes)]
     for section, value in raw.items():
         body = yaml.safe_dump({section: value}, sort_keys=False, allow_unicode=True, default_flow_style=False)

@@ -1,18 +1,14 @@
 """Media path columns for `plait init`: which kind, whether the files exist, their native format
 (read from file headers only) and the folder that holds them all (data.root).
 
-An image field gets the images' own `size` (the median longest side, 28 for 28×28 digits; never
-upscaled past it, larger images are scaled to the default 64 to keep training cheap) and
-`channels` (1 when every sampled image is greyscale). An audio field gets the files' own
-`sample_rate` (8 kHz speech stays 8000; rates above 16 kHz are resampled to 16000) and a
-`max_seconds` that covers 95 % of the clips.
+A kind claims a column of paths by its `file_extensions`, and reads the options its field gets
+(an image's own size, an audio clip's own sample rate, …) from a sample of the files' headers
+with its `options_from_files` (plait.modalities.contract).
 """
 
 from __future__ import annotations
 
-import math
 import os
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,22 +17,16 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff")
-SERIES_EXTENSIONS = (".npy", ".csv", ".parquet")
+from plait.modalities import MODALITIES
+from plait.modalities.contract import file_extensions, options_from_files
+
 MEDIA_SHARE = 0.8  # share of non-null values with a media extension that makes a path column
 MAX_FILES_CHECKED = 200  # files whose existence and header are read, evenly spaced over the rows
-IMAGE_MIN_SIZE = 8  # ImageModality's smallest size
-IMAGE_MAX_SIZE = 64  # ImageModality's default: larger images are scaled down to it
-GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
-AUDIO_MAX_RATE = 16000  # AudioModality's default: higher rates are resampled down to it
-AUDIO_MAX_SECONDS = 30.0  # longer clips are cut: the whole clip is held in memory per row
-DURATION_QUANTILE = 0.95  # max_seconds covers this share of the clips
 
 
 @dataclass(frozen=True)
 class MediaGuess:
-    kind: str  # image | audio | timeseries
+    kind: str  # a registered kind that declares file_extensions
     why: str
     options: Mapping[str, Any] = field(default_factory=dict)
 
@@ -53,14 +43,18 @@ class MediaRoot:
     example: str = ""
 
 
+def media_kinds() -> list[tuple[str, tuple[str, ...]]]:
+    """(kind, its file extensions) for every registered kind that reads files named in a column.
+    A column can be claimed by one kind only: more than MEDIA_SHARE of its values must end in the
+    kind's extensions, so kinds whose extensions differ never compete for it."""
+    declared = ((kind, file_extensions(MODALITIES.get(kind))) for kind in MODALITIES)
+    return [(kind, extensions) for kind, extensions in declared if extensions]
+
+
 def guess_media(values: pl.Series, root: Path) -> MediaGuess | None:
     """A media kind when most non-empty strings end in one of its extensions, else None."""
     lowered = values.str.strip_chars().str.to_lowercase()
-    for kind, extensions in (
-        ("image", IMAGE_EXTENSIONS),
-        ("audio", AUDIO_EXTENSIONS),
-        ("timeseries", SERIES_EXTENSIONS),
-    ):
+    for kind, extensions in media_kinds():
         hits = lowered.str.ends_with(extensions[0])
         for ext in extensions[1:]:
             hits = hits | lowered.str.ends_with(ext)
@@ -77,14 +71,8 @@ def guess_media(values: pl.Series, root: Path) -> MediaGuess | None:
             f"{share:.0%} of {len(values)} values are {kind} file paths ({', '.join(seen)}; "
             f"{distinct}{len(found)} of {len(sample)} checked exist)"
         )
-        options: dict[str, Any] = {}
-        if kind == "image" and found:
-            options, read = read_images(found)
-            why += f"; {read}"
-        elif kind == "audio" and found:
-            options, read = read_audio(found)
-            why += f"; {read}"
-        return MediaGuess(kind, why, options)
+        options, read = options_from_files(MODALITIES.get(kind), found)
+        return MediaGuess(kind, why + (f"; {read}" if read else ""), options)
     return None
 
 
@@ -101,89 +89,6 @@ def _spread(values: Sequence[str]) -> list[str]:
         return list(values)
     picks = np.linspace(0, len(values) - 1, MAX_FILES_CHECKED).round().astype(int)
     return [values[i] for i in picks]
-
-
-def read_images(paths: Sequence[Path]) -> tuple[dict[str, Any], str]:
-    """size and channels from the headers of `paths` (Pillow decodes no pixel to tell the size)."""
-    from PIL import Image
-
-    sides: list[int] = []
-    modes: Counter[str] = Counter()
-    shapes: Counter[str] = Counter()
-    for path in paths:
-        try:
-            with Image.open(path) as image:
-                width, height = image.size
-                modes[image.mode] += 1
-        except Exception:  # Pillow raises many types on files it cannot identify
-            continue
-        sides.append(max(width, height))
-        shapes[f"{width}×{height}"] += 1
-    if not sides:
-        return {}, f"none of {len(paths)} files opened as an image; size and channels left at their defaults"
-    native = int(np.median(sides))
-    size = min(max(native, IMAGE_MIN_SIZE), IMAGE_MAX_SIZE)
-    grey = set(modes) <= GREY_MODES
-    channels = 1 if grey else 3
-    common = ", ".join(f"{shape} ({n})" for shape, n in shapes.most_common(2))
-    if native > IMAGE_MAX_SIZE:
-        sized = f"size {size} (scaled down from {native} to keep training cheap; raise it for fine detail)"
-    elif native < IMAGE_MIN_SIZE:
-        sized = f"size {size} (the smallest the image field takes)"
-    else:
-        sized = f"size {size} (their own)"
-    mode_names = ", ".join(sorted(modes))
-    tone = "greyscale → channels 1" if grey else "colour → channels 3"
-    return (
-        {"size": size, "channels": channels},
-        f"read {len(sides)} headers: {common}, median longest side {native} → {sized}; "
-        f"mode {mode_names}, {tone}",
-    )
-
-
-def read_audio(paths: Sequence[Path]) -> tuple[dict[str, Any], str]:
-    """sample_rate and max_seconds from the headers of `paths` (soundfile reads no sample)."""
-    import soundfile as sf
-
-    rates: Counter[int] = Counter()
-    seconds: list[float] = []
-    for path in paths:
-        try:
-            info = sf.info(str(path))
-        except Exception:  # libsndfile reports unknown or corrupt files with varied errors
-            continue
-        rates[int(info.samplerate)] += 1
-        seconds.append(float(info.frames) / info.samplerate if info.samplerate > 0 else 0.0)
-    if not rates:
-        return {}, f"none of {len(paths)} files opened as audio; sample_rate and max_seconds left at defaults"
-    native = rates.most_common(1)[0][0]
-    rate = min(native, AUDIO_MAX_RATE)
-    heard = ", ".join(f"{hz} Hz ({n})" for hz, n in rates.most_common(3))
-    if rate < native:
-        kept = f"sample_rate {rate} (resampled down from {native}; raise it for content above {rate // 2} Hz)"
-    else:
-        kept = f"sample_rate {rate} (their own, not resampled)"
-    max_seconds, covered = seconds_covering(seconds)
-    return (
-        {"sample_rate": rate, "max_seconds": max_seconds},
-        f"read {len(seconds)} headers: {heard} → {kept}; files of {covered} → max_seconds {max_seconds}",
-    )
-
-
-def seconds_covering(seconds: Sequence[float]) -> tuple[float, str]:
-    """max_seconds covering DURATION_QUANTILE of `seconds` (rounded up to 0.1 s, at most
-    AUDIO_MAX_SECONDS), and a few words on the durations."""
-    positive = np.asarray([s for s in seconds if math.isfinite(s) and s > 0], dtype=np.float64)
-    if positive.size == 0:
-        return 2.0, "unknown length"
-    high = float(np.quantile(positive, DURATION_QUANTILE))
-    max_seconds = min(max(math.ceil(high * 10 - 1e-9) / 10, 0.1), AUDIO_MAX_SECONDS)
-    low, top = float(positive.min()), float(positive.max())
-    span = f"{low:.2f} s" if low == top else f"{low:.2f}–{top:.2f} s (95th percentile {high:.2f} s)"
-    words = span
-    if max_seconds < high:
-        words += f"; longer clips are cut at {AUDIO_MAX_SECONDS:g} s"
-    return max_seconds, words
 
 
 def media_root(values: Sequence[str], base: Path) -> MediaRoot:

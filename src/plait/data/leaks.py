@@ -112,7 +112,7 @@ def check_leaks(
     train = split.train
     if len(train) < 8:
         return LeakReport(findings=(), allowed=tuple(allowed))
-    classification = labels.task_type == "classification"
+    classification = labels.task.is_classification
     y = labels.target[train]
     grouped = group is not None and group in df.columns
     groups = df[str(group)][train.tolist()].cast(pl.String).fill_null("").to_numpy() if grouped else None

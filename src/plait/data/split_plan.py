@@ -65,7 +65,7 @@ def make_split(plan: SplitPlan, df: pl.DataFrame, labels: LabelInfo, source: str
     """The train/validation/test rows of `df` under `plan`."""
     check_split_column(plan, df, source)
     where = f" in {source}" if source else ""
-    classification = labels.task_type == "classification"
+    classification = labels.task.is_classification
     if plan.kind == "group":
         assert plan.column is not None
         codes = group_codes(df[plan.column].to_list(), labels.valid, plan.column, where)

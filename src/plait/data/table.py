@@ -17,6 +17,7 @@ import polars as pl
 
 from plait.errors import ConfigError, DataError
 from plait.registry import suggest
+from plait.task import CLASSIFICATION, REGRESSION, TASK_TYPES, Task, TaskType
 
 SUPPORTED_EXTENSIONS = (".csv", ".tsv", ".parquet", ".pq", ".jsonl", ".ndjson", ".json")
 MAX_CLASSIFICATION_INTEGERS = 20  # an integer label with at most this many values is a class label
@@ -114,21 +115,22 @@ def check_columns(
             )
 
 
-def infer_task_type(labels: pl.Series, declared: str) -> str:
-    """'classification' or 'regression'. With declared 'auto': strings, booleans, categoricals and
-    integers with at most 20 distinct values are classes; other numbers are regression targets."""
-    if declared in ("classification", "regression"):
-        return declared
+def infer_task_type(labels: pl.Series, declared: str) -> TaskType:
+    """The config's task.type, with 'auto' resolved: strings, booleans, categoricals and integers
+    with at most 20 distinct values are classes; other numbers are regression targets."""
+    for task_type in TASK_TYPES:
+        if declared == task_type:
+            return task_type
     if declared != "auto":
-        raise ConfigError(f"task.type: expected auto, classification or regression, got {declared!r}")
+        raise ConfigError(f"task.type: expected auto, {' or '.join(TASK_TYPES)}, got {declared!r}")
     dtype = labels.dtype
     if dtype in (pl.String, pl.Boolean, pl.Categorical) or isinstance(dtype, pl.Enum):
-        return "classification"
+        return CLASSIFICATION
     if dtype.is_integer():
         distinct = labels.drop_nulls().n_unique()
-        return "classification" if distinct <= MAX_CLASSIFICATION_INTEGERS else "regression"
+        return CLASSIFICATION if distinct <= MAX_CLASSIFICATION_INTEGERS else REGRESSION
     if dtype.is_float():
-        return "regression"
+        return REGRESSION
     raise DataError(
         f"task.label '{labels.name}' has dtype {dtype}; expected strings, booleans, integers or floats — "
         "choose another column for task.label"
@@ -142,18 +144,25 @@ class LabelInfo:
     target: int64 class index (-1 where missing) for classification, float64 (NaN where missing)
     for regression. valid: True where the row has a label. missing_rows: the 0-based rows without
     one; they are excluded from training and reported, never dropped silently.
-    mean/std: of the valid regression targets (0.0/1.0 for classification).
+    mean/std: of the valid regression targets (0.0/1.0 for classification). `task` is not yet
+    standardised: training standardises on its training rows (`Task.standardised_on`).
     """
 
-    label: str
-    task_type: str
-    classes: tuple[str, ...]
+    task: Task
     target: np.ndarray
     valid: np.ndarray
     missing_rows: tuple[int, ...]
     counts: tuple[int, ...] = ()  # rows per class, in `classes` order
     mean: float = 0.0
     std: float = 1.0
+
+    @property
+    def label(self) -> str:
+        return self.task.label
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.task.classes
 
     @property
     def n_valid(self) -> int:
@@ -183,8 +192,8 @@ def _missing_mask(series: pl.Series) -> np.ndarray:
 
 
 def prepare_labels(df: pl.DataFrame, label: str, task_type: str, path: str) -> LabelInfo:
-    """Targets, classes and the rows without a label. `task_type` is 'classification' or
-    'regression' (resolve 'auto' with `infer_task_type` first)."""
+    """Targets, classes and the rows without a label. `task_type` is one of `TASK_TYPES`
+    (resolve 'auto' with `infer_task_type` first)."""
     if label not in df.columns:
         check_columns(df, label, {}, path)
     series = df.get_column(label)
@@ -198,11 +207,11 @@ def prepare_labels(df: pl.DataFrame, label: str, task_type: str, path: str) -> L
             "fill in the column or choose another task.label"
         )
     missing_rows = tuple(int(i) for i in np.flatnonzero(missing))
-    if task_type == "classification":
+    if task_type == CLASSIFICATION:
         return _classification(series, label, valid, missing_rows, path)
-    if task_type == "regression":
+    if task_type == REGRESSION:
         return _regression(series, label, valid, missing_rows, path)
-    raise ConfigError(f"task.type: expected classification or regression here, got {task_type!r}")
+    raise ConfigError(f"task.type: expected {' or '.join(TASK_TYPES)} here, got {task_type!r}")
 
 
 def _classification(
@@ -222,7 +231,7 @@ def _classification(
     )
     target = np.where(valid, codes.fill_null(-1).to_numpy(), -1).astype(np.int64)
     counts = tuple(int(c) for c in np.bincount(target[valid], minlength=len(classes)))
-    return LabelInfo(label, "classification", classes, target, valid, missing_rows, counts)
+    return LabelInfo(Task(CLASSIFICATION, label, classes), target, valid, missing_rows, counts)
 
 
 def _regression(
@@ -237,7 +246,7 @@ def _regression(
             f"task.label '{label}' in {path} is constant ({float(values[0])!r} in all {len(values)} "
             "labelled rows); there is nothing to learn — check the column or choose another task.label"
         )
-    return LabelInfo(label, "regression", (), target, valid, missing_rows, (), mean, std)
+    return LabelInfo(Task(REGRESSION, label), target, valid, missing_rows, (), mean, std)
 
 
 def _regression_numbers(
@@ -276,12 +285,12 @@ def _regression_numbers(
     return np.where(valid, target, np.nan), valid
 
 
-def encode_labels(
-    df: pl.DataFrame, label: str, task_type: str, classes: tuple[str, ...], path: str
-) -> tuple[np.ndarray, np.ndarray]:
+def encode_labels(df: pl.DataFrame, task: Task, path: str) -> tuple[np.ndarray, np.ndarray]:
     """Targets in a TRAINED model's encoding (for evaluation): the same parsing as training — class
     keys from polars' string cast, numbers parsed the same way — but no class-count checks, since a
-    test table may hold one class. Returns (target, valid)."""
+    test table may hold one class. Returns (target, valid): class indices (-1 unlabelled), or
+    values in the target's units (NaN unlabelled; `Task.encode_targets` standardises them)."""
+    label, classes = task.label, task.classes
     if label not in df.columns:
         check_columns(df, label, {}, path)
     series = df.get_column(label)
@@ -290,7 +299,7 @@ def encode_labels(
     valid = ~_missing_mask(series)
     if not valid.any():
         raise DataError(f"{path}: column '{label}' has no labels; evaluation needs labelled rows")
-    if task_type == "regression":
+    if not task.is_classification:
         return _regression_numbers(series, label, valid, path)
     keys = series.cast(pl.String)
     seen = keys.filter(pl.Series(valid)).unique().sort().to_list()

@@ -45,6 +45,7 @@ from PIL import Image
 from plait.data.split import split_counts
 from plait.errors import ConfigError, DataError
 from plait.registry import unknown_name_message
+from plait.task import CLASSIFICATION
 
 SPEAKERS: tuple[str, ...] = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
 DIGITS = 10
@@ -115,7 +116,7 @@ def avdigits_config(*, seed: int = 0, fusion: str = "gated") -> dict[str, Any]:
     """A plait config (plain data) for the table, to sit next to it in the output folder."""
     return {
         "data": {"path": TABLE_NAME, "split": {"column": SPLIT_COLUMN}},
-        "task": {"label": LABEL, "type": "classification"},
+        "task": {"label": LABEL, "type": CLASSIFICATION},
         "fields": avdigits_fields(),
         "model": {"fusion": fusion, **AVDIGITS_MODEL},
         "train": {**AVDIGITS_TRAIN, "seed": seed},

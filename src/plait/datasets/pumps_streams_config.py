@@ -7,6 +7,7 @@ from typing import Any
 
 from plait.datasets import pumps_signals as sig
 from plait.datasets.pumps import DEMO_MODEL, DEMO_TRAIN, LABEL
+from plait.task import CLASSIFICATION
 
 VIB_RATE_HZ = 200  # the vibration sensor's nominal rate
 NUMERIC = ("power_kw", "age_years", "rated_rpm")
@@ -42,7 +43,7 @@ def pumps_streams_config(thermal_offsets_s: dict[str, float], *, seed: int = 0) 
         "machines": {"kind": "tabular", "numeric": numeric, "categorical": categorical},
     }  # fmt: skip
     return {
-        "task": {"label": LABEL, "type": "classification"},
+        "task": {"label": LABEL, "type": CLASSIFICATION},
         "streams": {
             "anchors": {"path": "events.csv", "time": "time", "key": "machine", "label": LABEL},
             "sources": sources,

@@ -16,20 +16,15 @@ import polars as pl
 import torch
 from torch import Tensor
 
-from plait.bundle import TaskInfo, TrainedModel
+from plait.bundle import TrainedModel
 from plait.data.dataset import LoadReport, TensorTable, load_table
 from plait.data.frames import table_or_path
 from plait.data.table import check_columns, encode_labels, read_table
 from plait.errors import DataError
-from plait.evaluation.metrics import (
-    HEADLINE,
-    bootstrap_interval,
-    classification_metrics,
-    confusion_matrix,
-    regression_metrics,
-)
+from plait.evaluation.metrics import bootstrap_interval, confusion_matrix
 from plait.evaluation.rows import choose_rows
 from plait.models.inference import run_model_subsets
+from plait.task import Task
 
 if TYPE_CHECKING:
     from plait.data.frames import DataFrame
@@ -65,13 +60,6 @@ class Evaluation:
         return out
 
 
-def task_metrics(output: Tensor, target: Tensor, task: TaskInfo) -> dict[str, float]:
-    if task.type == "classification":
-        return classification_metrics(output, target)
-    scale = lambda x: x.float().reshape(-1) * task.target_std + task.target_mean  # noqa: E731
-    return regression_metrics(scale(output), scale(target))
-
-
 def evaluate_tensors(
     trained: TrainedModel, tensors: TensorTable, indices: Sequence[int] | np.ndarray | None = None
 ) -> Evaluation:
@@ -85,16 +73,14 @@ def evaluate_tensors(
     target = tensors.target[idx]
     names = list(trained.modalities)
     outputs = run_model_subsets(trained.model, tensors, idx, ablation_subsets(names))
-    metrics = {key: task_metrics(out.output, target, trained.task) for key, out in outputs.items()}
+    metrics = {key: trained.task.metrics(out.output, target) for key, out in outputs.items()}
     return Evaluation(
         metrics=metrics[ALL],
         single_field={name: metrics[f"only:{name}"] for name in names},
         rows=len(idx),
         without_field={name: metrics[f"without:{name}"] for name in names if f"without:{name}" in metrics},
         interval=headline_interval(outputs[ALL].output, target, trained.task),
-        confusion=(
-            confusion_matrix(outputs[ALL].output, target) if trained.task.type == "classification" else None
-        ),
+        confusion=confusion_matrix(outputs[ALL].output, target) if trained.task.is_classification else None,
     )
 
 
@@ -107,13 +93,11 @@ def ablation_subsets(names: Sequence[str]) -> dict[str, Sequence[str] | None]:
     return subsets
 
 
-def headline_interval(output: Tensor, target: Tensor, task: TaskInfo) -> dict[str, Any]:
+def headline_interval(output: Tensor, target: Tensor, task: Task) -> dict[str, Any]:
     """The headline metric's bootstrap interval, in the target's own units."""
-    if task.type == "regression":
-        output = output.float().reshape(-1) * task.target_std + task.target_mean
-        target = target.float().reshape(-1) * task.target_std + task.target_mean
-    low, high = bootstrap_interval(output, target, task.type)
-    return {"metric": HEADLINE[task.type], "low": round(low, 6), "high": round(high, 6), "level": 0.95}
+    output, target = task.to_target_units(output), task.to_target_units(target)
+    low, high = bootstrap_interval(output, target, task)
+    return {"metric": task.headline_metric, "low": round(low, 6), "high": round(high, 6), "level": 0.95}
 
 
 def evaluate(
@@ -162,7 +146,7 @@ def read_labelled(trained: TrainedModel, data: Path | str | DataFrame, root: Pat
             f"table {source} has none of the columns the model's fields read ({wanted}); its columns: "
             f"{listed}; evaluate on a table with the columns the model was trained on"
         )
-    target, valid = encode_labels(df, task.label, task.type, task.classes, source)
+    target, valid = encode_labels(df, task, source)
     return Labelled(df, source, media_root, target, valid)
 
 
@@ -171,7 +155,5 @@ def model_tensors(
 ) -> tuple[TensorTable, LoadReport]:
     """Every row through the model's fields, with targets as the model trained on them
     (regression: standardised)."""
-    task = trained.task
-    if task.type == "regression":
-        target = ((np.nan_to_num(target) - task.target_mean) / task.target_std).astype(np.float32)
+    target = trained.task.encode_targets(np.nan_to_num(target))  # no label: NaN -> 0, never used
     return load_table(df, trained.modalities, root, target=target)

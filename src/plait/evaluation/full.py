@@ -19,19 +19,17 @@ import torch
 from torch import Tensor
 
 from plait import __version__
-from plait.bundle import TaskInfo, TrainedModel
+from plait.bundle import TrainedModel
 from plait.data.dataset import TensorTable
 from plait.errors import DataError
 from plait.evaluation.calibration import reliability_curve
-from plait.evaluation.evaluate import ALL, ablation_subsets, headline_interval, task_metrics
+from plait.evaluation.evaluate import ALL, ablation_subsets, headline_interval
 from plait.evaluation.interpret import inconsistencies, weight_distribution
-from plait.evaluation.metrics import HEADLINE, confusion_matrix
-from plait.evaluation.perturb import perturbation_context
+from plait.evaluation.metrics import confusion_matrix
 from plait.evaluation.perturb.choice import RobustnessPlan
 from plait.evaluation.robustness import (
     AREA_METHOD,
     EFFECTIVE_METHOD,
-    ROBUSTNESS_METRIC,
     Curve,
     all_points,
     build_curves,
@@ -42,8 +40,11 @@ from plait.evaluation.robustness import (
     robustness_curves,
     single_field_note,
 )
-from plait.evaluation.subset_temperatures import group_by_present, plan_subsets, subset_key
+from plait.evaluation.subset_temperatures import group_by_present, plan_subsets
 from plait.evaluation.sweep import Advance, SweepResult, model_runs, sweep, tracked
+from plait.models.answers import calibrated
+from plait.models.calibration import subset_key
+from plait.task import Task
 
 FORMAT = "plait-evaluation/1"
 N_BINS = 15
@@ -85,11 +86,10 @@ def full_evaluation(
         )
     task = trained.task
     names = list(trained.modalities)
-    kinds = {n: m.kind for n, m in trained.modalities.items()}
     idx = torch.as_tensor(np.asarray(rows), dtype=torch.long)  # (N,)
     target = tensors.target[idx]  # (N,)
     present = {f: tensors.present[f][idx].bool() for f in names}  # field -> (N,)
-    plans = plan_curves(kinds, plan) if robustness else []
+    plans = plan_curves(trained.modalities, plan) if robustness else []
     subsets = _subsets(names, task)
     points = all_points(plans)
     tell(f"evaluating {len(idx)} rows: {len(subsets)} field subsets, {len(points)} perturbed runs")
@@ -101,13 +101,12 @@ def full_evaluation(
             idx,
             subsets=subsets,
             points=points,
-            kinds=kinds,
-            contexts={n: perturbation_context(m) for n, m in trained.modalities.items()},
+            modalities=trained.modalities,
             seed=seed,
             advance=advance,
         )
-    metrics = {key: task_metrics(result.subsets[key], target, task) for key in ablation_subsets(names)}
-    curves = build_curves(plans, result.subsets[ALL], result.points, target, task.type)
+    metrics = {key: task.metrics(result.subsets[key], target) for key in ablation_subsets(names)}
+    curves = build_curves(plans, result.subsets[ALL], result.points, target, task)
     per_field, every = curves_json(curves)
     effective = None
     if baseline is not None and robustness:
@@ -123,20 +122,20 @@ def full_evaluation(
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "data": {"source": source, "rows": len(idx), "selection": selection},
         "task": {"type": task.type, "label": task.label, "classes": list(task.classes)},
-        "fields": [{"name": n, "kind": kinds[n]} for n in names],
+        "fields": [{"name": n, "kind": trained.modalities[n].kind} for n in names],
         "fusion": trained.config.model.fusion,
         "headline": _headline(metrics[ALL], all_out, target, task),
         "metrics": metrics[ALL],
-        "confusion_matrix": confusion_matrix(all_out, target) if task.type == "classification" else None,
+        "confusion_matrix": confusion_matrix(all_out, target) if task.is_classification else None,
         "ablation": _ablation(metrics, names, task, retrained_without or {}),
         "robustness": {
-            "metric": ROBUSTNESS_METRIC[task.type],
+            "metric": task.robustness_metric,
             "seed": seed,
             "curves": per_field,
             "all_fields": every,
             "plan": None if plan is None else plan.to_json(),
             "relative_robustness": relative_robustness(curves),
-            "note": single_field_note(kinds, curves),
+            "note": single_field_note(names, curves),
             "relative_robustness_method": AREA_METHOD,
             "effective_robustness": effective,
             "effective_robustness_method": EFFECTIVE_METHOD,
@@ -158,10 +157,10 @@ def full_evaluation(
     }
 
 
-def _subsets(names: Sequence[str], task: TaskInfo) -> dict[str, Sequence[str] | None]:
+def _subsets(names: Sequence[str], task: Task) -> dict[str, Sequence[str] | None]:
     """Ablation subsets, and for classification every subset calibration is reported on."""
     subsets = ablation_subsets(names)
-    if task.type == "classification":
+    if task.is_classification:
         for subset in plan_subsets(names):
             if len(subset) not in (1, len(names) - 1, len(names)):
                 subsets[f"subset:{subset_key(subset, names)}"] = list(subset)
@@ -179,19 +178,19 @@ def _planned_outputs(
     return out
 
 
-def _headline(metrics: Mapping[str, float], output: Tensor, target: Tensor, task: TaskInfo) -> dict[str, Any]:
+def _headline(metrics: Mapping[str, float], output: Tensor, target: Tensor, task: Task) -> dict[str, Any]:
     interval = headline_interval(output, target, task)
-    return {**interval, "value": metrics[HEADLINE[task.type]]}
+    return {**interval, "value": metrics[task.headline_metric]}
 
 
 def _ablation(
     metrics: Mapping[str, Mapping[str, float]],
     names: Sequence[str],
-    task: TaskInfo,
+    task: Task,
     retrained: Mapping[str, float],
 ) -> dict[str, Any]:
-    metric = HEADLINE[task.type]
-    higher = task.type == "classification"
+    metric = task.headline_metric
+    higher = task.higher_is_better
     every = metrics[ALL][metric]
     fields: dict[str, dict[str, float | None]] = {}
     for n in names:
@@ -223,12 +222,12 @@ def _calibration(
 ) -> dict[str, Any] | None:
     """ECE/MCE and reliability before and after the bundle's per-subset temperatures, on these rows,
     overall (every row with the fields it has) and per set of fields present."""
-    if trained.task.type != "classification":
+    if not trained.task.is_classification:
         return None
     temps = trained.calibration
     logits = result.subsets[ALL]
     y = target.long()
-    scaled = logits if temps is None else temps.apply_temperatures(logits, present)
+    scaled = calibrated(logits, present, temps)
     before, after = reliability_curve(logits, y, N_BINS), reliability_curve(scaled, y, N_BINS)
     mask = torch.stack([present[f] for f in names], dim=1)  # (N, F)
     groups = group_by_present(_planned_outputs(result, subsets_run, names), mask, tuple(names))

@@ -32,8 +32,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from plait.bundle import TaskInfo
 from plait.errors import ConfigError, DataError
+from plait.task import Task
 
 DECIMALS = 4
 
@@ -134,7 +134,7 @@ def weight_distribution(
     field_order: Sequence[str],
     present: Mapping[str, Tensor],
     target: Tensor,
-    task: TaskInfo,
+    task: Task,
 ) -> WeightDistribution:
     """Mean and quartiles of each field's fusion weight over the rows where the field is present.
 
@@ -158,7 +158,7 @@ def weight_distribution(
     target_cpu = _target(target, n, task, "weight_distribution")
     overall = _stats_per_field(w, mask, order, torch.ones(n, dtype=torch.bool))
     by_class: dict[str, dict[str, WeightStats]] = {}
-    if task.type == "classification":
+    if task.is_classification:
         for k, name in enumerate(task.classes):
             by_class[name] = _stats_per_field(w, mask, order, target_cpu == k)
     return WeightDistribution(field_order=order, overall=overall, by_class=by_class)
@@ -169,7 +169,7 @@ def inconsistencies(
     present: Mapping[str, Tensor],
     fused: Tensor,
     target: Tensor,
-    task: TaskInfo,
+    task: Task,
     rows: Sequence[int] | Tensor,
     *,
     threshold: float = 0.8,
@@ -190,10 +190,6 @@ def inconsistencies(
     are left out of `rate`; `compared` counts the others (0 for a one-field model: nothing to
     compare). At most `top` rows are listed, highest score first, ties by row number.
     """
-    if task.type not in ("classification", "regression"):
-        raise DataError(
-            f"inconsistencies: task type must be 'classification' or 'regression', got {task.type!r}"
-        )
     if not 0.0 <= threshold <= 1.0:
         raise ConfigError(f"inconsistencies: threshold must be a confidence in [0, 1], got {threshold}")
     if not spread > 0.0:
@@ -218,7 +214,7 @@ def inconsistencies(
         raise DataError(
             f"inconsistencies: expected {n} row numbers (one per output row), got {row_numbers.shape[0]}"
         )
-    if task.type == "classification":
+    if task.is_classification:
         score, flagged, field_pred, field_conf = _classification_scores(outputs, mask, threshold)
     else:
         score, flagged, field_pred = _regression_scores(outputs[:, :, 0], mask, spread, task)
@@ -248,7 +244,7 @@ def inconsistencies(
         for i in listed
     )
     return Inconsistencies(
-        threshold=float(threshold if task.type == "classification" else spread),
+        threshold=float(threshold if task.is_classification else spread),
         rate=rate,
         rows=out_rows,
         compared=n_comparable,
@@ -274,14 +270,15 @@ def _classification_scores(
 
 
 def _regression_scores(
-    values: Tensor, mask: Tensor, spread: float, task: TaskInfo
+    values: Tensor, mask: Tensor, spread: float, task: Task
 ) -> tuple[Tensor, Tensor, Tensor]:
     """values (N, M) standardised -> spread in stds (N,), flagged (N,), predictions in target units (N, M)."""
     high = torch.where(mask, values, torch.full_like(values, -torch.inf)).max(dim=1).values
     low = torch.where(mask, values, torch.full_like(values, torch.inf)).min(dim=1).values
     comparable = mask.sum(dim=1) >= 2
     score = torch.where(comparable, high - low, torch.zeros_like(high))
-    return score, comparable & (score >= spread), values * task.target_std + task.target_mean
+    in_units = task.to_target_units(values.reshape(-1)).reshape(values.shape)  # (N, M)
+    return score, comparable & (score >= spread), in_units
 
 
 def _stats_per_field(w: Tensor, mask: Tensor, order: tuple[str, ...], rows: Tensor) -> dict[str, WeightStats]:
@@ -319,11 +316,11 @@ def _presence(present: Mapping[str, Tensor], order: tuple[str, ...], n: int, whe
     return torch.stack(columns, dim=1) if columns else torch.zeros(n, 0, dtype=torch.bool)  # (N, M)
 
 
-def _target(target: Tensor, n: int, task: TaskInfo, where: str) -> Tensor:
+def _target(target: Tensor, n: int, task: Task, where: str) -> Tensor:
     t = _cpu(target)
     if t.shape != (n,):
         raise DataError(f"{where}: expected target of shape ({n},), got {tuple(t.shape)}")
-    if task.type == "classification":
+    if task.is_classification:
         if t.dtype.is_floating_point or t.dtype == torch.bool:
             raise DataError(
                 f"{where}: classification target must hold class indices (integers), got {t.dtype}"
@@ -347,17 +344,15 @@ def _output(x: Tensor, name: str, n: int, k: int) -> Tensor:
     return out
 
 
-def _label(value: Tensor, task: TaskInfo) -> str | float:
+def _label(value: Tensor, task: Task) -> str | float:
     """A target (scalar) or an output row (K,) as a class name or a value in target units."""
-    if task.type == "classification":
-        index = int(value) if value.ndim == 0 else int(value.argmax())
-        return task.classes[index]
-    return _round(float(value.reshape(-1)[0]) * task.target_std + task.target_mean)
+    answer = task.answer(value)
+    return answer if isinstance(answer, str) else _round(answer)
 
 
-def _field_label(value: Tensor, task: TaskInfo) -> str | float:
+def _field_label(value: Tensor, task: Task) -> str | float:
     """A field's prediction: a class index, or a value already in target units."""
-    return task.classes[int(value)] if task.type == "classification" else _round(float(value))
+    return task.classes[int(value)] if task.is_classification else _round(float(value))
 
 
 def _round(x: float) -> float:

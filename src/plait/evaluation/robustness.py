@@ -1,11 +1,12 @@
 """Robustness curves: the task metric as one field (or every field at once) is perturbed more and
 more, and the summaries MultiBench introduced.
 
-- A curve per field and per perturbation family that applies to the field's kind, at the family's
+- A curve per field and per perturbation family its modality declares (and `missing`), at the family's
   levels (0 = clean, ~10 levels); families marked `default=False` (pixel_gaussian) run only when
   chosen.
 - Two all-fields curves: `missing` (each field dropped, independently, for a fraction of the samples)
-  and `noise` (each field perturbed at once by its kind's noise family, the same level for all).
+  and `noise` (each field perturbed at once by its modality's noise family, the same level for all;
+  a field whose modality declares none is left out of it).
   With one field they are that field's own `missing` and noise curves: their points are the
   field's, run once (the sweep runs each distinct point once), and reported under both names, so
   a unimodal model's "all" figure is its field's and compares with a fusion's (`plait compare`).
@@ -31,7 +32,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,21 +42,14 @@ from torch import Tensor
 from plait.bundle import TrainedModel
 from plait.data.dataset import TensorTable
 from plait.errors import ConfigError, DataError
-from plait.evaluation.perturb import PERTURBATIONS, Perturbation, perturbation_context, perturbations_for
+from plait.evaluation.perturb import PERTURBATIONS, Perturbation, perturbations_for
+from plait.evaluation.perturb.apply import applies_to, kind_name, noise_perturbation
 from plait.evaluation.perturb.choice import NOISE, PerturbationChoice, RobustnessPlan
 from plait.evaluation.sweep import ALL_FIELDS, Advance, SweepPoint, sweep, unique_points
 from plait.registry import suggest
+from plait.task import Task
 
-NOISE_FAMILY = {  # the all-fields noise curve: each kind's noise family (levels 0…1 for every one)
-    "timeseries": "gaussian_noise",
-    "tabular": "gaussian_noise",
-    "embedding": "gaussian_noise",
-    "image": "pixel_noise",
-    "audio": "background_noise",
-    "text": "typo",
-}
 ALL_NOISE_LEVELS = tuple(round(i / 10, 6) for i in range(11))
-ROBUSTNESS_METRIC = {"classification": "accuracy", "regression": "r2"}
 AREA_METHOD = {  # how relative robustness is computed, written into metrics.json beside the figures
     "levels": "scaled to [0, 1] per curve: (level - first level) / (last level - first level)",
     "rule": "trapezoid",
@@ -72,7 +66,7 @@ EFFECTIVE_METHOD = (
 @dataclass(frozen=True)
 class CurvePlan:
     field: str  # a field name, or "all"
-    perturbation: str  # a family name, or "noise" (all fields, each its kind's noise family)
+    perturbation: str  # a family name, or "noise" (all fields, each its modality's noise family)
     levels: tuple[float, ...]
     unit: str
     description: str
@@ -117,11 +111,12 @@ def area(levels: Sequence[float], values: Sequence[float]) -> float:
     return float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2))
 
 
-def plan_curves(kinds: Mapping[str, str], plan: RobustnessPlan | None = None) -> list[CurvePlan]:
-    """The curves of `plan` for fields of these kinds. The default plan: every default family for
-    every field it applies to, then the all-fields `missing` and `noise` curves."""
+def plan_curves(modalities: Mapping[str, Any], plan: RobustnessPlan | None = None) -> list[CurvePlan]:
+    """The curves of `plan` for these fields (field → its modality, or the modality's class). The
+    default plan: every default family for every field it applies to, then the all-fields `missing`
+    and `noise` curves (no `noise` curve when no field's modality declares a noise family)."""
     if plan is not None and plan.choices:
-        plans = [curve for choice in plan.choices for curve in _chosen(choice, kinds)]
+        plans = [curve for choice in plan.choices for curve in _chosen(choice, modalities)]
         seen: set[tuple[str, str]] = set()
         for curve in plans:
             if (curve.field, curve.perturbation) in seen:
@@ -133,12 +128,14 @@ def plan_curves(kinds: Mapping[str, str], plan: RobustnessPlan | None = None) ->
         return plans
     plans = [
         _field_plan(field, family, family.levels)
-        for field, kind in kinds.items()
-        for family in perturbations_for(kind)
+        for field, modality in modalities.items()
+        for family in perturbations_for(modality)
         if family.default
     ]
     missing = PERTURBATIONS.get("missing")
-    return [*plans, _all_fields_plan(missing, kinds, missing.levels), _noise_plan(kinds, ALL_NOISE_LEVELS)]
+    plans.append(_all_fields_plan(missing, modalities, missing.levels))
+    noise = _noise_plan(modalities, ALL_NOISE_LEVELS)
+    return plans if noise is None else [*plans, noise]
 
 
 def _field_plan(field: str, family: Perturbation, levels: tuple[float, ...]) -> CurvePlan:
@@ -146,8 +143,8 @@ def _field_plan(field: str, family: Perturbation, levels: tuple[float, ...]) -> 
     return CurvePlan(field, family.name, levels, family.unit, family.description, points)
 
 
-def _all_fields_plan(family: Perturbation, kinds: Mapping[str, str], levels: tuple[float, ...]) -> CurvePlan:
-    fields = tuple(kinds)
+def _all_fields_plan(family: Perturbation, fields: Collection[str], levels: tuple[float, ...]) -> CurvePlan:
+    fields = tuple(fields)
     description = (
         "every field dropped, independently, for this fraction of the samples that have it"
         if family.name == "missing"
@@ -159,13 +156,25 @@ def _all_fields_plan(family: Perturbation, kinds: Mapping[str, str], levels: tup
     return CurvePlan(ALL_FIELDS, family.name, levels, family.unit, description, points)
 
 
-def _noise_plan(kinds: Mapping[str, str], levels: tuple[float, ...]) -> CurvePlan:
-    fields = tuple(kinds)
-    noises = tuple(NOISE_FAMILY[kinds[f]] for f in fields)
-    each = ", ".join(f"{f} {n} ({PERTURBATIONS.get(n).unit})" for f, n in zip(fields, noises, strict=True))
+def _noise_families(modalities: Mapping[str, Any]) -> dict[str, Perturbation]:
+    """Each field's noise family, for the fields whose modality declares one."""
+    noises = {field: noise_perturbation(modality) for field, modality in modalities.items()}
+    return {field: family for field, family in noises.items() if family is not None}
+
+
+def _noise_plan(modalities: Mapping[str, Any], levels: tuple[float, ...]) -> CurvePlan | None:
+    """The all-fields noise curve over the fields with a noise family; None when none has one."""
+    noises = _noise_families(modalities)
+    if not noises:
+        return None
+    fields = tuple(noises)
+    each = ", ".join(f"{f} {n.name} ({n.unit})" for f, n in noises.items())
     description = f"every field at once, each by its kind's noise family at the same level: {each}"
-    if len(fields) == 1:
-        only = PERTURBATIONS.get(noises[0])
+    left_out = [f for f in modalities if f not in noises]
+    if left_out:
+        description += f"; {', '.join(left_out)} left out (no noise family)"
+    if len(modalities) == 1:
+        only = noises[fields[0]]
         description = f"{fields[0]}, the model's only field, by {only.name}: {only.description}"
     return CurvePlan(
         ALL_FIELDS,
@@ -173,16 +182,16 @@ def _noise_plan(kinds: Mapping[str, str], levels: tuple[float, ...]) -> CurvePla
         levels,
         "level of each field's noise family",
         description,
-        tuple(SweepPoint(fields, noises, lv) for lv in levels if lv),
+        tuple(SweepPoint(fields, tuple(n.name for n in noises.values()), lv) for lv in levels if lv),
     )
 
 
-def single_field_note(kinds: Mapping[str, str], curves: Sequence[Curve]) -> str | None:
+def single_field_note(fields: Collection[str], curves: Sequence[Curve]) -> str | None:
     """For a one-field model, what its all-fields curves are (None otherwise, or without them)."""
     every = [c.perturbation for c in curves if c.field == ALL_FIELDS]
-    if len(kinds) != 1 or not every:
+    if len(fields) != 1 or not every:
         return None
-    field = next(iter(kinds))
+    field = next(iter(fields))
     return (
         f"the model has one field, {field}: perturbing every field at once perturbs {field} alone, so "
         f"the all-fields curves ({', '.join(every)}) are {field}'s own curves under those families "
@@ -191,9 +200,10 @@ def single_field_note(kinds: Mapping[str, str], curves: Sequence[Curve]) -> str 
     )
 
 
-def robustness_metric(output: Tensor, target: Tensor, task_type: str) -> float:
-    """Accuracy (logits (N, K) vs class indices) or R² (predictions (N, 1) vs targets; scale-free)."""
-    if task_type == "classification":
+def robustness_metric(output: Tensor, target: Tensor, task: Task) -> float:
+    """The task's robustness metric: accuracy (logits (N, K) vs class indices) or R² (predictions
+    (N, 1) vs targets; scale-free, so standardised values give the same figure)."""
+    if task.is_classification:
         return float((output.argmax(dim=1) == target.long()).float().mean())
     pred = output.float().reshape(-1)
     y = target.float().reshape(-1)
@@ -206,13 +216,13 @@ def build_curves(
     clean: Tensor,
     points: Mapping[SweepPoint, Tensor],
     target: Tensor,
-    task_type: str,
+    task: Task,
 ) -> list[Curve]:
     """The metric at every level of every plan; level 0 is the clean output."""
-    clean_metric = robustness_metric(clean, target, task_type)
+    clean_metric = robustness_metric(clean, target, task)
     curves = []
     for plan in plans:
-        values = [clean_metric] + [robustness_metric(points[p], target, task_type) for p in plan.points]
+        values = [clean_metric] + [robustness_metric(points[p], target, task) for p in plan.points]
         curves.append(
             Curve(plan.field, plan.perturbation, plan.unit, plan.description, plan.levels, tuple(values))
         )
@@ -268,21 +278,19 @@ def robustness_curves(
     `sweep` pass; for a model measured on its own (a baseline, a `plait compare` row)."""
     if table.target is None:
         raise DataError("robustness_curves: the table has no targets; load it with target=labels")
-    kinds = {n: m.kind for n, m in trained.modalities.items()}
-    plans = plan_curves(kinds, plan)
+    plans = plan_curves(trained.modalities, plan)
     result = sweep(
         trained.model,
         table,
         rows,
         subsets={ALL_FIELDS: None},
         points=all_points(plans),
-        kinds=kinds,
-        contexts={n: perturbation_context(m) for n, m in trained.modalities.items()},
+        modalities=trained.modalities,
         seed=seed,
         advance=advance,
     )
     target = table.target[rows]  # (N,)
-    return build_curves(plans, result.subsets[ALL_FIELDS], result.points, target, trained.task.type)
+    return build_curves(plans, result.subsets[ALL_FIELDS], result.points, target, trained.task)
 
 
 # ---------------------------------------------------------------- chosen curves (--perturb)
@@ -310,45 +318,57 @@ def _levels(
     return levels
 
 
-def _chosen(choice: PerturbationChoice, kinds: Mapping[str, str]) -> list[CurvePlan]:
+def _chosen(choice: PerturbationChoice, modalities: Mapping[str, Any]) -> list[CurvePlan]:
     """The curves one choice asks for, its field, family and levels checked against the model."""
-    fields = list(kinds)
+    fields = list(modalities)
     where = f"--perturb {choice.text()!r}"
     if choice.family == NOISE:
         if choice.field not in (None, ALL_FIELDS):
             raise ConfigError(f"{where}: 'noise' is the all-fields curve; write all:noise or noise")
-        families = [PERTURBATIONS.get(NOISE_FAMILY[k]) for k in kinds.values()]
-        top = min(f.max_level for f in families)
-        return [_noise_plan(kinds, _levels(choice, ALL_NOISE_LEVELS, top, "each field's noise family"))]
+        families = _noise_families(modalities)
+        if not families:
+            raise ConfigError(
+                f"{where}: no field of this model has a noise family ("
+                + ", ".join(f"{f}: {kind_name(m)}" for f, m in modalities.items())
+                + "); choose a family by name, e.g. all:missing"
+            )
+        top = min(f.max_level for f in families.values())
+        levels = _levels(choice, ALL_NOISE_LEVELS, top, "each field's noise family")
+        return [plan for plan in (_noise_plan(modalities, levels),) if plan is not None]
     family = PERTURBATIONS.get(choice.family)
     levels = _levels(choice, family.levels, family.max_level, family.unit)
+    applies = {f: family.name in _family_names(m) for f, m in modalities.items()}
     if choice.field == ALL_FIELDS:
-        other = {f: k for f, k in kinds.items() if k not in family.kinds}
+        other = [f for f, ok in applies.items() if not ok]
         if other:
             raise ConfigError(
-                f"{where}: {family.name} applies to {', '.join(family.kinds)} fields, and "
-                + ", ".join(f"{f} is {k}" for f, k in other.items())
+                f"{where}: {family.name} applies to {applies_to(family.name)}, and "
+                + ", ".join(f"{f} is {kind_name(modalities[f])}" for f in other)
                 + "; perturb every field at once with all:missing or all:noise, or name a field"
             )
-        return [_all_fields_plan(family, kinds, levels)]
+        return [_all_fields_plan(family, fields, levels)]
     if choice.field is None:
-        chosen = [f for f, k in kinds.items() if k in family.kinds]
+        chosen = [f for f, ok in applies.items() if ok]
         if not chosen:
             raise ConfigError(
-                f"{where}: {family.name} applies to {', '.join(family.kinds)} fields and this model has "
-                f"none ({', '.join(f'{f}: {k}' for f, k in kinds.items())})"
+                f"{where}: {family.name} applies to {applies_to(family.name)} and this model has none ("
+                + ", ".join(f"{f}: {kind_name(m)}" for f, m in modalities.items())
+                + ")"
             )
         return [_field_plan(f, family, levels) for f in chosen]
-    if choice.field not in kinds:
+    if choice.field not in modalities:
         raise ConfigError(
             f"{where}: the model has no field '{choice.field}';{suggest(choice.field, fields)} "
             f"Fields: {', '.join(fields)}, or all"
         )
-    kind = kinds[choice.field]
-    if kind not in family.kinds:
-        names = ", ".join(p.name for p in perturbations_for(kind))
+    if not applies[choice.field]:
+        kind = kind_name(modalities[choice.field])
         raise ConfigError(
-            f"{where}: {family.name} applies to {', '.join(family.kinds)} fields, not to {kind} field "
-            f"'{choice.field}'; families for {kind}: {names}"
+            f"{where}: {family.name} applies to {applies_to(family.name)}, not to {kind} field "
+            f"'{choice.field}'; families for {kind}: {', '.join(_family_names(modalities[choice.field]))}"
         )
     return [_field_plan(choice.field, family, levels)]
+
+
+def _family_names(modality: Any) -> list[str]:
+    return [p.name for p in perturbations_for(modality)]

@@ -35,14 +35,7 @@ def training_split(
     trained: TrainedModel, df: pl.DataFrame, target: np.ndarray, valid: np.ndarray, source: str
 ) -> Split:
     """The split `trained` was trained with, recomputed on its training table `df`."""
-    labels = LabelInfo(
-        label=trained.task.label,
-        task_type=trained.task.type,
-        classes=trained.task.classes,
-        target=target,
-        valid=valid,
-        missing_rows=(),
-    )
+    labels = LabelInfo(task=trained.task, target=target, valid=valid, missing_rows=())
     return make_split(plan_split(trained.config), df, labels, source)
 
 

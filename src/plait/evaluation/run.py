@@ -1,6 +1,7 @@
 """`evaluate_report(trained, DATA)`: what `plait evaluate BUNDLE DATA --out DIR` does — read and
 check the table, choose the rows, load them once, run the full evaluation, and write
-DIR/metrics.json and DIR/report.html."""
+DIR/metrics.json and DIR/report.html. The retrain ablation is a hook (`Retrain`) the caller passes
+in — plait.workflow.retrain.retrain_without — so evaluation never imports training."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+import numpy as np
 import polars as pl
 
 from plait.bundle import TrainedModel
@@ -25,6 +27,15 @@ from plait.json_safe import finite
 
 Say = Callable[[str], None]
 EVALUATION_JSON = "evaluation.json"  # the report's data inside a bundle (metrics.json is training's)
+
+
+class Retrain(Protocol):
+    """field → the headline metric on `rows` of a model like `trained` retrained without that field,
+    on `table` (the bundle's training table, media under `root`)."""
+
+    def __call__(
+        self, trained: TrainedModel, table: pl.DataFrame, root: Path, rows: np.ndarray, say: Say | None = None
+    ) -> dict[str, float]: ...
 
 
 @dataclass(frozen=True)
@@ -42,7 +53,7 @@ def evaluate_report(
     root: Path | None = None,
     rows: str = "auto",
     baseline: TrainedModel | None = None,
-    retrain_ablation: bool = False,
+    retrain: Retrain | None = None,
     robustness: bool = True,
     plan: RobustnessPlan | None = None,
     seed: int = 0,
@@ -51,8 +62,10 @@ def evaluate_report(
     progress: bool = False,
 ) -> EvaluationRun:
     """`plan` chooses the robustness curves (None: the default ones); it is checked against the
-    model before any data is read. `progress` shows a spinner while rows load and a bar while
-    the model runs; without it, `say` hears a line at each quarter of a long evaluation."""
+    model before any data is read. `retrain` runs the retrain ablation (`--retrain-ablation`,
+    plait.workflow.retrain.retrain_without); None leaves it out. `progress` shows a spinner while
+    rows load and a bar while the model runs; without it, `say` hears a line at each quarter of a
+    long evaluation."""
     tell: Say = say or (lambda _msg: None)
     if plan is not None and plan.choices:
         if not robustness:
@@ -60,7 +73,7 @@ def evaluate_report(
                 "robustness curves were chosen (--perturb) but the robustness analysis is off "
                 "(--no-robustness); drop one of the two"
             )
-        plan_curves({n: m.kind for n, m in trained.modalities.items()}, plan)  # fails before loading
+        plan_curves(trained.modalities, plan)  # fails before loading
     table = read_labelled(trained, data, root)
     df, source, media_root = table.df, table.source, table.root
     choice = choose_rows(trained, df, table.target, table.valid, source, rows)
@@ -75,7 +88,7 @@ def evaluate_report(
         with _loading(f"loading {df.height} rows for the baseline", progress):
             other = Baseline(baseline, model_tensors(baseline, df, table.target, media_root)[0])
     retrained = None
-    if retrain_ablation:
+    if retrain is not None:
         if not choice.selection.startswith(("test rows", "validation rows")):
             same = choice.selection == "every labelled row"  # --rows all on the training table
             raise DataError(
@@ -86,9 +99,7 @@ def evaluate_report(
                     else f"DATA must be the table the bundle was trained on, and {source} is not"
                 )
             )
-        from plait.training.retrain import retrain_without  # Lightning only when retraining
-
-        retrained = retrain_without(trained, df, media_root, choice.rows, say=tell)
+        retrained = retrain(trained, df, media_root, choice.rows, say=tell)
     result = full_evaluation(
         trained,
         tensors,

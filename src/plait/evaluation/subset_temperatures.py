@@ -19,193 +19,31 @@ The fallback temperature is fitted on the all-fields run: every validation row w
 has (plain, global temperature scaling). A group with fewer than `min_rows` rows or fewer than
 `min_errors` wrong predictions keeps the fallback — with no errors the NLL falls without end as
 T shrinks, and a handful of rows gives a noisy T. The fallback itself is 1.0 under the same rule.
-At prediction time `temperature_for` finds the group of exactly the fields present; a subset never
-seen (or empty) uses the fallback.
-
-Keys name a subset for people and JSON: sorted field names joined by "+", "all" for every field.
-Lookups go by the set of fields, never by parsing a key.
+The fitted state, `SubsetTemperatures`, lives with the model (plait.models.calibration): predicting
+with it needs no evaluation code.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from plait.data.dataset import TensorTable
-from plait.errors import BundleError, ConfigError, DataError
+from plait.errors import ConfigError, DataError
 from plait.evaluation.calibration import expected_calibration_error
 from plait.evaluation.temperature import supported_temperature
+from plait.models.calibration import ALL_KEY, SubsetFit, SubsetTemperatures, subset_key
 from plait.models.fusion_model import FusionModel
 from plait.models.inference import run_model_subsets
 
-ALL_KEY = "all"
 MAX_SUBSETS = 32
 ALL_SUBSETS_UP_TO = 4  # with this many fields or fewer, every non-empty subset is planned
 MIN_ROWS = 30
 MIN_ERRORS = 2
-FORMAT_VERSION = 1
-
-
-def subset_key(present: Iterable[str], fields: Sequence[str]) -> str:
-    """'all' when every field is present, else the present fields sorted and joined by '+'."""
-    chosen = set(present)
-    return ALL_KEY if chosen == set(fields) else "+".join(sorted(chosen))
-
-
-@dataclass(frozen=True)
-class SubsetFit:
-    fields: tuple[str, ...]  # the fields present, sorted
-    temperature: float
-    rows: int  # validation rows with exactly these fields present (observed or by ablation)
-    errors: int  # of them, wrongly predicted
-    ece_before: float  # on those rows, unscaled
-    ece_after: float  # on those rows, divided by `temperature`
-    fitted: bool  # False: too few rows or errors; `temperature` is the fallback
-
-    def to_json(self, fields: Sequence[str]) -> dict[str, Any]:
-        return {
-            "key": subset_key(self.fields, fields),
-            "fields": list(self.fields),
-            "temperature": self.temperature,
-            "rows": self.rows,
-            "errors": self.errors,
-            "ece_before": self.ece_before,
-            "ece_after": self.ece_after,
-            "fitted": self.fitted,
-        }
-
-
-@dataclass(frozen=True)
-class SubsetTemperatures:
-    fields: tuple[str, ...]  # the model's fields, in model order
-    fallback: float  # for subsets not fitted or never seen
-    subsets: tuple[SubsetFit, ...]  # largest subsets first
-    rows: int  # validation rows fitted on
-    n_bins: int = 15  # of the ECE figures
-    _lookup: Mapping[frozenset[str], float] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        temperatures = [self.fallback, *(s.temperature for s in self.subsets)]
-        if not all(isinstance(t, float | int) and 0.0 < t < float("inf") for t in temperatures):
-            raise DataError(
-                f"subset temperatures: every temperature must be a positive number; got {temperatures}"
-            )
-        lookup: dict[frozenset[str], float] = {}
-        for s in self.subsets:
-            key = frozenset(s.fields)
-            if not key or not key <= set(self.fields) or key in lookup:
-                raise DataError(
-                    f"subset temperatures: subset {list(s.fields)} must be a non-empty subset of the fields "
-                    f"{list(self.fields)}, listed once"
-                )
-            lookup[key] = float(s.temperature)
-        object.__setattr__(self, "_lookup", lookup)
-
-    @property
-    def by_key(self) -> dict[str, SubsetFit]:
-        return {subset_key(s.fields, self.fields): s for s in self.subsets}
-
-    def temperature_for(self, present_fields: Iterable[str]) -> float:
-        """The temperature of exactly these present fields; the fallback when that subset was
-        not seen (or is empty)."""
-        present = frozenset(present_fields)
-        unknown = sorted(present - set(self.fields))
-        if unknown:
-            raise DataError(
-                f"temperature_for: fields {unknown} are not the model's; "
-                f"expected names among {list(self.fields)}"
-            )
-        return self._lookup.get(present, self.fallback)
-
-    def apply_temperatures(self, logits: Tensor, present: Mapping[str, Tensor]) -> Tensor:
-        """Each row of logits (N, K) divided by the temperature of its own present fields;
-        present[f]: BoolTensor[N] for every field."""
-        missing = [f for f in self.fields if f not in present]
-        if missing:
-            raise DataError(
-                f"apply_temperatures: no presence mask for fields {missing}; pass a BoolTensor[N] for every "
-                f"field of {list(self.fields)}"
-            )
-        n = int(logits.shape[0]) if logits.ndim == 2 else -1
-        bad = {f: tuple(present[f].shape) for f in self.fields if tuple(present[f].shape) != (n,)}
-        if logits.ndim != 2 or bad:
-            raise DataError(
-                f"apply_temperatures: expected logits (N, K) and presence masks (N,); "
-                f"got logits {tuple(logits.shape)} and masks {bad}"
-            )
-        if n == 0:
-            return logits.clone()
-        mask = torch.stack([present[f].bool() for f in self.fields], dim=1)  # (N, F)
-        patterns, group = torch.unique(mask.cpu(), dim=0, return_inverse=True)  # (G, F), (N,)
-        per_group = [
-            self.temperature_for(f for f, on in zip(self.fields, row, strict=True) if on)
-            for row in patterns.tolist()
-        ]
-        temperature = torch.tensor(per_group, dtype=logits.dtype, device=logits.device)[
-            group.to(logits.device)
-        ]
-        return logits / temperature.unsqueeze(1)  # (N, K) / (N, 1)
-
-    def summary(self) -> str:
-        """One line for the training log: which subsets got a temperature other than 1."""
-        scaled = [s for s in self.subsets if s.fitted and s.temperature != 1.0]
-        kept = sum(1 for s in self.subsets if s.fitted and s.temperature == 1.0)
-        few = len(self.subsets) - len(scaled) - kept
-        shown = ", ".join(f"{subset_key(s.fields, self.fields)} {s.temperature:.2f}" for s in scaled[:6])
-        more = f", … {len(scaled) - 6} more" if len(scaled) > 6 else ""
-        rest = f"{kept} showed no miscalibration (T = 1), {few} had too few rows or errors to fit"
-        head = f"calibration on {self.rows} validation rows: "
-        if not scaled:
-            return head + f"no field subset gets a temperature ({rest})"
-        return (
-            head + f"temperature ≠ 1 for {len(scaled)} of {len(self.subsets)} subsets ({shown}{more}); {rest}"
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "version": FORMAT_VERSION,
-            "fields": list(self.fields),
-            "fallback": self.fallback,
-            "rows": self.rows,
-            "n_bins": self.n_bins,
-            "subsets": [s.to_json(self.fields) for s in self.subsets],
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> SubsetTemperatures:
-        if not isinstance(data, Mapping) or data.get("version") != FORMAT_VERSION:
-            version = data.get("version") if isinstance(data, Mapping) else type(data).__name__
-            raise BundleError(
-                f"subset temperatures: expected a mapping with version {FORMAT_VERSION}; got {version!r}; "
-                "refit the calibration with this plait version"
-            )
-        try:
-            return cls(
-                fields=tuple(str(f) for f in data["fields"]),
-                fallback=float(data["fallback"]),
-                rows=int(data["rows"]),
-                n_bins=int(data["n_bins"]),
-                subsets=tuple(
-                    SubsetFit(
-                        fields=tuple(str(f) for f in s["fields"]),
-                        temperature=float(s["temperature"]),
-                        rows=int(s["rows"]),
-                        errors=int(s["errors"]),
-                        ece_before=float(s["ece_before"]),
-                        ece_after=float(s["ece_after"]),
-                        fitted=bool(s["fitted"]),
-                    )
-                    for s in data["subsets"]
-                ),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BundleError(f"subset temperatures: malformed state ({type(exc).__name__}: {exc})") from None
 
 
 def plan_subsets(fields: Sequence[str], max_subsets: int = MAX_SUBSETS) -> list[tuple[str, ...]]:

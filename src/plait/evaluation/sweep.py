@@ -31,6 +31,7 @@ from torch import Tensor
 from plait.data.dataset import TensorTable
 from plait.errors import ConfigError
 from plait.evaluation.perturb import PERTURBATIONS, perturb_batch
+from plait.evaluation.perturb.apply import field_context
 from plait.models.fusion_model import FusionModel
 from plait.models.inference import only_fields
 from plait.types import Batch, EncoderOutput
@@ -73,21 +74,24 @@ def sweep(
     *,
     subsets: Mapping[str, Sequence[str] | None],
     points: Sequence[SweepPoint] = (),
-    kinds: Mapping[str, str] | None = None,
+    modalities: Mapping[str, Any] | None = None,
     contexts: Mapping[str, Mapping[str, Any]] | None = None,
     seed: int = 0,
     batch_size: int = BATCH_SIZE,
     advance: Advance | None = None,
 ) -> SweepResult:
     """Run `model` over `rows` of `table` under each subset of fields (None: all present fields)
-    and each sweep point. `kinds[f]` and `contexts[f]` (perturbation_context) describe field f.
+    and each sweep point. `modalities[f]` is field f's modality (which families apply to it);
+    `contexts[f]` what its families need (default: read once from the modality, `perturbation_context`).
     Equal points are run once (`unique_points`). `advance(1)` is called after every model run,
     `model_runs(...)` of them (see `tracked`)."""
     start = time.perf_counter()
     points = unique_points(points)
-    kinds = dict(kinds or {})
-    contexts = dict(contexts or {})
-    _check(model, subsets, points, kinds)
+    modalities = dict(modalities or {})
+    _check(model, subsets, points, modalities)
+    given = dict(contexts or {})
+    perturbed = {f for point in points for f in point.fields}
+    contexts = {f: given[f] if f in given else field_context(modalities[f]) for f in perturbed}
     was_training = model.training
     model.eval()
     idx = torch.as_tensor(rows, dtype=torch.long)
@@ -101,10 +105,10 @@ def sweep(
             encoded = timer.encode(model, batch, tuple(model.encoders))
             for name, keep in subsets.items():
                 present = batch.present if keep is None else only_fields(keep)(batch.present)
-                fused = model.fuse(encoded, present)
-                out_subsets[name].append(model.head(fused.fused).float())  # (B, D) -> (B, K)
-                if keep is None and fused.weights is not None:
-                    weights.append(fused.weights.float())
+                decided = model.decide(encoded, present).float()
+                out_subsets[name].append(decided.output)  # (B, K)
+                if keep is None and decided.weights is not None:
+                    weights.append(decided.weights)
                 if advance is not None:
                     advance(1)
             batch_seed = seed * 100_003 + number
@@ -112,12 +116,11 @@ def sweep(
                 changed = batch
                 for field, name in zip(point.fields, point.perturbations, strict=True):
                     changed = perturb_batch(
-                        changed, field, kinds[field], name, point.level, batch_seed, contexts.get(field)
+                        changed, field, modalities[field], name, point.level, batch_seed, contexts[field]
                     )
                 fields = () if point.removes_only else point.fields
                 redone = timer.encode(model, changed, fields) if fields else {}
-                fused = model.fuse({**encoded, **redone}, changed.present)
-                out_points[point].append(model.head(fused.fused).float())
+                out_points[point].append(model.decide({**encoded, **redone}, changed.present).float().output)
                 if advance is not None:
                     advance(1)
     finally:
@@ -198,7 +201,7 @@ def _check(
     model: FusionModel,
     subsets: Mapping[str, Sequence[str] | None],
     points: Sequence[SweepPoint],
-    kinds: Mapping[str, str],
+    modalities: Mapping[str, Any],
 ) -> None:
     fields = list(model.encoders)
     for name, keep in subsets.items():
@@ -211,8 +214,9 @@ def _check(
         for field, name in zip(point.fields, point.perturbations, strict=True):
             if field not in fields:
                 raise ConfigError(f"sweep point: field '{field}' is not the model's; fields: {fields}")
-            if field not in kinds:
+            if field not in modalities:
                 raise ConfigError(
-                    f"sweep point: no kind given for field '{field}'; pass kinds={{field: kind}}"
+                    f"sweep point: no modality given for field '{field}'; pass "
+                    "modalities={field: modality} (trained.modalities)"
                 )
             PERTURBATIONS.get(name)  # unknown name → did-you-mean error

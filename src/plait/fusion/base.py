@@ -50,7 +50,8 @@ class Fusion(Protocol):
 #   fit_held_out(pooled, present, target, task_type) -> None
 #       once, after training, with the pooled outputs of the VALIDATION rows, their targets
 #       (class indices LongTensor[N], or standardised regression targets FloatTensor[N]) and
-#       task_type "classification" | "regression" (stacking: fits its meta-learner). Buffers again.
+#       task_type, one of plait.task.TASK_TYPES — a string at this plug-in boundary (`Task.type`)
+#       (stacking: fits its meta-learner). Buffers again.
 
 PREPARE_ROWS = 2048
 

@@ -37,10 +37,10 @@ from plait.fusion.base import (
 )
 from plait.fusion.hooks import check_hook_inputs
 from plait.fusion.late import decision_heads
+from plait.task import REGRESSION, TASK_TYPES
 from plait.types import EncoderOutput, FusionOutput
 
 _NAME = "stacking fusion"
-_TASK_TYPES = ("classification", "regression")
 
 
 class StackingFusion(nn.Module):
@@ -161,11 +161,11 @@ class StackingFusion(nn.Module):
     def _check_target(self, target: Tensor, task_type: str, n: int) -> bool:
         """True for classification; raise when target does not fit task_type and output_dim."""
         where = f"{_NAME}.fit_held_out"
-        if task_type not in _TASK_TYPES:
-            raise ConfigError(f"{where}: task_type must be one of {_TASK_TYPES}; got {task_type!r}")
+        if task_type not in TASK_TYPES:
+            raise ConfigError(f"{where}: task_type must be one of {TASK_TYPES}; got {task_type!r}")
         if tuple(target.shape) != (n,):
             raise DataError(f"{where}: target has shape {tuple(target.shape)}; expected [{n}], one per row")
-        if task_type == "regression":
+        if task_type == REGRESSION:
             if self.output_dim != 1:
                 raise DataError(f"{where}: regression needs output_dim 1; this fusion has {self.output_dim}")
             return False

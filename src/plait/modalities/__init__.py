@@ -9,6 +9,7 @@ from plait.modalities.image import ImageModality
 from plait.modalities.tabular import TabularModality
 from plait.modalities.text import TextModality
 from plait.modalities.timeseries import TimeseriesModality
+from plait.modalities.video import VideoModality
 from plait.registry import Registry
 
 MODALITIES: Registry[type] = Registry("modality kind")
@@ -18,5 +19,6 @@ MODALITIES.register("audio", AudioModality)
 MODALITIES.register("timeseries", TimeseriesModality)
 MODALITIES.register("tabular", TabularModality)
 MODALITIES.register("embedding", EmbeddingModality)
+MODALITIES.register("video", VideoModality)
 
 __all__ = ["MODALITIES", "Encoder", "Modality"]

@@ -13,7 +13,9 @@ from __future__ import annotations
 import io
 import math
 import os
+from collections import Counter
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,13 +27,18 @@ from torch import Tensor
 
 from plait.errors import BundleError, ConfigError
 from plait.modalities.base import JSONState, NotFittedError, is_empty, require_columns, resolve_media_path
+from plait.modalities.contract import InputLimits, InputSpec, Role, Widget
 from plait.modalities.conv import MaskedConv1dEncoder
+from plait.modalities.media_probe import AUDIO_FORMATS, probe_audio
 from plait.modalities.melspec import MelSpectrogram
 from plait.modalities.options import optional_column, positive_int, short_error
 from plait.types import Absent
 
 FIT_LIMIT = 256  # decodable training clips used for the log-mel statistics
 ANTI_ALIAS_HALF_WIDTH = 32  # taps each side of the low-pass used before downsampling
+INIT_MAX_RATE = 16000  # plait init: the default sample rate; higher rates are resampled down to it
+INIT_MAX_SECONDS = 30.0  # plait init: longer clips are cut (the whole clip is held in memory per row)
+DURATION_QUANTILE = 0.95  # plait init: max_seconds covers this share of the clips
 
 
 def resample(wave: np.ndarray, source_hz: int, target_hz: int) -> np.ndarray:
@@ -106,6 +113,24 @@ class AudioModality:
     def columns(self) -> tuple[str, ...]:
         optional = (self.offset_column, self.duration_column)
         return (self.column, *(c for c in optional if c is not None))
+
+    def input_spec(self, limits: InputLimits) -> InputSpec:
+        """Audio bytes (base64 or an upload) checked from the header, and the segment's offset and
+        duration as numbers; a clip is charged the seconds the model reads of it (`max_seconds`)."""
+        roles: dict[str, Role] = {c: "media" if c == self.column else "number" for c in self.columns()}
+        return InputSpec(
+            roles=roles,
+            accepts=f"base64 text or data URL, or a file upload ({AUDIO_FORMATS})",
+            widget=Widget("file", accept="audio/*", preview="audio"),
+            main_columns=(self.column,),
+            limits={"max_seconds": limits.max_audio_seconds, "max_bytes": limits.max_file_bytes},
+            probe=partial(
+                probe_audio,
+                max_bytes=limits.max_file_bytes,
+                max_seconds=limits.max_audio_seconds,
+                read_s=self.max_seconds,
+            ),
+        )
 
     def file_columns(self) -> tuple[str, ...]:
         """Audio paths are files the field reads (fingerprinted in provenance)."""
@@ -276,6 +301,56 @@ class AudioModality:
     def build_encoder(self, dim: int) -> MaskedConv1dEncoder:
         """Conv over time with the mel bins as channels, stride 2 twice: F frames → ceil(F / 4) tokens."""
         return MaskedConv1dEncoder(self.n_mels, dim, strides=(2, 2, 1))
+
+    # ---- plait init: a column of audio paths -------------------------------------------------
+
+    file_extensions: ClassVar[tuple[str, ...]] = (".wav", ".flac", ".ogg", ".mp3", ".aiff")
+    # A clip may be a segment of its file: the options naming its columns of start and length
+    # in seconds (what `plait align` writes beside an audio stream), in that order.
+    segment_options: ClassVar[tuple[str, str]] = ("offset_column", "duration_column")
+
+    @staticmethod
+    def options_from_files(paths: Sequence[Path]) -> tuple[dict[str, Any], str]:
+        """The files' own `sample_rate` (8 kHz speech stays 8000; higher rates than INIT_MAX_RATE
+        are resampled to it) and a `max_seconds` covering 95 % of the clips, from the headers of
+        `paths` (soundfile reads no sample)."""
+        rates: Counter[int] = Counter()
+        seconds: list[float] = []
+        for path in paths:
+            try:
+                info = sf.info(str(path))
+            except Exception:  # libsndfile reports unknown or corrupt files with varied errors
+                continue
+            rates[int(info.samplerate)] += 1
+            seconds.append(float(info.frames) / info.samplerate if info.samplerate > 0 else 0.0)
+        if not rates:
+            return {}, f"none of {len(paths)} files opened as audio; sample_rate and max_seconds at defaults"
+        native = rates.most_common(1)[0][0]
+        rate = min(native, INIT_MAX_RATE)
+        heard = ", ".join(f"{hz} Hz ({n})" for hz, n in rates.most_common(3))
+        if rate < native:
+            above = f"raise it for content above {rate // 2} Hz"
+            kept = f"sample_rate {rate} (resampled down from {native}; {above})"
+        else:
+            kept = f"sample_rate {rate} (their own, not resampled)"
+        lengths, covered = AudioModality.options_from_durations(seconds)
+        read = f"read {len(seconds)} headers: {heard} → {kept}; files {covered}"
+        return {"sample_rate": rate, **lengths}, read
+
+    @staticmethod
+    def options_from_durations(seconds: Sequence[float]) -> tuple[dict[str, Any], str]:
+        """A `max_seconds` covering DURATION_QUANTILE of clips lasting `seconds` (rounded up to
+        0.1 s, at most INIT_MAX_SECONDS), and a few words on the durations."""
+        positive = np.asarray([s for s in seconds if math.isfinite(s) and s > 0], dtype=np.float64)
+        if positive.size == 0:
+            return {"max_seconds": 2.0}, "of unknown length → max_seconds 2.0"
+        high = float(np.quantile(positive, DURATION_QUANTILE))
+        max_seconds = min(max(math.ceil(high * 10 - 1e-9) / 10, 0.1), INIT_MAX_SECONDS)
+        low, top = float(positive.min()), float(positive.max())
+        words = f"{low:.2f} s" if low == top else f"{low:.2f}–{top:.2f} s (95th percentile {high:.2f} s)"
+        if max_seconds < high:
+            words += f"; longer clips are cut at {INIT_MAX_SECONDS:g} s"
+        return {"max_seconds": max_seconds}, f"of {words} → max_seconds {max_seconds}"
 
 
 def wav_shortfall(source: Any) -> str | None:

@@ -47,7 +47,7 @@ class Encoder(Protocol):
 
 
 class Modality(Protocol):
-    """One field's preprocessing. `name` is the field name; `kind` one of plait.types.KINDS."""
+    """One field's preprocessing. `name` is the field name; `kind` its name in plait.modalities.MODALITIES."""
 
     kind: ClassVar[str]
     name: str

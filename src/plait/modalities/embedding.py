@@ -27,6 +27,7 @@ from plait.modalities.base import (
     zero_absent,
     zeros_like_batch,
 )
+from plait.modalities.contract import InputLimits, InputSpec, Widget
 from plait.modalities.options import optional_column
 from plait.types import Absent, EncoderOutput
 
@@ -71,6 +72,14 @@ class EmbeddingModality:
 
     def columns(self) -> tuple[str, ...]:
         return (self.column,)
+
+    def input_spec(self, limits: InputLimits) -> InputSpec:
+        """A JSON array of numbers (or JSON text of one)."""
+        return InputSpec(
+            roles={self.column: "vector"},
+            accepts="a JSON array of numbers",
+            widget=Widget("json", hint="a JSON array of numbers, e.g. [0.1, 0.2, 0.3]"),
+        )
 
     def fit(self, table: pl.DataFrame, root: Path) -> None:
         require_columns(table, self.name, self.columns())

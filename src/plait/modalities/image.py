@@ -13,7 +13,9 @@ import io
 import itertools
 import math
 import os
+from collections import Counter
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
@@ -33,12 +35,17 @@ from plait.modalities.base import (
     zero_absent,
     zeros_like_batch,
 )
+from plait.modalities.contract import InputLimits, InputSpec, Widget
 from plait.modalities.conv import group_count
+from plait.modalities.media_probe import IMAGE_FORMATS, probe_image
 from plait.modalities.options import optional_column, positive_int, short_error
+from plait.modalities.pixel_stats import channel_stats
 from plait.types import Absent, EncoderOutput
 
 FIT_LIMIT = 256  # decodable training images used for the channel statistics
-DEFAULT_MEAN, DEFAULT_STD = 0.5, 0.25  # when no training image decodes
+INIT_MIN_SIZE = 8  # plait init: the smallest size the field takes
+INIT_MAX_SIZE = 64  # plait init: the default size; larger images are scaled down to it
+GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 
 
 class ImageModality:
@@ -75,6 +82,21 @@ class ImageModality:
 
     def columns(self) -> tuple[str, ...]:
         return (self.column,)
+
+    def input_spec(self, limits: InputLimits) -> InputSpec:
+        """Image bytes (base64 or an upload), checked from the header: format, bytes and pixels —
+        the server's `max_image_pixels` lowers the field's own `max_pixels`, never raises it."""
+        cap = limits.max_image_pixels
+        max_pixels = self.max_pixels if cap is None else min(self.max_pixels, cap)
+        return InputSpec(
+            roles={self.column: "media"},
+            accepts=f"base64 text or data URL, or a file upload ({IMAGE_FORMATS})",
+            widget=Widget("file", accept="image/*", preview="img"),
+            limits={"max_pixels": max_pixels, "max_bytes": limits.max_file_bytes},
+            probe=partial(
+                probe_image, max_bytes=limits.max_file_bytes, max_pixels=max_pixels, size=self.size
+            ),
+        )
 
     def file_columns(self) -> tuple[str, ...]:
         """Image paths are files the field reads (fingerprinted in provenance)."""
@@ -133,26 +155,12 @@ class ImageModality:
     def fit(self, table: pl.DataFrame, root: Path) -> None:
         require_columns(table, self.name, self.columns())
         values = [v for v in table[self.column].to_list() if not is_empty(v)]
-        total = np.zeros(self.channels)
-        squares = np.zeros(self.channels)
-        used = 0
-        # A seeded permutation: a deterministic sample that does not depend on the row order.
-        for index in np.random.default_rng(0).permutation(len(values)).tolist():
-            if used >= FIT_LIMIT:
-                break
-            pixels = self._pixels(values[index], root)
-            if isinstance(pixels, Absent):
-                continue
-            flat = pixels.reshape(self.channels, -1).astype(np.float64)  # (C, S*S)
-            total += flat.mean(axis=1)
-            squares += np.square(flat).mean(axis=1)
-            used += 1
-        if used == 0:
-            mean, std = [DEFAULT_MEAN] * self.channels, [DEFAULT_STD] * self.channels
-        else:
-            m = total / used
-            mean = m.tolist()
-            std = np.maximum(np.sqrt(np.maximum(squares / used - m**2, 0.0)), 1e-3).tolist()
+
+        def read(value: Any) -> np.ndarray | Absent:
+            p = self._pixels(value, root)
+            return p if isinstance(p, Absent) else p.reshape(self.channels, -1)  # (C, N)
+
+        mean, std = channel_stats(values, read, self.channels, FIT_LIMIT)
         self._set_stats(mean, std)
 
     def _set_stats(self, mean: list[float], std: list[float]) -> None:
@@ -200,6 +208,51 @@ class ImageModality:
 
     def build_encoder(self, dim: int) -> ImageEncoder:
         return ImageEncoder(self.channels, dim)
+
+    # ---- plait init: a column of image paths -------------------------------------------------
+
+    file_extensions: ClassVar[tuple[str, ...]] = (
+        ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"
+    )  # fmt: skip
+
+    @staticmethod
+    def options_from_files(paths: Sequence[Path]) -> tuple[dict[str, Any], str]:
+        """The images' own `size` (the median longest side, 28 for 28×28 digits; never upscaled
+        past it, larger images scaled to INIT_MAX_SIZE to keep training cheap) and `channels` (1
+        when every sampled image is greyscale), from the headers of `paths` (Pillow decodes no
+        pixel to tell the size)."""
+        sides: list[int] = []
+        modes: Counter[str] = Counter()
+        shapes: Counter[str] = Counter()
+        for path in paths:
+            try:
+                with Image.open(path) as image:
+                    width, height = image.size
+                    modes[image.mode] += 1
+            except Exception:  # Pillow raises many types on files it cannot identify
+                continue
+            sides.append(max(width, height))
+            shapes[f"{width}×{height}"] += 1
+        if not sides:
+            return {}, f"none of {len(paths)} files opened as an image; size and channels at their defaults"
+        native = int(np.median(sides))
+        size = min(max(native, INIT_MIN_SIZE), INIT_MAX_SIZE)
+        grey = set(modes) <= GREY_MODES
+        channels = 1 if grey else 3
+        common = ", ".join(f"{shape} ({n})" for shape, n in shapes.most_common(2))
+        if native > INIT_MAX_SIZE:
+            sized = f"size {size} (scaled down from {native} to keep training cheap; raise it for detail)"
+        elif native < INIT_MIN_SIZE:
+            sized = f"size {size} (the smallest the image field takes)"
+        else:
+            sized = f"size {size} (their own)"
+        mode_names = ", ".join(sorted(modes))
+        tone = "greyscale → channels 1" if grey else "colour → channels 3"
+        return (
+            {"size": size, "channels": channels},
+            f"read {len(sides)} headers: {common}, median longest side {native} → {sized}; "
+            f"mode {mode_names}, {tone}",
+        )
 
 
 class ImageEncoder(nn.Module):

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from plait.errors import BundleError, ConfigError, DataError
 from plait.modalities.base import JSONState, NotFittedError, require_columns, row_numbers, zero_absent
+from plait.modalities.contract import InputLimits, InputSpec, Role, Widget
 from plait.modalities.options import positive_int
 from plait.types import Absent, EncoderOutput
 
@@ -115,6 +116,16 @@ class TabularModality:
 
     def columns(self) -> tuple[str, ...]:
         return (*self.numeric, *self.categorical)
+
+    def input_spec(self, limits: InputLimits) -> InputSpec:
+        """One key per column: a number for each numeric column, a level for each categorical one."""
+        roles: dict[str, Role] = {c: "number" for c in self.numeric}
+        roles.update({c: "category" for c in self.categorical})
+        return InputSpec(
+            roles=roles,
+            accepts="one key per column: numbers for numeric columns, strings for categorical ones",
+            widget=Widget("columns"),
+        )
 
     def value_columns(self) -> tuple[str, ...]:
         """Every column: numbers and categories are read as they are (checked for label leaks)."""

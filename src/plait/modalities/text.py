@@ -26,6 +26,7 @@ from plait.modalities.base import (
     require_columns,
     zero_absent,
 )
+from plait.modalities.contract import InputLimits, InputSpec, Widget
 from plait.modalities.options import optional_column, positive_int
 from plait.types import Absent, EncoderOutput
 
@@ -110,6 +111,15 @@ class TextModality:
 
     def columns(self) -> tuple[str, ...]:
         return (self.column,)
+
+    def input_spec(self, limits: InputLimits) -> InputSpec:
+        """A string of at most the server's `max_text_chars`."""
+        return InputSpec(
+            roles={self.column: "text"},
+            accepts="a string",
+            widget=Widget("text", hint="text"),
+            limits={"max_chars": limits.max_text_chars},
+        )
 
     def value_columns(self) -> tuple[str, ...]:
         """The text column: a text that names the label would leak it (checked before training)."""

@@ -28,6 +28,7 @@ from torch import Tensor
 
 from plait.errors import BundleError, DataError
 from plait.modalities.base import JSONState, NotFittedError, is_empty, require_columns, resolve_media_path
+from plait.modalities.contract import InputLimits, InputSpec, Widget
 from plait.modalities.conv import MaskedConv1dEncoder
 from plait.modalities.options import optional_column, positive_int, short_error
 from plait.types import Absent
@@ -79,6 +80,14 @@ class TimeseriesModality:
 
     def columns(self) -> tuple[str, ...]:
         return (self.column,)
+
+    def input_spec(self, limits: InputLimits) -> InputSpec:
+        """A JSON array [T] or [T][C] of numbers (or JSON text of one); never a file path."""
+        return InputSpec(
+            roles={self.column: "array"},
+            accepts="a JSON array [T] or [T][C] of numbers",
+            widget=Widget("json", hint="a JSON array of numbers, e.g. [[0.1, 0.2, 0.3], …]"),
+        )
 
     def file_columns(self) -> tuple[str, ...]:
         """A path to a per-row .npy/.csv/.parquet file is a file the field reads (provenance)."""
@@ -252,3 +261,7 @@ class TimeseriesModality:
     def build_encoder(self, dim: int) -> MaskedConv1dEncoder:
         channels = self._stats()[0].shape[0] if self.channels is None else self.channels
         return MaskedConv1dEncoder(channels, dim, strides=self.strides(), channels_last=True)
+
+    # ---- plait init: a column of series files ------------------------------------------------
+
+    file_extensions: ClassVar[tuple[str, ...]] = FILE_TYPES

@@ -40,6 +40,7 @@ from plait.modalities.base import (
 from plait.modalities.contract import InputLimits, InputSpec, Probe, Widget
 from plait.modalities.image import ImageEncoder
 from plait.modalities.options import optional_column, positive_int, short_error
+from plait.modalities.pixel_stats import channel_stats
 from plait.modalities.video_io import (
     FORMATS,
     VideoHeader,
@@ -54,7 +55,6 @@ if TYPE_CHECKING:
     pass
 
 FIT_LIMIT = 32  # decodable training clips used for the channel statistics
-DEFAULT_MEAN, DEFAULT_STD = 0.5, 0.25  # when no training clip decodes
 MAX_VALUES = 1 << 24  # frames × channels × size² one row may hold (64 MB of float32)
 
 
@@ -250,26 +250,12 @@ class VideoModality:
     def fit(self, table: pl.DataFrame, root: Path) -> None:
         require_columns(table, self.name, self.columns())
         values = [v for v in table[self.column].to_list() if not is_empty(v)]
-        total = np.zeros(self.channels)
-        squares = np.zeros(self.channels)
-        used = 0
-        # A seeded permutation: a deterministic sample that does not depend on the row order.
-        for index in np.random.default_rng(0).permutation(len(values)).tolist():
-            if used >= FIT_LIMIT:
-                break
-            pixels = self._pixels(values[index], root)
-            if isinstance(pixels, Absent):
-                continue
-            flat = pixels.transpose(1, 0, 2, 3).reshape(self.channels, -1).astype(np.float64)  # (C, T*S*S)
-            total += flat.mean(axis=1)
-            squares += np.square(flat).mean(axis=1)
-            used += 1
-        if used == 0:
-            mean, std = [DEFAULT_MEAN] * self.channels, [DEFAULT_STD] * self.channels
-        else:
-            m = total / used
-            mean = m.tolist()
-            std = np.maximum(np.sqrt(np.maximum(squares / used - m**2, 0.0)), 1e-3).tolist()
+
+        def read(value: Any) -> np.ndarray | Absent:  # (T, C, S, S) -> (C, T·S·S)
+            p = self._pixels(value, root)
+            return p if isinstance(p, Absent) else p.transpose(1, 0, 2, 3).reshape(self.channels, -1)
+
+        mean, std = channel_stats(values, read, self.channels, FIT_LIMIT)
         self._set_stats(mean, std)
 
     def _set_stats(self, mean: list[float], std: list[float]) -> None:

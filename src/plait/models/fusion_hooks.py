@@ -12,6 +12,7 @@ from torch import Tensor
 from plait.data.dataset import TensorTable
 from plait.fusion.base import PREPARE_ROWS
 from plait.models.fusion_model import FusionModel
+from plait.task import Task
 
 
 @torch.no_grad()
@@ -55,12 +56,13 @@ def prepare_fusion(model: FusionModel, table: TensorTable, train_rows: np.ndarra
     return True
 
 
-def fit_fusion_held_out(model: FusionModel, table: TensorTable, rows: np.ndarray, task_type: str) -> bool:
-    """Run `fusion.fit_held_out` on `rows` (the validation rows). True if it ran."""
+def fit_fusion_held_out(model: FusionModel, table: TensorTable, rows: np.ndarray, task: Task) -> bool:
+    """Run `fusion.fit_held_out` on `rows` (the validation rows). True if it ran. The hook is a
+    plug-in boundary: it hears the task's type as a string (one of plait.task.TASK_TYPES)."""
     fit = getattr(model.fusion, "fit_held_out", None)
     if fit is None or len(rows) == 0 or table.target is None:
         return False
     pooled, present, target = pooled_outputs(model, table, rows)
     assert target is not None
-    fit(pooled, present, target, task_type)
+    fit(pooled, present, target, task.type)
     return True

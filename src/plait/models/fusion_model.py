@@ -2,6 +2,8 @@
 
 `FusionModel(encoders={"photo": ..., "note": ...}, fusion=GatedFusion(...), head=MLPHead(...))`.
 A decision-level fusion (late fusion) already produces the output, so it takes no head.
+`forward` = `decide(encode(batch), batch.present)`; inference calls the two steps apart to encode
+once and decide under several presence masks.
 
 Every field the model was built with must be in `batch.values` and `batch.present` (zero-filled
 and marked absent where it is missing): encoders need a tensor to run on even for absent samples.
@@ -59,7 +61,13 @@ class FusionModel(nn.Module):
         out: FusionOutput = self.fusion(encoded, present)
         return out
 
-    def forward(self, batch: Batch) -> ModelOutput:
-        fused = self.fuse(self.encode(batch), batch.present)
+    def decide(self, encoded: Mapping[str, EncoderOutput], present: Mapping[str, Tensor]) -> ModelOutput:
+        """Fuse and decide under `present`: the model's output for fields encoded once. Any presence
+        mask will do (ablation, leave-one-out): every fusion ignores an absent field's values, so
+        marking a field absent after encoding equals encoding without it."""
+        fused = self.fuse(encoded, present)
         output = self.head(fused.fused)  # (B, D) -> (B, K); identity for decision-level fusions
         return ModelOutput(output=output, weights=fused.weights, field_order=self.field_order)
+
+    def forward(self, batch: Batch) -> ModelOutput:
+        return self.decide(self.encode(batch), batch.present)

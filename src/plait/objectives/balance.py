@@ -12,15 +12,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Protocol
 
 import torch
 from torch import Tensor
 
-from plait.objectives.supervised import classification_loss, regression_loss
+
+class SupervisedTask(Protocol):
+    """What these functions ask of the task (plait.task.Task is one)."""
+
+    @property
+    def is_classification(self) -> bool: ...
+
+    def loss(self, output: Tensor, target: Tensor) -> Tensor: ...
 
 
 def unimodal_losses(
-    outputs: Mapping[str, Tensor], present: Mapping[str, Tensor], target: Tensor, task_type: str
+    outputs: Mapping[str, Tensor], present: Mapping[str, Tensor], target: Tensor, task: SupervisedTask
 ) -> dict[str, Tensor]:
     """Each field's own loss over the rows where that field is present.
 
@@ -33,16 +41,13 @@ def unimodal_losses(
         if not bool(rows.any()):
             losses[field] = out.sum() * 0.0
             continue
-        if task_type == "classification":
-            losses[field] = classification_loss(out[rows], target[rows])
-        else:
-            losses[field] = regression_loss(out[rows], target[rows])
+        losses[field] = task.loss(out[rows], target[rows])
     return losses
 
 
 @torch.no_grad()
 def target_scores(
-    outputs: Mapping[str, Tensor], present: Mapping[str, Tensor], target: Tensor, task_type: str
+    outputs: Mapping[str, Tensor], present: Mapping[str, Tensor], target: Tensor, task: SupervisedTask
 ) -> dict[str, float]:
     """How well each field alone explains the batch, in (0, 1]; higher is better.
 
@@ -54,7 +59,7 @@ def target_scores(
         rows = present[field].bool()
         if not bool(rows.any()):
             continue
-        if task_type == "classification":
+        if task.is_classification:
             probs = out[rows].float().softmax(dim=-1)  # (n, K)
             scores[field] = float(probs.gather(1, target[rows].long().unsqueeze(1)).mean())
         else:

@@ -10,6 +10,7 @@ from typing import Any
 
 from plait.report.charts import Bins, Box, box_plot, confusion_heatmap, reliability_diagram
 from plait.report.svg import Series, bar_chart, esc, line_chart, num
+from plait.task import REGRESSION
 
 
 def table(head: Sequence[str], rows: Sequence[Sequence[str]], *, text_columns: int = 1) -> str:
@@ -32,7 +33,7 @@ def unavailable(what: str) -> str:
 
 
 def is_regression(data: Mapping[str, Any]) -> bool:
-    return (data.get("task") or {}).get("type") == "regression"
+    return (data.get("task") or {}).get("type") == REGRESSION
 
 
 def kinds(data: Mapping[str, Any]) -> dict[str, str]:

@@ -19,17 +19,32 @@ never counts against the field's circuit breaker.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from plait.modalities.contract import InputLimits, MediaProbe, Probe
 from plait.serving.loader import OVER_BUDGET
-from plait.serving.media import Probe, probe_media
 from plait.types import Absent
 
-__all__ = ["BATCH_REASON", "OVER_BUDGET", "REQUEST_REASON", "DecodeClock", "RequestBudget", "decode_costs"]
+__all__ = [
+    "BATCH_REASON",
+    "COST_LIMITS",
+    "OVER_BUDGET",
+    "REQUEST_REASON",
+    "DecodeClock",
+    "RequestBudget",
+    "decode_costs",
+]
 REQUEST_REASON = "request over its decode budget"
 BATCH_REASON = "batch over its decode budget"
+# The limits a batch's cost estimate probes with: every value the modality itself would decode is
+# costed, whatever a server accepts (an image over the field's own max_pixels is refused by `load`
+# from its header, decoding nothing, so it costs nothing).
+COST_LIMITS = InputLimits(
+    max_file_bytes=2**62, max_audio_seconds=math.inf, max_image_pixels=None, max_video_seconds=math.inf
+)
 
 
 class RequestBudget:
@@ -48,7 +63,7 @@ class RequestBudget:
                 OVER_BUDGET,
                 f"{REQUEST_REASON}: this image decodes to {probe.pixels} pixels and the request's "
                 f"images before it to {self.pixels}, over max_request_pixels={self.max_pixels}; send "
-                "fewer or smaller images per request",
+                "fewer or smaller images per request (a video counts every frame it decodes)",
             )
         if self.seconds + probe.seconds > self.max_audio_s:
             return Absent(
@@ -113,23 +128,25 @@ class DecodeClock:
 
 
 def decode_costs(
-    records: Sequence[Mapping[str, Any]], media: Mapping[str, tuple[str, int]]
+    records: Sequence[Mapping[str, Any]], media: Mapping[str, MediaProbe]
 ) -> list[tuple[int, int]]:
-    """(image pixels, audio bytes) each record's media decode to, read from their headers.
-    `media`: column -> (kind, the side an image is resized to) for the image and audio columns.
-    Audio costs ~10 ms a clip whatever its length, so its bytes only break ties."""
+    """(pixels, bytes of pixel-less media) each record's media decode to, read from their headers.
+    `media`: media column -> its field's probe (under `COST_LIMITS`). Audio costs ~10 ms a clip
+    whatever its length, so the bytes of media without pixels only break ties."""
 
     def cost(record: Mapping[str, Any]) -> tuple[int, int]:
-        pixels = audio = 0
-        for column, (kind, size) in media.items():
+        pixels = other = 0
+        for column, probe in media.items():
             value = record.get(column)
             if not isinstance(value, bytes | bytearray) or not value:
                 continue
-            if kind == "audio":
-                audio += len(value)
+            found = probe(bytes(value))
+            if not isinstance(found, Probe):
                 continue
-            probe = probe_media(bytes(value), "image", max_bytes=len(value), limit=2.0**62, size=size)
-            pixels += probe.pixels if isinstance(probe, Probe) else 0
-        return pixels, audio
+            if found.pixels:
+                pixels += found.pixels
+            else:
+                other += len(value)
+        return pixels, other
 
     return [cost(record) for record in records]

@@ -23,12 +23,12 @@ from torch import Tensor
 from plait.bundle import TrainedModel
 from plait.errors import ConfigError
 from plait.modalities.base import Modality
-from plait.models.inference import Outputs
-from plait.predictor import Prediction, Predictor
-from plait.serving.budget import DecodeClock, decode_costs
+from plait.modalities.contract import input_spec
+from plait.models.answers import Prediction, contributions, row_answers
+from plait.serving.budget import COST_LIMITS, DecodeClock, decode_costs
 from plait.serving.guard import FieldGuard, Skipped
-from plait.serving.loader import MEDIA_KINDS, FieldState, FieldStatus, Loaded, RecordLoader
-from plait.types import EncoderOutput
+from plait.serving.loader import FieldState, FieldStatus, Loaded, RecordLoader
+from plait.types import EncoderOutput, ModelOutput
 
 __all__ = ["Engine", "FieldState", "FieldStatus", "Loaded", "Served", "ServingEngine"]
 
@@ -94,16 +94,15 @@ class Engine:
                 f"FieldGuard({list(self.fields)})"
             )
         self.loader = RecordLoader(trained.modalities, root=root)
-        self._media = {  # media column -> (kind, the side an image is resized to)
-            getattr(m, "column", f): (m.kind, int(getattr(m, "size", 0)))
-            for f, m in trained.modalities.items()
-            if m.kind in MEDIA_KINDS
+        self._media = {  # media column -> the probe that reads its decoding cost from the header
+            column: spec.probe
+            for m in trained.modalities.values()
+            for spec in [input_spec(m, COST_LIMITS)]
+            if spec.probe is not None
+            for column in spec.media_columns
         }
         self.model = trained.model
         self.model.eval()
-        self._predictor = Predictor.from_trained(trained)
-        classification = trained.task.type == "classification"
-        self._calibration = trained.calibration if classification else None
         # Each encoder's output for one absent row: stands in for a field nobody sent or whose
         # encoder failed (fusions ignore an absent field's values exactly).
         self._absent = {f: self._encode_absent_row(f) for f in self.fields}
@@ -147,21 +146,20 @@ class Engine:
         for field, modality in self.trained.modalities.items():
             statuses[field], encoded[field], present[field] = self._field(field, modality, loaded)
         with torch.inference_mode():
-            fused = self.model.fuse(encoded, present)
-            output = self.model.head(fused.fused)  # (B, D) -> (B, K)
-        out = Outputs(
-            output=output.float(),
-            weights=None if fused.weights is None else fused.weights.float(),  # (B, M)
-            field_order=self.model.field_order,
+            out = self.model.decide(encoded, present).float()  # output (B, K), weights (B, M)
+        answers = row_answers(
+            out,
+            present,
+            fields=self.fields,
+            task=self.trained.task,
+            calibration=self.trained.calibration,
+            model_id=self.trained.model_id,
         )
-        logits = out.output  # (B, K)
-        if self._calibration is not None:
-            logits = self._calibration.apply_temperatures(logits, present)  # row i / T(fields of i)
         wanted = [explain] * n if isinstance(explain, bool) else list(explain)
-        parts = self._contributions(encoded, present, logits) if any(wanted) else {}
+        parts = self._contributions(out, encoded, present) if any(wanted) else {}
         return [
             Served(
-                prediction=self._predictor.row_prediction(i, out, logits, present, self._calibration),
+                prediction=answers[i],
                 fields=tuple(statuses[f][i] for f in self.fields),
                 contributions=(
                     {f: round(float(c[i]), 6) for f, c in parts.items() if bool(present[f][i])}
@@ -173,24 +171,20 @@ class Engine:
         ]
 
     def _contributions(
-        self, encoded: Mapping[str, EncoderOutput], present: Mapping[str, Tensor], logits: Tensor
+        self, out: ModelOutput, encoded: Mapping[str, EncoderOutput], present: Mapping[str, Tensor]
     ) -> dict[str, Tensor]:
-        """field → (B,) drop of each row's answer when that field is left out (see `Served`)."""
-        classification = self.trained.task.type == "classification"
-        chosen = logits.argmax(dim=1, keepdim=True)  # (B, 1)
-        score = (lambda z: z.softmax(dim=1).gather(1, chosen).squeeze(1)) if classification else None
-        full = score(logits) if score is not None else logits[:, 0] * self.trained.task.target_std
-        out: dict[str, Tensor] = {}
+        """field -> (B,) drop of each row's answer when that field is left out (see `Served`): the
+        fusion and head run once more per field present in any row, the encoders do not."""
+        left_out: dict[str, ModelOutput] = {}
         for field in self.fields:
             if not bool(present[field].any()):
                 continue
             without = {**present, field: torch.zeros_like(present[field])}
             with torch.inference_mode():
-                z = self.model.head(self.model.fuse(encoded, without).fused).float()  # (B, K)
-            if self._calibration is not None:
-                z = self._calibration.apply_temperatures(z, without)
-            out[field] = full - (score(z) if score is not None else z[:, 0] * self.trained.task.target_std)
-        return out
+                left_out[field] = self.model.decide(encoded, without).float()
+        return contributions(
+            out, present, left_out, task=self.trained.task, calibration=self.trained.calibration
+        )
 
     def breaker_states(self) -> dict[str, str]:
         """field -> breaker state (see `FieldGuard.states`)."""

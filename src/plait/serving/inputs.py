@@ -1,21 +1,24 @@
 """Request records → engine records: the server's input safety, in one place.
 
 A record's keys are the bundle's COLUMN names (a tabular field has several; most fields one).
-What each value may be, by the role of its column:
+Each field's modality says how its columns arrive (`input_spec`: a role per column, the limits,
+the header check of media bytes); what each value may be, by the role of its column:
 
-- media (image, audio): base64 text, optionally as a data URL (`data:image/png;base64,…`), or the
-  bytes of an uploaded file. The bytes are size-checked and sniffed by their magic bytes (PNG, JPEG,
-  GIF, BMP, WebP images; WAV, FLAC, OGG, MP3 audio), image pixels and audio seconds are checked
-  against the limits. A value that fails (not base64, wrong content, too large, a URL) makes the
-  FIELD failed: it is predicted without (degraded) with the reason, never an error — unless the
-  field is required. A client string is never used as a file path and no URL is ever fetched.
+- media (e.g. image, audio): base64 text, optionally as a data URL (`data:image/png;base64,…`), or
+  the bytes of an uploaded file. The modality's `probe` checks the bytes from their header (format
+  by magic bytes, size, pixels, seconds) and gives their decoding cost, charged to the request's
+  decode budget. A value that fails (not base64, wrong content, too large, a URL) makes the FIELD
+  failed: it is predicted without (degraded) with the reason, never an error — unless the field is
+  required. A client string is never used as a file path and no URL is ever fetched.
 - text: a string of at most `max_text_chars` characters (over: 422 naming the field and limit).
-- number (tabular numeric columns, audio segment columns): a JSON number, or a string that parses
-  as one — form uploads send every value as text, so the JSON API accepts the same. Non-finite
-  numbers and "", "NA", "null"… are missing. Any other string: 422.
+- number (e.g. tabular numeric columns, audio segment columns): a JSON number, or a string that
+  parses as one — form uploads send every value as text, so the JSON API accepts the same.
+  Non-finite numbers and "", "NA", "null"… are missing. Any other string: 422.
 - category (tabular categorical columns): a string, number or boolean.
-- array (timeseries): a JSON array [T] or [T][C] of numbers, or the same as JSON text.
-- vector (embedding): a JSON array of numbers, or the same as JSON text.
+- array (e.g. timeseries): a JSON array [T] or [T][C] of numbers, or the same as JSON text.
+- vector (e.g. embedding): a JSON array of numbers, or the same as JSON text.
+- value (a kind that declares no `input_spec`): any JSON scalar or array, handed to the modality's
+  `load` as it came (a string is never read as a file path: the media root is empty).
 
 null or a left-out key: the column is absent. A value of the wrong JSON type (a number for a text
 field, an object anywhere): 422, because that is a client bug rather than a bad reading.
@@ -34,15 +37,14 @@ import numpy as np
 
 from plait.bundle import TrainedModel
 from plait.errors import ConfigError, PlaitError
+from plait.modalities.contract import ROLES, InputLimits, InputSpec, MediaProbe, Role, input_spec
 from plait.modalities.options import short_error
 from plait.modalities.tabular import MISSING_TEXT
 from plait.registry import suggest
 from plait.serving.budget import RequestBudget
-from plait.serving.media import AUDIO_FORMATS, IMAGE_FORMATS, decode_base64, probe_media
+from plait.serving.media import decode_base64
 from plait.serving.settings import ServeSettings
 from plait.types import Absent
-
-MEDIA_KINDS = ("image", "audio")
 
 
 class RequestError(PlaitError):
@@ -62,37 +64,42 @@ class Column:
 
     name: str
     field: str
-    kind: str
-    role: str  # "media" | "text" | "number" | "category" | "array" | "vector"
+    kind: str  # the field's kind, shown in messages
+    role: Role  # from the field's `input_spec`
 
 
 @dataclass(frozen=True)
 class InputField:
-    """One field as a client sees it (listed by /v1/info)."""
+    """One field as a client sees it (listed by /v1/info): its modality's `InputSpec` under this
+    server's limits."""
 
     name: str
     kind: str
-    columns: tuple[str, ...]
-    main_columns: tuple[str, ...]  # the columns whose absence makes the field missing
+    spec: InputSpec
     required: bool
-    limits: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(self.spec.roles)
+
+    @property
+    def main_columns(self) -> tuple[str, ...]:
+        """The columns whose absence makes the field missing."""
+        return self.spec.required_columns
+
+    @property
+    def limits(self) -> Mapping[str, float]:
+        return self.spec.limits
 
     def to_json(self) -> dict[str, Any]:
-        accepts = {
-            "image": f"base64 text or data URL, or a file upload ({IMAGE_FORMATS})",
-            "audio": f"base64 text or data URL, or a file upload ({AUDIO_FORMATS})",
-            "text": "a string",
-            "timeseries": "a JSON array [T] or [T][C] of numbers",
-            "embedding": "a JSON array of numbers",
-            "tabular": "one key per column: numbers for numeric columns, strings for categorical ones",
-        }
         return {
             "name": self.name,
             "kind": self.kind,
             "columns": list(self.columns),
             "required": self.required,
-            "accepts": accepts.get(self.kind, ""),
-            "limits": dict(self.limits),
+            "accepts": self.spec.accepts,
+            "limits": dict(self.spec.limits),
+            "widget": self.spec.widget.to_json(),
         }
 
 
@@ -111,15 +118,11 @@ class InputSchema:
 
     fields: tuple[InputField, ...]
     columns: Mapping[str, Column]
-    max_file_bytes: int
     max_text_chars: int
-    max_audio_seconds: float
-    max_pixels: Mapping[str, int]  # image field -> pixel limit
+    probes: Mapping[str, MediaProbe] = field(default_factory=dict)  # media column -> its field's probe
     max_records: int = 1000  # records per request (documented in the OpenAPI schema)
     max_request_pixels: int = 64_000_000  # see ServeSettings: the decode budget of one request
     max_request_audio_s: float = 300.0
-    image_sizes: Mapping[str, int] = field(default_factory=dict)  # image field -> side it is resized to
-    audio_read_s: Mapping[str, float] = field(default_factory=dict)  # audio field -> seconds the model reads
 
     def budget(self) -> RequestBudget:
         """A fresh decode budget for one request."""
@@ -135,74 +138,59 @@ class InputSchema:
                     f"Fields of this bundle: {', '.join(names)}"
                 )
         marked = {f.name for f in trained.config.fields if f.required}  # `required: true` in the config
+        return cls.for_modalities(trained.modalities, settings, required=marked)
+
+    @classmethod
+    def for_modalities(
+        cls, modalities: Mapping[str, Any], settings: ServeSettings, required: Iterable[str] = ()
+    ) -> InputSchema:
+        """The schema of fitted modalities (field -> modality) under `settings`; `required`: fields
+        the config marks required (besides settings.required_fields)."""
+        marked = set(required)
+        limits = settings.input_limits()
         fields: list[InputField] = []
         columns: dict[str, Column] = {}
-        max_pixels: dict[str, int] = {}
-        image_sizes: dict[str, int] = {}
-        audio_read_s: dict[str, float] = {}
-        for name, modality in trained.modalities.items():
-            roles = _roles(name, modality)
-            for column, role in roles.items():
-                columns.setdefault(column, Column(column, name, modality.kind, role))
-            limits: dict[str, float] = {}
-            if modality.kind == "image":
-                own = int(getattr(modality, "max_pixels", 40_000_000))
-                cap = settings.max_image_pixels
-                max_pixels[name] = own if cap is None else min(own, cap)
-                image_sizes[name] = int(getattr(modality, "size", 0))
-                limits = {"max_pixels": max_pixels[name], "max_bytes": settings.max_file_bytes}
-            elif modality.kind == "audio":
-                audio_read_s[name] = float(getattr(modality, "max_seconds", settings.max_audio_seconds))
-                limits = {"max_seconds": settings.max_audio_seconds, "max_bytes": settings.max_file_bytes}
-            elif modality.kind == "text":
-                limits = {"max_chars": settings.max_text_chars}
-            main = tuple(c for c, r in roles.items() if r != "number") if modality.kind == "audio" else ()
-            fields.append(
-                InputField(
-                    name=name,
-                    kind=modality.kind,
-                    columns=tuple(roles),
-                    main_columns=main or tuple(roles),
-                    required=name in settings.required_fields or name in marked,
-                    limits=limits,
-                )
-            )
+        probes: dict[str, MediaProbe] = {}
+        for name, modality in modalities.items():
+            spec = _spec(name, modality, limits)
+            for column, role in spec.roles.items():
+                if column in columns:  # read by an earlier field: that field's role and probe hold
+                    continue
+                columns[column] = Column(column, name, modality.kind, role)
+                if spec.probe is not None and column in spec.media_columns:
+                    probes[column] = spec.probe
+            is_required = name in settings.required_fields or name in marked
+            fields.append(InputField(name=name, kind=modality.kind, spec=spec, required=is_required))
         return cls(
             fields=tuple(fields),
             columns=columns,
-            max_file_bytes=settings.max_file_bytes,
             max_text_chars=settings.max_text_chars,
-            max_audio_seconds=settings.max_audio_seconds,
-            max_pixels=max_pixels,
+            probes=probes,
             max_records=settings.max_records,
             max_request_pixels=settings.max_request_pixels,
             max_request_audio_s=settings.max_request_audio_s,
-            image_sizes=image_sizes,
-            audio_read_s=audio_read_s,
         )
 
     @property
     def media_columns(self) -> tuple[str, ...]:
-        return tuple(c.name for c in self.columns.values() if c.role == "media")
+        return tuple(self.probes)
 
 
-def _roles(name: str, modality: Any) -> dict[str, str]:
-    """column -> role for one field, from its modality's kind and options."""
-    kind = modality.kind
-    columns = tuple(modality.columns())
-    if kind in MEDIA_KINDS:
-        main = getattr(modality, "column", columns[0])
-        return {c: "media" if c == main else "number" for c in columns}
-    if kind == "tabular":
-        numeric = set(getattr(modality, "numeric", ()))
-        return {c: "number" if c in numeric else "category" for c in columns}
-    role = {"text": "text", "timeseries": "array", "embedding": "vector"}.get(kind)
-    if role is None:
+def _spec(name: str, modality: Any, limits: InputLimits) -> InputSpec:
+    """The field's `input_spec` under the server's limits, checked for what serving relies on."""
+    spec = input_spec(modality, limits)
+    unknown = {c: r for c, r in spec.roles.items() if r not in ROLES}
+    if unknown:
         raise ConfigError(
-            f"field '{name}': kind '{kind}' cannot be served yet (serving reads image, audio, text, "
-            "timeseries, embedding and tabular fields); remove the field or extend plait.serving.inputs"
+            f"field '{name}': the {modality.kind} modality's input_spec gives roles {unknown} that "
+            f"serving does not read; roles: {', '.join(ROLES)}"
         )
-    return dict.fromkeys(columns, role)
+    if spec.media_columns and spec.probe is None:
+        raise ConfigError(
+            f"field '{name}': the {modality.kind} modality's input_spec has media columns "
+            f"{list(spec.media_columns)} but no probe; give InputSpec a probe that checks the bytes"
+        )
+    return spec
 
 
 # ---- records -------------------------------------------------------------------------------------
@@ -291,36 +279,55 @@ def _parse_value(
     value: object, column: Column, schema: InputSchema, where: str, budget: RequestBudget
 ) -> Any:
     """The engine's value, None for absent, or Absent for an unusable value of the right type."""
-    role = column.role
-    if role == "media":
-        if isinstance(value, bytes):
-            return _media(value, column, schema, budget)
-        if not isinstance(value, str):
-            raise _wrong_type(where, column, "base64 text or a data URL", value)
-        if not value.strip():
-            return None
-        data = decode_base64(value)
-        return data if isinstance(data, Absent) else _media(data, column, schema, budget)
-    if role == "text":
-        if not isinstance(value, str):
-            raise _wrong_type(where, column, "a string", value)
-        if len(value) > schema.max_text_chars:
-            raise RequestError(
-                422,
-                "too_long",
-                f"{where}: field '{column.field}' has {len(value)} characters, over the limit of "
-                f"{schema.max_text_chars} (max_text_chars); shorten the text",
-                column.field,
-            )
-        text = value.encode("utf-8", "replace").decode("utf-8")  # lone surrogates → '?'
-        return text if text.strip() else None
-    if role == "number":
-        return _number(value, column, where)
-    if role == "category":
-        if not isinstance(value, str | int | float):
-            raise _wrong_type(where, column, "a string or number", value)
-        return value
-    # array (timeseries) and vector (embedding): a JSON array, or JSON text holding one
+    match column.role:
+        case "media":
+            return _media_value(value, column, schema, where, budget)
+        case "text":
+            return _text(value, column, schema, where)
+        case "number":
+            return _number(value, column, where)
+        case "category":
+            if not isinstance(value, str | int | float):
+                raise _wrong_type(where, column, "a string or number", value)
+            return value
+        case "array" | "vector":
+            return _array(value, column, where)
+        case _:  # value: the modality reads it as it came
+            if isinstance(value, bool | int | float | str | list):
+                return value
+            raise _wrong_type(where, column, "a JSON value (a number, string, boolean or array)", value)
+
+
+def _media_value(
+    value: object, column: Column, schema: InputSchema, where: str, budget: RequestBudget
+) -> bytes | Absent | None:
+    if isinstance(value, bytes):
+        return _media(value, column, schema, budget)
+    if not isinstance(value, str):
+        raise _wrong_type(where, column, "base64 text or a data URL", value)
+    if not value.strip():
+        return None
+    data = decode_base64(value)
+    return data if isinstance(data, Absent) else _media(data, column, schema, budget)
+
+
+def _text(value: object, column: Column, schema: InputSchema, where: str) -> str | None:
+    if not isinstance(value, str):
+        raise _wrong_type(where, column, "a string", value)
+    if len(value) > schema.max_text_chars:
+        raise RequestError(
+            422,
+            "too_long",
+            f"{where}: field '{column.field}' has {len(value)} characters, over the limit of "
+            f"{schema.max_text_chars} (max_text_chars); shorten the text",
+            column.field,
+        )
+    text = value.encode("utf-8", "replace").decode("utf-8")  # lone surrogates → '?'
+    return text if text.strip() else None
+
+
+def _array(value: object, column: Column, where: str) -> np.ndarray | Absent | None:
+    """array ([T] or [T][C]) and vector: a JSON array, or JSON text holding one."""
     if isinstance(value, str):
         if not value.strip():
             return None
@@ -384,16 +391,8 @@ def _json_type(value: object) -> str:
 
 def _media(data: bytes, column: Column, schema: InputSchema, budget: RequestBudget) -> bytes | Absent | None:
     """The bytes when they are acceptable media within the request's decode budget, else why not
-    (read from the header: nothing is decoded here)."""
-    image = column.kind == "image"
-    probe = probe_media(
-        data,
-        column.kind,
-        max_bytes=schema.max_file_bytes,
-        limit=schema.max_pixels[column.field] if image else schema.max_audio_seconds,
-        size=schema.image_sizes.get(column.field, 0),
-        read_s=schema.audio_read_s.get(column.field, schema.max_audio_seconds),
-    )
+    (the field's probe reads the header: nothing is decoded here)."""
+    probe = schema.probes[column.name](data)
     if probe is None or isinstance(probe, Absent):
         return probe
     over = budget.charge(probe)

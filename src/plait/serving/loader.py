@@ -6,8 +6,9 @@ every field that loaded and the status of every field. A value that is missing, 
 makes `load` raise fails that field of that record alone; it is the client's cost and the client's
 fault, so it never counts against the field's circuit breaker (the engine guards the encoders).
 
-Media values must arrive as bytes: a string for an image or audio field (or a timeseries string
-that is not JSON) is never opened as a path, and the media root is an empty directory.
+Media values must arrive as bytes: a string for a media column (or a string for an array column
+that is not a JSON array) is never opened as a path, and the media root is an empty directory. The
+roles come from each field's `input_spec`; no path-like object is ever handed to `load`.
 """
 
 from __future__ import annotations
@@ -23,15 +24,13 @@ from torch import Tensor
 
 from plait.errors import DataError
 from plait.modalities.base import Modality, is_empty
+from plait.modalities.contract import Role, input_spec
 from plait.modalities.options import short_error
 from plait.types import Absent
 
 OVER_BUDGET = "over budget"  # Absent reason of a value not decoded for its request's or batch's budget
 
 FieldState = Literal["used", "missing", "failed", "skipped"]
-
-# Kinds whose `load` reads a string as a file path: the server accepts only bytes for them.
-MEDIA_KINDS = frozenset({"image", "audio"})
 
 
 @dataclass(frozen=True)
@@ -58,6 +57,10 @@ class Loaded:
 class RecordLoader:
     def __init__(self, modalities: Mapping[str, Modality], *, root: Path | None = None) -> None:
         self.modalities = dict(modalities)
+        # field -> column -> role (roles do not depend on the server's limits)
+        self.roles: dict[str, dict[str, Role]] = {
+            f: dict(input_spec(m).roles) for f, m in self.modalities.items()
+        }
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if root is None:  # an empty media root: no path can resolve to a server file
             self._tmp = tempfile.TemporaryDirectory(prefix="plait-serve-")
@@ -67,12 +70,13 @@ class RecordLoader:
     def load(self, record: Mapping[str, Any], skip_media: Absent | None = None) -> Loaded:
         """Every field of `record` (values keyed by column name; media as bytes; a value may be
         `Absent(reason, detail)` when the caller could not decode it). `skip_media`: why the
-        record's image and audio values are not decoded (its batch spent its decode budget)."""
+        record's fields with media columns are not decoded (its batch spent its decode budget)."""
         values: dict[str, Tensor] = {}
         statuses: dict[str, FieldStatus] = {}
         for field, modality in self.modalities.items():
-            status = _precheck(field, modality, record)
-            if status is None and skip_media is not None and modality.kind in MEDIA_KINDS:
+            roles = self.roles[field]
+            status = _precheck(field, modality, roles, record)
+            if status is None and skip_media is not None and "media" in roles.values():
                 status = _absent_status(field, skip_media)
             if status is None:
                 try:
@@ -95,7 +99,9 @@ class RecordLoader:
             self._tmp = None
 
 
-def _precheck(field: str, modality: Modality, record: Mapping[str, Any]) -> FieldStatus | None:
+def _precheck(
+    field: str, modality: Modality, roles: Mapping[str, Role], record: Mapping[str, Any]
+) -> FieldStatus | None:
     """The status of a value that is not loaded (missing, marked absent by the caller, or a
     string where a path would be read); None when it goes to the plug-in."""
     columns = modality.columns()
@@ -106,8 +112,11 @@ def _precheck(field: str, modality: Modality, record: Mapping[str, Any]) -> Fiel
     marked = next((v for v in values if isinstance(v, Absent)), None)
     if marked is not None:  # the caller could not decode it (e.g. invalid base64)
         return _absent_status(field, marked)
-    refusal = _path_refusal(modality, values[0])
-    return None if refusal is None else FieldStatus(field, "failed", refusal)
+    for column, value in zip(columns, values, strict=True):
+        refusal = _path_refusal(modality, roles.get(column, "value"), value)
+        if refusal is not None:
+            return FieldStatus(field, "failed", refusal)
+    return None
 
 
 def _load_value(modality: Modality, record: Mapping[str, Any], root: Path) -> Tensor | Absent:
@@ -117,16 +126,18 @@ def _load_value(modality: Modality, record: Mapping[str, Any], root: Path) -> Te
         return Absent("refused", str(exc))
 
 
-def _path_refusal(modality: Modality, value: object) -> str | None:
-    """Why `value` is refused without loading: a string where `load` would read a file path."""
+def _path_refusal(modality: Modality, role: Role, value: object) -> str | None:
+    """Why `value` (of a column with `role`) is refused without loading: a path-like object, or a
+    string where `load` would read a file path (media; an array that is not JSON text)."""
     if is_empty(value):
         return None
-    if isinstance(value, os.PathLike) or (isinstance(value, str) and modality.kind in MEDIA_KINDS):
+    if isinstance(value, os.PathLike) or (isinstance(value, str) and role == "media"):
+        expected = f"{modality.kind} bytes" if role == "media" else "a value"
         return (
-            f"expected {modality.kind} bytes, got {type(value).__name__}; the server never reads a value "
+            f"expected {expected}, got {type(value).__name__}; the server never reads a value "
             "as a file path (send the file base64-encoded or as an upload)"
         )
-    if isinstance(value, str) and modality.kind == "timeseries" and not value.lstrip().startswith("["):
+    if isinstance(value, str) and role == "array" and not value.lstrip().startswith("["):
         return (
             "expected a list of numbers (or JSON text such as [0.1, 0.2]), got a string; the server "
             "never reads a value as a file path"

@@ -4,7 +4,8 @@
 One static page, inline CSS and script, no build step and no external URL, so it works offline and
 from a server with no internet. Media are read in the browser and sent as base64; nothing leaves
 the page but calls to this server. An API key, when the server wants one, is asked for once and
-kept in the page's memory only.
+kept in the page's memory only. Each field is asked for as its `widget` says (from the modality's
+`input_spec`): a file picker with a preview, a text area (text or JSON), or one input per column.
 """
 
 # ruff: noqa: E501  (the page's CSS and script keep their own line lengths)
@@ -36,6 +37,7 @@ textarea { min-height: 3.2em; resize: vertical; }
 .cols label { font-size: .8em; color: #556; }
 .preview img { max-width: 160px; max-height: 120px; margin-top: .3em; border-radius: 4px; }
 .preview audio { width: 100%; margin-top: .3em; }
+.preview video { max-width: 240px; max-height: 180px; margin-top: .3em; }
 button { font: inherit; background: #2d6cdf; color: #fff; border: 0; border-radius: 5px; padding: .5em 1.2em;
   cursor: pointer; margin-top: .6em; } button:disabled { background: #9bb0d6; }
 .prediction { font-size: 1.6em; font-weight: 700; margin: .2em 0; }
@@ -82,7 +84,6 @@ table { border-collapse: collapse; width: 100%; font-size: .92em; } td, th { tex
 "use strict";
 const $ = (id) => document.getElementById(id);
 let info = null, apiKey = "";
-const MEDIA = new Set(["image", "audio"]);
 
 function headers(json) {
   const h = json ? {"Content-Type": "application/json"} : {};
@@ -121,27 +122,37 @@ function build(fields) {
     leave.append(box2, document.createTextNode(" leave out"));
     head.append(title, leave); wrap.append(head);
     const inputs = el("div", {"class": "inputs"});
-    const main = f.columns[0];
-    if (MEDIA.has(f.kind)) {
-      const file = el("input", {type: "file", accept: f.kind + "/*", "data-column": main, "aria-label": f.name + " file"});
-      const preview = el("div", {"class": "preview"});
-      file.addEventListener("change", () => {
-        preview.replaceChildren();
-        if (!file.files.length) return;
-        const url = URL.createObjectURL(file.files[0]);
-        preview.append(f.kind === "image" ? el("img", {src: url, alt: f.name + " preview"}) : el("audio", {src: url, controls: ""}));
-      });
-      inputs.append(file, preview);
-      extraColumns(inputs, f.columns.slice(1));
-    } else if (f.kind === "tabular") {
-      extraColumns(inputs, f.columns);
-    } else {
-      const hint = f.kind === "text" ? "text" : "a JSON array of numbers, e.g. [[0.1, 0.2, 0.3], …]";
-      inputs.append(el("textarea", {"data-column": main, placeholder: hint, "aria-label": f.name}));
+    const widget = f.widget || {control: "json", accept: "", preview: "", hint: ""};
+    switch (widget.control) {
+      case "file":
+        inputs.append(...fileInput(f, widget, f.columns[0]));
+        extraColumns(inputs, f.columns.slice(1));
+        break;
+      case "columns":
+        extraColumns(inputs, f.columns);
+        break;
+      default:  // "text" or "json": a text area per column
+        for (const c of f.columns) {
+          const area = el("textarea", {"data-column": c, "data-control": widget.control, placeholder: widget.hint, "aria-label": f.columns.length > 1 ? c : f.name});
+          inputs.append(area);
+        }
     }
     if (f.accepts) inputs.append(el("div", {"class": "muted"}, f.accepts));
     wrap.append(inputs); box.append(wrap);
   }
+}
+
+function fileInput(f, widget, column) {
+  const file = el("input", {type: "file", accept: widget.accept, "data-column": column, "aria-label": f.name + " file"});
+  const preview = el("div", {"class": "preview"});
+  file.addEventListener("change", () => {
+    preview.replaceChildren();
+    if (!file.files.length || !widget.preview) return;
+    const url = URL.createObjectURL(file.files[0]);
+    const still = widget.preview === "img";  // an image has alt text; audio and video have controls
+    preview.append(el(widget.preview, still ? {src: url, alt: f.name + " preview"} : {src: url, controls: ""}));
+  });
+  return [file, preview];
 }
 
 function extraColumns(parent, columns) {
@@ -149,7 +160,7 @@ function extraColumns(parent, columns) {
   const grid = el("div", {"class": "cols"});
   for (const c of columns) {
     const label = el("label", {}, c);
-    label.append(el("input", {type: "text", "data-column": c, "aria-label": c}));
+    label.append(el("input", {type: "text", "data-column": c, "data-control": "columns", "aria-label": c}));
     grid.append(label);
   }
   parent.append(grid);
@@ -164,13 +175,17 @@ function readBase64(file) {
   });
 }
 
-function parseValue(kind, text) {
+function parseValue(control, text) {
   const t = text.trim();
   if (t === "") return undefined;
-  if (kind === "text") return text;
-  if (kind === "timeseries" || kind === "embedding") { try { return JSON.parse(t); } catch (e) { return t; } }
-  const n = Number(t);
-  return Number.isFinite(n) && /^[-+0-9.eE]+$/.test(t) ? n : t;
+  switch (control) {
+    case "text": return text;
+    case "json": try { return JSON.parse(t); } catch (e) { return t; }
+    default: {  // "columns": a number when it reads as one, else the text (a category level)
+      const n = Number(t);
+      return Number.isFinite(n) && /^[-+0-9.eE]+$/.test(t) ? n : t;
+    }
+  }
 }
 
 async function record() {
@@ -183,7 +198,7 @@ async function record() {
       if (input.type === "file") {
         if (input.files.length) out[column] = await readBase64(input.files[0]);
       } else {
-        const value = parseValue(input.tagName === "TEXTAREA" ? f.kind : "tabular", input.value);
+        const value = parseValue(input.getAttribute("data-control"), input.value);
         if (value !== undefined) out[column] = value;
       }
     }

@@ -76,28 +76,39 @@ def record_model(schema: InputSchema) -> type[BaseModel]:
 
 
 def _annotation(column: Column, schema: InputSchema) -> Any:
-    if column.role == "text":
-        return Annotated[str, Field(max_length=schema.max_text_chars)]
-    if column.role == "number":
-        return float
-    if column.role == "category":
-        return str | float
-    if column.role == "array":
-        return list[float | None] | list[list[float | None]]
-    if column.role == "vector":
-        return list[float]
-    return str  # media: base64 text or a data URL
+    match column.role:
+        case "media":  # base64 text or a data URL
+            return str
+        case "text":
+            return Annotated[str, Field(max_length=schema.max_text_chars)]
+        case "number":
+            return float
+        case "category":
+            return str | float
+        case "array":
+            return list[float | None] | list[list[float | None]]
+        case "vector":
+            return list[float]
+        case _:  # value: any JSON scalar or array
+            return float | bool | str | list[Any]
 
 
 def _describe(column: Column) -> str:
-    return {
-        "media": "base64 bytes, or a data URL (data:image/png;base64,…); never a URL or a path",
-        "text": "a string",
-        "number": "a number (a string holding a number is accepted too)",
-        "category": "a category level",
-        "array": "[T] or [T][C] numbers (or the same as JSON text)",
-        "vector": "a list of numbers",
-    }[column.role]
+    match column.role:
+        case "media":
+            return "base64 bytes, or a data URL (data:image/png;base64,…); never a URL or a path"
+        case "text":
+            return "a string"
+        case "number":
+            return "a number (a string holding a number is accepted too)"
+        case "category":
+            return "a category level"
+        case "array":
+            return "[T] or [T][C] numbers (or the same as JSON text)"
+        case "vector":
+            return "a list of numbers"
+        case _:
+            return "a JSON value (a number, string, boolean or array), read by the field as it came"
 
 
 def openapi_patch(openapi: dict[str, Any], schema: InputSchema) -> None:

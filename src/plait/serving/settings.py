@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from plait.errors import ConfigError
+from plait.modalities.contract import InputLimits
 from plait.registry import suggest
 
 API_KEY_ENV = "PLAIT_API_KEY"
@@ -60,6 +61,7 @@ class ServeSettings:
     # own 40 Mpx default). None: each image field's own max_pixels.
     max_image_pixels: int | None = 16_000_000
     max_audio_seconds: float = 60.0  # longer clips are failed (the model reads at most its max_seconds)
+    max_video_seconds: float = 60.0  # longer videos are failed (the model reads at most its max_seconds)
     # Pixels the images of one request may decode to (a JPEG counts at the reduced scale it is decoded
     # at): 64 Mpx is ~1.3-2.5 s of PNG decoding, four images at max_image_pixels, 64 at the model's
     # largest input (1024**2); 16 phone JPEGs (12 Mpx each, decoded at 1/8 scale) use 3 Mpx of it.
@@ -109,6 +111,7 @@ class ServeSettings:
         if self.max_image_pixels is not None:
             _int_in("max_image_pixels", self.max_image_pixels, 1, 2**40)
         _number_in("max_audio_seconds", self.max_audio_seconds, 0.001, 86_400.0)
+        _number_in("max_video_seconds", self.max_video_seconds, 0.001, 86_400.0)
         _int_in("max_request_pixels", self.max_request_pixels, 1, 2**50)
         _number_in("max_request_audio_s", self.max_request_audio_s, 0.001, 10**9)
         _number_in("max_batch_decode_s", self.max_batch_decode_s, 0.001, 86_400.0)
@@ -127,6 +130,16 @@ class ServeSettings:
         _number_in("breaker_reset_timeout_s", self.breaker_reset_timeout_s, 0.0, 86_400.0)
         _number_in("field_timeout_s", self.field_timeout_s, 0.001, 3600.0)
         _number_in("batch_timeout_s", self.batch_timeout_s, 0.1, 86_400.0)
+
+    def input_limits(self) -> InputLimits:
+        """The per-value limits each field's modality applies in its `input_spec`."""
+        return InputLimits(
+            max_file_bytes=self.max_file_bytes,
+            max_text_chars=self.max_text_chars,
+            max_audio_seconds=self.max_audio_seconds,
+            max_image_pixels=self.max_image_pixels,
+            max_video_seconds=self.max_video_seconds,
+        )
 
     def to_json(self) -> dict[str, Any]:
         """Every setting but the API key (secrets travel only in their own environment variable)."""

@@ -25,6 +25,7 @@ from typing import Any, cast
 import torch
 from torch import Tensor, nn
 
+from plait.task import CLASSIFICATION, REGRESSION
 from plait.testing.checks import ATOL as _ATOL
 from plait.testing.checks import require as _require
 from plait.testing.encoder_conformance import check_encoder
@@ -185,8 +186,8 @@ def _hook_args(hook: str, field_to_dim: Mapping[str, int], output_dim: int) -> t
         return pooled, present
     gen = torch.Generator().manual_seed(13)
     if output_dim > 1:
-        return pooled, present, torch.randint(0, output_dim, (_HOOK_ROWS,), generator=gen), "classification"
-    return pooled, present, torch.randn(_HOOK_ROWS, generator=gen), "regression"
+        return pooled, present, torch.randint(0, output_dim, (_HOOK_ROWS,), generator=gen), CLASSIFICATION
+    return pooled, present, torch.randn(_HOOK_ROWS, generator=gen), REGRESSION
 
 
 def _check_hook(fusion: Any, hook: str, field_to_dim: dict[str, int], output_dim: int, name: str) -> None:

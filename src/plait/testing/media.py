@@ -23,15 +23,21 @@ FORMATS = {".mp4": "mp4", ".mov": "mov", ".avi": "avi", ".mkv": "matroska", ".we
 
 
 def write_test_video(
-    path: Path, *, frames: int = 8, fps: float = 4, size: int | tuple[int, int] = (32, 24)
+    path: Path,
+    *,
+    frames: int = 8,
+    fps: float = 4,
+    size: int | tuple[int, int] = (32, 24),
+    colour: tuple[int, int, int] | None = None,
 ) -> Path:
     """Write a clip of `frames` frames at `fps` frames per second, `size` = side or (width, height)
-    (even numbers), to `path`; the container follows the suffix (.mp4, .mov, .avi, .mkv, .webm)."""
+    (even numbers), to `path`; the container follows the suffix (.mp4, .mov, .avi, .mkv, .webm).
+    `colour`: the background of every frame (default: a colour that changes frame to frame)."""
     suffix = Path(path).suffix.lower()
     if suffix not in FORMATS:
         raise ValueError(f"write_test_video: unknown suffix '{suffix}'; use one of {', '.join(FORMATS)}")
     with Path(path).open("wb") as fh:
-        _encode(fh, FORMATS[suffix], CODECS.get(suffix, "mpeg4"), frames, fps, size)
+        _encode(fh, FORMATS[suffix], CODECS.get(suffix, "mpeg4"), frames, fps, size, colour)
     return Path(path)
 
 
@@ -47,7 +53,15 @@ def test_video_bytes(
 test_video_bytes.__test__ = False  # type: ignore[attr-defined]  # not a test, despite its name
 
 
-def _encode(target: Any, container_format: str, codec: str, frames: int, fps: float, size: Any) -> None:
+def _encode(
+    target: Any,
+    container_format: str,
+    codec: str,
+    frames: int,
+    fps: float,
+    size: Any,
+    colour: tuple[int, int, int] | None = None,
+) -> None:
     import av
 
     width, height = (size, size) if isinstance(size, int) else size
@@ -62,15 +76,18 @@ def _encode(target: Any, container_format: str, codec: str, frames: int, fps: fl
             raise ValueError(f"write_test_video: codec '{codec}' did not give a video stream")
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         for i in range(frames):
-            image = av.VideoFrame.from_ndarray(_frame(i, width, height), format="rgb24")
+            image = av.VideoFrame.from_ndarray(_frame(i, width, height, colour), format="rgb24")
             container.mux(stream.encode(image))
         container.mux(stream.encode(None))  # flush the encoder
 
 
-def _frame(i: int, width: int, height: int) -> np.ndarray:
-    """uint8 (height, width, 3): a flat colour set by i and a white square at column side·i (wrapping)."""
+def _frame(i: int, width: int, height: int, colour: tuple[int, int, int] | None = None) -> np.ndarray:
+    """uint8 (height, width, 3): a flat colour (`colour`, else set by i) and a white square at
+    column side·i (wrapping)."""
     pixels = np.empty((height, width, 3), dtype=np.uint8)
-    pixels[...] = ((37 * i) % 256, (90 + 23 * i) % 256, (200 - 11 * i) % 256)
+    pixels[...] = (
+        colour if colour is not None else ((37 * i) % 256, (90 + 23 * i) % 256, (200 - 11 * i) % 256)
+    )
     side = max(2, min(width, height) // 4)
     left = (side * i) % max(1, width - side)
     pixels[:side, left : left + side] = 255

@@ -1,22 +1,20 @@
-"""`train(config)`: table → checks → split → fit preprocessing on train → tensors → Lightning → evaluation."""
+"""Training only: `prepare(config)` (table → checks → split → preprocessing fitted on the training
+rows → tensors), then `fit_model(prepared)` (Lightning) → a trained model. Evaluating,
+calibrating, reporting and saving it is plait.workflow's job; nothing here imports evaluation."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass, field
 
 import lightning as L
-import numpy as np
 import polars as pl
 import torch
 
 from plait.align.fields import fields_for
 from plait.build import build_modalities, build_modality, build_model, check_config
-from plait.bundle import TaskInfo, TrainedModel, bundle_content_id, save_bundle
+from plait.bundle import TrainedModel
 from plait.config import Config
 from plait.data.dataset import LoadReport, TensorTable, load_table
 from plait.data.frames import to_polars
@@ -25,29 +23,13 @@ from plait.data.split import Split
 from plait.data.split_plan import make_split, plan_split
 from plait.data.table import LabelInfo, check_columns, infer_task_type, prepare_labels, read_table
 from plait.errors import ConfigError, DataError
-from plait.evaluation.evaluate import evaluate_tensors
-from plait.evaluation.full import full_evaluation
-from plait.evaluation.rows import selection_text
-from plait.evaluation.run import EVALUATION_JSON, write_report
-from plait.evaluation.subset_temperatures import fit_subset_temperatures
 from plait.modalities.base import ROW_COLUMN, Modality
-from plait.modalities.contract import file_columns
-from plait.provenance.fingerprint import FilesFingerprint, fingerprint_files, fingerprint_table
-from plait.provenance.record import collect_provenance
-from plait.training.balance import balance_report
+from plait.provenance.fingerprint import FilesFingerprint, fingerprint_files
+from plait.provenance.media import media_paths
+from plait.task import Task
 from plait.training.checkpoint import Checkpoints
 from plait.training.checks import check_leaks_and_copies, without_empty_fields
-from plait.training.stages import Say, fit_stages
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    trained: TrainedModel
-    load_report: LoadReport
-    split: Split
-    seconds: float
-    bundle_path: Path | None
-    report: dict[str, Any] | None = None  # the full evaluation written into the bundle, when asked
+from plait.training.stages import Fitted, Say, fit_stages
 
 
 @dataclass(frozen=True)
@@ -63,58 +45,10 @@ class Prepared:
     tensors: TensorTable
     load_report: LoadReport
     split: Split
-    task: TaskInfo
+    task: Task  # regression: standardised on the training rows
     media: FilesFingerprint | None  # fingerprints of every media file, for provenance
     seconds: float
     leaks: LeakReport = field(default_factory=lambda: LeakReport(findings=()))  # found, and accepted
-
-
-def train(
-    config: Config,
-    *,
-    table: pl.DataFrame | None = None,
-    out: Path | str | None = None,
-    say: Say | None = None,
-    report: bool = False,
-    checkpoints: Path | str | None = None,
-    resume: bool = False,
-) -> TrainResult:
-    """Train the model `config` describes; write a bundle to `out` when given, with the full
-    evaluation report (report.html, evaluation.json) of the held-out rows in it when `report`.
-    With `checkpoints` (a folder), every epoch is saved there; with `resume`, a run that was killed
-    goes on from its last epoch and ends as the uninterrupted run would (training/checkpoint.py).
-    The folder is removed once the bundle is written."""
-    prepared = prepare(config, table=table, say=say)
-    saved = None
-    if checkpoints is not None:
-        fingerprint = Checkpoints.fingerprint_of(
-            prepared.config.to_yaml(), fingerprint_table(prepared.table), json.dumps(prepared.split.to_json())
-        )
-        saved = Checkpoints(Path(checkpoints), fingerprint, resume=resume)
-    result = fit_prepared(prepared, out=out, say=say, checkpoints=saved)
-    if saved is not None and result.bundle_path is not None:
-        saved.remove()
-    if not report or result.bundle_path is None:
-        return result
-    return replace(result, report=_bundle_report(prepared, result, say or (lambda _msg: None)))
-
-
-def _bundle_report(prepared: Prepared, result: TrainResult, tell: Say) -> dict[str, Any]:
-    """The full evaluation of the held-out rows, written into the bundle (report.html, evaluation.json)."""
-    assert result.bundle_path is not None
-    held_out, rows = result.split.held_out()
-    data = full_evaluation(
-        result.trained,
-        prepared.tensors,
-        rows,
-        source=prepared.source,
-        selection=selection_text(held_out, result.split),
-        progress=prepared.config.train.progress,
-        say=tell,
-    )
-    _, html = write_report(data, result.bundle_path, json_name=EVALUATION_JSON)
-    tell(f"report: {html}")
-    return data
 
 
 @dataclass(frozen=True)
@@ -183,17 +117,17 @@ def prepare(
     split = make_split(plan_split(config), df, labels, source) if split is None else split
     tell(f"{len(df)} rows, {split.describe()}")
     leaks = check_leaks_and_copies(config, df, labels, split, modalities, tell)
-    task = _task(config, labels, split)
+    task = _task(labels, split)
 
     train_df = df.with_row_index(ROW_COLUMN)[split.train.tolist()]
     for modality in modalities.values():
         modality.fit(train_df, root)
-    target = _standardised(labels.target, task)
+    target = task.encode_targets(labels.target)
     tensors, report = load_table(df, modalities, root, target=target, progress=config.train.progress)
     for line in report.lines():
         tell(line)
     config, modalities, tensors = without_empty_fields(config, modalities, tensors, report, split, tell)
-    media = _media_paths(df, modalities, root)
+    media = media_paths(df, modalities, root)
     return Prepared(
         config=config,
         table=df,
@@ -209,15 +143,25 @@ def prepare(
     )
 
 
-def fit_prepared(
+@dataclass(frozen=True)
+class FitResult:
+    """A model trained on prepared data — not yet evaluated, calibrated or saved (plait.workflow
+    does that) — with what its training leaves behind."""
+
+    trained: TrainedModel  # no metrics, provenance or calibration yet
+    tensors: TensorTable  # the prepared rows, restricted to the model's fields
+    fitted: Fitted  # the training record: field probes, history, stages, gradient shares
+    seconds: float  # training only (preparation is `Prepared.seconds`)
+
+
+def fit_model(
     prepared: Prepared,
     *,
     config: Config | None = None,
     fields: Sequence[str] | None = None,
-    out: Path | str | None = None,
     say: Say | None = None,
     checkpoints: Checkpoints | None = None,
-) -> TrainResult:
+) -> FitResult:
     """Train one model on prepared data. `config` may change the model and training sections
     (not the data, task or fields); `fields` trains on a subset of the fields (unimodal baselines)."""
     start = time.perf_counter()
@@ -234,107 +178,12 @@ def fit_prepared(
     torch.manual_seed(config.train.seed)
     model = build_model(config, modalities, task.n_outputs)
     fitted = fit_stages(config, model, task, tensors, split, tell, checkpoints)
-    trained_model = TrainedModel(
+    trained = TrainedModel(
         config=config, task=task, modalities=modalities, model=model, split=split.to_json()
     )
-    held_out, held_out_rows = split.held_out()
-    if held_out == "train":
-        tell("no validation or test rows: the metrics below are on the TRAINING rows and say little")
-    evaluation = evaluate_tensors(trained_model, tensors, held_out_rows)
-    balance = balance_report(
-        model,
-        fitted.probes,
-        tensors,
-        held_out=held_out_rows,
-        train_rows=split.train,
-        task_type=task.type,
-        share_history=fitted.shares,
-        evaluation=evaluation,
-        mitigation={"aux_loss": config.train.aux_loss, "ogm_ge": config.train.ogm_ge},
-    )
-    for warning in balance.warnings:
-        tell(f"warning: {warning}")
-    calibration = None  # regression, or no validation rows to fit temperatures on
-    if task.type == "classification" and len(split.val) > 0:
-        calibration = fit_subset_temperatures(model, tensors, split.val, list(modalities))
-        trained_model = replace(trained_model, calibration=calibration)
-        tell(calibration.summary())
-    metrics: dict[str, Any] = {
-        "split": held_out,
-        "metrics": evaluation.metrics,
-        "single_field": evaluation.single_field,
-        "without_field": evaluation.without_field,
-        "interval": evaluation.interval,
-        "confusion_matrix": evaluation.confusion,
-        "balance": balance.to_json(),
-        "load_report": prepared.load_report.to_json(),
-        "leak_check": prepared.leaks.to_json(),
-        "training": {
-            "best_epoch": fitted.stages[-1]["best_epoch"],
-            "epochs_run": len(fitted.history),
-            "best_val_loss": fitted.stages[-1]["best_val_loss"],
-            "seconds": round(fitted.seconds, 3),
-            "stages": fitted.stages,
-            "history": fitted.history,
-        },
-        **({} if calibration is None else {"calibration": calibration.to_json()}),
-    }
-    provenance = collect_provenance(
-        config_text=config.to_yaml(),
-        table=prepared.table,
-        table_path=prepared.source,
-        seed=config.train.seed,
-        split_sizes=split.sizes(),
-        media=prepared.media,
-    ).to_json()
-    trained = replace(trained_model, metrics=metrics, provenance=provenance)
-    bundle_path = None
-    if out is not None:
-        bundle_path = save_bundle(trained, out)
-        trained = replace(trained, model_id=bundle_content_id(bundle_path))
-    return TrainResult(
-        trained=trained,
-        load_report=prepared.load_report,
-        split=split,
-        seconds=prepared.seconds + time.perf_counter() - start,
-        bundle_path=bundle_path,
-    )
+    return FitResult(trained=trained, tensors=tensors, fitted=fitted, seconds=time.perf_counter() - start)
 
 
-def _task(config: Config, labels: LabelInfo, split: Split) -> TaskInfo:
+def _task(labels: LabelInfo, split: Split) -> Task:
     """Regression targets are standardised with statistics of the TRAINING rows only."""
-    mean, std = 0.0, 1.0
-    if labels.task_type == "regression":
-        train_values = labels.target[split.train]
-        mean, std = float(train_values.mean()), float(train_values.std())
-        if not std > 0.0:  # constant on the training rows: nothing to scale by
-            std = 1.0
-    return TaskInfo(
-        type=labels.task_type,
-        label=config.task.label,
-        classes=tuple(labels.classes),
-        target_mean=mean,
-        target_std=std,
-    )
-
-
-def _standardised(target: np.ndarray, task: TaskInfo) -> np.ndarray:
-    if task.type == "classification":
-        return target.astype(np.int64)
-    return ((target - task.target_mean) / task.target_std).astype(np.float32)
-
-
-def _media_paths(df: pl.DataFrame, modalities: dict[str, Modality], root: Path) -> list[Path]:
-    """Every file the table references through a media field (for the provenance fingerprint)."""
-    paths: list[Path] = []
-    for modality in modalities.values():
-        for column in file_columns(modality):  # the modality says which columns name files
-            series = df[column]
-            if series.dtype != pl.Utf8:
-                continue
-            for value in series.drop_nulls().to_list():
-                if value.strip():
-                    candidate = (root / value).resolve()
-                    if candidate.is_relative_to(root.resolve()):
-                        paths.append(candidate)
-    return paths
+    return labels.task.standardised_on(labels.target[split.train])

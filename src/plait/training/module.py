@@ -19,11 +19,11 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
-from plait.evaluation.metrics import classification_metrics, regression_metrics
+from plait.metrics import classification_metrics, regression_metrics
 from plait.models.fusion_model import FusionModel
 from plait.models.modality_dropout import drop_modalities
 from plait.objectives.balance import modulate_gradients, ogm_coefficients, target_scores, unimodal_losses
-from plait.objectives.supervised import classification_loss, regression_loss
+from plait.task import Task
 from plait.types import Batch, EncoderOutput
 
 
@@ -44,7 +44,7 @@ class PlaitModule(L.LightningModule):
         model: FusionModel,
         probes: nn.ModuleDict,
         *,
-        task_type: str,
+        task: Task,
         lr: float,
         weight_decay: float,
         modality_dropout: float,
@@ -57,7 +57,7 @@ class PlaitModule(L.LightningModule):
         super().__init__()
         self.model = model
         self.probes = probes
-        self.task_type = task_type
+        self.task = task
         self.lr = lr
         self.weight_decay = weight_decay
         self.modality_dropout = modality_dropout
@@ -120,11 +120,6 @@ class PlaitModule(L.LightningModule):
 
     # ---------------------------------------------------------------- losses
 
-    def _loss(self, output: Tensor, target: Tensor) -> Tensor:
-        if self.task_type == "classification":
-            return classification_loss(output, target)
-        return regression_loss(output, target)
-
     def _probe_outputs(self, encoded: Mapping[str, EncoderOutput], detach: bool) -> dict[str, Tensor]:
         return {
             f: self.probes[f](out.pooled.detach() if detach else out.pooled) for f, out in encoded.items()
@@ -153,23 +148,22 @@ class PlaitModule(L.LightningModule):
         encoded = self.model.encode(batch)
         if self.stage == "unimodal":
             probe_out = self._probe_outputs(encoded, detach=False)
-            losses = unimodal_losses(probe_out, batch.present, batch.target, self.task_type)
+            losses = unimodal_losses(probe_out, batch.present, batch.target, self.task)
             loss = torch.stack(list(losses.values())).mean()
             return loss, loss, probe_out, None
         fusion = self.model.fusion
         inputs = self._tap(encoded) if self.training else encoded
-        fused = self.model.fuse(inputs, batch.present)
-        output = self.model.head(fused.fused)  # (B, D) -> (B, K)
-        task_loss = self._loss(output, batch.target)
+        output = self.model.decide(inputs, batch.present).output  # (B, K)
+        task_loss = self.task.loss(output, batch.target)
         total = task_loss
         if getattr(fusion, "trains_fields_alone", False):
             per_field = fusion.per_field_outputs  # comes with trains_fields_alone
             assert callable(per_field)
-            own = unimodal_losses(per_field(inputs), batch.present, batch.target, self.task_type)
+            own = unimodal_losses(per_field(inputs), batch.present, batch.target, self.task)
             total = total + torch.stack(list(own.values())).mean()
         aux = self.aux_loss > 0 and self.stage == "end_to_end"
         probe_out = self._probe_outputs(encoded, detach=not aux)
-        probe_losses = unimodal_losses(probe_out, batch.present, batch.target, self.task_type)
+        probe_losses = unimodal_losses(probe_out, batch.present, batch.target, self.task)
         total = total + (self.aux_loss if aux else 1.0) * torch.stack(list(probe_losses.values())).mean()
         return total, task_loss, probe_out, output
 
@@ -184,7 +178,7 @@ class PlaitModule(L.LightningModule):
         total, task_loss, probe_out, _ = self._step_losses(batch)
         if self.ogm_ge > 0 and self.stage == "end_to_end":
             assert batch.target is not None
-            scores = target_scores(probe_out, batch.present, batch.target, self.task_type)
+            scores = target_scores(probe_out, batch.present, batch.target, self.task)
             self._ogm = ogm_coefficients(scores, self.ogm_ge)
         # off the bar: val_loss and val_accuracy fill what an 80-column bar has room for
         self.log("train_loss", task_loss, prog_bar=False, batch_size=batch.size, on_step=False, on_epoch=True)
@@ -211,7 +205,7 @@ class PlaitModule(L.LightningModule):
         detached = {f: o.detach().float().cpu() for f, o in probe_out.items()}
         present = {f: batch.present[f].cpu() for f in probe_out}
         self._val_probes.append((detached, present, batch.target.cpu()))
-        if self.task_type == "classification" and output is not None:
+        if self.task.is_classification and output is not None:
             self._val_outputs.append((output.detach().float().cpu(), batch.target.cpu()))
 
     def on_validation_epoch_end(self) -> None:
@@ -227,7 +221,7 @@ class PlaitModule(L.LightningModule):
             logits = torch.cat([o for o, _ in self._val_outputs])
             target = torch.cat([t for _, t in self._val_outputs])
             self.log("val_accuracy", classification_metrics(logits, target)["accuracy"], prog_bar=True)
-        for field, skill in probe_skill(self._val_probes, self.task_type).items():
+        for field, skill in probe_skill(self._val_probes, self.task).items():
             self.log(f"own_{field}", skill)
         self._val_outputs.clear()
         self._val_probes.clear()
@@ -242,9 +236,9 @@ class PlaitModule(L.LightningModule):
 
 
 def probe_skill(
-    parts: list[tuple[dict[str, Tensor], dict[str, Tensor], Tensor]], task_type: str
+    parts: list[tuple[dict[str, Tensor], dict[str, Tensor], Tensor]], task: Task
 ) -> dict[str, float]:
-    """Each field's own accuracy (classification) or R² (regression) over the rows where it is
+    """Each field's own skill (`task.robustness_metric`: accuracy, or R²) over the rows where it is
     present, from batches of (probe outputs, presence, target)."""
     if not parts:
         return {}
@@ -255,8 +249,6 @@ def probe_skill(
         target = torch.cat([p[2] for p in parts])
         if int(rows.sum()) < 2:
             continue
-        if task_type == "classification":
-            skill[field] = classification_metrics(out[rows], target[rows])["accuracy"]
-        else:
-            skill[field] = regression_metrics(out[rows], target[rows]).get("r2", 0.0)
+        score = classification_metrics if task.is_classification else regression_metrics
+        skill[field] = score(out[rows], target[rows]).get(task.robustness_metric, 0.0)
     return skill

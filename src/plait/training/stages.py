@@ -1,8 +1,8 @@
 """The staged Lightning fit: `fit_stages(config, model, task, tensors, split, say)` runs the stages
 of `train.stages` in order (unimodal pretraining, frozen-encoder joint training, end-to-end
 fine-tuning; one end-to-end stage by default), each its own `lightning.Trainer` with early stopping
-and its best weights restored, then the fusion's held-out hook. `fit.py` prepares what goes in and
-bundles what comes out."""
+and its best weights restored, then the fusion's held-out hook. `fit.py` prepares what goes in;
+plait.workflow evaluates, calibrates and bundles what comes out."""
 
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import EarlyStopping
 
-from plait.bundle import TaskInfo
 from plait.config import Config
 from plait.data.dataset import TensorTable
 from plait.data.split import Split
 from plait.models.fusion_hooks import fit_fusion_held_out, prepare_fusion
 from plait.models.fusion_model import FusionModel
+from plait.task import Task
 from plait.training.callbacks import BestWeights, CompactProgressBar, EpochLines
 from plait.training.checkpoint import Checkpoints, read_checkpoint
 from plait.training.datamodule import TableDataModule
@@ -44,7 +44,7 @@ class Fitted:
 def fit_stages(
     config: Config,
     model: FusionModel,
-    task: TaskInfo,
+    task: Task,
     tensors: TensorTable,
     split: Split,
     tell: Say,
@@ -72,7 +72,7 @@ def fit_stages(
         module = PlaitModule(
             model,
             probes,
-            task_type=task.type,
+            task=task,
             lr=stage.lr,
             weight_decay=t.weight_decay,
             modality_dropout=t.modality_dropout if stage.kind != "unimodal" else 0.0,
@@ -146,7 +146,7 @@ def fit_stages(
     model.requires_grad_(True)
     model.to("cpu")
     probes.to("cpu")
-    if fit_fusion_held_out(model, tensors, val, task.type) and not len(split.val):
+    if fit_fusion_held_out(model, tensors, val, task) and not len(split.val):
         tell("the fusion's meta-learner was fitted on the TRAINING rows: there are no validation rows")
     return Fitted(
         probes=probes, history=history, stages=stages, shares=shares, seconds=time.perf_counter() - start

@@ -12,8 +12,9 @@ output. Randomness is drawn so that levels share it (common random numbers): the
 robustness curves smooth. Nothing is borrowed from another row: noise is synthetic, replacement
 ids and codes are drawn at random, and a statistic of the batch (a channel's std) only scales noise.
 
-`context` always holds `kind`; what else a family needs about the fitted field (the tabular layout,
-the text vocabulary, the audio log-mel statistics) comes from `perturbation_context(modality)`.
+Which families apply to a field is its modality's declaration (`perturbations`, read by
+`perturbations_for`), and what a family needs about the fitted field (the tabular layout, the text
+vocabulary, the audio log-mel statistics) comes in `context`, from `perturbation_context(modality)`.
 """
 
 from __future__ import annotations
@@ -44,15 +45,15 @@ class PerturbFn(Protocol):
 
 @dataclass(frozen=True)
 class Perturbation:
-    """One family: its name, the field kinds it applies to, the function, the levels the default
-    sweep visits (0 first, evenly spaced up to the largest), its definition (`description`: what a
-    level does, in words a figure's reader needs), what one unit of level is, the largest level
-    the function accepts (`max_level`, inf: unbounded), whether it draws random numbers (blur does
-    not: its seed changes nothing) and whether the default sweep runs it (`default`; families kept
-    for comparison with published figures run only when chosen)."""
+    """One family: its name, the function, the levels the default sweep visits (0 first, evenly
+    spaced up to the largest), its definition (`description`: what a level does, in words a
+    figure's reader needs), what one unit of level is, the largest level the function accepts
+    (`max_level`, inf: unbounded), whether it draws random numbers (blur does not: its seed
+    changes nothing) and whether the default sweep runs it (`default`; families kept for
+    comparison with published figures run only when chosen). Which fields it applies to is not
+    its say: each modality names its families (`perturbations`)."""
 
     name: str
-    kinds: tuple[str, ...]
     fn: PerturbFn
     levels: tuple[float, ...]
     description: str
@@ -88,7 +89,7 @@ def require(context: dict[str, Any], name: str, key: str) -> Any:
     """context[key], or a ConfigError saying where it comes from."""
     if key not in context:
         raise ConfigError(
-            f"perturbation '{name}' on a {context.get('kind', '?')} field needs '{key}' in its context; "
+            f"perturbation '{name}' needs '{key}' in its context; "
             "pass context=perturbation_context(modality) built from the field's fitted modality"
         )
     return context[key]

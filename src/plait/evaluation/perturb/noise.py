@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from plait.errors import ConfigError
-from plait.evaluation.perturb.base import check_level, normal, observed_cells, require
+from plait.evaluation.perturb.base import check_level, normal, observed_cells
 
 
 def gaussian_noise(
@@ -24,16 +24,17 @@ def gaussian_noise(
     generator: torch.Generator,
     **context: Any,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
-    """values [B, T, C] (timeseries, step mask), [B, C] (tabular, cell mask) or [B, D] (embedding)."""
+    """values [B, T, C] (timeseries, step mask), [B, C] (tabular, cell mask) or [B, D] (embedding).
+    With `numeric_columns` in the context (a tabular field's), only that many leading columns get noise."""
     level = check_level("gaussian_noise", level)
     if level == 0:
         return values, present, mask
     cells = observed_cells(values, present, mask)
-    if context.get("kind") == "tabular":  # numeric columns first, then category codes: leave those
-        numeric = int(require(context, "gaussian_noise", "numeric_columns"))
+    if "numeric_columns" in context:  # a tabular layout: numeric columns, then category codes to spare
+        numeric = int(context["numeric_columns"])
         if not 0 <= numeric <= values.shape[-1]:
             raise ConfigError(
-                f"perturbation 'gaussian_noise': numeric_columns={numeric} but the tabular field has "
+                f"perturbation 'gaussian_noise': numeric_columns={numeric} but the field has "
                 f"{values.shape[-1]} columns; build the context from this field's modality"
             )
         cells = cells.clone()

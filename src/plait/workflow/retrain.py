@@ -3,7 +3,9 @@
 Removing a field at test time (the presence mask) asks "what if this field goes dark now?"; a
 model trained without the field could have learned to lean on the others instead. This trains one
 model per left-out field with the bundle's config, on the same table, split and seed, and measures
-it on the same rows as the evaluation — slow (one training run per field), hence optional.
+it on the same rows as the evaluation — slow (one training run per field), hence optional. It is
+the `retrain` hook of `plait.evaluation.run.evaluate_report` (`plait evaluate --retrain-ablation`):
+evaluation asks for it and never imports training.
 """
 
 from __future__ import annotations
@@ -16,8 +18,7 @@ import polars as pl
 
 from plait.bundle import TrainedModel
 from plait.evaluation.evaluate import evaluate_tensors
-from plait.evaluation.metrics import HEADLINE
-from plait.training.fit import fit_prepared, prepare
+from plait.training.fit import fit_model, prepare
 
 
 def retrain_without(
@@ -35,10 +36,10 @@ def retrain_without(
         return {}
     config = trained.config.with_overrides(data={"root": str(root)}, train={"progress": False})
     prepared = prepare(config, table=table)
-    metric = HEADLINE[trained.task.type]
+    metric = trained.task.headline_metric
     out: dict[str, float] = {}
     for number, field in enumerate(names, start=1):
         tell(f"retraining without {field} ({number}/{len(names)})…")
-        result = fit_prepared(prepared, fields=[n for n in names if n != field])
+        result = fit_model(prepared, fields=[n for n in names if n != field])
         out[field] = evaluate_tensors(result.trained, prepared.tensors, rows).metrics[metric]
     return out

@@ -1,4 +1,6 @@
-"""After training: how much each field contributed, and whether one field crowded out another."""
+"""After training: how much each field contributed, and whether one field crowded out another.
+It needs both sides — the training's field probes and gradient shares, and the held-out
+evaluation — so it lives here, above training and evaluation."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from plait.evaluation.balance import BalanceReport, dominance_warnings, mean_sha
 from plait.evaluation.evaluate import Evaluation
 from plait.models.fusion_hooks import pooled_outputs
 from plait.models.fusion_model import FusionModel
+from plait.task import Task
 from plait.training.module import probe_skill
 
 
@@ -24,7 +27,7 @@ def balance_report(
     *,
     held_out: np.ndarray,
     train_rows: np.ndarray,
-    task_type: str,
+    task: Task,
     share_history: Sequence[Mapping[str, float]],
     evaluation: Evaluation,
     mitigation: Mapping[str, float],
@@ -36,11 +39,10 @@ def balance_report(
     assert target is not None
     probes.eval()
     outputs = {f: probes[f](pooled[f]).float().cpu() for f in pooled}
-    own = probe_skill([(outputs, {f: p.cpu() for f, p in present.items()}, target.cpu())], task_type)
+    own = probe_skill([(outputs, {f: p.cpu() for f, p in present.items()}, target.cpu())], task)
+    metric = task.robustness_metric  # higher is better: accuracy, or R²
     chance = 0.0
-    metric = "r2"
-    if task_type == "classification" and table.target is not None:
-        metric = "accuracy"
+    if task.is_classification and table.target is not None:
         train_target = table.target[torch.as_tensor(train_rows, dtype=torch.long)]
         chance = float(torch.bincount(train_target.long()).max()) / max(len(train_target), 1)
     shares = mean_shares(share_history)

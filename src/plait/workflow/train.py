@@ -1,0 +1,191 @@
+"""`train(config)`: what `plait train` does — prepare and train (plait.training), then evaluate the
+held-out rows, calibrate, write the metrics and the report, and save the bundle (plait.evaluation,
+plait.bundle). `fit_prepared` is the same for data prepared once (`plait compare` trains many
+models from one `Prepared`)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from plait.bundle import TrainedModel, bundle_content_id, save_bundle
+from plait.config import Config
+from plait.data.dataset import LoadReport, TensorTable
+from plait.data.split import Split
+from plait.evaluation.balance import BalanceReport
+from plait.evaluation.evaluate import Evaluation, evaluate_tensors
+from plait.evaluation.full import full_evaluation
+from plait.evaluation.rows import selection_text
+from plait.evaluation.run import EVALUATION_JSON, write_report
+from plait.evaluation.subset_temperatures import fit_subset_temperatures
+from plait.models.calibration import SubsetTemperatures
+from plait.provenance.fingerprint import fingerprint_table
+from plait.provenance.record import collect_provenance
+from plait.training.checkpoint import Checkpoints
+from plait.training.fit import FitResult, Prepared, fit_model, prepare
+from plait.training.stages import Say
+from plait.workflow.balance import balance_report
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    trained: TrainedModel  # evaluated and calibrated: metrics, provenance (and calibration) filled in
+    load_report: LoadReport
+    split: Split
+    seconds: float
+    bundle_path: Path | None
+    report: dict[str, Any] | None = None  # the full evaluation written into the bundle, when asked
+
+
+def train(
+    config: Config,
+    *,
+    table: pl.DataFrame | None = None,
+    out: Path | str | None = None,
+    say: Say | None = None,
+    report: bool = False,
+    checkpoints: Path | str | None = None,
+    resume: bool = False,
+) -> TrainResult:
+    """Train the model `config` describes; write a bundle to `out` when given, with the full
+    evaluation report (report.html, evaluation.json) of the held-out rows in it when `report`.
+    With `checkpoints` (a folder), every epoch is saved there; with `resume`, a run that was killed
+    goes on from its last epoch and ends as the uninterrupted run would (training/checkpoint.py).
+    The folder is removed once the bundle is written."""
+    prepared = prepare(config, table=table, say=say)
+    saved = None
+    if checkpoints is not None:
+        fingerprint = Checkpoints.fingerprint_of(
+            prepared.config.to_yaml(), fingerprint_table(prepared.table), json.dumps(prepared.split.to_json())
+        )
+        saved = Checkpoints(Path(checkpoints), fingerprint, resume=resume)
+    result = fit_prepared(prepared, out=out, say=say, checkpoints=saved)
+    if saved is not None and result.bundle_path is not None:
+        saved.remove()
+    if not report or result.bundle_path is None:
+        return result
+    return replace(result, report=_bundle_report(prepared, result, say or (lambda _msg: None)))
+
+
+def fit_prepared(
+    prepared: Prepared,
+    *,
+    config: Config | None = None,
+    fields: Sequence[str] | None = None,
+    out: Path | str | None = None,
+    say: Say | None = None,
+    checkpoints: Checkpoints | None = None,
+) -> TrainResult:
+    """Train one model on prepared data (`plait.training.fit.fit_model`: `config` may change the
+    model and training sections, `fields` trains on a subset of the fields), then evaluate it on
+    the held-out rows, calibrate it on the validation rows, and save it to `out` when given."""
+    start = time.perf_counter()
+    tell: Say = say or (lambda _msg: None)
+    fit = fit_model(prepared, config=config, fields=fields, say=tell, checkpoints=checkpoints)
+    trained, split = fit.trained, prepared.split
+    held_out, held_out_rows = split.held_out()
+    if held_out == "train":
+        tell("no validation or test rows: the metrics below are on the TRAINING rows and say little")
+    evaluation = evaluate_tensors(trained, fit.tensors, held_out_rows)
+    balance = balance_report(
+        trained.model,
+        fit.fitted.probes,
+        fit.tensors,
+        held_out=held_out_rows,
+        train_rows=split.train,
+        task=trained.task,
+        share_history=fit.fitted.shares,
+        evaluation=evaluation,
+        mitigation={"aux_loss": trained.config.train.aux_loss, "ogm_ge": trained.config.train.ogm_ge},
+    )
+    for warning in balance.warnings:
+        tell(f"warning: {warning}")
+    calibration = _calibrate(trained, fit.tensors, split)
+    if calibration is not None:
+        trained = replace(trained, calibration=calibration)
+        tell(calibration.summary())
+    metrics = _metrics(prepared, fit, held_out, evaluation, balance, calibration)
+    provenance = collect_provenance(
+        config_text=trained.config.to_yaml(),
+        table=prepared.table,
+        table_path=prepared.source,
+        seed=trained.config.train.seed,
+        split_sizes=split.sizes(),
+        media=prepared.media,
+    ).to_json()
+    trained = replace(trained, metrics=metrics, provenance=provenance)
+    bundle_path = None
+    if out is not None:
+        bundle_path = save_bundle(trained, out)
+        trained = replace(trained, model_id=bundle_content_id(bundle_path))
+    return TrainResult(
+        trained=trained,
+        load_report=prepared.load_report,
+        split=split,
+        seconds=prepared.seconds + time.perf_counter() - start,
+        bundle_path=bundle_path,
+    )
+
+
+def _calibrate(trained: TrainedModel, tensors: TensorTable, split: Split) -> SubsetTemperatures | None:
+    """Temperatures per subset of fields, fitted on the validation rows; None for a regression, or
+    without validation rows to fit them on."""
+    if not trained.task.is_classification or len(split.val) == 0:
+        return None
+    return fit_subset_temperatures(trained.model, tensors, split.val, list(trained.modalities))
+
+
+def _metrics(
+    prepared: Prepared,
+    fit: FitResult,
+    held_out: str,
+    evaluation: Evaluation,
+    balance: BalanceReport,
+    calibration: SubsetTemperatures | None,
+) -> dict[str, Any]:
+    """metrics.json: the held-out evaluation, balance, the data checks and the training record."""
+    fitted = fit.fitted
+    return {
+        "split": held_out,
+        "metrics": evaluation.metrics,
+        "single_field": evaluation.single_field,
+        "without_field": evaluation.without_field,
+        "interval": evaluation.interval,
+        "confusion_matrix": evaluation.confusion,
+        "balance": balance.to_json(),
+        "load_report": prepared.load_report.to_json(),
+        "leak_check": prepared.leaks.to_json(),
+        "training": {
+            "best_epoch": fitted.stages[-1]["best_epoch"],
+            "epochs_run": len(fitted.history),
+            "best_val_loss": fitted.stages[-1]["best_val_loss"],
+            "seconds": round(fitted.seconds, 3),
+            "stages": fitted.stages,
+            "history": fitted.history,
+        },
+        **({} if calibration is None else {"calibration": calibration.to_json()}),
+    }
+
+
+def _bundle_report(prepared: Prepared, result: TrainResult, tell: Say) -> dict[str, Any]:
+    """The full evaluation of the held-out rows, written into the bundle (report.html, evaluation.json)."""
+    assert result.bundle_path is not None
+    held_out, rows = result.split.held_out()
+    data = full_evaluation(
+        result.trained,
+        prepared.tensors,
+        rows,
+        source=prepared.source,
+        selection=selection_text(held_out, result.split),
+        progress=prepared.config.train.progress,
+        say=tell,
+    )
+    _, html = write_report(data, result.bundle_path, json_name=EVALUATION_JSON)
+    tell(f"report: {html}")
+    return data
