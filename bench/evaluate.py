@@ -25,8 +25,8 @@ from plait.data.table import encode_labels, read_table
 from plait.evaluation.perturb import perturb_batch, perturbation_context
 from plait.evaluation.robustness import all_points, plan_curves
 from plait.evaluation.rows import choose_rows
-from plait.evaluation.run import evaluate_report
 from plait.evaluation.sweep import sweep
+from plait.workflow.evaluate import evaluate_report
 
 
 def main() -> None:
@@ -51,11 +51,12 @@ def main() -> None:
     start = time.perf_counter()
     run = evaluate_report(trained, table_path, out=args.out / "evaluation")
     total = time.perf_counter() - start
-    timing = run.data["timing"]
+    timing, rows = run.data.timing, run.data.data
+    assert timing is not None and rows is not None
     print(
-        f"plait evaluate: {total:.1f} s end to end (target < 60 s), of which {timing['seconds']:.1f} s "
-        f"evaluation and {timing['encoding_seconds']:.1f} s encoding "
-        f"({timing['encoding_seconds'] / timing['seconds']:.0%}); {run.data['data']['rows']} rows"
+        f"plait evaluate: {total:.1f} s end to end (target < 60 s), of which {timing.seconds:.1f} s "
+        f"evaluation and {timing.encoding_seconds:.1f} s encoding "
+        f"({timing.encoding_seconds / timing.seconds:.0%}); {rows.rows} rows"
     )
     print(f"report: {run.html_path}")
 

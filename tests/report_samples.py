@@ -240,7 +240,12 @@ def classification_report_data() -> dict[str, Any]:
             "weights": _weights(
                 {"vibration": 0.34, "thermal": 0.18, "sound": 0.24, "notes": 0.12, "specs": 0.12}, classes
             ),
-            "inconsistencies": {"threshold": 0.8, "rate": 0.041, "rows": inconsistency_rows},
+            "inconsistencies": {
+                "threshold": 0.8,
+                "rate": 0.041,
+                "rows": inconsistency_rows,
+                "rows_compared": 270,
+            },
         },
         "timing": {"seconds": 12.3, "encoding_seconds": 4.1},
     }
@@ -286,7 +291,7 @@ def regression_report_data() -> dict[str, Any]:
                 ),
                 "by_class": {},
             },
-            "inconsistencies": {"threshold": 0.25, "rate": 0.011, "rows": rows},
+            "inconsistencies": {"threshold": 0.25, "rate": 0.011, "rows": rows, "rows_compared": 270},
         },
         "timing": {"seconds": 9.8, "encoding_seconds": 3.6},
     }

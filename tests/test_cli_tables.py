@@ -12,6 +12,7 @@ from plait.align.report import AlignmentReport, StreamReport
 from plait.cli.align import show_report
 from plait.cli.demo import accuracy_table
 from plait.cli.show import metrics_table
+from plait.evaluation.result import Headline
 
 
 def _render(*renderables: object, width: int = 80) -> str:
@@ -34,7 +35,7 @@ def test_metrics_tables_fit_80_columns_with_long_names_and_large_numbers() -> No
             "thermal": {"accuracy": 0.6, "macro_f1": 0.5},
         },
         title="/a/rather/long/path/to/the/evaluation/table/of/pump/inspections.parquet (270 rows)",
-        interval={"metric": "accuracy", "low": 0.88, "high": 0.94},
+        interval=Headline("accuracy", 0.91, 0.88, 0.94, 0.95),
     )
     regression = metrics_table(
         {"rmse": 1234.5678, "mae": 987.654, "r2": 0.87}, {"a": {"rmse": 12345678.9, "mae": 1.0, "r2": -0.5}}

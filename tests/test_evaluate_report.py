@@ -15,7 +15,7 @@ from plait.data.table import encode_labels, read_table
 from plait.errors import ConfigError, DataError, UnknownNameError
 from plait.evaluation.perturb.choice import PerturbationChoice, RobustnessPlan
 from plait.evaluation.rows import choose_rows, training_split
-from plait.evaluation.run import evaluate_report
+from plait.workflow.evaluate import evaluate_report
 
 
 @pytest.fixture(scope="module")
@@ -57,24 +57,35 @@ def test_rows_auto_all_and_new_tables(pumps_small, pumps_bundle):
     assert "as many rows as the training table" in suspicious.selection and "flatter" in suspicious.selection
 
 
-def test_report_json_has_the_promised_keys(report, pumps_bundle):
+def test_report_has_every_promised_section(report, pumps_bundle):
     data = report.data
     names = list(pumps_bundle.trained.modalities)
-    assert data["data"]["rows"] == len(pumps_bundle.split.test)
-    assert set(data) >= {"metrics", "ablation", "robustness", "calibration", "interpretation", "headline"}
-    assert set(data["ablation"]["fields"]) == set(names)
-    assert set(data["robustness"]["relative_robustness"]) == {*names, "all"}
-    assert {"before", "after"} <= set(data["calibration"]["ece"])
-    assert data["metrics"]["accuracy"] == pytest.approx(pumps_bundle.trained.metrics["metrics"]["accuracy"])
-    for curve in data["robustness"]["curves"] + data["robustness"]["all_fields"]:
-        assert len(curve["levels"]) == len(curve["values"]) >= 10
-        assert curve["values"][0] == pytest.approx(data["metrics"]["accuracy"])  # level 0 is the clean run
-    missing = {c["field"]: c for c in data["robustness"]["curves"] if c["perturbation"] == "missing"}
+    assert data.data is not None and data.data.rows == len(pumps_bundle.split.test)
+    assert data.ablation is not None and data.robustness is not None and data.calibration is not None
+    assert data.interpretation is not None and data.headline is not None and data.metrics is not None
+    assert set(data.ablation.fields) == set(names)
+    assert set(data.robustness.relative_robustness) == {*names, "all"}
+    assert 0.0 <= data.calibration.ece_after <= 1.0
+    assert data.metrics["accuracy"] == pytest.approx(pumps_bundle.trained.metrics["metrics"]["accuracy"])
+    for curve in data.robustness.curves + data.robustness.all_fields:
+        assert len(curve.levels) == len(curve.values) >= 10
+        assert curve.values[0] == pytest.approx(data.metrics["accuracy"])  # level 0 is the clean run
+    missing = {c.field: c for c in data.robustness.curves if c.perturbation == "missing"}
     for name in names:  # every sample without the field = the field removed
-        assert missing[name]["values"][-1] == pytest.approx(
-            data["ablation"]["without_field"][name]["accuracy"]
-        )
-    assert 0 < data["timing"]["encoding_seconds"] < data["timing"]["seconds"]
+        assert missing[name].values[-1] == pytest.approx(data.ablation.without_field[name]["accuracy"])
+    assert data.timing is not None and 0 < data.timing.encoding_seconds < data.timing.seconds
+
+
+def test_metrics_json_reads_back_into_the_same_records(report):
+    """The file boundary: what metrics.json holds reads back into equal records, and writes back
+    to the same JSON."""
+    from plait.evaluation.result import EvaluationReport
+
+    saved = json.loads(report.json_path.read_text())
+    assert {"metrics", "ablation", "robustness", "calibration", "interpretation", "headline"} <= set(saved)
+    again = EvaluationReport.from_json(saved, where=str(report.json_path))
+    assert again == report.data
+    assert again.to_json() == saved
 
 
 def test_report_files_are_written(report):
@@ -85,21 +96,21 @@ def test_report_files_are_written(report):
 
 
 def test_calibration_subsets_cover_the_rows(report, pumps_bundle):
-    calibration = report.data["calibration"]
-    keys = [s["key"] for s in calibration["subsets"]]
+    calibration = report.data.calibration
+    keys = [s.key for s in calibration.subsets]
     assert "all" in keys and len(keys) == len(set(keys))
-    by_key = {s["key"]: s for s in calibration["subsets"]}
+    by_key = {s.key: s for s in calibration.subsets}
     for name in pumps_bundle.trained.modalities:  # each field alone is a subset of its own
-        assert by_key[name]["rows"] > 0
+        assert by_key[name].rows > 0
 
 
 def test_a_baseline_against_itself_has_zero_effective_robustness(pumps_small, pumps_bundle):
     trained = pumps_bundle.trained
     run = evaluate_report(trained, pumps_small.table_path, baseline=trained)
-    effective = run.data["robustness"]["effective_robustness"]
-    assert effective["baseline"]["fusion"] == "gated"
-    assert set(effective["fields"]) == {*trained.modalities, "all"}
-    assert all(v == pytest.approx(0.0) for v in effective["fields"].values())
+    effective = run.data.robustness.effective
+    assert effective is not None and effective.baseline_fusion == "gated"
+    assert set(effective.fields) == {*trained.modalities, "all"}
+    assert all(v == pytest.approx(0.0) for v in effective.fields.values())
 
 
 def test_a_baseline_on_another_task_is_refused(pumps_small, pumps_bundle, three_class_table, tmp_path):
@@ -120,8 +131,8 @@ def test_regression_reports_r2_curves_and_no_calibration(tmp_path):
     )
     predictor = Predictor(label="y", task_type="regression", epochs=3, progress=False).fit(df)
     run = evaluate_report(predictor.trained, df, out=tmp_path / "r")
-    assert run.data["calibration"] is None and run.data["confusion_matrix"] is None
-    assert run.data["robustness"]["metric"] == "r2" and run.data["headline"]["metric"] == "rmse"
+    assert run.data.calibration is None and run.data.confusion_matrix is None
+    assert run.data.robustness.metric == "r2" and run.data.headline.metric == "rmse"
     assert (tmp_path / "r" / "report.html").is_file()
 
 
@@ -141,13 +152,14 @@ def test_cli_writes_the_report_and_rejects_a_json_out(pumps_small, pumps_bundle,
 
 
 def test_summary_names_the_key_findings(report):
+    from plait.evaluation.result import EvaluationReport
     from plait.evaluation.summary import report_summary
 
     lines = report_summary(report.data)
     text = "\n".join(lines)
     assert "relied on most:" in text and "relative robustness" in text and "calibration: ECE" in text
     assert "cross-modal inconsistencies" in text and "evaluated in" in text
-    assert report_summary({}) == []
+    assert report_summary(EvaluationReport()) == []
 
 
 def test_training_with_report_writes_it_into_the_bundle(three_class_table, tmp_path):
@@ -163,9 +175,9 @@ def test_training_with_report_writes_it_into_the_bundle(three_class_table, tmp_p
         }
     )
     result = train(cfg, table=three_class_table(200), out=tmp_path / "b", report=True)
-    assert result.report is not None and result.report["data"]["rows"] == len(result.split.test)
+    assert result.report is not None and result.report.data.rows == len(result.split.test)
     saved = json.loads((tmp_path / "b" / "evaluation.json").read_text())
-    assert saved["ablation"] == result.report["ablation"]
+    assert saved["ablation"] == result.report.ablation.to_json()
     assert (tmp_path / "b" / "report.html").is_file()
     assert saved["interpretation"]["weights"]["field_order"] == ["vec", "specs"]  # gated exposes weights
 
@@ -175,7 +187,7 @@ def test_predictor_report_writes_the_page(pumps_small, pumps_bundle, tmp_path):
 
     predictor = Predictor.from_trained(pumps_bundle.trained)
     data = predictor.report(pumps_small.table_path, out=tmp_path / "p", robustness=False)
-    assert data["robustness"] is None and data["ablation"]["all"] == data["metrics"]["accuracy"]
+    assert data.robustness is None and data.ablation.all == data.metrics["accuracy"]
     assert (tmp_path / "p" / "report.html").is_file()
 
 
@@ -198,12 +210,12 @@ def test_retrain_ablation_trains_without_each_field(three_class_table, tmp_path)
     trained = train(cfg, table=table).trained
     said: list[str] = []
     run = evaluate_report(trained, table, retrain=retrain_without, robustness=False, say=said.append)
-    fields = run.data["ablation"]["fields"]
+    fields = run.data.ablation.fields
     prepared = prepare(cfg.with_overrides(train={"progress": False}), table=table)
     alone = fit_model(prepared, fields=["specs"]).trained  # "without vec", trained the same way
     expected = evaluate_tensors(alone, prepared.tensors, prepared.split.test).metrics["accuracy"]
-    assert fields["vec"]["retrained_without"] == pytest.approx(expected)
-    assert 0.0 <= fields["specs"]["retrained_without"] <= 1.0
+    assert fields["vec"].retrained_without == pytest.approx(expected)
+    assert 0.0 <= fields["specs"].retrained_without <= 1.0
     assert sum("retraining without" in s for s in said) == 2
     with pytest.raises(DataError, match="--retrain-ablation"):
         evaluate_report(trained, three_class_table(80, seed=5), retrain=retrain_without, robustness=False)
@@ -220,16 +232,18 @@ def test_a_report_on_rows_of_one_class_renders(pumps_small, pumps_bundle, tmp_pa
     run = evaluate_report(
         pumps_bundle.trained, one, root=pumps_small.root, robustness=False, out=tmp_path / "one"
     )
-    by_class = run.data["interpretation"]["weights"]["by_class"]
-    assert any(stats["n"] == 0 for per_class in by_class.values() for stats in per_class.values())
+    by_class = run.data.interpretation.weights.by_class
+    assert any(stats.n == 0 for per_class in by_class.values() for stats in per_class.values())
     assert "<svg" in render_report(run.data) and (tmp_path / "one" / "report.html").is_file()
 
 
 def test_summary_says_so_when_no_field_matters_more():
+    from plait.evaluation.result import EvaluationReport
     from plait.evaluation.summary import report_summary
 
     fields = {f: {"alone": 0.5, "without": 1.0, "marginal": 0.0} for f in ("a", "b")}
-    lines = report_summary({"ablation": {"metric": "accuracy", "all": 1.0, "fields": fields}})
+    data = {"ablation": {"metric": "accuracy", "all": 1.0, "fields": fields}}
+    lines = report_summary(EvaluationReport.from_json(data))
     assert lines == ["no single field changes the accuracy when it is left out"]
 
 
@@ -238,7 +252,7 @@ def _image_field(trained):
 
 
 def test_the_default_report_says_how_the_area_is_normalised(report):
-    robustness = report.data["robustness"]
+    robustness = report.data.to_json()["robustness"]
     assert robustness["plan"] is None
     method = robustness["relative_robustness_method"]
     assert method["rule"] == "trapezoid" and method["perfect"] == 1.0 and "[0, 1]" in method["levels"]
@@ -264,13 +278,13 @@ def test_chosen_curves_are_exactly_the_ones_in_metrics_json(pumps_small, pumps_b
     assert robustness["curves"][0]["unit"] == "σ on [0, 1] pixels"
     assert robustness["plan"] == plan.to_json()
     assert set(robustness["relative_robustness"]) == {image, "all"}
-    assert run.data["robustness"]["curves"][0]["values"][0] == pytest.approx(run.data["metrics"]["accuracy"])
+    assert run.data.robustness.curves[0].values[0] == pytest.approx(run.data.metrics["accuracy"])
     html = run.html_path.read_text()
     assert "--perturb" in html and "pixel_gaussian" in html
 
 
 def test_a_bad_choice_fails_before_any_data_is_read(pumps_bundle, tmp_path, monkeypatch):
-    import plait.evaluation.run as run_module
+    import plait.workflow.evaluate as run_module
 
     monkeypatch.setattr(run_module, "read_labelled", lambda *a, **k: pytest.fail("the data was read"))
     missing = tmp_path / "nowhere.csv"

@@ -18,7 +18,7 @@ from plait import DataError, PlaitError, Predictor, load_bundle
 from plait.cli.main import app
 from plait.data.frames import BATCH_FIX, as_polars, mapping_rows
 from plait.evaluation.evaluate import evaluate
-from plait.evaluation.run import evaluate_report
+from plait.workflow.evaluate import evaluate_report
 
 FIX = BATCH_FIX.split(",")[0]  # "pass a list of records" — every batch error says how to fix it
 
@@ -114,7 +114,7 @@ def test_predict_and_evaluate_take_pandas(predictor, table, pumps_small):
     pandas_eval = predictor.evaluate(table.to_pandas(), root=pumps_small.root, rows="all")
     assert pandas_eval["metrics"] == polars_eval["metrics"] and pandas_eval["rows"] == 150
     report = predictor.report(table.to_pandas(), root=pumps_small.root, rows="all", robustness=False)
-    assert report["metrics"]["accuracy"] == polars_eval["metrics"]["accuracy"]
+    assert report.metrics["accuracy"] == polars_eval["metrics"]["accuracy"]
 
 
 def test_pandas_cells_holding_numpy_arrays_are_read_as_lists(predictor, table, pumps_small):

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from chromium import ARGS, ARTIFACTS, CHROMIUM, MARKS
+from plait.evaluation.result import EvaluationReport
 from plait.report import render_report
 from report_samples import classification_report_data, expected_plot_count, regression_report_data
 
@@ -29,9 +30,10 @@ def browser() -> Iterator[Any]:
         launched.close()
 
 
-def _check_page(browser: Any, data: dict[str, Any], tmp_path: Path, shot: str) -> None:
+def _check_page(browser: Any, data: dict[str, Any] | EvaluationReport, tmp_path: Path, shot: str) -> None:
     page_file = tmp_path / "report.html"
-    page_file.write_text(render_report(data), encoding="utf-8")
+    report = data if isinstance(data, EvaluationReport) else EvaluationReport.from_json(data)
+    page_file.write_text(render_report(report), encoding="utf-8")
     page = browser.new_page(viewport={"width": 1366, "height": 768})
     blocked: list[str] = []
     errors: list[str] = []
@@ -51,7 +53,7 @@ def _check_page(browser: Any, data: dict[str, Any], tmp_path: Path, shot: str) -
 
     plots = page.locator("svg.plot")
     count = plots.count()
-    assert count == expected_plot_count(data)
+    assert count == expected_plot_count(report.to_json())
     for i in range(count):
         plot = plots.nth(i)
         plot.scroll_into_view_if_needed()
@@ -86,7 +88,9 @@ def test_regression_report_in_chromium(browser: Any, tmp_path: Path) -> None:
 
 def test_narrow_screen_has_no_horizontal_overflow(browser: Any, tmp_path: Path) -> None:
     page_file = tmp_path / "report.html"
-    page_file.write_text(render_report(classification_report_data()), encoding="utf-8")
+    page_file.write_text(
+        render_report(EvaluationReport.from_json(classification_report_data())), encoding="utf-8"
+    )
     page = browser.new_page(viewport={"width": 480, "height": 800})
     page.goto(page_file.as_uri())
     widths = page.evaluate("[document.scrollingElement.scrollWidth, window.innerWidth]")
@@ -98,7 +102,7 @@ def test_a_real_models_report_in_chromium(
     browser: Any, tmp_path: Path, pumps_small: Any, pumps_bundle: Any
 ) -> None:
     """The page of a trained model's evaluation (five fields of every kind), not a hand-made sample."""
-    from plait.evaluation.run import evaluate_report
+    from plait.workflow.evaluate import evaluate_report
 
     data = evaluate_report(pumps_bundle.trained, pumps_small.table_path).data
     _check_page(browser, data, tmp_path, "report-pumps.png")

@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
-from plait.report import render_report
+from plait.errors import DataError
+from plait.evaluation.result import EvaluationReport
+from plait.report import render_report as render_page
 from plait.report.svg import nice_ticks, num
 from report_samples import classification_report_data, expected_plot_count, regression_report_data
 
@@ -60,6 +62,11 @@ class Page(HTMLParser):
         self.text.append(data)
         if self._in_h2:
             self.h2[-1] += data
+
+
+def render_report(data: dict[str, Any]) -> str:
+    """The page for a metrics.json dict, read as the file boundary reads it."""
+    return render_page(EvaluationReport.from_json(data))
 
 
 def parse(page: str) -> Page:
@@ -195,13 +202,25 @@ def test_minimal_and_partial_data_render() -> None:
     data = classification_report_data()
     for key in ("timing", "fields", "task", "data", "metrics", "model_id"):
         del data[key]
-    data["interpretation"] = {"weights": None, "inconsistencies": {"threshold": 0.8, "rate": 0.0, "rows": []}}
+    data["interpretation"] = {
+        "weights": None,
+        "inconsistencies": {"threshold": 0.8, "rate": 0.0, "rows": [], "rows_compared": 120},
+    }
     data["robustness"]["effective_robustness"] = None
     page = render_report(data)
     assert "The gated fusion exposes no per-field weights." in page
     assert "No inconsistent row." in page
     assert "time not recorded" in page
     assert parse(page).errors == []
+
+
+def test_a_malformed_section_names_the_file_section_and_key() -> None:
+    data = classification_report_data()
+    del data["ablation"]["metric"]
+    with pytest.raises(DataError, match=r"eval/metrics\.json: the `ablation` section .*'metric'"):
+        EvaluationReport.from_json(data, where="eval/metrics.json")
+    with pytest.raises(DataError, match="expected a JSON object"):
+        EvaluationReport.from_json([1, 2], where="eval/metrics.json")  # type: ignore[arg-type]
 
 
 def test_single_field_model_shows_dashes_for_without() -> None:

@@ -17,8 +17,8 @@ from plait import load_bundle
 from plait.cli.main import app
 from plait.config import Config
 from plait.evaluation.perturb.choice import RobustnessPlan
-from plait.evaluation.run import evaluate_report
 from plait.evaluation.summary import report_summary
+from plait.workflow.evaluate import evaluate_report
 from plait.workflow.train import TrainResult, train
 
 ROWS = 150
@@ -78,8 +78,8 @@ def test_a_multi_field_report_has_no_single_field_note(three_class_table, tmp_pa
     result = train(
         _config(fields=fields), table=three_class_table(120, seed=5), out=tmp_path / "b", report=True
     )
-    assert result.report is not None and result.report["robustness"]["note"] is None
-    assert result.report["interpretation"]["inconsistencies"]["rows_compared"] > 0
+    assert result.report is not None and result.report.robustness.note is None
+    assert result.report.interpretation.inconsistencies.compared > 0
 
 
 def test_evaluate_report_on_a_single_field_bundle(trained: TrainResult, table: pl.DataFrame, tmp_path: Path):
@@ -87,13 +87,13 @@ def test_evaluate_report_on_a_single_field_bundle(trained: TrainResult, table: p
     bundle = load_bundle(trained.bundle_path)
     run = evaluate_report(bundle, table, out=tmp_path / "default")
     assert run.json_path is not None and run.html_path is not None and run.html_path.is_file()
-    assert run.data["robustness"]["relative_robustness"]["all"] is not None
+    assert run.data.robustness.relative_robustness["all"] is not None
     summary = "\n".join(report_summary(run.data))
     assert "every field at once (vec alone)" in summary and "least robust" not in summary
     assert "no row has two fields present" in summary
 
     plan = RobustnessPlan.parse(["vec:gaussian_noise=0,0.5,1", "all:noise=0:1:3", "all:missing"])
-    chosen = evaluate_report(bundle, table, plan=plan, out=tmp_path / "chosen").data["robustness"]
+    chosen = evaluate_report(bundle, table, plan=plan, out=tmp_path / "chosen").data.to_json()["robustness"]
     curves = _curves(chosen)
     assert list(curves) == [("vec", "gaussian_noise"), ("all", "noise"), ("all", "missing")]
     assert curves["vec", "gaussian_noise"] == curves["all", "noise"]  # the same levels, the same runs
@@ -153,11 +153,11 @@ def test_curves_that_share_points_run_them_once():
 def test_a_regression_with_one_field_is_trained_and_evaluated(table: pl.DataFrame, tmp_path: Path):
     df = table.drop("y")
     result = train(_config("x"), table=df, out=tmp_path / "b", report=True)
-    assert result.report is not None and result.report["calibration"] is None
-    assert result.report["robustness"]["metric"] == "r2"
+    assert result.report is not None and result.report.calibration is None
+    assert result.report.robustness.metric == "r2"
     assert (tmp_path / "b" / "report.html").is_file()
     run = evaluate_report(load_bundle(tmp_path / "b"), df, out=tmp_path / "ev")
-    assert set(run.data["robustness"]["relative_robustness"]) == {"vec", "all"}
+    assert set(run.data.robustness.relative_robustness) == {"vec", "all"}
 
 
 def test_compare_measures_the_unimodal_baseline_and_its_bundle_evaluates(three_class_table, tmp_path: Path):
@@ -176,5 +176,5 @@ def test_compare_measures_the_unimodal_baseline_and_its_bundle_evaluates(three_c
     bundle = load_bundle(tmp_path / "bundles" / "vec-only")
     assert list(bundle.modalities) == ["vec"]
     run = evaluate_report(bundle, df, out=tmp_path / "ev")
-    rob = run.data["robustness"]
-    assert rob["relative_robustness"]["all"] == pytest.approx(rows["vec-only"].relative_robustness, abs=1e-6)
+    rob = run.data.robustness
+    assert rob.relative_robustness["all"] == pytest.approx(rows["vec-only"].relative_robustness, abs=1e-6)

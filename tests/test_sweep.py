@@ -13,6 +13,7 @@ from plait.evaluation import sweep as sweep_module
 from plait.evaluation.perturb import perturb_batch, perturbation_context
 from plait.evaluation.robustness import (
     Curve,
+    CurvePlan,
     area,
     effective_robustness,
     plan_curves,
@@ -130,20 +131,25 @@ def test_plan_covers_every_family_and_both_all_field_curves():
     assert noise.points[0].perturbations == ("pixel_noise", "typo", "gaussian_noise")
 
 
+def _curve(field: str, family: str, levels: tuple[float, ...], values: tuple[float, ...]) -> Curve:
+    plan = CurvePlan(field, family, levels, "", "", ())
+    return Curve.measured(plan, values)
+
+
 def test_area_and_relative_robustness():
     assert area([0, 0.5, 1.0], [0.8, 0.8, 0.8]) == pytest.approx(0.8)
     assert area([0, 0.45, 0.9], [1.0, 0.5, 0.0]) == pytest.approx(0.5)  # levels scaled to [0, 1]
     curves = [
-        Curve("a", "missing", "", "", (0.0, 1.0), (1.0, 0.5)),
-        Curve("a", "noise", "", "", (0.0, 1.0), (1.0, 1.0)),
-        Curve("b", "missing", "", "", (0.0, 1.0), (0.9, 0.3)),
+        _curve("a", "missing", (0.0, 1.0), (1.0, 0.5)),
+        _curve("a", "noise", (0.0, 1.0), (1.0, 1.0)),
+        _curve("b", "missing", (0.0, 1.0), (0.9, 0.3)),
     ]
     assert relative_robustness(curves) == {"a": pytest.approx(0.875), "b": pytest.approx(0.6)}
 
 
 def test_effective_robustness_compares_drops_not_levels():
-    mine = [Curve("a", "missing", "", "", (0.0, 0.5, 1.0), (0.9, 0.85, 0.8))]  # drops 0.05, 0.1
-    late = [Curve("a", "missing", "", "", (0.0, 0.5, 1.0), (0.7, 0.6, 0.5))]  # drops 0.1, 0.2
+    mine = [_curve("a", "missing", (0.0, 0.5, 1.0), (0.9, 0.85, 0.8))]  # drops 0.05, 0.1
+    late = [_curve("a", "missing", (0.0, 0.5, 1.0), (0.7, 0.6, 0.5))]  # drops 0.1, 0.2
     assert effective_robustness(mine, late) == {"a": pytest.approx(0.075)}
     assert effective_robustness(mine, mine) == {"a": pytest.approx(0.0)}
 

@@ -137,8 +137,8 @@ def predictor(tmp_path_factory: pytest.TempPathFactory) -> Predictor:
 
 def test_it_trains_and_evaluates_with_its_own_perturbations(predictor: Predictor):
     result = predictor.report(_table(90, seed=2), rows="all")
-    assert result["metrics"]["accuracy"] > 0.5, result["metrics"]  # the digits carry the class; chance 1/3
-    curves = {(c["field"], c["perturbation"]) for c in result["robustness"]["curves"]}
+    assert result.metrics["accuracy"] > 0.5, result.metrics  # the digits carry the class; chance 1/3
+    curves = {(c.field, c.perturbation) for c in result.robustness.curves}
     assert {("code", "missing"), ("code", "gaussian_noise")} <= curves
 
 

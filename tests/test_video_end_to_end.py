@@ -56,8 +56,8 @@ def predictor(clips: tuple[Path, pl.DataFrame]) -> Predictor:
 def test_video_trains_and_evaluates_with_frame_drop_and_noise(predictor: Predictor, clips):
     root, table = clips
     result = predictor.report(table, root=root, rows="all")
-    assert result["metrics"]["accuracy"] >= 0.75  # the colour decides; x is noise
-    curves = {(c["field"], c["perturbation"]) for c in result["robustness"]["curves"]}
+    assert result.metrics["accuracy"] >= 0.75  # the colour decides; x is noise
+    curves = {(c.field, c.perturbation) for c in result.robustness.curves}
     assert {("clip", "missing"), ("clip", "frame_drop"), ("clip", "frame_noise")} <= curves
 
 

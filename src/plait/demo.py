@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from plait.align.report import AlignmentReport
 from plait.config import Config
@@ -17,6 +17,9 @@ from plait.datasets.pumps import DEMO_MODEL, DEMO_TRAIN, LABEL
 from plait.errors import ConfigError
 from plait.registry import unknown_name_message
 from plait.task import CLASSIFICATION
+
+if TYPE_CHECKING:
+    from plait.evaluation.result import EvaluationReport
 
 SOURCES = ("streams", "table")
 
@@ -31,7 +34,7 @@ class DemoResult:
     load_lines: tuple[str, ...]
     metrics: dict[str, Any]
     alignment: AlignmentReport | None = None
-    report: dict[str, Any] | None = None  # the bundle's evaluation report (report.html's data)
+    report: EvaluationReport | None = None  # the bundle's evaluation report (report.html's data)
 
     @property
     def report_path(self) -> Path:

@@ -24,6 +24,7 @@ from plait.registry import suggest
 
 if TYPE_CHECKING:
     from plait.data.frames import DataFrame
+    from plait.evaluation.result import EvaluationReport
 
 Data: TypeAlias = "Path | str | DataFrame"  # a table file, or a polars or pandas DataFrame
 Rows: TypeAlias = "Data | Sequence[Mapping[str, Any]] | Mapping[str, Any]"
@@ -143,10 +144,11 @@ class Predictor:
         baseline: Predictor | None = None,
         robustness: bool = True,
         seed: int = 0,
-    ) -> dict[str, Any]:
-        """The full evaluation (ablation, robustness, calibration, interpretation) as the report's
-        data; with `out`, also writes OUT/metrics.json and OUT/report.html (see `plait evaluate`)."""
-        from plait.evaluation.run import evaluate_report
+    ) -> EvaluationReport:
+        """The full evaluation (ablation, robustness, calibration, interpretation) as frozen records
+        (`.to_json()` gives what metrics.json holds); with `out`, also writes OUT/metrics.json and
+        OUT/report.html (see `plait evaluate`)."""
+        from plait.workflow.evaluate import evaluate_report
 
         given = table_or_path(data, "Predictor.report")
         return evaluate_report(

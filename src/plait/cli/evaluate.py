@@ -57,7 +57,7 @@ def evaluate_command(
     from plait.bundle import load_bundle
     from plait.evaluation.perturb.choice import RobustnessPlan
     from plait.evaluation.rows import CHOICES
-    from plait.evaluation.run import Retrain, evaluate_report
+    from plait.workflow.evaluate import Retrain, evaluate_report
 
     plan = RobustnessPlan.parse(perturb or [])  # names and level syntax, before anything is loaded
     retrain: Retrain | None = None
@@ -90,12 +90,13 @@ def evaluate_command(
     for line in run.load_report.lines():
         say(line)
     result = run.data
+    ablation = result.ablation
     console.print(
         metrics_table(
-            result["metrics"],
-            result["ablation"]["single_field"],
-            title=f"{data} ({result['data']['rows']} rows)",
-            interval=result["headline"],
+            result.metrics or {},
+            {} if ablation is None else ablation.single_field,
+            title=f"{data} ({'?' if result.data is None else result.data.rows} rows)",
+            interval=result.headline,
         )
     )
     for line in report_summary(result):

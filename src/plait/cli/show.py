@@ -4,10 +4,13 @@ rules, text columns that wrap (never cut to `…`) and number columns that keep 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from plait.evaluation.result import Headline
 
 METRIC_KEYS = ("accuracy", "macro_f1", "auroc", "rmse", "mae", "r2")
 
@@ -43,14 +46,14 @@ def metrics_table(
     metrics: Mapping[str, float],
     single_field: Mapping[str, Mapping[str, float]],
     title: str = "",
-    interval: Mapping[str, Any] | None = None,
+    interval: Headline | None = None,
 ) -> Table:
     """All fields vs each field alone (the others marked absent); the caption gives the headline
     metric's bootstrap interval when there is one."""
     keys = [k for k in METRIC_KEYS if k in metrics]
     caption = None
     if interval:
-        caption = f"{interval['metric']}: 95 % bootstrap CI {interval['low']:.3f}–{interval['high']:.3f}"
+        caption = f"{interval.metric}: 95 % bootstrap CI {interval.low:.3f}–{interval.high:.3f}"
     table = narrow_table(title or None, caption)
     add_text_column(table, "inputs")
     for key in keys:

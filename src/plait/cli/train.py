@@ -75,13 +75,18 @@ def train_command(
         checkpoints=checkpoints,
         resume=resume,
     )
+    from plait.evaluation.result import Headline
+
     metrics = result.trained.metrics
+    interval = metrics.get("interval")  # training's metrics.json: the headline metric's interval
     console.print(
         metrics_table(
             metrics["metrics"],
             metrics["single_field"],
             title=f"{metrics['split']} split",
-            interval=metrics.get("interval"),
+            interval=None
+            if not interval
+            else Headline.from_json({**interval, "value": metrics["metrics"][interval["metric"]]}),
         )
     )
     if result.report is not None:

@@ -14,6 +14,7 @@ differs only when saturated rows exist; softmax runs in float64 here, which make
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +59,16 @@ class ReliabilityCurve:
             "ece": self.ece,
             "mce": self.mce,
         }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> ReliabilityCurve:
+        """The bins back from `to_json` (ece and mce are recomputed from them)."""
+        return cls(
+            edges=tuple(float(x) for x in raw["edges"]),
+            confidence=tuple(float(x) for x in raw["confidence"]),
+            accuracy=tuple(float(x) for x in raw["accuracy"]),
+            count=tuple(int(x) for x in raw["count"]),
+        )
 
 
 def reliability_curve(logits: Tensor, target: Tensor, n_bins: int = 15) -> ReliabilityCurve:

@@ -1,6 +1,6 @@
-"""The whole evaluation of a trained model on chosen rows, as one JSON-able dict (the schema
-`report.html` is rendered from): metrics with a bootstrap interval, ablation per field, robustness
-curves, calibration per subset of fields, interpretation, timing.
+"""The whole evaluation of a trained model on chosen rows, as one `EvaluationReport` (the records
+report.html is rendered from and evaluation.json holds): metrics with a bootstrap interval,
+ablation per field, robustness curves, calibration per subset of fields, interpretation, timing.
 
 All model runs share one pass (`sweep`): each batch is encoded once, fused under every subset of
 fields and every robustness perturbation, re-encoding only the field a signal perturbation changed.
@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import numpy as np
 import torch
@@ -24,16 +23,29 @@ from plait.data.dataset import TensorTable
 from plait.errors import DataError
 from plait.evaluation.calibration import reliability_curve
 from plait.evaluation.evaluate import ALL, ablation_subsets, headline_interval
-from plait.evaluation.interpret import inconsistencies, weight_distribution
+from plait.evaluation.interpret import Interpretation, inconsistencies, weight_distribution
 from plait.evaluation.metrics import confusion_matrix
 from plait.evaluation.perturb.choice import RobustnessPlan
+from plait.evaluation.result import (
+    Ablation,
+    Calibration,
+    EffectiveRobustness,
+    EvaluationReport,
+    FieldAblation,
+    FieldKind,
+    Headline,
+    Robustness,
+    RowSelection,
+    SubsetCalibration,
+    TaskSummary,
+    Timing,
+)
 from plait.evaluation.robustness import (
     AREA_METHOD,
     EFFECTIVE_METHOD,
     Curve,
     all_points,
     build_curves,
-    curves_json,
     effective_robustness,
     plan_curves,
     relative_robustness,
@@ -41,12 +53,11 @@ from plait.evaluation.robustness import (
     single_field_note,
 )
 from plait.evaluation.subset_temperatures import group_by_present, plan_subsets
-from plait.evaluation.sweep import Advance, SweepResult, model_runs, sweep, tracked
+from plait.evaluation.sweep import ALL_FIELDS, Advance, SweepResult, model_runs, sweep, tracked
 from plait.models.answers import calibrated
 from plait.models.calibration import subset_key
 from plait.task import Task
 
-FORMAT = "plait-evaluation/1"
 N_BINS = 15
 Say = Callable[[str], None]
 
@@ -74,7 +85,7 @@ def full_evaluation(
     retrained_without: Mapping[str, float] | None = None,
     say: Say | None = None,
     progress: bool = False,
-) -> dict[str, Any]:
+) -> EvaluationReport:
     """Evaluate `trained` on `rows` of `tensors` (which hold targets in the model's encoding).
     `plan` chooses the robustness curves (None: the default ones). While the model runs, a
     progress bar when `progress`, else a line through `say` at each quarter of a long sweep."""
@@ -107,7 +118,6 @@ def full_evaluation(
         )
     metrics = {key: task.metrics(result.subsets[key], target) for key in ablation_subsets(names)}
     curves = build_curves(plans, result.subsets[ALL], result.points, target, task)
-    per_field, every = curves_json(curves)
     effective = None
     if baseline is not None and robustness:
         tell(f"baseline {baseline.trained.config.model.fusion}: {len(points)} perturbed runs")
@@ -115,46 +125,43 @@ def full_evaluation(
             effective = _effective(baseline, idx, seed, names, curves, plan, advance)
     all_out = result.subsets[ALL]
     seconds = time.perf_counter() - start
-    return {
-        "format": FORMAT,
-        "model_id": trained.model_id,
-        "plait_version": __version__,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "data": {"source": source, "rows": len(idx), "selection": selection},
-        "task": {"type": task.type, "label": task.label, "classes": list(task.classes)},
-        "fields": [{"name": n, "kind": trained.modalities[n].kind} for n in names],
-        "fusion": trained.config.model.fusion,
-        "headline": _headline(metrics[ALL], all_out, target, task),
-        "metrics": metrics[ALL],
-        "confusion_matrix": confusion_matrix(all_out, target) if task.is_classification else None,
-        "ablation": _ablation(metrics, names, task, retrained_without or {}),
-        "robustness": {
-            "metric": task.robustness_metric,
-            "seed": seed,
-            "curves": per_field,
-            "all_fields": every,
-            "plan": None if plan is None else plan.to_json(),
-            "relative_robustness": relative_robustness(curves),
-            "note": single_field_note(names, curves),
-            "relative_robustness_method": AREA_METHOD,
-            "effective_robustness": effective,
-            "effective_robustness_method": EFFECTIVE_METHOD,
-        }
+    return EvaluationReport(
+        model_id=trained.model_id,
+        plait_version=__version__,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        data=RowSelection(source, len(idx), selection),
+        task=TaskSummary(task.type, task.label, tuple(task.classes)),
+        fields=tuple(FieldKind(n, trained.modalities[n].kind) for n in names),
+        fusion=trained.config.model.fusion,
+        headline=_headline(metrics[ALL], all_out, target, task),
+        metrics=metrics[ALL],
+        confusion_matrix=_confusion(all_out, target) if task.is_classification else None,
+        ablation=_ablation(metrics, names, task, retrained_without or {}),
+        robustness=Robustness(
+            metric=task.robustness_metric,
+            seed=seed,
+            curves=tuple(c for c in curves if c.field != ALL_FIELDS),
+            all_fields=tuple(c for c in curves if c.field == ALL_FIELDS),
+            relative_robustness=relative_robustness(curves),
+            plan=_chosen(plan),
+            note=single_field_note(names, curves),
+            relative_robustness_method=AREA_METHOD,
+            effective=effective,
+            effective_method=EFFECTIVE_METHOD,
+        )
         if robustness
         else None,
-        "calibration": _calibration(trained, result, subsets, names, present, target),
-        "interpretation": {
-            "weights": None
+        calibration=_calibration(trained, result, subsets, names, present, target),
+        interpretation=Interpretation(
+            weights=None
             if result.weights is None
-            else weight_distribution(
-                result.weights, trained.model.field_order, present, target, task
-            ).to_json(),
-            "inconsistencies": inconsistencies(
+            else weight_distribution(result.weights, trained.model.field_order, present, target, task),
+            inconsistencies=inconsistencies(
                 {f: result.subsets[f"only:{f}"] for f in names}, present, all_out, target, task, idx
-            ).to_json(),
-        },
-        "timing": {"seconds": round(seconds, 3), "encoding_seconds": round(result.encoding_seconds, 3)},
-    }
+            ),
+        ),
+        timing=Timing(round(seconds, 3), round(result.encoding_seconds, 3)),
+    )
 
 
 def _subsets(names: Sequence[str], task: Task) -> dict[str, Sequence[str] | None]:
@@ -178,9 +185,25 @@ def _planned_outputs(
     return out
 
 
-def _headline(metrics: Mapping[str, float], output: Tensor, target: Tensor, task: Task) -> dict[str, Any]:
+def _headline(metrics: Mapping[str, float], output: Tensor, target: Tensor, task: Task) -> Headline:
     interval = headline_interval(output, target, task)
-    return {**interval, "value": metrics[task.headline_metric]}
+    return Headline(
+        interval["metric"],
+        metrics[task.headline_metric],
+        interval["low"],
+        interval["high"],
+        interval["level"],
+    )
+
+
+def _confusion(output: Tensor, target: Tensor) -> tuple[tuple[int, ...], ...]:
+    return tuple(tuple(row) for row in confusion_matrix(output, target))
+
+
+def _chosen(plan: RobustnessPlan | None) -> tuple[str, ...] | None:
+    """The --perturb choices in their command-line form; None for the default curves."""
+    choices = None if plan is None else plan.to_json()
+    return None if choices is None else tuple(choices)
 
 
 def _ablation(
@@ -188,28 +211,28 @@ def _ablation(
     names: Sequence[str],
     task: Task,
     retrained: Mapping[str, float],
-) -> dict[str, Any]:
+) -> Ablation:
     metric = task.headline_metric
     higher = task.higher_is_better
     every = metrics[ALL][metric]
-    fields: dict[str, dict[str, float | None]] = {}
+    fields: dict[str, FieldAblation] = {}
     for n in names:
         without = metrics.get(f"without:{n}", {}).get(metric)
         marginal = None if without is None else (every - without if higher else without - every)
-        fields[n] = {
-            "alone": metrics[f"only:{n}"][metric],
-            "without": without,
-            "marginal": None if marginal is None else round(marginal, 6),
-            "retrained_without": retrained.get(n),
-        }
-    return {
-        "metric": metric,
-        "higher_is_better": higher,
-        "all": every,
-        "fields": fields,
-        "single_field": {n: dict(metrics[f"only:{n}"]) for n in names},
-        "without_field": {n: dict(metrics[f"without:{n}"]) for n in names if f"without:{n}" in metrics},
-    }
+        fields[n] = FieldAblation(
+            alone=metrics[f"only:{n}"][metric],
+            without=without,
+            marginal=None if marginal is None else round(marginal, 6),
+            retrained_without=retrained.get(n),
+        )
+    return Ablation(
+        metric=metric,
+        higher_is_better=higher,
+        all=every,
+        fields=fields,
+        single_field={n: dict(metrics[f"only:{n}"]) for n in names},
+        without_field={n: dict(metrics[f"without:{n}"]) for n in names if f"without:{n}" in metrics},
+    )
 
 
 def _calibration(
@@ -219,7 +242,7 @@ def _calibration(
     names: Sequence[str],
     present: Mapping[str, Tensor],
     target: Tensor,
-) -> dict[str, Any] | None:
+) -> Calibration | None:
     """ECE/MCE and reliability before and after the bundle's per-subset temperatures, on these rows,
     overall (every row with the fields it has) and per set of fields present."""
     if not trained.task.is_classification:
@@ -231,30 +254,33 @@ def _calibration(
     before, after = reliability_curve(logits, y, N_BINS), reliability_curve(scaled, y, N_BINS)
     mask = torch.stack([present[f] for f in names], dim=1)  # (N, F)
     groups = group_by_present(_planned_outputs(result, subsets_run, names), mask, tuple(names))
-    subsets: list[dict[str, Any]] = []
+    subsets: list[SubsetCalibration] = []
     for fields, parts in groups.items():
         group_logits = torch.cat([o for o, _ in parts])  # (n, K)
         group_y = torch.cat([y[r] for _, r in parts])  # (n,)
         t = 1.0 if temps is None else temps.temperature_for(fields)
         ordered = [f for f in names if f in fields]
         subsets.append(
-            {
-                "key": subset_key(ordered, names),
-                "fields": ordered,
-                "rows": len(group_y),
-                "temperature": round(t, 6),
-                "ece_before": round(reliability_curve(group_logits, group_y, N_BINS).ece, 6),
-                "ece_after": round(reliability_curve(group_logits / t, group_y, N_BINS).ece, 6),
-            }
+            SubsetCalibration(
+                key=subset_key(ordered, names),
+                fields=tuple(ordered),
+                rows=len(group_y),
+                temperature=round(t, 6),
+                ece_before=round(reliability_curve(group_logits, group_y, N_BINS).ece, 6),
+                ece_after=round(reliability_curve(group_logits / t, group_y, N_BINS).ece, 6),
+            )
         )
-    subsets.sort(key=lambda s: (-len(s["fields"]), s["key"]))
-    return {
-        "calibrated": temps is not None,
-        "ece": {"before": round(before.ece, 6), "after": round(after.ece, 6)},
-        "mce": {"before": round(before.mce, 6), "after": round(after.mce, 6)},
-        "reliability": {"before": before.to_json(), "after": after.to_json()},
-        "subsets": subsets,
-    }
+    subsets.sort(key=lambda s: (-len(s.fields), s.key))
+    return Calibration(
+        calibrated=temps is not None,
+        ece_before=round(before.ece, 6),
+        ece_after=round(after.ece, 6),
+        mce_before=round(before.mce, 6),
+        mce_after=round(after.mce, 6),
+        reliability_before=before,
+        reliability_after=after,
+        subsets=tuple(subsets),
+    )
 
 
 def _effective(
@@ -265,13 +291,12 @@ def _effective(
     curves: Sequence[Curve],
     plan: RobustnessPlan | None,
     advance: Advance,
-) -> dict[str, Any] | None:
+) -> EffectiveRobustness | None:
     """The baseline's curves under the same plan, and this model's effective robustness against them."""
     other = baseline.trained
     if set(other.modalities) != set(names):
         return None
     base_curves = robustness_curves(other, baseline.tensors, idx, seed=seed, plan=plan, advance=advance)
-    return {
-        "baseline": {"model_id": other.model_id, "fusion": other.config.model.fusion},
-        "fields": effective_robustness(curves, base_curves),
-    }
+    return EffectiveRobustness(
+        other.model_id, other.config.model.fusion, effective_robustness(curves, base_curves)
+    )

@@ -51,6 +51,10 @@ class WeightStats:
     def to_json(self) -> dict[str, Any]:
         return {"mean": self.mean, "q25": self.q25, "median": self.median, "q75": self.q75, "n": self.n}
 
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> WeightStats:
+        return cls(raw["mean"], raw["q25"], raw["median"], raw["q75"], int(raw.get("n", 0)))
+
 
 @dataclass(frozen=True)
 class WeightDistribution:
@@ -67,6 +71,18 @@ class WeightDistribution:
             "by_class": {c: {f: s.to_json() for f, s in stats.items()} for c, stats in self.by_class.items()},
         }
 
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> WeightDistribution:
+        overall = {f: WeightStats.from_json(s) for f, s in raw["overall"].items()}
+        return cls(
+            field_order=tuple(raw.get("field_order") or overall),
+            overall=overall,
+            by_class={
+                str(c): {f: WeightStats.from_json(s) for f, s in stats.items()}
+                for c, stats in (raw.get("by_class") or {}).items()
+            },
+        )
+
 
 @dataclass(frozen=True)
 class FieldPrediction:
@@ -78,6 +94,10 @@ class FieldPrediction:
 
     def to_json(self) -> dict[str, Any]:
         return {"prediction": self.prediction, "confidence": self.confidence}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> FieldPrediction:
+        return cls(raw["prediction"], raw.get("confidence"))
 
 
 @dataclass(frozen=True)
@@ -98,6 +118,16 @@ class InconsistentRow:
             "fields": {f: p.to_json() for f, p in self.fields.items()},
         }
 
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> InconsistentRow:
+        return cls(
+            row=int(raw["row"]),
+            target=raw["target"],
+            prediction=raw["prediction"],
+            score=float(raw["score"]),
+            fields={f: FieldPrediction.from_json(p) for f, p in raw["fields"].items()},
+        )
+
 
 @dataclass(frozen=True)
 class Inconsistencies:
@@ -114,6 +144,15 @@ class Inconsistencies:
             "rows_compared": self.compared,
         }
 
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Inconsistencies:
+        return cls(
+            threshold=float(raw["threshold"]),
+            rate=float(raw["rate"]),
+            rows=tuple(InconsistentRow.from_json(r) for r in raw["rows"]),
+            compared=int(raw["rows_compared"]),
+        )
+
 
 @dataclass(frozen=True)
 class Interpretation:
@@ -127,6 +166,14 @@ class Interpretation:
             "weights": None if self.weights is None else self.weights.to_json(),
             "inconsistencies": self.inconsistencies.to_json(),
         }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Interpretation:
+        weights = raw.get("weights")
+        return cls(
+            weights=None if weights is None else WeightDistribution.from_json(weights),
+            inconsistencies=Inconsistencies.from_json(raw["inconsistencies"]),
+        )
 
 
 def weight_distribution(

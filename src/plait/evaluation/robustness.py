@@ -75,16 +75,30 @@ class CurvePlan:
 
 @dataclass(frozen=True)
 class Curve:
+    """The metric at each level of one perturbation of one field (or "all"); values rounded to 6
+    decimals and the relative robustness computed from them, so a curve read back from JSON is the
+    curve that was written."""
+
     field: str
     perturbation: str
     unit: str
     description: str
     levels: tuple[float, ...]
     values: tuple[float, ...]
+    relative_robustness: float
 
-    @property
-    def relative_robustness(self) -> float:
-        return area(self.levels, self.values)
+    @classmethod
+    def measured(cls, plan: CurvePlan, values: Sequence[float]) -> Curve:
+        rounded = tuple(round(float(v), 6) for v in values)
+        return cls(
+            plan.field,
+            plan.perturbation,
+            plan.unit,
+            plan.description,
+            plan.levels,
+            rounded,
+            round(area(plan.levels, rounded), 6),
+        )
 
     def drops(self) -> np.ndarray:
         return np.asarray(self.values) - self.values[0]
@@ -96,9 +110,21 @@ class Curve:
             "unit": self.unit,
             "description": self.description,
             "levels": list(self.levels),
-            "values": [round(v, 6) for v in self.values],
-            "relative_robustness": round(self.relative_robustness, 6),
+            "values": list(self.values),
+            "relative_robustness": self.relative_robustness,
         }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Curve:
+        return cls(
+            field=str(raw["field"]),
+            perturbation=str(raw["perturbation"]),
+            unit=str(raw.get("unit", "")),
+            description=str(raw.get("description", "")),
+            levels=tuple(float(x) for x in raw["levels"]),
+            values=tuple(float(x) for x in raw["values"]),
+            relative_robustness=float(raw["relative_robustness"]),
+        )
 
 
 def area(levels: Sequence[float], values: Sequence[float]) -> float:
@@ -223,9 +249,7 @@ def build_curves(
     curves = []
     for plan in plans:
         values = [clean_metric] + [robustness_metric(points[p], target, task) for p in plan.points]
-        curves.append(
-            Curve(plan.field, plan.perturbation, plan.unit, plan.description, plan.levels, tuple(values))
-        )
+        curves.append(Curve.measured(plan, values))
     return curves
 
 
@@ -255,14 +279,6 @@ def all_points(plans: Sequence[CurvePlan]) -> list[SweepPoint]:
     """The sweep points of `plans`, each once: curves may share points (with one field, the
     all-fields curves are the field's own), and each is run and counted once."""
     return list(unique_points([p for plan in plans for p in plan.points]))
-
-
-def curves_json(curves: Sequence[Curve]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(per-field curves, all-fields curves) as JSON."""
-    return (
-        [c.to_json() for c in curves if c.field != ALL_FIELDS],
-        [c.to_json() for c in curves if c.field == ALL_FIELDS],
-    )
 
 
 def robustness_curves(

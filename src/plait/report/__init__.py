@@ -1,4 +1,4 @@
-"""The evaluation report page: `render_report(metrics_dict) -> str`, one self-contained HTML page
+"""The evaluation report page: `render_report(EvaluationReport) -> str`, one self-contained HTML page
 (inline CSS and SVG, no script, no external URL)."""
 
 from __future__ import annotations

@@ -1,16 +1,19 @@
-"""report.html: the evaluation report, one self-contained page rendered from the metrics.json dict
+"""report.html: the evaluation report, one self-contained page rendered from an `EvaluationReport`
 (inline CSS, inline SVG; no script, no external URL of any kind, so it opens offline and can be
 mailed as one file). Sections in order: headline, ablation, robustness, calibration, confusion
 matrix, interpretation, then a footer. Every string from the data is escaped."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from plait.report import sections
-from plait.report.sections import is_regression, table
+from plait.report.sections import table
 from plait.report.svg import esc, num
+
+if TYPE_CHECKING:
+    from plait.evaluation.result import EvaluationReport
 
 CSS = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -43,7 +46,7 @@ footer { margin-top: 2.5em; border-top: 1px solid #ddd; padding-top: .6em; color
 code { font-size: .92em; overflow-wrap: anywhere; }
 """
 
-Section = Callable[[Mapping[str, Any]], str]
+Section = Callable[["EvaluationReport"], str]
 
 
 def _sections() -> list[tuple[str, str, Section]]:
@@ -57,17 +60,18 @@ def _sections() -> list[tuple[str, str, Section]]:
     ]
 
 
-def render_report(data: Mapping[str, Any]) -> str:
-    """The report page for one evaluation: `data` is the dict written to metrics.json."""
-    task = data.get("task") or {}
-    title = f"plait evaluation: {task.get('label', '?')} ({task.get('type', '?')})"
+def render_report(report: EvaluationReport) -> str:
+    """The report page for one evaluation (what metrics.json holds, read with
+    `EvaluationReport.from_json`)."""
+    task = report.task
+    title = "plait evaluation: " + ("? (?)" if task is None else f"{task.label} ({task.type})")
     parts = _sections()
     toc = "".join(f'<li><a href="#{sid}">{esc(heading)}</a></li>' for sid, heading, _ in parts)
     body = "\n".join(
-        f'<section id="{sid}">\n<h2>{esc(heading)}</h2>\n{render(data)}\n</section>'
+        f'<section id="{sid}">\n<h2>{esc(heading)}</h2>\n{render(report)}\n</section>'
         for sid, heading, render in parts
     )
-    source = (data.get("data") or {}).get("source", "?")
+    source = "?" if report.data is None else report.data.source
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -75,66 +79,58 @@ def render_report(data: Mapping[str, Any]) -> str:
 <style>{CSS}</style></head>
 <body>
 <header><h1>{esc(title)}</h1>
-<p class="subtitle">{esc(data.get("fusion", "?"))} fusion of {_count_fields(data)}, \
+<p class="subtitle">{esc(report.fusion or "?")} fusion of {_count_fields(report)}, \
 evaluated on <code>{esc(source)}</code></p></header>
 <nav class="toc" aria-label="contents"><b>Contents</b><ol>{toc}</ol></nav>
 {body}
-{_footer(data)}
+{_footer(report)}
 </body></html>
 """
 
 
-def _count_fields(data: Mapping[str, Any]) -> str:
-    n = len(data.get("fields") or [])
+def _count_fields(report: EvaluationReport) -> str:
+    n = len(report.fields)
     return "one field" if n == 1 else f"{n} fields"
 
 
-def _headline(data: Mapping[str, Any]) -> str:
-    head = data.get("headline")
-    if not head:
+def _headline(report: EvaluationReport) -> str:
+    head = report.headline
+    if head is None:
         return sections.unavailable("The headline metric")
-    metric = str(head.get("metric", "metric"))
-    higher = (data.get("ablation") or {}).get("higher_is_better")
-    if higher is None:
-        higher = metric not in {"rmse", "mae", "mse", "loss", "log_loss", "ece"}
-    level = head.get("level")
-    level_text = f"{num(100 * level, 0)} %" if isinstance(level, int | float) else "?"
-    unit = " (in target units)" if is_regression(data) and metric in {"rmse", "mae"} else ""
+    unit = " (in target units)" if report.is_regression and head.metric in {"rmse", "mae"} else ""
     line = (
-        f'<p class="headline">{esc(metric)} <b>{num(head.get("value"))}</b>{unit}, '
-        f"{level_text} interval {num(head.get('low'))} – {num(head.get('high'))}; "
-        f"{'higher' if higher else 'lower'} is better.</p>"
+        f'<p class="headline">{esc(head.metric)} <b>{num(head.value)}</b>{unit}, '
+        f"{num(100 * head.level, 0)} % interval {num(head.low)} – {num(head.high)}; "
+        f"{'higher' if report.higher_is_better else 'lower'} is better.</p>"
     )
-    dset = data.get("data") or {}
-    fields = ", ".join(
-        f"<b>{esc(f.get('name'))}</b> ({esc(f.get('kind', '?'))})" for f in data.get("fields") or []
-    )
-    task = data.get("task") or {}
-    classes = ", ".join(esc(c) for c in task.get("classes") or [])
+    fields = ", ".join(f"<b>{esc(f.name)}</b> ({esc(f.kind or '?')})" for f in report.fields)
+    dset, task = report.data, report.task
+    classes = "" if task is None else ", ".join(esc(c) for c in task.classes)
     facts = [
-        ("rows", f"{num(dset.get('rows'))}: {esc(dset.get('selection', ''))}"),
-        ("data", f"<code>{esc(dset.get('source', '?'))}</code>"),
-        ("task", f"{esc(task.get('type', '?'))} of <b>{esc(task.get('label', '?'))}</b>"),
+        ("rows", "?" if dset is None else f"{num(dset.rows)}: {esc(dset.selection)}"),
+        ("data", f"<code>{esc('?' if dset is None else dset.source)}</code>"),
+        ("task", "?" if task is None else f"{esc(task.type)} of <b>{esc(task.label)}</b>"),
         *([("classes", classes)] if classes else []),
-        ("model id", f"<code>{esc(data.get('model_id') or '(not saved)')}</code>"),
-        ("fusion", esc(data.get("fusion", "?"))),
+        ("model id", f"<code>{esc(report.model_id or '(not saved)')}</code>"),
+        ("fusion", esc(report.fusion or "?")),
         ("fields", fields or "—"),
     ]
     dl = "".join(f"<dt>{esc(k)}</dt><dd>{v}</dd>" for k, v in facts)
-    metrics = data.get("metrics") or {}
+    metrics = report.metrics or {}
     metric_table = (
         table(list(metrics), [[num(v) for v in metrics.values()]], text_columns=0) if metrics else ""
     )
     return line + f'<dl class="facts">{dl}</dl>' + metric_table
 
 
-def _footer(data: Mapping[str, Any]) -> str:
-    timing = data.get("timing") or {}
-    seconds, encoding = timing.get("seconds"), timing.get("encoding_seconds")
-    took = f"evaluated in {num(seconds, 1)} s" if seconds is not None else "time not recorded"
-    if encoding is not None:
-        took += f", of which encoding {num(encoding, 1)} s"
+def _footer(report: EvaluationReport) -> str:
+    timing = report.timing
+    took = "time not recorded"
+    if timing is not None:
+        took = (
+            f"evaluated in {num(timing.seconds, 1)} s, of which encoding {num(timing.encoding_seconds, 1)} s"
+        )
     return (
-        f"<footer>plait {esc(data.get('plait_version', '?'))} · created {esc(data.get('created', '?'))} · "
-        f"{took} · {esc(data.get('format', '?'))}</footer>"
+        f"<footer>plait {esc(report.plait_version or '?')} · created {esc(report.created or '?')} · "
+        f"{took} · {esc(report.format)}</footer>"
     )

@@ -1,16 +1,21 @@
 """report.sections: the body of each evaluation-report section (ablation, robustness, calibration,
-confusion matrix, interpretation) from the metrics.json dict. Each function takes the whole dict,
-reads its own key with `.get` and returns HTML; a missing or null key gives a sentence, never an error.
+confusion matrix, interpretation) from an `EvaluationReport`. Each function takes the whole report,
+reads its own section and returns HTML; a section that is None gives a sentence, never an error.
 Every text from the data is escaped here (`esc`, `num`) or in the chart functions."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from plait.report.charts import Bins, Box, box_plot, confusion_heatmap, reliability_diagram
 from plait.report.svg import Series, bar_chart, esc, line_chart, num
-from plait.task import REGRESSION
+
+if TYPE_CHECKING:
+    from plait.evaluation.calibration import ReliabilityCurve
+    from plait.evaluation.interpret import FieldPrediction, Inconsistencies, WeightDistribution, WeightStats
+    from plait.evaluation.result import EvaluationReport, Robustness
+    from plait.evaluation.robustness import Curve
 
 
 def table(head: Sequence[str], rows: Sequence[Sequence[str]], *, text_columns: int = 1) -> str:
@@ -32,14 +37,6 @@ def unavailable(what: str) -> str:
     return f'<p class="na">{esc(what)} is not available in this report.</p>'
 
 
-def is_regression(data: Mapping[str, Any]) -> bool:
-    return (data.get("task") or {}).get("type") == REGRESSION
-
-
-def kinds(data: Mapping[str, Any]) -> dict[str, str]:
-    return {str(f.get("name")): str(f.get("kind", "")) for f in data.get("fields") or []}
-
-
 def value_text(value: object) -> str:
     """A prediction or target as HTML: a class name escaped, a number to 4 significant digits."""
     if isinstance(value, float):
@@ -47,33 +44,33 @@ def value_text(value: object) -> str:
     return num(value)
 
 
-def ablation(data: Mapping[str, Any]) -> str:
-    ab = data.get("ablation")
-    if not ab or not ab.get("fields"):
+def ablation(report: EvaluationReport) -> str:
+    ab = report.ablation
+    if ab is None or not ab.fields:
         return unavailable("The ablation")
-    metric, fields, kind = str(ab.get("metric", "metric")), ab["fields"], kinds(data)
-    direction = "higher" if ab.get("higher_is_better", True) else "lower"
+    fields, kind = ab.fields, report.kinds
+    direction = "higher" if ab.higher_is_better else "lower"
     names = list(fields)
     chart = bar_chart(
         names,
         [
-            ("field alone", [fields[n].get("alone") for n in names]),
-            ("all fields but this one", [fields[n].get("without") for n in names]),
+            ("field alone", [fields[n].alone for n in names]),
+            ("all fields but this one", [fields[n].without for n in names]),
         ],
-        label=f"{metric} of each field alone and of all fields but it, against all fields",
-        reference=ab.get("all"),
+        label=f"{ab.metric} of each field alone and of all fields but it, against all fields",
+        reference=ab.all,
         reference_label="all fields",
     )
-    retrained = any(fields[n].get("retrained_without") is not None for n in names)
+    retrained = any(f.retrained_without is not None for f in fields.values())
     head = ["field", "kind", "alone", "without", "marginal", *(["retrained without"] if retrained else [])]
     rows = [
         [
             esc(n),
             esc(kind.get(n, "")),
-            num(f.get("alone")),
-            num(f.get("without")),
-            num(f.get("marginal")),
-            *([num(f.get("retrained_without"))] if retrained else []),
+            num(f.alone),
+            num(f.without),
+            num(f.marginal),
+            *([num(f.retrained_without)] if retrained else []),
         ]
         for n, f in fields.items()
     ]
@@ -84,7 +81,7 @@ def ablation(data: Mapping[str, Any]) -> str:
         else ""
     )
     return (
-        f"<p>{esc(metric)} with every field: <b>{num(ab.get('all'))}</b> ({direction} is better). "
+        f"<p>{esc(ab.metric)} with every field: <b>{num(ab.all)}</b> ({direction} is better). "
         "<i>alone</i>: only this field given to the model; <i>without</i>: this field removed at test "
         "time; <i>marginal</i>: what the field adds over the others (positive helps)"
         + ("; <i>retrained without</i>: a model trained without the field" if retrained else "")
@@ -95,37 +92,37 @@ def ablation(data: Mapping[str, Any]) -> str:
     )
 
 
-def _severity_series(curves: Sequence[Mapping[str, Any]]) -> list[Series]:
+def _severity_series(curves: Sequence[Curve]) -> list[Series]:
     """One series per family, its levels divided by its largest level (families differ in units)."""
     series = []
     for c in curves:
-        levels = [float(x) for x in c.get("levels") or []]
-        top = max(levels, default=1.0) or 1.0
-        name = f"{c.get('perturbation', '?')}: 0–{top:g} {c.get('unit', '')}".strip()
-        series.append(Series(name, tuple(x / top for x in levels), tuple(c.get("values") or [])))
+        top = max(c.levels, default=1.0) or 1.0
+        name = f"{c.perturbation}: 0–{top:g} {c.unit}".strip()
+        series.append(Series(name, tuple(x / top for x in c.levels), tuple(c.values)))
     return series
 
 
-def robustness(data: Mapping[str, Any]) -> str:
-    rob = data.get("robustness")
-    if not rob or not (rob.get("curves") or rob.get("all_fields")):
+def robustness(report: EvaluationReport) -> str:
+    rob = report.robustness
+    if rob is None or not (rob.curves or rob.all_fields):
         return unavailable("The robustness analysis")
-    metric, kind = str(rob.get("metric", "metric")), kinds(data)
-    curves, all_fields = list(rob.get("curves") or []), list(rob.get("all_fields") or [])
-    values = [v for c in [*curves, *all_fields] for v in c.get("values") or [] if v is not None]
+    kind = report.kinds
+    curves, all_fields = list(rob.curves), list(rob.all_fields)
+    values = [v for c in [*curves, *all_fields] for v in c.values]
     domain = (min(values, default=0.0), max(values, default=1.0))
-    order = list(kind) + [str(c.get("field")) for c in curves if str(c.get("field")) not in kind]
-    groups = [(f, [c for c in curves if c.get("field") == f]) for f in dict.fromkeys(order)]
+    order = list(kind) + [c.field for c in curves if c.field not in kind]
+    groups = [(f, [c for c in curves if c.field == f]) for f in dict.fromkeys(order)]
     if all_fields:
         groups.append(("all", all_fields))
     charts = [
         '<div class="panel">'
         + line_chart(
             _severity_series(group),
-            label=f"{metric} as {'every field' if f == 'all' else f} is perturbed, per perturbation family",
+            label=f"{rob.metric} as {'every field' if f == 'all' else f} is perturbed, "
+            "per perturbation family",
             title="all fields at once" if f == "all" else f"{f} ({kind.get(f, '?')})",
             x_label="severity (share of the family's largest level)",
-            y_label=metric,
+            y_label=rob.metric,
             y_domain=domain,
         )
         + _family_notes(group)
@@ -133,46 +130,39 @@ def robustness(data: Mapping[str, Any]) -> str:
         for f, group in groups
         if group
     ]
-    chosen = rob.get("plan")
     plan = (
         " The curves were chosen with <code>--perturb "
-        + "</code>, <code>--perturb ".join(esc(c) for c in chosen)
+        + "</code>, <code>--perturb ".join(esc(c) for c in rob.plan)
         + "</code>."
-        if chosen
+        if rob.plan
         else ""
     )
     return (
-        f"<p>{esc(metric)} as each field is perturbed (seed {num(rob.get('seed'))}), one chart per field "
+        f"<p>{esc(rob.metric)} as each field is perturbed (seed {num(rob.seed)}), one chart per field "
         "and one with every field perturbed at once; all charts share the vertical scale. "
         "Levels run from 0 (clean) to the family's largest level; under each chart, what each family "
         f"does, the unit and range of its level, and its relative robustness.{plan}</p>"
-        + (f"<p>Note: {esc(rob['note'])}.</p>" if rob.get("note") else "")
+        + (f"<p>Note: {esc(rob.note)}.</p>" if rob.note else "")
         + f'<div class="multiples">{"".join(charts)}</div>'
-        + _robustness_table(rob, curves, all_fields, kind)
+        + _robustness_table(rob, kind)
     )
 
 
-def _family_notes(curves: Sequence[Mapping[str, Any]]) -> str:
+def _family_notes(curves: Sequence[Curve]) -> str:
     """Per curve: its family, the levels it ran (range, unit, count), its definition and its area."""
     items = []
     for c in curves:
-        levels = [float(x) for x in c.get("levels") or []]
-        span = f"{levels[0]:g}–{levels[-1]:g}" if levels else "?"
-        unit = f" {esc(c.get('unit'))}" if c.get("unit") else ""
+        span = f"{c.levels[0]:g}–{c.levels[-1]:g}" if c.levels else "?"
+        unit = f" {esc(c.unit)}" if c.unit else ""
         items.append(
-            f"<dt>{esc(c.get('perturbation', '?'))}: level {span}{unit}, {len(levels)} levels</dt>"
-            f"<dd>{esc(c.get('description') or '')} (relative robustness "
-            f"{num(c.get('relative_robustness'))})</dd>"
+            f"<dt>{esc(c.perturbation)}: level {span}{unit}, {len(c.levels)} levels</dt>"
+            f"<dd>{esc(c.description)} (relative robustness {num(c.relative_robustness)})</dd>"
         )
     return f'<dl class="families">{"".join(items)}</dl>'
 
 
-def _robustness_table(
-    rob: Mapping[str, Any], curves: list[Any], all_fields: list[Any], kind: Mapping[str, str]
-) -> str:
-    relative = rob.get("relative_robustness") or {}
-    effective = rob.get("effective_robustness")
-    eff_fields = (effective or {}).get("fields") or {}
+def _robustness_table(rob: Robustness, kind: Mapping[str, str]) -> str:
+    effective = rob.effective
     head = [
         "field",
         "kind",
@@ -181,16 +171,16 @@ def _robustness_table(
         *(["effective robustness"] if effective else []),
     ]
     rows = []
-    for field in dict.fromkeys([*kind, *relative]):
-        own = all_fields if field == "all" else [c for c in curves if c.get("field") == field]
-        families = ", ".join(f"{esc(c.get('perturbation'))} {num(c.get('relative_robustness'))}" for c in own)
+    for field in dict.fromkeys([*kind, *rob.relative_robustness]):
+        own = rob.all_fields if field == "all" else tuple(c for c in rob.curves if c.field == field)
+        families = ", ".join(f"{esc(c.perturbation)} {num(c.relative_robustness)}" for c in own)
         rows.append(
             [
                 esc(field),
                 esc("every field" if field == "all" else kind.get(field, "")),
                 families or "—",
-                num(relative.get(field)),
-                *([num(eff_fields.get(field))] if effective else []),
+                num(rob.relative_robustness.get(field)),
+                *([num(effective.fields.get(field))] if effective else []),
             ]
         )
     note = (
@@ -200,12 +190,11 @@ def _robustness_table(
         "over its perturbation families; <i>all</i> is the mean over the all-fields curves.</p>"
     )
     if effective:
-        base = effective.get("baseline") or {}
         note += (
-            f"<p>Effective robustness compares with the baseline model <code>{esc(base.get('model_id', '?'))}"
-            f"</code> ({esc(base.get('fusion', '?'))} fusion): the mean over levels of this model's drop "
-            "from its clean metric minus the baseline's drop; positive means it loses less than the "
-            "baseline.</p>"
+            f"<p>Effective robustness compares with the baseline model <code>"
+            f"{esc(effective.baseline_model_id or '?')}</code> ({esc(effective.baseline_fusion)} fusion): "
+            "the mean over levels of this model's drop from its clean metric minus the baseline's drop; "
+            "positive means it loses less than the baseline.</p>"
         )
     else:
         note += (
@@ -215,41 +204,37 @@ def _robustness_table(
     return table(head, rows, text_columns=3) + note
 
 
-def _bins(name: str, curve: Mapping[str, Any]) -> Bins:
+def _bins(name: str, curve: ReliabilityCurve) -> Bins:
     return Bins(
-        name=name,
-        edges=tuple(curve.get("edges") or ()),
-        confidence=tuple(curve.get("confidence") or ()),
-        accuracy=tuple(curve.get("accuracy") or ()),
-        count=tuple(curve.get("count") or ()),
+        name=name, edges=curve.edges, confidence=curve.confidence, accuracy=curve.accuracy, count=curve.count
     )
 
 
-def calibration(data: Mapping[str, Any]) -> str:
-    cal = data.get("calibration")
+def calibration(report: EvaluationReport) -> str:
+    cal = report.calibration
     if cal is None:
-        if is_regression(data):
+        if report.is_regression:
             return '<p class="na">Regression: no calibration (it applies to class probabilities).</p>'
         return unavailable("Calibration")
-    ece, mce = cal.get("ece") or {}, cal.get("mce") or {}
-    reliability = cal.get("reliability") or {}
     curves = [
-        _bins(f"{k} temperature scaling", reliability[k]) for k in ("before", "after") if k in reliability
+        _bins(f"{name} temperature scaling", curve)
+        for name, curve in (("before", cal.reliability_before), ("after", cal.reliability_after))
+        if curve is not None
     ]
     chart = reliability_diagram(curves, label="reliability diagram before and after temperature scaling")
     rows = [
         [
-            esc(s.get("key")),
-            esc(", ".join(str(f) for f in s.get("fields") or [])),
-            num(s.get("rows")),
-            num(s.get("temperature"), 2),
-            f"{num(s.get('ece_before'))} → {num(s.get('ece_after'))}",
+            esc(s.key),
+            esc(", ".join(s.fields)),
+            num(s.rows),
+            num(s.temperature, 2),
+            f"{num(s.ece_before)} → {num(s.ece_after)}",
         ]
-        for s in cal.get("subsets") or []
+        for s in cal.subsets
     ]
     return (
-        f'<p class="figures">ECE {num(ece.get("before"))} → <b>{num(ece.get("after"))}</b>; '
-        f"MCE {num(mce.get('before'))} → <b>{num(mce.get('after'))}</b> (before → after temperature "
+        f'<p class="figures">ECE {num(cal.ece_before)} → <b>{num(cal.ece_after)}</b>; '
+        f"MCE {num(cal.mce_before)} → <b>{num(cal.mce_after)}</b> (before → after temperature "
         "scaling; lower is better).</p>"
         + (chart if curves else "")
         + "<p>Each subset groups the rows by the fields present and has its own temperature.</p>"
@@ -259,47 +244,48 @@ def calibration(data: Mapping[str, Any]) -> str:
     )
 
 
-def confusion(data: Mapping[str, Any]) -> str:
-    matrix = data.get("confusion_matrix")
+def confusion(report: EvaluationReport) -> str:
+    matrix = report.confusion_matrix
     if matrix is None:
-        if is_regression(data):
+        if report.is_regression:
             return '<p class="na">Regression: no confusion matrix.</p>'
         return unavailable("The confusion matrix")
-    classes = [str(c) for c in (data.get("task") or {}).get("classes") or []]
+    classes = [] if report.task is None else list(report.task.classes)
     return (
         "<p>Rows are true classes, columns predicted classes; shade is the share of the row.</p>"
         + confusion_heatmap(classes, matrix, label="confusion matrix, counts of true by predicted class")
     )
 
 
-def _boxes(stats: Mapping[str, Any], order: Sequence[str]) -> list[Box]:
+def _boxes(stats: Mapping[str, WeightStats], order: Sequence[str]) -> list[Box]:
     """One box per field with rows; a field (or class) with none has null statistics: no box."""
-    keys = ("q25", "median", "q75", "mean")
     return [
-        Box(f, s["q25"], s["median"], s["q75"], s["mean"], int(s.get("n", 0)))
+        Box(f, s.q25, s.median, s.q75, s.mean, s.n)
         for f in order
         if (s := stats.get(f)) is not None
-        and int(s.get("n", 0)) > 0
-        and all(s.get(k) is not None for k in keys)
+        and s.n > 0
+        and s.q25 is not None
+        and s.median is not None
+        and s.q75 is not None
+        and s.mean is not None
     ]
 
 
-def interpretation(data: Mapping[str, Any]) -> str:
-    interp = data.get("interpretation")
-    if not interp:
+def interpretation(report: EvaluationReport) -> str:
+    interp = report.interpretation
+    if interp is None:
         return unavailable("The interpretation")
-    weights = interp.get("weights")
-    if weights is None:
-        part = f"<p>The {esc(data.get('fusion', '?'))} fusion exposes no per-field weights.</p>"
+    if interp.weights is None:
+        part = f"<p>The {esc(report.fusion or '?')} fusion exposes no per-field weights.</p>"
     else:
-        part = _weights(weights)
-    return part + _inconsistencies(data, interp.get("inconsistencies"))
+        part = _weights(interp.weights)
+    return part + _inconsistencies(report, interp.inconsistencies)
 
 
-def _weights(weights: Mapping[str, Any]) -> str:
-    order = list(weights.get("field_order") or weights.get("overall") or [])
-    groups = [("all rows", _boxes(weights.get("overall") or {}, order))]
-    groups += [(str(c), _boxes(s, order)) for c, s in (weights.get("by_class") or {}).items()]
+def _weights(weights: WeightDistribution) -> str:
+    order = list(weights.field_order or weights.overall)
+    groups = [("all rows", _boxes(weights.overall, order))]
+    groups += [(str(c), _boxes(s, order)) for c, s in weights.by_class.items()]
     groups = [(name, boxes) for name, boxes in groups if boxes]  # a class absent from these rows
     if not groups:
         return "<p>No row has a field present: no weights to show.</p>"
@@ -312,48 +298,44 @@ def _weights(weights: Mapping[str, Any]) -> str:
     )
 
 
-def _inconsistencies(data: Mapping[str, Any], inc: Mapping[str, Any] | None) -> str:
+def _inconsistencies(report: EvaluationReport, inc: Inconsistencies) -> str:
     title = "<h3>Cross-modal inconsistencies</h3>"
-    if not inc:
-        return title + unavailable("The inconsistency analysis")
-    if inc.get("rows_compared", 1) == 0:
-        why = "the model has one field" if len(kinds(data)) == 1 else "no row has two fields present"
+    if inc.compared == 0:
+        why = "the model has one field" if len(report.fields) == 1 else "no row has two fields present"
         return (
             title + f"<p>Nothing to compare: {why}, and an inconsistency needs two fields that disagree.</p>"
         )
-    threshold = inc.get("threshold")
+    regression = report.is_regression
     rule = (
-        f"two fields, each at least {num(threshold, 2)} confident, predict different classes"
-        if not is_regression(data)
-        else f"the fields' predictions disagree beyond the threshold {num(threshold, 2)}"
+        f"two fields, each at least {num(inc.threshold, 2)} confident, predict different classes"
+        if not regression
+        else f"the fields' predictions disagree beyond the threshold {num(inc.threshold, 2)}"
     )
-    bold = "" if is_regression(data) else "; bold: a field at least as confident as the threshold"
-    text = f"<p>Rate: <b>{num(inc.get('rate'))}</b> of the rows, where {rule}. Most inconsistent first{bold}."
+    bold = "" if regression else "; bold: a field at least as confident as the threshold"
+    text = f"<p>Rate: <b>{num(inc.rate)}</b> of the rows, where {rule}. Most inconsistent first{bold}."
     text += "</p>"
-    rows = inc.get("rows") or []
-    if not rows:
+    if not inc.rows:
         return title + text + "<p>No inconsistent row.</p>"
-    names = list(dict.fromkeys([*kinds(data), *(f for r in rows for f in r.get("fields") or {})]))
+    names = list(dict.fromkeys([*report.kinds, *(f for r in inc.rows for f in r.fields)]))
     body = [
         [
-            esc(r.get("row", "—")),
-            value_text(r.get("target")),
-            value_text(r.get("prediction")),
-            *(_field_cell((r.get("fields") or {}).get(f), threshold) for f in names),
-            num(r.get("score")),
+            esc(r.row),
+            value_text(r.target),
+            value_text(r.prediction),
+            *(_field_cell(r.fields.get(f), inc.threshold) for f in names),
+            num(r.score),
         ]
-        for r in rows
+        for r in inc.rows
     ]
     head = ["row", "target", "fused prediction", *names, "score"]
     return title + text + table(head, body, text_columns=3 + len(names))
 
 
-def _field_cell(entry: Mapping[str, Any] | None, threshold: object) -> str:
-    if not entry:
+def _field_cell(entry: FieldPrediction | None, threshold: float) -> str:
+    if entry is None:
         return "—"
-    prediction, confidence = value_text(entry.get("prediction")), entry.get("confidence")
-    if confidence is None:
+    prediction = value_text(entry.prediction)
+    if entry.confidence is None:
         return prediction
-    confident = isinstance(threshold, int | float) and confidence >= threshold
-    cell = f"{prediction} ({num(confidence, 2)})"
-    return f"<b>{cell}</b>" if confident else cell
+    cell = f"{prediction} ({num(entry.confidence, 2)})"
+    return f"<b>{cell}</b>" if entry.confidence >= threshold else cell

@@ -4,7 +4,7 @@ Removing a field at test time (the presence mask) asks "what if this field goes 
 model trained without the field could have learned to lean on the others instead. This trains one
 model per left-out field with the bundle's config, on the same table, split and seed, and measures
 it on the same rows as the evaluation — slow (one training run per field), hence optional. It is
-the `retrain` hook of `plait.evaluation.run.evaluate_report` (`plait evaluate --retrain-ablation`):
+the `retrain` hook of `plait.workflow.evaluate.evaluate_report` (`plait evaluate --retrain-ablation`):
 evaluation asks for it and never imports training.
 """
 

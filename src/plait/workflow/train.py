@@ -21,8 +21,8 @@ from plait.data.split import Split
 from plait.evaluation.balance import BalanceReport
 from plait.evaluation.evaluate import Evaluation, evaluate_tensors
 from plait.evaluation.full import full_evaluation
+from plait.evaluation.result import EvaluationReport
 from plait.evaluation.rows import selection_text
-from plait.evaluation.run import EVALUATION_JSON, write_report
 from plait.evaluation.subset_temperatures import fit_subset_temperatures
 from plait.models.calibration import SubsetTemperatures
 from plait.provenance.fingerprint import fingerprint_table
@@ -31,6 +31,7 @@ from plait.training.checkpoint import Checkpoints
 from plait.training.fit import FitResult, Prepared, fit_model, prepare
 from plait.training.stages import Say
 from plait.workflow.balance import balance_report
+from plait.workflow.evaluate import EVALUATION_JSON, write_report
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class TrainResult:
     split: Split
     seconds: float
     bundle_path: Path | None
-    report: dict[str, Any] | None = None  # the full evaluation written into the bundle, when asked
+    report: EvaluationReport | None = None  # the full evaluation written into the bundle, when asked
 
 
 def train(
@@ -173,7 +174,7 @@ def _metrics(
     }
 
 
-def _bundle_report(prepared: Prepared, result: TrainResult, tell: Say) -> dict[str, Any]:
+def _bundle_report(prepared: Prepared, result: TrainResult, tell: Say) -> EvaluationReport:
     """The full evaluation of the held-out rows, written into the bundle (report.html, evaluation.json)."""
     assert result.bundle_path is not None
     held_out, rows = result.split.held_out()

@@ -1,7 +1,8 @@
 """`evaluate_report(trained, DATA)`: what `plait evaluate BUNDLE DATA --out DIR` does — read and
 check the table, choose the rows, load them once, run the full evaluation, and write
-DIR/metrics.json and DIR/report.html. The retrain ablation is a hook (`Retrain`) the caller passes
-in — plait.workflow.retrain.retrain_without — so evaluation never imports training."""
+DIR/metrics.json and DIR/report.html (plait.report renders the page from the evaluation's records).
+The retrain ablation is a hook (`Retrain`) the caller passes in — plait.workflow.retrain.
+retrain_without — so `plait evaluate` imports Lightning only when it is asked to retrain."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 import polars as pl
@@ -21,6 +22,7 @@ from plait.errors import ConfigError, DataError
 from plait.evaluation.evaluate import model_tensors, read_labelled
 from plait.evaluation.full import Baseline, full_evaluation
 from plait.evaluation.perturb.choice import RobustnessPlan
+from plait.evaluation.result import EvaluationReport
 from plait.evaluation.robustness import plan_curves
 from plait.evaluation.rows import choose_rows
 from plait.json_safe import finite
@@ -40,7 +42,7 @@ class Retrain(Protocol):
 
 @dataclass(frozen=True)
 class EvaluationRun:
-    data: dict[str, Any]  # the report's data (metrics.json)
+    data: EvaluationReport  # what metrics.json holds
     load_report: LoadReport
     json_path: Path | None
     html_path: Path | None
@@ -120,13 +122,13 @@ def evaluate_report(
     return EvaluationRun(result, report, json_path, html_path)
 
 
-def write_report(data: dict[str, Any], out: Path, json_name: str = "metrics.json") -> tuple[Path, Path]:
+def write_report(data: EvaluationReport, out: Path, json_name: str = "metrics.json") -> tuple[Path, Path]:
     """DIR/metrics.json (or `json_name`) and DIR/report.html, one self-contained page."""
     from plait.report import render_report
 
     out.mkdir(parents=True, exist_ok=True)
     json_path, html_path = out / json_name, out / "report.html"
-    json_path.write_text(json.dumps(finite(data), indent=2, allow_nan=False) + "\n")  # strict JSON
+    json_path.write_text(json.dumps(finite(data.to_json()), indent=2, allow_nan=False) + "\n")  # strict JSON
     html_path.write_text(render_report(data), encoding="utf-8")
     return json_path, html_path
 
