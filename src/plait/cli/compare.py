@@ -25,6 +25,11 @@ def compare_command(
         Path("compare-out"), "--out", "-o", help="Folder for compare.json, compare.md and compare.html."
     ),
     unimodal: bool = typer.Option(True, help="Also train each field alone (the unimodal baselines)."),
+    boosting: bool = typer.Option(
+        True,
+        help="Also fit gradient boosting (LightGBM) on every field's summary features, and retrained "
+        "without each field: the simple model to beat.",
+    ),
     epochs: int | None = typer.Option(None, help="Override train.epochs for every model."),
     seed: int | None = typer.Option(None, help="Override train.seed (split and training)."),
     bundles: bool = typer.Option(False, help="Keep every model's bundle under OUT/bundles/NAME."),
@@ -39,7 +44,8 @@ def compare_command(
     progress: bool = typer.Option(True, help="Show progress bars."),
     allow_leak: list[str] | None = ALLOW_LEAK,
 ) -> None:
-    """Train each fusion strategy (and each field alone) on the same split and seed; rank them.
+    """Train each fusion strategy (each field alone, and a boosting baseline on summary features) on
+    the same split and seed; rank them.
     With --folds or --seeds: every model on every fold × seed, ranked by mean ± std with the
     paired difference to the best and its 95 % interval (cv.md, cv.json, oof.parquet)."""
     from plait.compare import compare, write_reports
@@ -58,13 +64,21 @@ def compare_command(
         if bundles:
             raise typer.BadParameter("--bundles keeps one split's models; drop it with --folds/--seeds")
         run_cross_validation(
-            cfg, names, folds=folds, seeds=seeds, unimodal=unimodal, out=out, console=console
+            cfg,
+            names,
+            folds=folds,
+            seeds=seeds,
+            unimodal=unimodal,
+            baseline=boosting,
+            out=out,
+            console=console,
         )
         return
     comparison = compare(
         cfg,
         names,
         unimodal=unimodal,
+        baseline=boosting,
         out=out if bundles else None,
         say=lambda msg: console.print(msg, highlight=False, markup=False),
     )
@@ -100,7 +114,15 @@ def _rich_table(comparison: Comparison) -> Table:
 
 
 def run_cross_validation(
-    cfg: Any, names: list[str], *, folds: int, seeds: int, unimodal: bool, out: Path, console: Console
+    cfg: Any,
+    names: list[str],
+    *,
+    folds: int,
+    seeds: int,
+    unimodal: bool,
+    out: Path,
+    console: Console,
+    baseline: bool = True,
 ) -> CrossValidation:
     """Cross-validate, write cv.md / cv.json / oof.parquet into `out`, print the leaderboard."""
     from plait.compare import cross_validate, write_cv_reports
@@ -111,6 +133,7 @@ def run_cross_validation(
         folds=folds,
         seeds=seeds,
         unimodal=unimodal,
+        baseline=baseline,
         say=lambda msg: console.print(msg, highlight=False, markup=False),
     )
     paths = write_cv_reports(cv, out)

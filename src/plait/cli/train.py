@@ -31,6 +31,11 @@ def train_command(
         "forward in time for data.split.time), figures into OUT (default: the output folder + '-cv').",
     ),
     seeds: int = typer.Option(1, help="With --folds: train each fold with S seeds (train.seed, +1, …)."),
+    boosting: bool = typer.Option(
+        False,
+        help="Also fit gradient boosting (LightGBM) on every field's summary features on the same split, "
+        "and retrained without each field: printed beside the model and shown in the report.",
+    ),
     resume: bool = typer.Option(
         False,
         "--resume",
@@ -56,7 +61,12 @@ def train_command(
     target = out if out is not None else cfg.resolve(cfg.output)
     if folds != 1 or seeds != 1:
         _cross_validate(
-            cfg, folds, seeds, out if out is not None else target.with_name(target.name + "-cv"), console
+            cfg,
+            folds,
+            seeds,
+            out if out is not None else target.with_name(target.name + "-cv"),
+            console,
+            boosting=boosting,
         )
         return
     checkpoints = target.with_name(target.name + ".checkpoints")
@@ -74,6 +84,7 @@ def train_command(
         report=report,
         checkpoints=checkpoints,
         resume=resume,
+        boosting=boosting,
     )
     from plait.evaluation.result import Headline
 
@@ -89,6 +100,12 @@ def train_command(
             else Headline.from_json({**interval, "value": metrics["metrics"][interval["metric"]]}),
         )
     )
+    if result.boosting is not None and result.report is None:
+        console.print(
+            f"boosting baseline on summary features: {result.trained.task.headline_metric} "
+            f"{result.boosting.metric:.4f} (same split)",
+            highlight=False,
+        )
     if result.report is not None:
         from plait.evaluation.summary import report_summary
 
@@ -100,12 +117,21 @@ def train_command(
     )
 
 
-def _cross_validate(cfg: Any, folds: int, seeds: int, out: Path, console: Console) -> None:
+def _cross_validate(
+    cfg: Any, folds: int, seeds: int, out: Path, console: Console, *, boosting: bool = False
+) -> None:
     """K folds × S seeds of the configured model: per-fold figures, mean ± std, out-of-fold predictions."""
     from plait.cli.compare import run_cross_validation
 
     cv = run_cross_validation(
-        cfg, [cfg.model.fusion], folds=folds, seeds=seeds, unimodal=False, out=out, console=console
+        cfg,
+        [cfg.model.fusion],
+        folds=folds,
+        seeds=seeds,
+        unimodal=False,
+        out=out,
+        console=console,
+        baseline=boosting,
     )
     summary = cv.summaries()[0]
     if summary.mean is not None and cv.folds > 1:

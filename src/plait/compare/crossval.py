@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from plait.baseline.boosting import BoostingResult
 from plait.compare.cv_result import CrossValidation, CVRun, OutOfFold
 from plait.compare.result import CompareRow
-from plait.compare.run import model_plans, outcome, resolve_fusions, train_row
+from plait.compare.run import Features, model_plans, outcome, resolve_fusions, train_row
 from plait.config import Config
 from plait.data.folds import make_folds
 from plait.data.split import Split
@@ -65,10 +66,12 @@ def cross_validate(
     folds: int = 5,
     seeds: int = 1,
     unimodal: bool = True,
+    baseline: bool = True,
     say: Say | None = None,
     table: pl.DataFrame | None = None,
 ) -> CrossValidation:
-    """Train each fusion (and each field alone) on every fold and seed; see the module doc."""
+    """Train each fusion (each field alone, and the boosting baseline) on every fold and seed;
+    see the module doc."""
     from plait.training.fit import prepare, read_training_table  # Lightning: only when training
 
     tell: Say = say or (lambda _msg: None)
@@ -82,7 +85,7 @@ def cross_validate(
         if plan.folds > 1
         else [make_split(split_plan, read.table, read.labels, read.source)]
     )
-    models = model_plans(names, read.config.field_names, unimodal=unimodal)
+    models = model_plans(names, read.config.field_names, unimodal=unimodal, baseline=baseline)
     total = len(splits) * len(plan.seeds) * len(models)
     tell(
         f"cross-validation: {len(splits)} fold{'s' if len(splits) != 1 else ''} × {len(plan.seeds)} "
@@ -104,16 +107,21 @@ def cross_validate(
             done += len(plan.seeds) * len(models)
             runs += _failed(models, fold, plan.seeds, split, f"{type(exc).__name__}: {exc}")
             continue
+        features = Features(prepared)  # the boosting row's, once per fold
         for seed in plan.seeds:
             for model in models:
                 done += 1
                 where = f"[{done}/{total}] fold {fold + 1}/{len(splits)} · seed {seed} · {model.name}"
                 tell(f"{where}: training…")
-                trained = train_row(prepared, model, None, lambda m: None, seed=seed, extras=False)
+                trained = train_row(
+                    prepared, model, None, lambda m: None, seed=seed, extras=False, features=features
+                )
                 tell(f"{where}: {outcome(trained.row, prepared.task)}{_eta(start, done, total)}")
                 runs.append(CVRun(fold=fold, seed=seed, row=trained.row, split=split.to_json()))
                 if trained.result is not None:
                     oof.append(_out_of_fold(prepared, model.name, fold, seed, trained.result))
+                elif trained.baseline is not None:
+                    oof.append(_baseline_out_of_fold(prepared, model.name, fold, seed, trained.baseline))
     if prepared is None or not any(r.row.ok for r in runs):
         failures = "; ".join(sorted({f"{r.row.name}: {r.row.error}" for r in runs}))
         raise PlaitError(f"cross-validation: every run failed; fix these and run again: {failures}")
@@ -159,6 +167,32 @@ def _out_of_fold(prepared: Prepared, model: str, fold: int, seed: int, result: T
         seed=seed,
         rows=rows,
         truth=truth,
+        predicted=predicted,
+        probabilities=probabilities,
+    )
+
+
+def _baseline_out_of_fold(
+    prepared: Prepared, model: str, fold: int, seed: int, fit: BoostingResult
+) -> OutOfFold:
+    """The boosting baseline's predictions on this fold's held-out rows (its probabilities as they
+    are: boosting is not temperature-scaled)."""
+    task = prepared.task
+    _, rows = prepared.split.held_out()
+    assert prepared.tensors.target is not None  # training tables are labelled
+    truth = task.to_target_units(prepared.tensors.target[torch.as_tensor(rows, dtype=torch.long)].double())
+    if task.is_classification:
+        probabilities = task.probabilities(fit.output).numpy()
+        predicted = probabilities.argmax(axis=1).astype(np.float64)
+    else:
+        probabilities = None
+        predicted = task.to_target_units(fit.output).numpy()
+    return OutOfFold(
+        model=model,
+        fold=fold,
+        seed=seed,
+        rows=rows,
+        truth=truth.numpy(),
         predicted=predicted,
         probabilities=probabilities,
     )

@@ -226,21 +226,31 @@ class CrossValidation:
             text += f" Cannot tell for {', '.join(untold)} (fewer than two paired folds or seeds)."
         fusion = next((s for s in ranked if s.kind == "fusion"), None)
         alone = next((s for s in ranked if s.kind == "unimodal"), None)
-        if fusion is not None and alone is not None and fusion.mean is not None and alone.mean is not None:
-            gap = self.paired(fusion.name, alone.name)
-            if gap is not None:
-                interval = "" if gap.low is None else f" [{gap.low:+.4f}, {gap.high:+.4f}]"
-                better = (gap.mean > 0) == self.higher_is_better
-                beyond = gap.excludes_zero
-                text += (
-                    f" Best fusion {fusion.name} vs best single field {alone.name}: {gap.mean:+.4f}{interval}"
-                    + (
-                        f" — fusion {'wins' if better else 'loses'} beyond the noise."
-                        if beyond
-                        else " — within the noise."
-                    )
-                )
+        if fusion is not None and alone is not None:
+            text += self._versus(
+                fusion, alone, f"Best fusion {fusion.name} vs best single field {alone.name}", "fusion"
+            )
+        plait = next((s for s in ranked if s.kind != "baseline"), None)
+        boosting = next((s for s in ranked if s.kind == "baseline"), None)
+        if plait is not None and boosting is not None:
+            text += self._versus(
+                plait, boosting, f"Best plait model {plait.name} vs the boosting baseline", plait.name
+            )
         return text
+
+    def _versus(self, mine: ModelSummary, other: ModelSummary, head: str, who: str) -> str:
+        """' HEAD: +gap [interval] — WHO wins/loses beyond the noise' (or within it), paired by run."""
+        gap = self.paired(mine.name, other.name)
+        if gap is None:
+            return ""
+        interval = "" if gap.low is None else f" [{gap.low:+.4f}, {gap.high:+.4f}]"
+        better = (gap.mean > 0) == self.higher_is_better
+        verdict = (
+            f"{who} {'wins' if better else 'loses'} beyond the noise"
+            if gap.excludes_zero
+            else "within the noise"
+        )
+        return f" {head}: {gap.mean:+.4f}{interval} — {verdict}."
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -6,7 +6,7 @@ from __future__ import annotations
 from html import escape
 
 from plait.compare.result import Comparison
-from plait.compare.table import BEST_UNIMODAL, headers, table_rows
+from plait.compare.table import LEGEND, headers, table_rows
 
 BAR_H = 22  # px per bar, gap included
 LABEL_W = 190
@@ -22,6 +22,7 @@ table { border-collapse: collapse; margin: 1em 0; font-variant-numeric: tabular-
 th, td { border-bottom: 1px solid #ddd; padding: .25em .6em; text-align: right; }
 th.text, td.text { text-align: left; } tr.best-unimodal { background: #fdf3e3; }
 tr.failed { color: #999; } .fusion { fill: #3b6fb6; } .unimodal { fill: #d98c2b; }
+.baseline { fill: #6b6b6b; }
 svg text { font: 12px system-ui, sans-serif; fill: #222; } .small { color: #666; font-size: .9em; }
 """
 
@@ -48,8 +49,7 @@ def render_html(comparison: Comparison, date: str, *, version: str) -> str:
 ({direction} is better)</h2>
 {bar_chart(comparison)}
 {_table(comparison)}
-<p class="small">{escape(BEST_UNIMODAL)} marks the best unimodal baseline (one field, trained alone);
-<i>without FIELD</i> is the model's metric with that field removed at test time.</p>
+<p class="small">{escape(LEGEND)}</p>
 {warnings}
 <p class="small">Split: {escape(split)} (seed {comparison.seed}); table {escape(comparison.source)}.
 Latency on {escape(comparison.latency_device)}. Total {comparison.seconds:.1f} s.
@@ -80,9 +80,9 @@ def bar_chart(comparison: Comparison) -> str:
             f'<text x="{LABEL_W + w + 4:.1f}" y="{y + 15}">{value:.4f}</text>'
         )
     y = TOP + BAR_H * len(rows) + 12
-    for j, kind in enumerate(("fusion", "unimodal")):
+    keys = {"fusion": "fusion (all fields)", "unimodal": "unimodal baseline", "baseline": "boosting baseline"}
+    for j, (kind, name) in enumerate(keys.items()):
         x = LABEL_W + j * 150
-        name = "fusion (all fields)" if kind == "fusion" else "unimodal baseline"
         parts.append(
             f'<rect class="key {kind}" x="{x}" y="{y}" width="12" height="12"></rect>'
             f'<text x="{x + 17}" y="{y + 11}">{name}</text>'

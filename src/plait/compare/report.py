@@ -11,7 +11,7 @@ from typing import Any
 from plait import __version__
 from plait.compare.html import render_html
 from plait.compare.result import Comparison
-from plait.compare.table import BEST_UNIMODAL, headers, table_rows
+from plait.compare.table import LEGEND, headers, table_rows
 from plait.provenance.record import utc_now
 
 
@@ -47,8 +47,7 @@ def render_markdown(comparison: Comparison, date: str) -> str:
         f"{comparison.verdict()}",
         "",
         f"Ranked by {comparison.metric_name} on {comparison.held_out_rows} {comparison.held_out} rows "
-        f"({direction} is better). {BEST_UNIMODAL} marks the best unimodal baseline (one field, trained "
-        "alone); `without FIELD` is the model's metric with that field removed at test time.",
+        f"({direction} is better). " + LEGEND,
         "",
         "| " + " | ".join(names) + " |",
         "|" + "|".join("---:" if _numeric(h) else "---" for h in names) + "|",

@@ -16,8 +16,11 @@ from typing import TYPE_CHECKING
 import polars as pl
 import torch
 
+from plait.baseline.boosting import NAME as BOOSTING
+from plait.baseline.boosting import BoostingResult, fit_boosting
+from plait.baseline.features import FeatureTable, summary_table
 from plait.compare.latency import latency_device, measure_latency
-from plait.compare.result import CompareRow, Comparison
+from plait.compare.result import BASELINE, FUSION, UNIMODAL, CompareRow, Comparison
 from plait.config import Config
 from plait.errors import ConfigError, PlaitError
 from plait.evaluation.calibration import expected_calibration_error
@@ -52,14 +55,18 @@ def resolve_fusions(fusions: Sequence[str]) -> list[str]:
     return names
 
 
-def model_plans(fusions: Sequence[str], fields: Sequence[str], *, unimodal: bool) -> list[CompareRow]:
+def model_plans(
+    fusions: Sequence[str], fields: Sequence[str], *, unimodal: bool, baseline: bool = True
+) -> list[CompareRow]:
     """The rows to train: each fusion on every field, then (with `unimodal` and ≥ 2 fields) each
-    field alone."""
-    plans = [CompareRow(name=n, kind="fusion", fusion=n, fields=tuple(fields)) for n in fusions]
+    field alone, then (with `baseline`) gradient boosting on every field's summary features."""
+    plans = [CompareRow(name=n, kind=FUSION, fusion=n, fields=tuple(fields)) for n in fusions]
     if unimodal and len(fields) >= 2:
         plans += [
-            CompareRow(name=f"{f}-only", kind="unimodal", fusion=BASELINE_FUSION, fields=(f,)) for f in fields
+            CompareRow(name=f"{f}-only", kind=UNIMODAL, fusion=BASELINE_FUSION, fields=(f,)) for f in fields
         ]
+    if baseline:
+        plans.append(CompareRow(name=BOOSTING, kind=BASELINE, fusion=BOOSTING, fields=tuple(fields)))
     return plans
 
 
@@ -68,11 +75,13 @@ def compare(
     fusions: Sequence[str],
     *,
     unimodal: bool = True,
+    baseline: bool = True,
     out: Path | None = None,
     say: Say | None = None,
     table: pl.DataFrame | None = None,
 ) -> Comparison:
-    """Train each of `fusions` on every field and (with `unimodal` and ≥ 2 fields) each field alone.
+    """Train each of `fusions` on every field, (with `unimodal` and ≥ 2 fields) each field alone
+    and (with `baseline`) gradient boosting on summary features, on the same rows and split.
     `out`: keep each model's bundle under out/bundles/NAME (None keeps none)."""
     from plait.training.fit import prepare  # Lightning: only when training
 
@@ -81,7 +90,8 @@ def compare(
     start = time.perf_counter()
     prepared = prepare(config, table=table, say=tell)
     fields = prepared.config.field_names
-    plans = model_plans(names, fields, unimodal=unimodal)
+    plans = model_plans(names, fields, unimodal=unimodal, baseline=baseline)
+    features = Features(prepared)
     rows: list[CompareRow] = []
     curves: dict[str, list[Curve]] = {}  # fusion row → its robustness curves
     device = "cpu"
@@ -89,7 +99,7 @@ def compare(
         step = f"[{number}/{len(plans)}]"
         tell(f"{step} training {plan.name}…")
         bundle = None if out is None else Path(out) / "bundles" / plan.name
-        trained = train_row(prepared, plan, bundle, lambda m: tell(f"    {m}"))
+        trained = train_row(prepared, plan, bundle, lambda m: tell(f"    {m}"), features=features)
         row, curves[plan.name] = trained.row, trained.curves
         device = trained.device if row.ok else device
         tell(f"{step} {plan.name}: {outcome(row, prepared.task)}")
@@ -124,6 +134,20 @@ class TrainedRow:
     device: str
     curves: list[Curve]
     result: TrainResult | None
+    baseline: BoostingResult | None = None  # the boosting row's fit, for its out-of-fold rows
+
+
+class Features:
+    """The summary features of one prepared table, computed when a boosting row first asks."""
+
+    def __init__(self, prepared: Prepared) -> None:
+        self.prepared = prepared
+        self._table: FeatureTable | None = None
+
+    def table(self) -> FeatureTable:
+        if self._table is None:
+            self._table = summary_table(self.prepared.modalities, self.prepared.tensors)
+        return self._table
 
 
 def train_row(
@@ -134,10 +158,14 @@ def train_row(
     *,
     seed: int | None = None,
     extras: bool = True,
+    features: Features | None = None,
 ) -> TrainedRow:
     """Train and measure one row; a PlaitError or RuntimeError becomes a failed row. `seed`
     overrides train.seed; `extras` adds latency and robustness (off in cross-validation runs)."""
     from plait.workflow.train import fit_prepared
+
+    if plan.kind == BASELINE:
+        return _boosting_row(prepared, plan, seed, features or Features(prepared))
 
     config = _with_fusion(prepared.config, plan.fusion)
     if seed is not None and seed != config.train.seed:
@@ -159,6 +187,38 @@ def train_row(
             error=f"{type(exc).__name__}: {exc}",
         )
         return TrainedRow(failed, "cpu", [], None)
+
+
+def _boosting_row(prepared: Prepared, plan: CompareRow, seed: int | None, features: Features) -> TrainedRow:
+    """Gradient boosting on the summary features of `plan.fields`, and retrained without each."""
+    target = prepared.tensors.target
+    try:
+        if target is None:
+            raise PlaitError("the boosting baseline needs a labelled table")
+        fit = fit_boosting(
+            features.table(),
+            target,
+            prepared.split,
+            prepared.task,
+            seed=prepared.config.train.seed if seed is None else seed,
+            fields=plan.fields,
+        )
+    except (PlaitError, RuntimeError, ValueError) as exc:
+        return TrainedRow(replace(plan, error=f"{type(exc).__name__}: {exc}"), "cpu", [], None)
+    ece = None
+    if prepared.task.is_classification:
+        _, held_out = prepared.split.held_out()
+        ece = expected_calibration_error(fit.output, target[torch.as_tensor(held_out, dtype=torch.long)])
+    row = replace(
+        plan,
+        metric=fit.metric,
+        metrics=dict(fit.metrics),
+        ece=ece,
+        train_seconds=fit.seconds,
+        retrained_without=dict(fit.retrained_without),
+        warnings=(),
+    )
+    return TrainedRow(row, "cpu", [], None, baseline=fit)
 
 
 def _robustness(prepared: Prepared, result: TrainResult, fields: Sequence[str]) -> list[Curve]:

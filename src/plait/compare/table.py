@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from plait.compare.result import CompareRow, Comparison
 
 BEST_UNIMODAL = "★"  # marks the best unimodal baseline
+RETRAINED = "*"  # a `without FIELD` figure from a model retrained without the field (boosting)
 NONE = "—"
+LEGEND = (
+    f"{BEST_UNIMODAL} marks the best unimodal baseline (one field, trained alone); `without FIELD` is "
+    "the model's metric with that field removed at test time, and for the boosting baseline (marked "
+    f"{RETRAINED}) the metric of boosting retrained without the field, as a user's own model would be."
+)
 
 
 @dataclass(frozen=True)
@@ -51,20 +57,26 @@ def table_rows(comparison: Comparison) -> list[Cells]:
             str(rank) if row.ok else NONE,
             f"{row.name} {BEST_UNIMODAL}" if is_best else row.name,
             row.kind,
-            "all" if row.kind == "fusion" else ", ".join(row.fields),
+            "all" if row.kind != "unimodal" else ", ".join(row.fields),
             _num(row.metric, 4) if row.ok else "failed",
             *ece,
             NONE if row.parameters is None else f"{row.parameters:,}",
             _num(row.train_seconds, 1),
             _num(row.latency_ms, 3),
             _num(row.latency_single_ms, 2),
-            *(_num(row.without_field.get(f), 4) for f in comparison.fields),
+            *(_without(row, f) for f in comparison.fields),
             _num(row.relative_robustness, 3),
             NONE if row.effective_robustness is None else f"{row.effective_robustness:+.3f}",
             _notes(row),
         )
         out.append(Cells(row=row, cells=cells, best_unimodal=is_best))
     return out
+
+
+def _without(row: CompareRow, field: str) -> str:
+    if field in row.retrained_without:
+        return f"{row.retrained_without[field]:.4f}{RETRAINED}"
+    return _num(row.without_field.get(field), 4)
 
 
 def _num(value: float | None, digits: int) -> str:

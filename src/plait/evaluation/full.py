@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from plait import __version__
+from plait.baseline.boosting import BoostingResult
 from plait.bundle import TrainedModel
 from plait.data.dataset import TensorTable
 from plait.errors import DataError
@@ -28,6 +29,7 @@ from plait.evaluation.metrics import confusion_matrix
 from plait.evaluation.perturb.choice import RobustnessPlan
 from plait.evaluation.result import (
     Ablation,
+    BoostingBaseline,
     Calibration,
     EffectiveRobustness,
     EvaluationReport,
@@ -85,6 +87,7 @@ def full_evaluation(
     retrained_without: Mapping[str, float] | None = None,
     say: Say | None = None,
     progress: bool = False,
+    boosting: BoostingResult | None = None,
 ) -> EvaluationReport:
     """Evaluate `trained` on `rows` of `tensors` (which hold targets in the model's encoding).
     `plan` chooses the robustness curves (None: the default ones). While the model runs, a
@@ -161,6 +164,19 @@ def full_evaluation(
             ),
         ),
         timing=Timing(round(seconds, 3), round(result.encoding_seconds, 3)),
+        boosting=None if boosting is None else _boosting(boosting, task),
+    )
+
+
+def _boosting(fit: BoostingResult, task: Task) -> BoostingBaseline:
+    return BoostingBaseline(
+        metric=task.headline_metric,
+        value=round(fit.metric, 6),
+        metrics={k: round(float(v), 6) for k, v in fit.metrics.items()},
+        retrained_without={f: round(v, 6) for f, v in fit.retrained_without.items()},
+        importance=dict(fit.importance),
+        rounds=fit.rounds,
+        seconds=round(fit.seconds, 3),
     )
 
 

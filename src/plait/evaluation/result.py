@@ -309,6 +309,44 @@ class Calibration:
 
 
 @dataclass(frozen=True)
+class BoostingBaseline:
+    """Gradient boosting on the fields' summary features, trained on the same rows and split
+    (`plait train --boosting`): the simple model this one has to beat, and the same kind of model
+    retrained without each field."""
+
+    metric: str
+    value: float
+    metrics: Mapping[str, float]
+    retrained_without: Mapping[str, float]
+    importance: Mapping[str, float]  # field -> share of the split gain
+    rounds: int
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "value": self.value,
+            "metrics": dict(self.metrics),
+            "retrained_without": dict(self.retrained_without),
+            "importance": dict(self.importance),
+            "rounds": self.rounds,
+            "seconds": self.seconds,
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> BoostingBaseline:
+        return cls(
+            metric=str(raw["metric"]),
+            value=float(raw["value"]),
+            metrics={str(k): float(v) for k, v in raw.get("metrics", {}).items()},
+            retrained_without={str(k): float(v) for k, v in raw.get("retrained_without", {}).items()},
+            importance={str(k): float(v) for k, v in raw.get("importance", {}).items()},
+            rounds=int(raw.get("rounds", 0)),
+            seconds=float(raw.get("seconds", 0.0)),
+        )
+
+
+@dataclass(frozen=True)
 class Timing:
     seconds: float
     encoding_seconds: float
@@ -341,6 +379,7 @@ class EvaluationReport:
     calibration: Calibration | None = None
     interpretation: Interpretation | None = None
     timing: Timing | None = None
+    boosting: BoostingBaseline | None = None  # with `plait train --boosting`
 
     @property
     def is_regression(self) -> bool:
@@ -381,6 +420,7 @@ class EvaluationReport:
             "calibration": out(self.calibration),
             "interpretation": out(self.interpretation),
             "timing": out(self.timing),
+            "boosting": out(self.boosting),
         }
 
     @classmethod
@@ -422,6 +462,7 @@ class EvaluationReport:
             calibration=section("calibration", Calibration.from_json),
             interpretation=section("interpretation", Interpretation.from_json),
             timing=section("timing", Timing.from_json),
+            boosting=section("boosting", BoostingBaseline.from_json),
         )
 
 

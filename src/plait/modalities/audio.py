@@ -32,6 +32,7 @@ from plait.modalities.conv import MaskedConv1dEncoder
 from plait.modalities.media_probe import AUDIO_FORMATS, probe_audio
 from plait.modalities.melspec import MelSpectrogram
 from plait.modalities.options import optional_column, positive_int, short_error
+from plait.modalities.summary import spectrogram_stats
 from plait.types import Absent
 
 FIT_LIMIT = 256  # decodable training clips used for the log-mel statistics
@@ -297,6 +298,10 @@ class AudioModality:
                 values[i, :, : item.shape[1]] = item
                 mask[i, : item.shape[1]] = True
         return values, mask
+
+    def summary_features(self, values: Tensor, mask: Tensor | None) -> Tensor:
+        """For the boosting baseline: each mel band's mean and std over the clip, and the clip's."""
+        return spectrogram_stats(values, mask)  # (B, M, F) -> (B, 2M + 4)
 
     def build_encoder(self, dim: int) -> MaskedConv1dEncoder:
         """Conv over time with the mel bins as channels, stride 2 twice: F frames → ceil(F / 4) tokens."""

@@ -17,9 +17,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from plait.types import Absent
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 # How one column's value arrives in a JSON request:
 #   media: base64 text / data URL / uploaded file bytes, checked by the spec's `probe`;
@@ -142,6 +145,17 @@ def value_columns(modality: Any) -> tuple[str, ...]:
     paths are not values: the model reads the files, not the names."""
     declared = getattr(modality, "value_columns", None)
     return tuple(declared()) if callable(declared) else ()
+
+
+def summary_features(modality: Any, values: Tensor, mask: Tensor | None) -> Tensor:
+    """Fixed-width summary features (B, D) of a collated batch, for the classical baseline
+    (`plait.baseline`); a modality declares them with an optional `summary_features(values, mask)`
+    method (plait.modalities.summary has the building blocks), else `generic_stats`."""
+    from plait.modalities.summary import generic_stats
+
+    declared = getattr(modality, "summary_features", None)
+    out = declared(values, mask) if callable(declared) else generic_stats(values, mask)
+    return out.reshape(out.shape[0], -1).float()
 
 
 def file_columns(modality: Any) -> tuple[str, ...]:

@@ -165,6 +165,10 @@ class EmbeddingModality:
     def collate(self, items: Sequence[Tensor | None]) -> tuple[Tensor, Tensor | None]:
         return zeros_like_batch(items, (self._fitted_dim(),), torch.float32), None  # (B, dim)
 
+    def summary_features(self, values: Tensor, mask: Tensor | None) -> Tensor:
+        """For the boosting baseline: the vector itself."""
+        return values.float()  # (B, dim)
+
     def build_encoder(self, dim: int) -> EmbeddingEncoder:
         return EmbeddingEncoder(input_dim=self._fitted_dim(), output_dim=dim)
 

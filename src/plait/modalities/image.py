@@ -40,6 +40,7 @@ from plait.modalities.conv import group_count
 from plait.modalities.media_probe import IMAGE_FORMATS, probe_image
 from plait.modalities.options import optional_column, positive_int, short_error
 from plait.modalities.pixel_stats import channel_stats
+from plait.modalities.summary import image_stats
 from plait.types import Absent, EncoderOutput
 
 FIT_LIMIT = 256  # decodable training images used for the channel statistics
@@ -205,6 +206,10 @@ class ImageModality:
     def collate(self, items: Sequence[Tensor | None]) -> tuple[Tensor, Tensor | None]:
         shape = (self.channels, self.size, self.size)
         return zeros_like_batch(items, shape, torch.float32), None  # (B, C, S, S)
+
+    def summary_features(self, values: Tensor, mask: Tensor | None) -> Tensor:
+        """For the boosting baseline: an 8 × 8 picture per channel and its mean, std, min and max."""
+        return image_stats(values)  # (B, C, S, S) -> (B, C * 68)
 
     def build_encoder(self, dim: int) -> ImageEncoder:
         return ImageEncoder(self.channels, dim)

@@ -22,6 +22,7 @@ from plait.errors import BundleError, ConfigError, DataError
 from plait.modalities.base import JSONState, NotFittedError, require_columns, row_numbers, zero_absent
 from plait.modalities.contract import InputLimits, InputSpec, Role, Widget
 from plait.modalities.options import positive_int
+from plait.modalities.summary import masked_values
 from plait.types import Absent, EncoderOutput
 
 # Text that spreadsheets and exports write for "no value"; it means missing, not a bad number.
@@ -253,6 +254,10 @@ class TabularModality:
         n = len(self.numeric)
         mask = torch.cat([torch.isfinite(values[:, :n]), values[:, n:] > 0], dim=1)  # (B, C)
         return torch.nan_to_num(values, nan=0.0), mask
+
+    def summary_features(self, values: Tensor, mask: Tensor | None) -> Tensor:
+        """For the boosting baseline: the columns themselves (category codes), NaN where unobserved."""
+        return masked_values(values, mask)  # (B, C)
 
     def build_encoder(self, dim: int) -> TabularEncoder:
         _, _, levels = self._check_fitted()

@@ -28,6 +28,7 @@ from plait.modalities.base import (
 )
 from plait.modalities.contract import InputLimits, InputSpec, Widget
 from plait.modalities.options import optional_column, positive_int
+from plait.modalities.summary import token_stats
 from plait.types import Absent, EncoderOutput
 
 PAD_TOKEN = "[PAD]"  # id 0: collate pads with it and the embedding ignores it
@@ -188,6 +189,10 @@ class TextModality:
                 values[i, : item.shape[0]] = item
                 mask[i, : item.shape[0]] = True
         return values, mask
+
+    def summary_features(self, values: Tensor, mask: Tensor | None) -> Tensor:
+        """For the boosting baseline: a hashed bag of tokens, the length and the share of distinct tokens."""
+        return token_stats(values, mask)  # (B, L) -> (B, 66)
 
     def build_encoder(self, dim: int) -> TextTransformerEncoder | TextCNNEncoder:
         vocab = self._fitted().get_vocab_size()

@@ -31,6 +31,7 @@ from plait.modalities.base import JSONState, NotFittedError, is_empty, require_c
 from plait.modalities.contract import InputLimits, InputSpec, Widget
 from plait.modalities.conv import MaskedConv1dEncoder
 from plait.modalities.options import optional_column, positive_int, short_error
+from plait.modalities.summary import series_stats
 from plait.types import Absent
 
 FIT_LIMIT = 1024  # training values used for the channel statistics
@@ -257,6 +258,10 @@ class TimeseriesModality:
         if self.max_length >= 64:
             return (2, 1, 1)
         return (1, 1, 1)
+
+    def summary_features(self, values: Tensor, mask: Tensor | None) -> Tensor:
+        """For the boosting baseline: per channel statistics, quantiles and band energies."""
+        return series_stats(values, mask)  # (B, T, C) -> (B, C * SERIES_STATS)
 
     def build_encoder(self, dim: int) -> MaskedConv1dEncoder:
         channels = self._stats()[0].shape[0] if self.channels is None else self.channels

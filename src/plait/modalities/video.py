@@ -41,6 +41,7 @@ from plait.modalities.contract import InputLimits, InputSpec, Probe, Widget
 from plait.modalities.image import ImageEncoder
 from plait.modalities.options import optional_column, positive_int, short_error
 from plait.modalities.pixel_stats import channel_stats
+from plait.modalities.summary import clip_stats
 from plait.modalities.video_io import (
     FORMATS,
     VideoHeader,
@@ -330,6 +331,11 @@ class VideoModality:
                 values[i, : item.shape[0]] = item
                 mask[i, : item.shape[0]] = True
         return values, mask
+
+    def summary_features(self, values: Tensor, mask: Tensor | None) -> Tensor:
+        """For the boosting baseline: a 4 × 4 picture per channel and its statistics, averaged over
+        the clip's frames, and how much they change from frame to frame."""
+        return clip_stats(values, mask)  # (B, F, C, S, S) -> (B, 2 * C * 20)
 
     def build_encoder(self, dim: int) -> VideoEncoder:
         return VideoEncoder(self.channels, dim)

@@ -103,6 +103,7 @@ def _headline(report: EvaluationReport) -> str:
         f"{num(100 * head.level, 0)} % interval {num(head.low)} – {num(head.high)}; "
         f"{'higher' if report.higher_is_better else 'lower'} is better.</p>"
     )
+    line += _boosting_line(report)
     fields = ", ".join(f"<b>{esc(f.name)}</b> ({esc(f.kind or '?')})" for f in report.fields)
     dset, task = report.data, report.task
     classes = "" if task is None else ", ".join(esc(c) for c in task.classes)
@@ -121,6 +122,22 @@ def _headline(report: EvaluationReport) -> str:
         table(list(metrics), [[num(v) for v in metrics.values()]], text_columns=0) if metrics else ""
     )
     return line + f'<dl class="facts">{dl}</dl>' + metric_table
+
+
+def _boosting_line(report: EvaluationReport) -> str:
+    """The simple model beside this one (`plait train --boosting`), when it was fitted."""
+    boost, head = report.boosting, report.headline
+    if boost is None or head is None:
+        return ""
+    value = (report.metrics or {}).get(boost.metric, head.value)
+    gap = value - boost.value if report.higher_is_better else boost.value - value
+    said = "beats" if gap > 0 else ("ties with" if gap == 0 else "does not beat")
+    return (
+        f'<p class="boosting">Simple baseline: gradient boosting on the fields\' summary features, '
+        f"same rows and split: {esc(boost.metric)} <b>{num(boost.value)}</b>. This model {said} it "
+        f"({'+' if gap >= 0 else '−'}{num(abs(gap))}); one split, so a small gap may be noise "
+        "(<code>plait compare --folds 5 --seeds 3</code> tells).</p>"
+    )
 
 
 def _footer(report: EvaluationReport) -> str:

@@ -62,7 +62,16 @@ def ablation(report: EvaluationReport) -> str:
         reference_label="all fields",
     )
     retrained = any(f.retrained_without is not None for f in fields.values())
-    head = ["field", "kind", "alone", "without", "marginal", *(["retrained without"] if retrained else [])]
+    boosting = {} if report.boosting is None else report.boosting.retrained_without
+    head = [
+        "field",
+        "kind",
+        "alone",
+        "without",
+        "marginal",
+        *(["retrained without"] if retrained else []),
+        *(["boosting retrained without"] if boosting else []),
+    ]
     rows = [
         [
             esc(n),
@@ -71,6 +80,7 @@ def ablation(report: EvaluationReport) -> str:
             num(f.without),
             num(f.marginal),
             *([num(f.retrained_without)] if retrained else []),
+            *([num(boosting.get(n))] if boosting else []),
         ]
         for n, f in fields.items()
     ]
@@ -85,6 +95,12 @@ def ablation(report: EvaluationReport) -> str:
         "<i>alone</i>: only this field given to the model; <i>without</i>: this field removed at test "
         "time; <i>marginal</i>: what the field adds over the others (positive helps)"
         + ("; <i>retrained without</i>: a model trained without the field" if retrained else "")
+        + (
+            "; <i>boosting retrained without</i>: the boosting baseline trained without the field "
+            "(what this model with the field absent is read against)"
+            if boosting
+            else ""
+        )
         + ".</p>"
         + single
         + chart

@@ -80,6 +80,7 @@ def check_modality(cls: type, sample: ModalitySample) -> None:
     _check_same_loads(modality, rebuilt, sample, where, "preprocessing.json round trip")
     _check_request(modality, sample, loaded[0], where)
     _check_perturbations(modality, values, mask, where)
+    _check_summary(modality, real, real_mask, where)
     _check_provenance(modality, sample, where)
 
 
@@ -261,6 +262,25 @@ def _check_request(modality: Any, sample: ModalitySample, expected: Tensor | Abs
     require(
         _same(value, expected),
         f"{where}: the served value loads to {_short(value)}, the table's to {_short(expected)}",
+    )
+
+
+def _check_summary(modality: Any, values: Tensor, mask: Tensor | None, where: str) -> None:
+    """Summary features (the boosting baseline's): one finite row of the same width per row, and a
+    row's features do not depend on the other rows of its batch."""
+    from plait.modalities.contract import summary_features
+
+    out = summary_features(modality, values, mask)
+    require(
+        out.ndim == 2 and out.shape[0] == values.shape[0] and out.shape[1] > 0,
+        f"{where}: summary_features gave shape {tuple(out.shape)} for {values.shape[0]} rows; "
+        "expected (rows, D) with D > 0",
+    )
+    require(bool(torch.isfinite(out).all()), f"{where}: summary_features of present rows are not all finite")
+    one = summary_features(modality, values[:1], None if mask is None else mask[:1])
+    require(
+        one.shape[1] == out.shape[1] and bool(torch.allclose(one[0], out[0], atol=1e-5, equal_nan=True)),
+        f"{where}: summary_features of a row change with the batch it is in",
     )
 
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import polars as pl
 
+from plait.baseline.boosting import BoostingResult, fit_boosting
+from plait.baseline.features import summary_table
 from plait.bundle import TrainedModel, bundle_content_id, save_bundle
 from plait.config import Config
 from plait.data.dataset import LoadReport, TensorTable
@@ -42,6 +44,7 @@ class TrainResult:
     seconds: float
     bundle_path: Path | None
     report: EvaluationReport | None = None  # the full evaluation written into the bundle, when asked
+    boosting: BoostingResult | None = None  # gradient boosting on the same split, when asked
 
 
 def train(
@@ -53,12 +56,15 @@ def train(
     report: bool = False,
     checkpoints: Path | str | None = None,
     resume: bool = False,
+    boosting: bool = False,
 ) -> TrainResult:
     """Train the model `config` describes; write a bundle to `out` when given, with the full
     evaluation report (report.html, evaluation.json) of the held-out rows in it when `report`.
     With `checkpoints` (a folder), every epoch is saved there; with `resume`, a run that was killed
     goes on from its last epoch and ends as the uninterrupted run would (training/checkpoint.py).
-    The folder is removed once the bundle is written."""
+    The folder is removed once the bundle is written. With `boosting`, gradient boosting on the
+    fields' summary features is fitted on the same split (and retrained without each field), for
+    the report and the terminal to show beside the model."""
     prepared = prepare(config, table=table, say=say)
     saved = None
     if checkpoints is not None:
@@ -69,9 +75,25 @@ def train(
     result = fit_prepared(prepared, out=out, say=say, checkpoints=saved)
     if saved is not None and result.bundle_path is not None:
         saved.remove()
+    if boosting:
+        result = replace(result, boosting=_boosting(prepared, say or (lambda _msg: None)))
     if not report or result.bundle_path is None:
         return result
     return replace(result, report=_bundle_report(prepared, result, say or (lambda _msg: None)))
+
+
+def _boosting(prepared: Prepared, tell: Say) -> BoostingResult:
+    assert prepared.tensors.target is not None  # training tables are labelled
+    tell("fitting the boosting baseline on summary features (and without each field)…")
+    fit = fit_boosting(
+        summary_table(prepared.modalities, prepared.tensors),
+        prepared.tensors.target,
+        prepared.split,
+        prepared.task,
+        seed=prepared.config.train.seed,
+    )
+    tell(f"boosting baseline: {prepared.task.headline_metric} {fit.metric:.4f} in {fit.seconds:.1f} s")
+    return fit
 
 
 def fit_prepared(
@@ -186,6 +208,7 @@ def _bundle_report(prepared: Prepared, result: TrainResult, tell: Say) -> Evalua
         selection=selection_text(held_out, result.split),
         progress=prepared.config.train.progress,
         say=tell,
+        boosting=result.boosting,
     )
     _, html = write_report(data, result.bundle_path, json_name=EVALUATION_JSON)
     tell(f"report: {html}")
