@@ -56,8 +56,11 @@ def run(pumps_small, tmp_path_factory: pytest.TempPathFactory) -> Run:
 
 def test_every_fusion_and_every_field_alone_is_a_row(run: Run):
     rows = {r.name: r for r in run.comparison.rows}
-    assert set(rows) == {*FUSIONS_RUN, *(f"{f}-only" for f in FIELDS)}
+    assert set(rows) == {*FUSIONS_RUN, *(f"{f}-only" for f in FIELDS), "boosting"}
     assert all(r.ok for r in rows.values()), [r.error for r in rows.values()]
+    boosting = rows.pop("boosting")  # the simple model: its own figures, no latency or epochs
+    assert boosting.kind == "baseline" and boosting.metrics["n"] == run.comparison.held_out_rows
+    assert boosting.ece is not None and set(boosting.retrained_without) == set(FIELDS)
     for name in FUSIONS_RUN:
         assert (
             rows[name].kind == "fusion" and rows[name].fusion == name and rows[name].fields == tuple(FIELDS)
@@ -90,9 +93,9 @@ def test_fusion_rows_carry_robustness_and_effective_robustness_against_late(run:
 
 
 def test_progress_lines_count_and_report(run: Run):
-    total = len(FUSIONS_RUN) + len(FIELDS)
+    total = len(FUSIONS_RUN) + len(FIELDS) + 1  # and the boosting baseline
     assert f"[1/{total}] training concat…" in run.messages
-    finished = [m for m in run.messages if re.match(rf"\[{total}/{total}\] specs-only: accuracy", m)]
+    finished = [m for m in run.messages if re.match(rf"\[{total}/{total}\] boosting: accuracy", m)]
     assert len(finished) == 1
 
 
@@ -105,7 +108,8 @@ def test_json_holds_rows_config_split_and_versions(run: Run):
     assert list(data["config"]["fields"]) == FIELDS and data["seed"] == 0
     assert sum(data["split"].values()) <= 150 and data["split"]["test"] == data["held_out_rows"]
     rows = data["rows"]
-    assert len(rows) == len(FUSIONS_RUN) + len(FIELDS)
+    assert len(rows) == len(FUSIONS_RUN) + len(FIELDS) + 1
+    assert data["baseline"] == "boosting"
     metrics = [r["metric"] for r in rows]
     assert metrics == sorted(metrics, reverse=True)  # best first
     for row in rows:
@@ -114,12 +118,17 @@ def test_json_holds_rows_config_split_and_versions(run: Run):
             assert all(0.0 <= v <= 1.0 for v in row["without_field"].values())
         else:
             assert row["without_field"] == {}
+        if row["kind"] == "baseline":
+            assert set(row["retrained_without"]) == set(FIELDS)
     unimodal = [r for r in rows if r["kind"] == "unimodal"]
     assert data["best_unimodal"] == max(unimodal, key=lambda r: r["metric"])["name"]
 
 
 def test_bundles_are_kept_per_model(run: Run):
     for row in run.comparison.rows:
+        if row.kind == "baseline":
+            assert row.bundle is None  # boosting is not a plait bundle
+            continue
         assert row.bundle == run.out / "bundles" / row.name
         assert (row.bundle / "model.safetensors").is_file()
 
@@ -181,10 +190,10 @@ def test_a_failing_strategy_is_recorded_not_fatal(pumps_small, tmp_path: Path, m
     assert any("late: FAILED" in m for m in messages)
     paths = write_reports(result, tmp_path)
     assert "failed: RuntimeError: late fusion exploded" in paths.markdown.read_text()
-    assert paths.html.read_text().count('class="bar ') == 1  # failed rows get no bar
+    assert paths.html.read_text().count('class="bar ') == 2  # concat and boosting; failed rows get no bar
     assert json.loads(paths.json.read_text())["rows"][-1]["error"].endswith("late fusion exploded")
 
-    with pytest.raises(PlaitError, match=r"every model failed.*late fusion exploded"):
+    with pytest.raises(PlaitError, match=r"every plait model failed.*late fusion exploded"):
         compare(_config(pumps_small, ["note", "specs"]), ["late"], unimodal=False)
 
 
@@ -199,7 +208,7 @@ def test_regression_ranks_by_rmse_lowest_first(pumps_small, tmp_path: Path):
     )
     result = compare(cfg, ["concat"])
     assert result.metric_name == "rmse" and not result.higher_is_better
-    assert [r.kind for r in result.rows] == ["fusion", "unimodal", "unimodal"]
+    assert [r.kind for r in result.rows] == ["fusion", "unimodal", "unimodal", "baseline"]
     for row in result.rows:
         assert row.ece is None and row.metric == row.metrics["rmse"]
     ranked = [r.metric for r in result.ranked()]
@@ -264,7 +273,8 @@ def test_cli_compare_writes_the_reports(pumps_small, tmp_path: Path):
     ]
     result = runner.invoke(app, args, env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    assert "[2/4] late: accuracy" in result.output and "note-only" in result.output
+    assert "[2/5] late: accuracy" in result.output and "note-only" in result.output
+    assert "[5/5] boosting: accuracy" in result.output
     for name in ("compare.json", "compare.md", "compare.html"):
         assert (out / name).is_file() and f"wrote {out / name}" in " ".join(result.output.split())
     assert not (out / "bundles").exists()  # only with --bundles

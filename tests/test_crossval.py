@@ -48,7 +48,13 @@ def test_grouped_folds_times_seeds(tmp_path: Path) -> None:
     df = _table()
     messages: list[str] = []
     cv = cross_validate(
-        _config(group="subject"), ["concat", "late"], folds=3, seeds=2, table=df, say=messages.append
+        _config(group="subject"),
+        ["concat", "late"],
+        folds=3,
+        seeds=2,
+        table=df,
+        say=messages.append,
+        baseline=False,  # the boosting row's own runs: tests/test_boosting_baseline.py
     )
     assert len(cv.runs) == 3 * 2 * 4  # folds × seeds × (2 fusions + 2 fields alone)
     assert any("fold 2/3 · seed 1 · late" in m for m in messages)
@@ -88,7 +94,9 @@ def test_grouped_folds_times_seeds(tmp_path: Path) -> None:
 
 
 def test_seeds_alone_keep_the_configs_split() -> None:
-    cv = cross_validate(_config(), ["concat"], folds=1, seeds=3, unimodal=False, table=_table())
+    cv = cross_validate(
+        _config(), ["concat"], folds=1, seeds=3, unimodal=False, baseline=False, table=_table()
+    )
     tests = {tuple(r.split["counts"].values()) for r in cv.runs}
     assert len(tests) == 1 and len(cv.runs) == 3 and cv.split_kind == "random"
     assert "nothing else is known" in cv.split_text()
@@ -148,7 +156,13 @@ def test_intervals_pair_folds_not_fold_seed_runs_and_a_failed_fold_is_kept(
 
     monkeypatch.setattr(fit, "prepare", flaky)
     cv = cross_validate(
-        _config(group="subject"), ["concat", "late"], folds=3, seeds=2, unimodal=False, table=_table()
+        _config(group="subject"),
+        ["concat", "late"],
+        folds=3,
+        seeds=2,
+        unimodal=False,
+        baseline=False,
+        table=_table(),
     )
     failed = [r for r in cv.runs if not r.row.ok]
     assert len(failed) == 4 and all(
@@ -161,6 +175,8 @@ def test_intervals_pair_folds_not_fold_seed_runs_and_a_failed_fold_is_kept(
 
 
 def test_verdict_with_one_model_makes_no_claim_about_others() -> None:
-    cv = cross_validate(_config(), ["concat"], folds=2, seeds=1, unimodal=False, table=_table())
+    cv = cross_validate(
+        _config(), ["concat"], folds=2, seeds=1, unimodal=False, baseline=False, table=_table()
+    )
     text = cv.verdict()
     assert text.startswith("Best: concat") and "Every other model" not in text and "Within noise" not in text

@@ -122,7 +122,7 @@ def cross_validate(
                     oof.append(_out_of_fold(prepared, model.name, fold, seed, trained.result))
                 elif trained.baseline is not None:
                     oof.append(_baseline_out_of_fold(prepared, model.name, fold, seed, trained.baseline))
-    if prepared is None or not any(r.row.ok for r in runs):
+    if prepared is None or not any(r.row.ok for r in runs if r.row.kind != "baseline"):
         failures = "; ".join(sorted({f"{r.row.name}: {r.row.error}" for r in runs}))
         raise PlaitError(f"cross-validation: every run failed; fix these and run again: {failures}")
     return CrossValidation(

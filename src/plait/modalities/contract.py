@@ -1,7 +1,8 @@
 """What a modality declares beyond fit/load/collate/encoder, so that no code outside `modalities/`
 needs to know its kind's name: how its value arrives over HTTP and is checked before decoding
 (`InputSpec`), how the web page shows it (`Widget`), which perturbation families apply to it and
-what they need from the fitted state, and which columns hold values or name files.
+what they need from the fitted state, which columns hold values or name files, and the summary
+features the boosting baseline reads (`summary_features`).
 
 Every method here is optional on a plug-in: the accessor functions (`input_spec`,
 `perturbation_families`, …) give a sensible default when a kind does not declare it, so a new kind
