@@ -148,28 +148,11 @@ def _out_of_fold(prepared: Prepared, model: str, fold: int, seed: int, result: T
     trained = result.trained
     rows = prepared.split.test
     tensors = prepared.tensors.select(list(trained.modalities))
-    out = run_model(trained.model, tensors, torch.as_tensor(rows, dtype=torch.long))
-    assert tensors.target is not None  # training tables are labelled
-    task = trained.task
-    truth_tensor = tensors.target[torch.as_tensor(rows, dtype=torch.long)].double()
-    truth = task.to_target_units(truth_tensor).numpy()  # class indices, or values in target units
-    if task.is_classification:
+    out = run_model(trained.model, tensors, torch.as_tensor(rows, dtype=torch.long)).output
+    if trained.task.is_classification:
         present = {f: tensors.present[f][torch.as_tensor(rows)] for f in trained.modalities}
-        logits = calibrated(out.output, present, trained.calibration)  # (N, K)
-        probabilities = task.probabilities(logits).numpy()
-        predicted = probabilities.argmax(axis=1).astype(np.float64)
-    else:
-        probabilities = None
-        predicted = task.to_target_units(out.output).numpy()
-    return OutOfFold(
-        model=model,
-        fold=fold,
-        seed=seed,
-        rows=rows,
-        truth=truth,
-        predicted=predicted,
-        probabilities=probabilities,
-    )
+        out = calibrated(out, present, trained.calibration)  # (N, K)
+    return _predictions(prepared, model, fold, seed, rows, out)
 
 
 def _baseline_out_of_fold(
@@ -177,22 +160,29 @@ def _baseline_out_of_fold(
 ) -> OutOfFold:
     """The boosting baseline's predictions on this fold's held-out rows (its probabilities as they
     are: boosting is not temperature-scaled)."""
-    task = prepared.task
     _, rows = prepared.split.held_out()
+    return _predictions(prepared, model, fold, seed, rows, fit.output)
+
+
+def _predictions(
+    prepared: Prepared, model: str, fold: int, seed: int, rows: np.ndarray, output: torch.Tensor
+) -> OutOfFold:
+    """Outputs on `rows` ((N, K) logits, or (N, 1) standardised values) as out-of-fold rows."""
+    task = prepared.task
     assert prepared.tensors.target is not None  # training tables are labelled
     truth = task.to_target_units(prepared.tensors.target[torch.as_tensor(rows, dtype=torch.long)].double())
     if task.is_classification:
-        probabilities = task.probabilities(fit.output).numpy()
+        probabilities = task.probabilities(output).numpy()
         predicted = probabilities.argmax(axis=1).astype(np.float64)
     else:
         probabilities = None
-        predicted = task.to_target_units(fit.output).numpy()
+        predicted = task.to_target_units(output).numpy()
     return OutOfFold(
         model=model,
         fold=fold,
         seed=seed,
         rows=rows,
-        truth=truth.numpy(),
+        truth=truth.numpy(),  # class indices, or values in target units
         predicted=predicted,
         probabilities=probabilities,
     )
