@@ -90,8 +90,9 @@ def fit_boosting(
     """Fit on `split.train`, stop on `split.val`, score the held-out rows; `fields` (None: all)
     chooses the fields whose features it sees; `without` also retrains once without each field."""
     start = time.perf_counter()
+    settings = settings or BoostingSettings()
     chosen = tuple(dict.fromkeys(fields if fields is not None else features.fields))
-    booster, columns = _fit(features, chosen, target, split, task, seed, settings or BoostingSettings())
+    booster, columns = _fit(features, chosen, target, split, task, seed, settings)
     _, held_out = split.held_out()
     output = _predict(booster, features.matrix[np.ix_(held_out, columns)], task)
     y = target[torch.as_tensor(held_out, dtype=torch.long)]
@@ -100,7 +101,7 @@ def fit_boosting(
     if without and len(chosen) > 1:
         for f in chosen:
             rest = tuple(g for g in chosen if g != f)
-            other, cols = _fit(features, rest, target, split, task, seed, settings or BoostingSettings())
+            other, cols = _fit(features, rest, target, split, task, seed, settings)
             scored = task.metrics(_predict(other, features.matrix[np.ix_(held_out, cols)], task), y)
             retrained[f] = float(scored[task.headline_metric])
     return BoostingResult(

@@ -97,7 +97,7 @@ def train_command(
             title=f"{metrics['split']} split",
             interval=None
             if not interval
-            else Headline.from_json({**interval, "value": metrics["metrics"][interval["metric"]]}),
+            else Headline.from_interval(interval, metrics["metrics"][interval["metric"]]),
         )
     )
     if result.boosting is not None and result.report is None:

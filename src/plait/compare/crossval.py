@@ -24,7 +24,7 @@ import torch
 
 from plait.baseline.boosting import BoostingResult
 from plait.compare.cv_result import CrossValidation, CVRun, OutOfFold
-from plait.compare.result import CompareRow
+from plait.compare.result import BASELINE, CompareRow
 from plait.compare.run import Features, model_plans, outcome, resolve_fusions, train_row
 from plait.config import Config
 from plait.data.folds import make_folds
@@ -122,7 +122,7 @@ def cross_validate(
                     oof.append(_out_of_fold(prepared, model.name, fold, seed, trained.result))
                 elif trained.baseline is not None:
                     oof.append(_baseline_out_of_fold(prepared, model.name, fold, seed, trained.baseline))
-    if prepared is None or not any(r.row.ok for r in runs if r.row.kind != "baseline"):
+    if prepared is None or not any(r.row.ok for r in runs if r.row.kind != BASELINE):
         failures = "; ".join(sorted({f"{r.row.name}: {r.row.error}" for r in runs}))
         raise PlaitError(f"cross-validation: every run failed; fix these and run again: {failures}")
     return CrossValidation(

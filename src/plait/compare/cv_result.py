@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from plait.compare.result import CompareRow
+from plait.compare.result import BASELINE, CompareRow
 from plait.compare.stats import Interval, corrected_interval, mean_std
 from plait.task import Task
 
@@ -230,8 +230,8 @@ class CrossValidation:
             text += self._versus(
                 fusion, alone, f"Best fusion {fusion.name} vs best single field {alone.name}", "fusion"
             )
-        plait = next((s for s in ranked if s.kind != "baseline"), None)
-        boosting = next((s for s in ranked if s.kind == "baseline"), None)
+        plait = next((s for s in ranked if s.kind != BASELINE), None)
+        boosting = next((s for s in ranked if s.kind == BASELINE), None)
         if plait is not None and boosting is not None:
             text += self._versus(
                 plait, boosting, f"Best plait model {plait.name} vs the boosting baseline", plait.name

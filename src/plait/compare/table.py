@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from plait.compare.result import CompareRow, Comparison
+from plait.compare.result import UNIMODAL, CompareRow, Comparison
 
 BEST_UNIMODAL = "★"  # marks the best unimodal baseline
 RETRAINED = "*"  # a `without FIELD` figure from a model retrained without the field (boosting)
@@ -57,7 +57,7 @@ def table_rows(comparison: Comparison) -> list[Cells]:
             str(rank) if row.ok else NONE,
             f"{row.name} {BEST_UNIMODAL}" if is_best else row.name,
             row.kind,
-            "all" if row.kind != "unimodal" else ", ".join(row.fields),
+            "all" if row.kind != UNIMODAL else ", ".join(row.fields),
             _num(row.metric, 4) if row.ok else "failed",
             *ece,
             NONE if row.parameters is None else f"{row.parameters:,}",

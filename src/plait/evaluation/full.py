@@ -202,14 +202,7 @@ def _planned_outputs(
 
 
 def _headline(metrics: Mapping[str, float], output: Tensor, target: Tensor, task: Task) -> Headline:
-    interval = headline_interval(output, target, task)
-    return Headline(
-        interval["metric"],
-        metrics[task.headline_metric],
-        interval["low"],
-        interval["high"],
-        interval["level"],
-    )
+    return Headline.from_interval(headline_interval(output, target, task), metrics[task.headline_metric])
 
 
 def _confusion(output: Tensor, target: Tensor) -> tuple[tuple[int, ...], ...]:

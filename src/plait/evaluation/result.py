@@ -93,12 +93,18 @@ class Headline:
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> Headline:
+        return cls.from_interval(raw, float(raw["value"]))
+
+    @classmethod
+    def from_interval(cls, interval: Mapping[str, Any], value: float) -> Headline:
+        """`evaluation.evaluate.headline_interval`'s dict (also training's metrics.json `interval`)
+        with the metric's value."""
         return cls(
-            str(raw["metric"]),
-            float(raw["value"]),
-            float(raw["low"]),
-            float(raw["high"]),
-            float(raw["level"]),
+            str(interval["metric"]),
+            value,
+            float(interval["low"]),
+            float(interval["high"]),
+            float(interval["level"]),
         )
 
 
@@ -396,6 +402,20 @@ class EvaluationReport:
         if self.ablation is not None:
             return self.ablation.higher_is_better
         return self.headline is None or self.headline.metric not in LOWER_IS_BETTER
+
+    @property
+    def versus_boosting(self) -> tuple[float, float] | None:
+        """(this model's value of the boosting baseline's metric, how far it is ahead of boosting:
+        > 0 better, in the metric's direction), or None without a baseline or the metric."""
+        boost = self.boosting
+        if boost is None:
+            return None
+        mine = (self.metrics or {}).get(boost.metric)
+        if mine is None and self.headline is not None and self.headline.metric == boost.metric:
+            mine = self.headline.value
+        if mine is None:
+            return None
+        return mine, (mine - boost.value if self.higher_is_better else boost.value - mine)
 
     def to_json(self) -> dict[str, Any]:
         def out(section: Any) -> Any:

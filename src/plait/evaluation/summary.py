@@ -53,10 +53,9 @@ def report_summary(report: EvaluationReport) -> list[str]:
             says = ", ".join(f"{f} says {v.prediction}" for f, v in list(first.fields.items())[:3])
             line += f"; most inconsistent row {first.row}: {says}"
         lines.append(line)
-    boost = report.boosting
-    if boost is not None and report.metrics is not None and boost.metric in report.metrics:
-        mine = report.metrics[boost.metric]
-        gap = mine - boost.value if report.higher_is_better else boost.value - mine
+    boost, versus = report.boosting, report.versus_boosting
+    if boost is not None and versus is not None:
+        mine, gap = versus
         lines.append(
             f"boosting baseline on summary features: {boost.metric} {boost.value:.3f} "
             f"(this model {mine:.3f}, {gap:+.3f}; one split)"

@@ -126,11 +126,10 @@ def _headline(report: EvaluationReport) -> str:
 
 def _boosting_line(report: EvaluationReport) -> str:
     """The simple model beside this one (`plait train --boosting`), when it was fitted."""
-    boost, head = report.boosting, report.headline
-    if boost is None or head is None:
+    boost, versus = report.boosting, report.versus_boosting
+    if boost is None or versus is None:
         return ""
-    value = (report.metrics or {}).get(boost.metric, head.value)
-    gap = value - boost.value if report.higher_is_better else boost.value - value
+    gap = versus[1]
     said = "beats" if gap > 0 else ("ties with" if gap == 0 else "does not beat")
     return (
         f'<p class="boosting">Simple baseline: gradient boosting on the fields\' summary features, '
