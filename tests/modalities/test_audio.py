@@ -155,10 +155,11 @@ def test_collate_pads_and_masks_frames(media: Path) -> None:
     assert all_absent.shape == (2, 40, 1) and none_mask is not None and not bool(none_mask.any())
 
 
-def test_encoder_masks_padding_and_absent_samples() -> None:
+@pytest.mark.parametrize(("name", "centre"), [("conv2d", False), ("conv2d", True), ("conv1d", False)])
+def test_encoder_masks_padding_and_absent_samples(name: str, centre: bool) -> None:
     torch.manual_seed(0)
-    modality = AudioModality("sound", n_mels=8)
-    encoder = modality.build_encoder(16)
+    modality = AudioModality("sound", n_mels=8, encoder=name, centre_bands=centre)
+    encoder = modality.build_encoder(16).eval()  # SpecAugment is random while training
     x = torch.randn(3, 8, 50)
     mask = torch.ones(3, 50, dtype=torch.bool)
     mask[0, 21:] = False

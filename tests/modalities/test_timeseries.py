@@ -131,18 +131,22 @@ def test_fit_errors_and_options() -> None:
         TimeseriesModality("imu", max_length=0)
 
 
-def test_encoder_shapes_padding_invariance_and_gradients() -> None:
+@pytest.mark.parametrize("name", ["multiscale", "conv1d"])
+def test_encoder_shapes_padding_invariance_and_gradients(name: str) -> None:
     torch.manual_seed(0)
-    modality = fitted(max_length=512)  # long series: two stride-2 layers
+    modality = fitted(max_length=512, encoder=name)  # long series: two stride-2 layers
     encoder = modality.build_encoder(16)
+    extra = 1 if name == "multiscale" else 0  # the multi-scale encoder's statistics token
     values = torch.randn(3, 40, 2)
     mask = torch.ones(3, 40, dtype=torch.bool)
     mask[0, 17:] = False  # padding
     mask[1, 5:9] = False  # a gap of missing readings
     present = torch.tensor([True, True, False])
     out = encoder(values, present, mask)
-    assert out.tokens.shape == (3, 10, 16) and out.pooled.shape == (3, 16)
-    assert out.token_mask is not None and out.token_mask[2].sum() == 0 and out.token_mask[0].sum() == 5
+    assert out.tokens.shape == (3, 10 + extra, 16) and out.pooled.shape == (3, 16)
+    assert (
+        out.token_mask is not None and out.token_mask[2].sum() == 0 and out.token_mask[0].sum() == 5 + extra
+    )
     assert bool((out.pooled[2] == 0).all()) and bool((out.tokens[~out.token_mask] == 0).all())
     alone = encoder(values[:1, :17], present[:1], None)
     assert torch.allclose(alone.pooled[0], out.pooled[0], atol=1e-5)
@@ -158,7 +162,7 @@ def test_encoder_shapes_padding_invariance_and_gradients() -> None:
     (
         out.pooled[1] * torch.randn(out.pooled.shape[1], generator=torch.Generator().manual_seed(1))
     ).sum().backward()
-    first = list(encoder.convs[0].parameters())
+    first = list((encoder.convs[0] if name == "conv1d" else encoder.stem).parameters())
     assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in first)
     check_encoder(encoder, values, present, mask)
 

@@ -31,7 +31,8 @@ from plait.modalities.contract import InputLimits, InputSpec, Role, Widget
 from plait.modalities.conv import MaskedConv1dEncoder
 from plait.modalities.media_probe import AUDIO_FORMATS, probe_audio
 from plait.modalities.melspec import MelSpectrogram
-from plait.modalities.options import optional_column, positive_int, short_error
+from plait.modalities.options import choice, optional_column, positive_int, short_error
+from plait.modalities.spectrogram_cnn import SpectrogramEncoder
 from plait.modalities.summary import spectrogram_stats
 from plait.types import Absent
 
@@ -39,6 +40,8 @@ FIT_LIMIT = 256  # decodable training clips used for the log-mel statistics
 ANTI_ALIAS_HALF_WIDTH = 32  # taps each side of the low-pass used before downsampling
 INIT_MAX_RATE = 16000  # plait init: the default sample rate; higher rates are resampled down to it
 INIT_MAX_SECONDS = 30.0  # plait init: longer clips are cut (the whole clip is held in memory per row)
+ENCODERS = ("conv2d", "conv1d")  # the first is the default; see build_encoder
+LEGACY_ENCODER = "conv1d"  # what a bundle saved before the encoder option was built with
 DURATION_QUANTILE = 0.95  # plait init: max_seconds covers this share of the clips
 
 
@@ -89,8 +92,17 @@ class AudioModality:
         n_mels: int = 40,
         n_fft: int = 400,
         hop_length: int = 160,
+        encoder: str = ENCODERS[0],
+        augment: bool = True,
+        centre_bands: bool = False,
     ) -> None:
         self.name = name
+        self.encoder = choice(name, "encoder", encoder, ENCODERS)
+        for key, flag in (("augment", augment), ("centre_bands", centre_bands)):
+            if not isinstance(flag, bool):
+                raise ConfigError(f"fields.{name}.{key}: expected true or false, got {flag!r}")
+        self.augment = augment
+        self.centre_bands = centre_bands
         self.column = optional_column(name, "column", column) or name
         self.offset_column = optional_column(name, "offset_column", offset_column)
         self.duration_column = optional_column(name, "duration_column", duration_column)
@@ -262,6 +274,7 @@ class AudioModality:
             "n_mels": self.n_mels,
             "mean": mean,
             "std": std,
+            "encoder": self.encoder,
         }
 
     def set_state(self, state: JSONState) -> None:
@@ -269,7 +282,8 @@ class AudioModality:
             column = str(state["column"])
             sample_rate, n_mels = int(state["sample_rate"]), int(state["n_mels"])
             mean, std = float(state["mean"]), float(state["std"])
-        except (KeyError, TypeError, ValueError) as exc:
+            encoder = choice(self.name, "encoder", state.get("encoder", LEGACY_ENCODER), ENCODERS)
+        except (KeyError, TypeError, ValueError, ConfigError) as exc:
             raise BundleError(
                 f"field '{self.name}': audio state is malformed ({short_error(exc)}); expected keys "
                 "column, sample_rate, n_mels, mean, std — re-save the bundle"
@@ -284,6 +298,7 @@ class AudioModality:
                 f"field '{self.name}': audio state mean={mean}, std={std} is not usable; re-save"
             )
         self.column = column
+        self.encoder = encoder  # the encoder the saved weights belong to
         self._stats = (mean, std)
 
     # ---- batching and encoder --------------------------------------------------------------
@@ -303,9 +318,14 @@ class AudioModality:
         """For the boosting baseline: each mel band's mean and std over the clip, and the clip's."""
         return spectrogram_stats(values, mask)  # (B, M, F) -> (B, 2M + 4)
 
-    def build_encoder(self, dim: int) -> MaskedConv1dEncoder:
-        """Conv over time with the mel bins as channels, stride 2 twice: F frames → ceil(F / 4) tokens."""
-        return MaskedConv1dEncoder(self.n_mels, dim, strides=(2, 2, 1))
+    def build_encoder(self, dim: int) -> SpectrogramEncoder | MaskedConv1dEncoder:
+        """`conv2d` (default): 3×3 convs over bands × frames, SpecAugment while training when
+        `augment`, each band centred on its clip mean when `centre_bands`; `conv1d`: convs over
+        frames with the bands as channels (plait's encoder before issue 15). Both: stride 2 twice
+        in time, F frames → ceil(F / 4) tokens."""
+        if self.encoder == "conv1d":
+            return MaskedConv1dEncoder(self.n_mels, dim, strides=(2, 2, 1))
+        return SpectrogramEncoder(self.n_mels, dim, augment=self.augment, centre=self.centre_bands)
 
     # ---- plait init: a column of audio paths -------------------------------------------------
 

@@ -30,17 +30,19 @@ class MaskedGroupNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        """x (B, C, L), mask BoolTensor[B, L] → (B, C, L), zero at masked steps."""
-        b, c, length = x.shape
-        grouped = x.reshape(b, self.groups, c // self.groups, length)  # (B, G, C/G, L)
+        """x (B, C, L) or (B, C, H, L), mask BoolTensor[B, L] → same shape, zero at masked steps.
+        A (B, C, H, L) map (a spectrogram's bands × frames) is normalised over H as well."""
+        b, c, length = x.shape[0], x.shape[1], x.shape[-1]
+        grouped = x.reshape(b, self.groups, -1, length)  # (B, G, C/G [* H], L)
         weights = mask.to(x.dtype)[:, None, None, :]  # (B, 1, 1, L)
-        count = (weights.sum(dim=(2, 3)) * (c // self.groups)).clamp_min(1.0)  # (B, 1)
+        count = (weights.sum(dim=(2, 3)) * grouped.shape[2]).clamp_min(1.0)  # (B, 1)
         mean = (grouped * weights).sum(dim=(2, 3)) / count  # (B, G)
         centred = grouped - mean[:, :, None, None]
         var = (centred.square() * weights).sum(dim=(2, 3)) / count  # (B, G)
-        normed = (centred / torch.sqrt(var[:, :, None, None] + self.eps)).reshape(b, c, length)
-        out = normed * self.weight[None, :, None] + self.bias[None, :, None]
-        return out * mask[:, None, :].to(x.dtype)
+        normed = (centred / torch.sqrt(var[:, :, None, None] + self.eps)).reshape(x.shape)
+        affine = (c,) + (1,) * (x.dim() - 2)  # broadcast the per-channel weight over H and L
+        out = normed * self.weight.reshape(affine) + self.bias.reshape(affine)
+        return out * mask.reshape((b,) + (1,) * (x.dim() - 2) + (length,)).to(x.dtype)
 
 
 class MaskedConv1dEncoder(nn.Module):

@@ -7,6 +7,7 @@ message whichever field kind it belongs to.
 from __future__ import annotations
 
 from plait.errors import ConfigError
+from plait.registry import suggest
 
 
 def short_error(exc: Exception) -> str:
@@ -33,3 +34,13 @@ def optional_column(field: str, key: str, value: object) -> str | None:
     if value is not None and not isinstance(value, str):
         raise ConfigError(f"fields.{field}.{key}: expected a column name, got {value!r}")
     return value
+
+
+def choice(field: str, key: str, value: object, choices: tuple[str, ...]) -> str:
+    """`value` when it is one of `choices`; else ConfigError naming the option, with a close match."""
+    if isinstance(value, str) and value in choices:
+        return value
+    hint = suggest(value, list(choices)) if isinstance(value, str) else ""
+    raise ConfigError(
+        f"fields.{field}.{key}: expected one of {', '.join(choices)}, got {value!r};{hint}".rstrip(";")
+    )

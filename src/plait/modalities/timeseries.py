@@ -26,16 +26,19 @@ import polars as pl
 import torch
 from torch import Tensor
 
-from plait.errors import BundleError, DataError
+from plait.errors import BundleError, ConfigError, DataError
 from plait.modalities.base import JSONState, NotFittedError, is_empty, require_columns, resolve_media_path
 from plait.modalities.contract import InputLimits, InputSpec, Widget
 from plait.modalities.conv import MaskedConv1dEncoder
-from plait.modalities.options import optional_column, positive_int, short_error
+from plait.modalities.multiscale import MultiScaleSeriesEncoder
+from plait.modalities.options import choice, optional_column, positive_int, short_error
 from plait.modalities.summary import series_stats
 from plait.types import Absent
 
 FIT_LIMIT = 1024  # training values used for the channel statistics
 FILE_TYPES = (".npy", ".csv", ".parquet")
+ENCODERS = ("conv1d", "multiscale")  # the first is the default; see build_encoder
+LEGACY_ENCODER = "conv1d"  # what a bundle saved before the encoder option was built with
 
 
 def _read_csv(path: Path) -> np.ndarray:
@@ -69,10 +72,17 @@ class TimeseriesModality:
     noise_family: ClassVar[str] = "gaussian_noise"
 
     def __init__(
-        self, name: str, *, column: str | None = None, channels: int | None = None, max_length: int = 1024
+        self,
+        name: str,
+        *,
+        column: str | None = None,
+        channels: int | None = None,
+        max_length: int = 1024,
+        encoder: str = ENCODERS[0],
     ) -> None:
         optional_column(name, "column", column)
         self.name = name
+        self.encoder = choice(name, "encoder", encoder, ENCODERS)
         self.column = column if column is not None else name
         self.channels = None if channels is None else positive_int(name, "channels", channels, maximum=4096)
         self.max_length = positive_int(name, "max_length", max_length, maximum=1_000_000)
@@ -209,6 +219,7 @@ class TimeseriesModality:
             "channels": int(mean.shape[0]),
             "mean": mean.tolist(),
             "std": std.tolist(),
+            "encoder": self.encoder,
         }
 
     def set_state(self, state: JSONState) -> None:
@@ -217,7 +228,8 @@ class TimeseriesModality:
             mean = [float(m) for m in state["mean"]]
             std = [float(s) for s in state["std"]]
             column = str(state["column"])
-        except (KeyError, TypeError, ValueError) as exc:
+            encoder = choice(self.name, "encoder", state.get("encoder", LEGACY_ENCODER), ENCODERS)
+        except (KeyError, TypeError, ValueError, ConfigError) as exc:
             raise BundleError(
                 f"field '{self.name}': timeseries state is malformed ({short_error(exc)}); expected keys "
                 "column, channels, mean, std — re-save the bundle"
@@ -233,6 +245,7 @@ class TimeseriesModality:
                 f"configured with channels={self.channels}; use the config saved with the bundle"
             )
         self.column = column
+        self.encoder = encoder  # the encoder the saved weights belong to
         self._set_stats(np.array(mean), np.array(std))
 
     # ---- batching and encoder --------------------------------------------------------------
@@ -263,8 +276,13 @@ class TimeseriesModality:
         """For the boosting baseline: per channel statistics, quantiles and band energies."""
         return series_stats(values, mask)  # (B, T, C) -> (B, C * SERIES_STATS)
 
-    def build_encoder(self, dim: int) -> MaskedConv1dEncoder:
+    def build_encoder(self, dim: int) -> MultiScaleSeriesEncoder | MaskedConv1dEncoder:
+        """`conv1d` (default): three masked k=3 conv blocks; `multiscale`: a statistics token
+        beside a multi-scale conv stem over per-row centred channels (opt-in: not better than
+        conv1d on the data measured here, see bench/RESULTS.md "Encoders")."""
         channels = self._stats()[0].shape[0] if self.channels is None else self.channels
+        if self.encoder == "multiscale":
+            return MultiScaleSeriesEncoder(channels, dim, strides=self.strides())
         return MaskedConv1dEncoder(channels, dim, strides=self.strides(), channels_last=True)
 
     # ---- plait init: a column of series files ------------------------------------------------

@@ -1,0 +1,166 @@
+"""Which encoder for timeseries and audio: the former plain conv (`conv1d`) against today's defaults.
+
+Cross-validates the config's fusion (or `--fusion`) twice on the same folds and seeds: once with
+every timeseries and audio field on `encoder: conv1d` (plait's encoder before issue 15) and once on
+the defaults (timeseries `multiscale`, audio `conv2d` with SpecAugment), each field alone too with
+`--unimodal`, and the boosting baseline once. Prints mean ± std per model and variant, the paired
+difference of default − conv1d and of each model − boosting, with the corrected 95 % interval.
+
+    plait demo -o demo-out
+    .venv/bin/python bench/encoders.py demo-out/data/plait.yaml --folds 3 --seeds 2
+    .venv/bin/python bench/avdigits.py --out avdigits-out --epochs 1 --fusion late   # builds the table
+    .venv/bin/python bench/encoders.py avdigits-out/data/plait.yaml --group speaker --fusion late --unimodal
+    .venv/bin/python bench/uea.py ../shared/data/basicmotions --out uea-out/bm --fields acc:0-2,gyro:3-5
+    .venv/bin/python bench/encoders.py uea-out/bm/plait.yaml --folds 1 --seeds 5 --unimodal
+
+`--option audio.centre_bands=true` adds a field option to the default variant (repeatable).
+`--group COLUMN` makes the folds grouped by that column (no group is both trained and tested on);
+with `--folds 1` the config's own split is kept and the seeds are the resamples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+import yaml
+
+from plait.compare.crossval import cross_validate
+from plait.compare.cv_result import CrossValidation
+from plait.config import Config, load_config
+
+SEQUENCE_KINDS = ("timeseries", "audio")
+LEGACY = "conv1d"
+
+
+def with_encoder(
+    config: Config, encoder: str | None, extra: dict[str, dict[str, object]] | None = None
+) -> Config:
+    """Every timeseries and audio field on `encoder` (None: the kind's default), with the
+    options `extra[kind]` added to each field of that kind."""
+    fields = []
+    for spec in config.fields:
+        options = {k: v for k, v in spec.options.items() if k != "encoder"}
+        if encoder is not None and spec.kind in SEQUENCE_KINDS:
+            options["encoder"] = encoder
+        options.update((extra or {}).get(spec.kind, {}))
+        fields.append(replace(spec, options=options))
+    return replace(config, fields=tuple(fields))
+
+
+def parse_options(texts: list[str]) -> dict[str, dict[str, object]]:
+    """['audio.centre_bands=true'] -> {'audio': {'centre_bands': True}} (values read as YAML)."""
+    out: dict[str, dict[str, object]] = {}
+    for text in texts:
+        key, _, value = text.partition("=")
+        kind, _, option = key.partition(".")
+        if not option or not value:
+            raise SystemExit(f"--option {text!r}: expected KIND.KEY=VALUE, e.g. audio.centre_bands=true")
+        out.setdefault(kind, {})[option] = yaml.safe_load(value)
+    return out
+
+
+def renamed(cv: CrossValidation, suffix: str) -> CrossValidation:
+    """The same runs with every plait model named `NAME suffix` (the baseline keeps its name)."""
+
+    def name(model: str) -> str:
+        return model if model == "boosting" else f"{model} {suffix}"
+
+    runs = tuple(replace(r, row=replace(r.row, name=name(r.row.name))) for r in cv.runs)
+    return replace(cv, runs=runs, models=tuple(name(m) for m in cv.models))
+
+
+def merged(first: CrossValidation, second: CrossValidation) -> CrossValidation:
+    models = list(first.models) + [m for m in second.models if m not in first.models]
+    kinds = list(first.kinds) + [
+        k for m, k in zip(second.models, second.kinds, strict=True) if m not in first.models
+    ]
+    runs = first.runs + tuple(r for r in second.runs if r.row.name not in first.models)
+    return replace(
+        first, models=tuple(models), kinds=tuple(kinds), runs=runs, seconds=first.seconds + second.seconds
+    )
+
+
+def interval_text(cv: CrossValidation, model: str, versus: str) -> str:
+    gap = cv.paired(model, versus)
+    if gap is None:
+        return "—"
+    return f"{gap.mean:+.3f}" + ("" if gap.low is None else f" [{gap.low:+.3f}, {gap.high:+.3f}]")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("config", type=Path)
+    parser.add_argument("--fusion", default=None, help="comma-separated fusions (default: the config's)")
+    parser.add_argument("--folds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--group", default=None, help="fold by this column (e.g. speaker)")
+    parser.add_argument("--unimodal", action="store_true", help="train each field alone too")
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--option", action="append", default=[], help="KIND.KEY=VALUE for the default variant's fields"
+    )
+    args = parser.parse_args()
+    extra = parse_options(args.option)
+    torch.set_num_threads(args.threads)
+
+    config = load_config(args.config).with_overrides(train={"progress": False})
+    if args.epochs is not None:
+        config = config.with_overrides(train={"epochs": args.epochs})
+    if args.group is not None:
+        config = config.with_overrides(data={"split": {"group": args.group}})
+    fusions = args.fusion.split(",") if args.fusion else [config.model.fusion]
+    start = time.perf_counter()
+    results = []
+    for suffix, encoder, baseline in (("[conv1d]", LEGACY, True), ("[default]", None, False)):
+        print(f"--- {suffix}")
+        variant = with_encoder(config, encoder, None if baseline else extra)
+        cv = cross_validate(
+            variant, fusions, folds=args.folds, seeds=args.seeds,
+            unimodal=args.unimodal, baseline=baseline, say=print,
+        )  # fmt: skip
+        results.append(renamed(cv, suffix))
+    cv = merged(*results)
+    seconds = time.perf_counter() - start
+    metric = cv.metric_name
+    print(f"\n{args.config}: {cv.split_text()}; {seconds:.0f} s, {args.threads} threads\n")
+    print(f"| model | {metric} mean ± std | default − conv1d [95 % CI] | vs boosting [95 % CI] | s/run |")
+    print("|---|---:|---:|---:|---:|")
+    for s in cv.summaries():
+        if s.mean is None:
+            print(f"| {s.name} | failed | — | — | — |")
+            continue
+        legacy = s.name.replace("[default]", "[conv1d]")
+        versus_legacy = interval_text(cv, s.name, legacy) if "[default]" in s.name else "—"
+        versus_boosting = "—" if s.name == "boosting" else interval_text(cv, s.name, "boosting")
+        seconds_per_run = "—" if s.train_seconds is None else f"{s.train_seconds:.1f}"
+        cells = [f"{s.mean:.3f} ± {s.std:.3f}", versus_legacy, versus_boosting, seconds_per_run]
+        print(f"| {s.name} | " + " | ".join(cells) + " |")
+    print(f"\nA field left out ({metric}, mean over runs; boosting retrained without it):\n")
+    names = [m for m in cv.models if cv.kinds[cv.models.index(m)] != "unimodal"]
+    print("| field | " + " | ".join(f"{m} absent" for m in names) + " |")
+    print("|---|" + "---:|" * len(names))
+    for field in cv.fields:
+        cells = []
+        for model in names:
+            rows = [r.row for r in cv.runs if r.row.name == model and r.row.ok]
+            got = [
+                v
+                for v in (
+                    (r.retrained_without if model == "boosting" else r.without_field).get(field) for r in rows
+                )
+                if v is not None
+            ]
+            cells.append(f"{sum(got) / len(got):.3f}" if got else "—")
+        print(f"| {field} | " + " | ".join(cells) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
