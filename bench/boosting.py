@@ -67,10 +67,7 @@ def main() -> int:
     for field in cv.fields:
         cells = []
         for name in [*fusions, "boosting"]:
-            rows = [r.row for r in cv.runs if r.row.name == name and r.row.ok]
-            values = [
-                (r.retrained_without if name == "boosting" else r.without_field).get(field) for r in rows
-            ]
+            values = [r.row.left_out(field) for r in cv.runs if r.row.name == name and r.row.ok]
             got = [v for v in values if v is not None]
             cells.append(
                 f"{np.mean(got):.3f} ± {np.std(got, ddof=1) if len(got) > 1 else 0.0:.3f}" if got else "—"

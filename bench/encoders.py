@@ -30,6 +30,7 @@ import yaml
 
 from plait.compare.crossval import cross_validate
 from plait.compare.cv_result import CrossValidation
+from plait.compare.result import UNIMODAL
 from plait.config import Config, load_config
 
 SEQUENCE_KINDS = ("timeseries", "audio")
@@ -143,20 +144,14 @@ def main() -> int:
         cells = [f"{s.mean:.3f} ± {s.std:.3f}", versus_legacy, versus_boosting, seconds_per_run]
         print(f"| {s.name} | " + " | ".join(cells) + " |")
     print(f"\nA field left out ({metric}, mean over runs; boosting retrained without it):\n")
-    names = [m for m in cv.models if cv.kinds[cv.models.index(m)] != "unimodal"]
+    names = [m for m, kind in zip(cv.models, cv.kinds, strict=True) if kind != UNIMODAL]
     print("| field | " + " | ".join(f"{m} absent" for m in names) + " |")
     print("|---|" + "---:|" * len(names))
     for field in cv.fields:
         cells = []
         for model in names:
-            rows = [r.row for r in cv.runs if r.row.name == model and r.row.ok]
-            got = [
-                v
-                for v in (
-                    (r.retrained_without if model == "boosting" else r.without_field).get(field) for r in rows
-                )
-                if v is not None
-            ]
+            values = [r.row.left_out(field) for r in cv.runs if r.row.name == model and r.row.ok]
+            got = [v for v in values if v is not None]
             cells.append(f"{sum(got) / len(got):.3f}" if got else "—")
         print(f"| {field} | " + " | ".join(cells) + " |")
     return 0

@@ -298,3 +298,15 @@ def test_compare_core_imports_no_lightning_or_typer():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_left_out_prefers_the_retrained_figure_and_says_none_when_unmeasured() -> None:
+    plait_row = CompareRow(
+        name="gated", kind="fusion", fusion="gated", fields=("a", "b"), without_field={"a": 0.7}
+    )
+    baseline = CompareRow(
+        name="boosting", kind="baseline", fusion="boosting", fields=("a", "b"),
+        without_field={"a": 0.6}, retrained_without={"a": 0.8},
+    )  # fmt: skip
+    assert plait_row.left_out("a") == 0.7 and plait_row.left_out("b") is None
+    assert baseline.left_out("a") == 0.8  # retrained without the field, not the field absent

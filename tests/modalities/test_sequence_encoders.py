@@ -16,7 +16,7 @@ from plait.modalities.conv import MaskedConv1dEncoder
 from plait.modalities.multiscale import MultiScaleSeriesEncoder
 from plait.modalities.spec_augment import spec_augment
 from plait.modalities.spectrogram_cnn import SpectrogramEncoder
-from plait.modalities.statistics_token import masked_channel_stats
+from plait.modalities.summary import masked_channel_stats
 from plait.modalities.timeseries import TimeseriesModality
 
 ROOT = Path(".")

@@ -49,6 +49,11 @@ class CompareRow:
     def ok(self) -> bool:
         return self.error is None and self.metric is not None
 
+    def left_out(self, field: str) -> float | None:
+        """The metric without `field`: retrained without it where that was measured (the boosting
+        baseline), else with it absent at test time; None when neither was."""
+        return self.retrained_without.get(field, self.without_field.get(field))
+
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,

@@ -74,9 +74,8 @@ def table_rows(comparison: Comparison) -> list[Cells]:
 
 
 def _without(row: CompareRow, field: str) -> str:
-    if field in row.retrained_without:
-        return f"{row.retrained_without[field]:.4f}{RETRAINED}"
-    return _num(row.without_field.get(field), 4)
+    marker = RETRAINED if field in row.retrained_without else ""
+    return _num(row.left_out(field), 4) + marker
 
 
 def _num(value: float | None, digits: int) -> str:

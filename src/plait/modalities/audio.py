@@ -31,7 +31,7 @@ from plait.modalities.contract import InputLimits, InputSpec, Role, Widget
 from plait.modalities.conv import MaskedConv1dEncoder
 from plait.modalities.media_probe import AUDIO_FORMATS, probe_audio
 from plait.modalities.melspec import MelSpectrogram
-from plait.modalities.options import choice, optional_column, positive_int, short_error
+from plait.modalities.options import choice, flag, optional_column, positive_int, short_error
 from plait.modalities.spectrogram_cnn import SpectrogramEncoder
 from plait.modalities.summary import spectrogram_stats
 from plait.types import Absent
@@ -98,11 +98,8 @@ class AudioModality:
     ) -> None:
         self.name = name
         self.encoder = choice(name, "encoder", encoder, ENCODERS)
-        for key, flag in (("augment", augment), ("centre_bands", centre_bands)):
-            if not isinstance(flag, bool):
-                raise ConfigError(f"fields.{name}.{key}: expected true or false, got {flag!r}")
-        self.augment = augment
-        self.centre_bands = centre_bands
+        self.augment = flag(name, "augment", augment)
+        self.centre_bands = flag(name, "centre_bands", centre_bands)
         self.column = optional_column(name, "column", column) or name
         self.offset_column = optional_column(name, "offset_column", offset_column)
         self.duration_column = optional_column(name, "duration_column", duration_column)

@@ -154,6 +154,20 @@ def masked_mean(tokens: Tensor, mask: Tensor | None) -> Tensor:
     return (tokens * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
 
 
+def masked_max(tokens: Tensor, mask: Tensor) -> Tensor:
+    """Max over L of tokens [B, L, D] at real positions (mask [B, L]) → [B, D]; 0 for none."""
+    low = torch.finfo(tokens.dtype).min
+    best = torch.where(mask[:, :, None], tokens, torch.full_like(tokens, low)).amax(dim=1)
+    return torch.where(mask.any(dim=1, keepdim=True), best, torch.zeros_like(best))
+
+
+def present_steps(x: Tensor, present: Tensor, mask: Tensor | None) -> Tensor:
+    """BoolTensor[B, L] of the steps an encoder may read in x (B, …, L): the step mask (every
+    step when None) of the samples whose field is present (a dropped-out field contributes nothing)."""
+    steps = torch.ones(x.shape[0], x.shape[-1], dtype=torch.bool, device=x.device) if mask is None else mask
+    return steps & present[:, None]
+
+
 def zero_absent(pooled: Tensor, present: Tensor) -> Tensor:
     """Zero the pooled vector [B, D] of absent samples so nothing leaks from zero-filled input."""
     return pooled * present.to(pooled.dtype).unsqueeze(-1)

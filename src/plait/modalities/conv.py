@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from plait.modalities.base import masked_mean, zero_absent
+from plait.modalities.base import masked_mean, present_steps, zero_absent
 from plait.types import EncoderOutput
 
 
@@ -71,10 +71,7 @@ class MaskedConv1dEncoder(nn.Module):
     def forward(self, x: Tensor, present: Tensor, mask: Tensor | None = None) -> EncoderOutput:
         if self.channels_last:
             x = x.transpose(1, 2)  # (B, L, C) -> (B, C, L)
-        steps = (
-            torch.ones(x.shape[0], x.shape[2], dtype=torch.bool, device=x.device) if mask is None else mask
-        )
-        steps = steps & present[:, None]  # a dropped-out field contributes nothing
+        steps = present_steps(x, present, mask)  # (B, L)
         for conv, norm, stride in zip(self.convs, self.norms, self.strides, strict=True):
             x = conv(x * steps[:, None, :].to(x.dtype))  # (B, C, L) -> (B, D, ceil(L / stride))
             steps = steps[:, ::stride]

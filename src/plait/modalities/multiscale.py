@@ -28,9 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from plait.modalities.base import masked_mean, zero_absent
+from plait.modalities.base import masked_max, masked_mean, present_steps, zero_absent
 from plait.modalities.conv import MaskedGroupNorm
-from plait.modalities.statistics_token import StatisticsToken, centred, masked_max
+from plait.modalities.statistics_token import StatisticsToken, centred
 from plait.types import EncoderOutput
 
 STEM_KERNELS = (3, 9, 25, 49)  # the stem's branches: patterns of 3 to 49 steps
@@ -95,10 +95,7 @@ class MultiScaleSeriesEncoder(nn.Module):
 
     def forward(self, x: Tensor, present: Tensor, mask: Tensor | None = None) -> EncoderOutput:
         x = x.transpose(1, 2)  # (B, T, C) -> (B, C, T)
-        steps = (
-            torch.ones(x.shape[0], x.shape[2], dtype=torch.bool, device=x.device) if mask is None else mask
-        )
-        steps = steps & present[:, None]  # a dropped-out field contributes nothing
+        steps = present_steps(x, present, mask)  # (B, L)
         x = x * steps[:, None, :].to(x.dtype)
         stat_token = self.stats(x, steps)  # (B, C, T) -> (B, D)
         if self.centre:

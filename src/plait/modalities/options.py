@@ -36,6 +36,13 @@ def optional_column(field: str, key: str, value: object) -> str | None:
     return value
 
 
+def flag(field: str, key: str, value: object) -> bool:
+    """`value` when it is a bool; else ConfigError naming the option."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"fields.{field}.{key}: expected true or false, got {value!r}")
+    return value
+
+
 def choice(field: str, key: str, value: object, choices: tuple[str, ...]) -> str:
     """`value` when it is one of `choices`; else ConfigError naming the option, with a close match."""
     if isinstance(value, str) and value in choices:

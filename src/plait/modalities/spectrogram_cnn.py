@@ -21,10 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from plait.modalities.base import masked_mean, zero_absent
+from plait.modalities.base import masked_max, masked_mean, present_steps, zero_absent
 from plait.modalities.conv import MaskedGroupNorm
 from plait.modalities.spec_augment import spec_augment
-from plait.modalities.statistics_token import centred, masked_max
+from plait.modalities.statistics_token import centred
 from plait.types import EncoderOutput
 
 TIME_STRIDES = (2, 2, 1)  # frames are halved in the first two blocks; bands in all three
@@ -52,10 +52,7 @@ class SpectrogramEncoder(nn.Module):
         self.pool = nn.Linear(2 * dim, dim)
 
     def forward(self, x: Tensor, present: Tensor, mask: Tensor | None = None) -> EncoderOutput:
-        frames = (
-            torch.ones(x.shape[0], x.shape[2], dtype=torch.bool, device=x.device) if mask is None else mask
-        )
-        frames = frames & present[:, None]  # a dropped-out field contributes nothing
+        frames = present_steps(x, present, mask)  # (B, L)
         if self.centre:  # each band minus its mean over the clip's real frames (CMVN's mean part)
             x = centred(x, frames)
         if self.training and self.augment:

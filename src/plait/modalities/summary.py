@@ -16,6 +16,22 @@ BANDS = 4  # spectral bands per series channel, log-spaced over the rFFT bins
 SERIES_STATS = 7 + len(QUANTILES) + BANDS  # mean, std, min, max, mean |Δ|, last, slope, quantiles, bands
 
 
+def masked_channel_stats(x: Tensor, steps: Tensor) -> Tensor:
+    """x (B, C, L) with steps BoolTensor[B, L] → (B, C, 4): mean, std, min, max over real steps
+    (0 for a row with none)."""
+    weight = steps[:, None, :].to(x.dtype)  # (B, 1, L)
+    count = weight.sum(dim=2).clamp_min(1.0)  # (B, 1)
+    mean = (x * weight).sum(dim=2) / count  # (B, C)
+    var = ((x - mean[:, :, None]).square() * weight).sum(dim=2) / count
+    big = torch.finfo(x.dtype).max
+    real = steps[:, None, :]
+    low = torch.where(real, x, torch.full_like(x, big)).amin(dim=2)
+    high = torch.where(real, x, torch.full_like(x, -big)).amax(dim=2)
+    any_step = steps.any(dim=1, keepdim=True)  # (B, 1)
+    low, high = torch.where(any_step, low, 0.0), torch.where(any_step, high, 0.0)
+    return torch.stack([mean, var.sqrt(), low, high], dim=-1)
+
+
 def series_stats(values: Tensor, mask: Tensor | None) -> Tensor:
     """values (B, T, C) with mask (B, T) of real steps → (B, C * SERIES_STATS): per channel the
     mean, std, min, max, mean absolute first difference, last value, least-squares slope, the
@@ -24,11 +40,7 @@ def series_stats(values: Tensor, mask: Tensor | None) -> Tensor:
     real = torch.ones(b, t, dtype=torch.bool) if mask is None else mask.bool()  # (B, T)
     weight = real.unsqueeze(-1).float()  # (B, T, 1)
     n = weight.sum(dim=1).clamp(min=1.0)  # (B, 1)
-    mean = (values * weight).sum(dim=1) / n  # (B, C)
-    var = (((values - mean.unsqueeze(1)) ** 2) * weight).sum(dim=1) / n
-    big = torch.finfo(values.dtype).max
-    low = torch.where(real.unsqueeze(-1), values, torch.full_like(values, big)).amin(dim=1)  # (B, C)
-    high = torch.where(real.unsqueeze(-1), values, torch.full_like(values, -big)).amax(dim=1)
+    mean, std, low, high = masked_channel_stats(values.transpose(1, 2), real).unbind(dim=-1)  # (B, C) each
     pairs = (real[:, 1:] & real[:, :-1]).unsqueeze(-1).float()  # (B, T-1, 1)
     step = ((values[:, 1:] - values[:, :-1]).abs() * pairs).sum(dim=1) / pairs.sum(dim=1).clamp(min=1.0)
     last_index = (real.long() * torch.arange(t)).amax(dim=1)  # (B,)
@@ -46,7 +58,7 @@ def series_stats(values: Tensor, mask: Tensor | None) -> Tensor:
         rows = length == steps
         power = torch.fft.rfft(centred[rows, :steps], dim=1).abs() ** 2 / steps  # (b, steps//2 + 1, C)
         bands[rows] = _band_energy(power[:, 1:], BANDS)  # (b, BANDS, C)
-    parts = [mean, var.sqrt(), low, high, step, last, slope, *quantiles, *bands.unbind(dim=1)]
+    parts = [mean, std, low, high, step, last, slope, *quantiles, *bands.unbind(dim=1)]
     out = torch.stack(parts, dim=-1)  # (B, C, SERIES_STATS)
     return torch.nan_to_num(out.reshape(b, c * SERIES_STATS), nan=0.0)
 

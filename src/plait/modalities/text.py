@@ -17,7 +17,7 @@ import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 from torch import Tensor, nn
 
-from plait.errors import BundleError, ConfigError, DataError
+from plait.errors import BundleError, DataError
 from plait.modalities.base import (
     JSONState,
     NotFittedError,
@@ -27,7 +27,7 @@ from plait.modalities.base import (
     zero_absent,
 )
 from plait.modalities.contract import InputLimits, InputSpec, Widget
-from plait.modalities.options import optional_column, positive_int
+from plait.modalities.options import choice, flag, optional_column, positive_int
 from plait.modalities.summary import token_stats
 from plait.types import Absent, EncoderOutput
 
@@ -89,12 +89,8 @@ class TextModality:
         layers: int = 1,
     ) -> None:
         optional_column(name, "column", column)
-        if encoder not in ENCODERS:
-            raise ConfigError(
-                f"fields.{name}.encoder: expected one of {', '.join(ENCODERS)}, got {encoder!r}"
-            )
-        if not isinstance(lowercase, bool):
-            raise ConfigError(f"fields.{name}.lowercase: expected true or false, got {lowercase!r}")
+        choice(name, "encoder", encoder, ENCODERS)
+        flag(name, "lowercase", lowercase)
         self.name = name
         self.column = column if column is not None else name
         self.vocab_size = positive_int(name, "vocab_size", vocab_size, minimum=10, maximum=1_000_000)
