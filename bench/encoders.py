@@ -23,15 +23,13 @@ from __future__ import annotations
 import argparse
 import time
 from dataclasses import replace
-from pathlib import Path
 
-import torch
 import yaml
 
+from cvbench import add_cv_arguments, cv_config, interval_text, merged, renamed
 from plait.compare.crossval import cross_validate
-from plait.compare.cv_result import CrossValidation
 from plait.compare.result import UNIMODAL
-from plait.config import Config, load_config
+from plait.config import Config
 
 SEQUENCE_KINDS = ("timeseries", "audio")
 LEGACY = "conv1d"
@@ -64,59 +62,18 @@ def parse_options(texts: list[str]) -> dict[str, dict[str, object]]:
     return out
 
 
-def renamed(cv: CrossValidation, suffix: str) -> CrossValidation:
-    """The same runs with every plait model named `NAME suffix` (the baseline keeps its name)."""
-
-    def name(model: str) -> str:
-        return model if model == "boosting" else f"{model} {suffix}"
-
-    runs = tuple(replace(r, row=replace(r.row, name=name(r.row.name))) for r in cv.runs)
-    return replace(cv, runs=runs, models=tuple(name(m) for m in cv.models))
-
-
-def merged(first: CrossValidation, second: CrossValidation) -> CrossValidation:
-    models = list(first.models) + [m for m in second.models if m not in first.models]
-    kinds = list(first.kinds) + [
-        k for m, k in zip(second.models, second.kinds, strict=True) if m not in first.models
-    ]
-    runs = first.runs + tuple(r for r in second.runs if r.row.name not in first.models)
-    return replace(
-        first, models=tuple(models), kinds=tuple(kinds), runs=runs, seconds=first.seconds + second.seconds
-    )
-
-
-def interval_text(cv: CrossValidation, model: str, versus: str) -> str:
-    gap = cv.paired(model, versus)
-    if gap is None:
-        return "—"
-    return f"{gap.mean:+.3f}" + ("" if gap.low is None else f" [{gap.low:+.3f}, {gap.high:+.3f}]")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("config", type=Path)
-    parser.add_argument("--fusion", default=None, help="comma-separated fusions (default: the config's)")
-    parser.add_argument("--folds", type=int, default=3)
-    parser.add_argument("--seeds", type=int, default=2)
-    parser.add_argument("--group", default=None, help="fold by this column (e.g. speaker)")
+    add_cv_arguments(parser)
     parser.add_argument("--unimodal", action="store_true", help="train each field alone too")
-    parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
         "--option", action="append", default=[], help="KIND.KEY=VALUE for the default variant's fields"
     )
     args = parser.parse_args()
     extra = parse_options(args.option)
-    torch.set_num_threads(args.threads)
-
-    config = load_config(args.config).with_overrides(train={"progress": False})
-    if args.epochs is not None:
-        config = config.with_overrides(train={"epochs": args.epochs})
-    if args.group is not None:
-        config = config.with_overrides(data={"split": {"group": args.group}})
-    fusions = args.fusion.split(",") if args.fusion else [config.model.fusion]
+    config, fusions = cv_config(args)
     start = time.perf_counter()
     results = []
     for suffix, encoder, baseline in (("[conv1d]", LEGACY, True), ("[default]", None, False)):

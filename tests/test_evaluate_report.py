@@ -216,6 +216,13 @@ def test_retrain_ablation_trains_without_each_field(three_class_table, tmp_path)
     expected = evaluate_tensors(alone, prepared.tensors, prepared.split.test).metrics["accuracy"]
     assert fields["vec"].retrained_without == pytest.approx(expected)
     assert 0.0 <= fields["specs"].retrained_without <= 1.0
+    gap = fields["vec"].retrain_gap(higher_is_better=True)  # the retrain gap (issue 15)
+    assert gap == pytest.approx(expected - fields["vec"].without)
+    assert fields["vec"].retrain_gap(higher_is_better=False) == pytest.approx(-gap)
+    from plait.report import render_report
+
+    page = render_report(run.data)
+    assert "retrain gap" in page and f"{gap:+.3f}" in page
     assert sum("retraining without" in s for s in said) == 2
     with pytest.raises(DataError, match="--retrain-ablation"):
         evaluate_report(trained, three_class_table(80, seed=5), retrain=retrain_without, robustness=False)

@@ -14,6 +14,7 @@ from plait.errors import ConfigError, PlaitError
 from plait.fusion import FUSIONS
 from plait.modalities import MODALITIES
 from plait.modalities.base import Modality
+from plait.models.ensemble import ensemble_model
 from plait.models.fusion_model import FusionModel
 from plait.models.heads import MLPHead
 from plait.registry import suggest
@@ -62,7 +63,17 @@ def build_modalities(cfg: Config) -> dict[str, Modality]:
 
 
 def build_model(cfg: Config, modalities: Mapping[str, Modality], n_outputs: int) -> FusionModel:
-    """Encoders (one per field) → fusion → head. Modalities must be fitted (encoders read their state)."""
+    """Encoders (one per field) → fusion → head. Modalities must be fitted (encoders read their state).
+    With `train.ensemble: N` > 1, N such models as one (plait.models.ensemble); a classification
+    has one output per class (two or more), a regression one."""
+    if cfg.train.ensemble > 1:
+        members = [build_member(cfg, modalities, n_outputs) for _ in range(cfg.train.ensemble)]
+        return ensemble_model(members, classification=n_outputs > 1)
+    return build_member(cfg, modalities, n_outputs)
+
+
+def build_member(cfg: Config, modalities: Mapping[str, Modality], n_outputs: int) -> FusionModel:
+    """One model: encoders (one per field) → fusion → head, whatever `train.ensemble` says."""
     built = {name: m.build_encoder(cfg.model.dim) for name, m in modalities.items()}
     field_to_dim = {name: int(enc.output_dim) for name, enc in built.items()}
     encoders = {name: cast(nn.Module, enc) for name, enc in built.items()}

@@ -90,6 +90,11 @@ class TrainSpec:
     stages: tuple[StageSpec, ...] = ()  # empty: one end_to_end stage of `epochs` at `lr`
     aux_loss: float = 0.0  # weight of each field's own (unimodal) loss added to the fused loss
     ogm_ge: float = 0.0  # OGM-GE modulation strength alpha; 0 = off, ~0.5-1 slows a dominant field
+    # weight of the loss on a random proper subset of each row's fields (decided from the same
+    # encodings): every "field missing" case trained on every step; 0 = off
+    subset_loss: float = 0.0
+    subset_distill: float = 0.0  # within the subset loss: weight of matching the full model's output
+    ensemble: int = 1  # N > 1: N models trained with seeds seed…seed+N−1, one bundle predicting their mean
 
     def stage_plan(self) -> tuple[StageSpec, ...]:
         """The stages to run, with every lr filled in."""
@@ -369,6 +374,9 @@ def _check_values(cfg: Config) -> None:
         ("train.devices", t.devices >= 1, t.devices, "an integer ≥ 1"),
         ("train.aux_loss", t.aux_loss >= 0, t.aux_loss, "a weight ≥ 0 (0 turns it off)"),
         ("train.ogm_ge", t.ogm_ge >= 0, t.ogm_ge, "a strength ≥ 0 (0 turns it off)"),
+        ("train.subset_loss", t.subset_loss >= 0, t.subset_loss, "a weight ≥ 0 (0 turns it off)"),
+        ("train.ensemble", 1 <= t.ensemble <= 32, t.ensemble, "a member count from 1 (one model) to 32"),
+        ("train.subset_distill", t.subset_distill >= 0, t.subset_distill, "a weight ≥ 0 (0 turns it off)"),
         ("model.dim", cfg.model.dim >= 1, cfg.model.dim, "an integer ≥ 1"),
         ("model.hidden", cfg.model.hidden >= 1, cfg.model.hidden, "an integer ≥ 1"),
         ("model.dropout", 0.0 <= cfg.model.dropout < 1.0, cfg.model.dropout, "a probability in [0, 1)"),

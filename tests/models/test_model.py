@@ -13,7 +13,7 @@ from plait.fusion.gated import GatedFusion
 from plait.fusion.late import LateFusion
 from plait.models.fusion_model import FusionModel
 from plait.models.heads import MLPHead
-from plait.models.modality_dropout import drop_modalities
+from plait.models.modality_dropout import drop_modalities, sample_subsets
 from plait.objectives.supervised import classification_loss, regression_loss
 from plait.testing.dummies import DummyEncoder, tiny_batch
 
@@ -143,3 +143,27 @@ def test_losses_reject_wrong_shapes() -> None:
         classification_loss(torch.zeros(3), torch.zeros(3, dtype=torch.long))
     with pytest.raises(ValueError, match="pred"):
         regression_loss(torch.zeros(3, 2), torch.zeros(3))
+
+
+@settings(max_examples=60, deadline=None)
+@given(columns=masks, seed=st.integers(0, 2**16))
+def test_sample_subsets_draws_a_proper_non_empty_subset_of_the_present_fields(
+    columns: list[list[bool]], seed: int
+) -> None:
+    present = {f"f{i}": torch.tensor(col) for i, col in enumerate(columns)}
+    subset = sample_subsets(present, torch.Generator().manual_seed(seed))
+    before = torch.stack(list(present.values()), 1)  # (B, M)
+    after = torch.stack(list(subset.values()), 1)
+    assert list(subset) == list(present) and after.dtype == torch.bool
+    assert not (after & ~before).any()  # only present fields
+    assert torch.equal(after.any(1), before.any(1))  # never empty where something was present
+    several = before.sum(1) >= 2
+    assert (after.sum(1)[several] < before.sum(1)[several]).all()  # a proper subset
+    assert torch.equal(after[~several], before[~several])  # one field: kept as it is
+
+
+def test_sample_subsets_reaches_every_proper_subset() -> None:
+    present = {f: torch.ones(2000, dtype=torch.bool) for f in ("a", "b", "c")}
+    after = torch.stack(list(sample_subsets(present, torch.Generator().manual_seed(1)).values()), 1)
+    patterns = {tuple(row.tolist()) for row in after}
+    assert len(patterns) == 6  # 2^3 minus the empty and the full set

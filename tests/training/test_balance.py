@@ -194,3 +194,63 @@ def test_mitigations_change_training_and_are_recorded(leaky) -> None:
             not torch.equal(p, weights[name]) for name, p in base.model.encoders["weak"].named_parameters()
         )
         assert changed, f"{switch} left the weak field's encoder exactly as without it"
+
+
+def test_subset_loss_is_the_task_loss_under_a_drawn_subset_plus_distillation(leaky) -> None:
+    """The subset loss decides the same encodings under `sample_subsets` masks, over the rows with
+    two or more fields present, and adds the distillation term when asked."""
+    from plait.models.modality_dropout import sample_subsets
+    from plait.objectives.supervised import distillation_loss
+    from plait.training.module import PlaitModule, build_probes
+
+    trained = fit_prepared(leaky).trained
+    model, task = trained.model.eval(), trained.task  # no dropout noise between the two
+    batch = leaky.tensors.batch(list(range(12)))
+    present = dict(batch.present)
+    present["leak"] = present["leak"].clone()
+    present["leak"][:3] = False  # three rows with one field: left out of the subset loss
+    assert batch.target is not None
+
+    def module(distill: float) -> PlaitModule:
+        m = PlaitModule(
+            model,
+            build_probes(model, len(task.classes)),
+            task=task,
+            lr=1e-3,
+            weight_decay=0.0,
+            modality_dropout=0.0,
+            max_epochs=1,
+            seed=0,
+            subset_loss=1.0,
+            subset_distill=distill,
+        )
+        m._dropout_rng = torch.Generator().manual_seed(7)
+        return m.eval()
+
+    with torch.no_grad():
+        encoded = model.encode(batch)
+        full = model.decide(encoded, present).output
+        drawn = sample_subsets(present, torch.Generator().manual_seed(7))
+        sub = model.decide(encoded, drawn).output
+        rows = torch.arange(12) >= 3
+        expected = task.loss(sub[rows], batch.target[rows])
+        kl = distillation_loss(sub[rows], full[rows], classification=True)
+        assert float(module(0.0)._subset_loss(encoded, present, full, batch.target)) == pytest.approx(
+            float(expected)
+        )
+        with_kl = module(2.0)._subset_loss(encoded, present, full, batch.target)
+        assert float(with_kl) == pytest.approx(float(expected + 2.0 * kl))
+        assert float(kl) >= 0.0
+
+
+def test_training_with_the_subset_loss_answers_without_a_field(leaky) -> None:
+    """End to end, with and without distillation: the model trained with the subset loss answers
+    from the weak field alone (the leak marked absent) well above chance."""
+
+    def without_leak(trained) -> float:  # the held-out accuracy with the leak marked absent
+        return float(trained.metrics["without_field"]["leak"]["accuracy"])
+
+    for switch in ({"subset_loss": 1.0}, {"subset_loss": 1.0, "subset_distill": 1.0}):
+        taught = fit_prepared(leaky, config=leaky.config.with_overrides(train=switch)).trained
+        assert taught.config.train.subset_loss == 1.0
+        assert without_leak(taught) > taught.metrics["balance"]["chance"] + 0.1, switch

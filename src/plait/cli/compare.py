@@ -30,6 +30,13 @@ def compare_command(
         help="Also fit gradient boosting (LightGBM) on every field's summary features, and retrained "
         "without each field: the simple model to beat.",
     ),
+    retrain_ablation: bool = typer.Option(
+        False,
+        "--retrain-ablation",
+        help="Also train the first fusion without each field (one model per field; with two fields "
+        "and --unimodal the field-alone models already are these): the retrain gap per field, what a "
+        "missing field costs each fusion beyond retraining without it.",
+    ),
     epochs: int | None = typer.Option(None, help="Override train.epochs for every model."),
     seed: int | None = typer.Option(None, help="Override train.seed (split and training)."),
     bundles: bool = typer.Option(False, help="Keep every model's bundle under OUT/bundles/NAME."),
@@ -49,6 +56,7 @@ def compare_command(
     With --folds or --seeds: every model on every fold × seed, ranked by mean ± std with the
     paired difference to the best and its 95 % interval (cv.md, cv.json, oof.parquet)."""
     from plait.compare import compare, write_reports
+    from plait.compare.table import gap_rows
     from plait.config import load_config
 
     cfg = load_config(config)
@@ -70,6 +78,7 @@ def compare_command(
             seeds=seeds,
             unimodal=unimodal,
             baseline=boosting,
+            retrain=retrain_ablation,
             out=out,
             console=console,
         )
@@ -79,12 +88,24 @@ def compare_command(
         names,
         unimodal=unimodal,
         baseline=boosting,
+        retrain=retrain_ablation,
         out=out if bundles else None,
         say=lambda msg: console.print(msg, highlight=False, markup=False),
     )
     paths = write_reports(comparison, out)
     console.print(_rich_table(comparison))
     console.print(comparison.verdict(), highlight=False, markup=False)
+    gap_names, gaps = gap_rows(comparison)
+    if gaps:
+        told = [
+            f"{row[0]}: " + ", ".join(f"{f} {v}" for f, v in zip(gap_names[1:], row[1:], strict=True))
+            for row in gaps
+        ]
+        console.print(
+            "Retrain gap (positive: a missing field costs more than retraining): " + "; ".join(told),
+            highlight=False,
+            markup=False,
+        )
     for path in (paths.markdown, paths.html, paths.json):
         console.print(f"wrote [bold]{escape(str(path))}[/]", highlight=False)
 
@@ -123,6 +144,7 @@ def run_cross_validation(
     out: Path,
     console: Console,
     baseline: bool = True,
+    retrain: bool = False,
 ) -> CrossValidation:
     """Cross-validate, write cv.md / cv.json / oof.parquet into `out`, print the leaderboard."""
     from plait.compare import cross_validate, write_cv_reports
@@ -134,6 +156,7 @@ def run_cross_validation(
         seeds=seeds,
         unimodal=unimodal,
         baseline=baseline,
+        retrain=retrain,
         say=lambda msg: console.print(msg, highlight=False, markup=False),
     )
     paths = write_cv_reports(cv, out)
@@ -158,3 +181,12 @@ def show_cv(cv: CrossValidation, console: Console) -> None:
     console.print(table)
     console.print(cv.split_text(), highlight=False, markup=False)
     console.print(cv.verdict(), highlight=False, markup=False)
+    gaps = cv.retrain_gaps()
+    if gaps:
+        told = ", ".join(f"{g.model}/{g.field} {g.mean:+.3f}{TIE if g.closed else ''}" for g in gaps)
+        console.print(
+            f"Retrain gap (positive: a missing field costs more than retraining; {TIE}: ≤ 0 within "
+            f"noise): {told}",
+            highlight=False,
+            markup=False,
+        )

@@ -21,6 +21,11 @@ def train_command(
     epochs: int | None = typer.Option(None, help="Override train.epochs."),
     precision: str | None = typer.Option(None, help="Override train.precision, e.g. bf16-mixed."),
     seed: int | None = typer.Option(None, help="Override train.seed."),
+    ensemble: int | None = typer.Option(
+        None,
+        help="Override train.ensemble: N > 1 trains N models (seeds SEED…SEED+N−1) into one bundle that "
+        "predicts their average (calibrated like one model; N times the training and prediction time).",
+    ),
     progress: bool = typer.Option(True, help="Show progress bars."),
     report: bool = typer.Option(
         True, help="Evaluate the held-out rows fully (robustness, calibration) into BUNDLE/report.html."
@@ -50,7 +55,7 @@ def train_command(
 
     cfg = load_config(config)
     overrides: dict[str, Any] = {"progress": progress}
-    for key, value in (("epochs", epochs), ("precision", precision), ("seed", seed)):
+    for key, value in (("epochs", epochs), ("precision", precision), ("seed", seed), ("ensemble", ensemble)):
         if value is not None:
             overrides[key] = value
     cfg = cfg.with_overrides(train=overrides)

@@ -67,11 +67,12 @@ def cross_validate(
     seeds: int = 1,
     unimodal: bool = True,
     baseline: bool = True,
+    retrain: bool = False,
     say: Say | None = None,
     table: pl.DataFrame | None = None,
 ) -> CrossValidation:
-    """Train each fusion (each field alone, and the boosting baseline) on every fold and seed;
-    see the module doc."""
+    """Train each fusion (each field alone, with `retrain` the first fusion without each field,
+    and the boosting baseline) on every fold and seed; see the module doc."""
     from plait.training.fit import prepare, read_training_table  # Lightning: only when training
 
     tell: Say = say or (lambda _msg: None)
@@ -85,7 +86,9 @@ def cross_validate(
         if plan.folds > 1
         else [make_split(split_plan, read.table, read.labels, read.source)]
     )
-    models = model_plans(names, read.config.field_names, unimodal=unimodal, baseline=baseline)
+    models = model_plans(
+        names, read.config.field_names, unimodal=unimodal, baseline=baseline, retrain=retrain
+    )
     total = len(splits) * len(plan.seeds) * len(models)
     tell(
         f"cross-validation: {len(splits)} fold{'s' if len(splits) != 1 else ''} × {len(plan.seeds)} "

@@ -118,6 +118,24 @@ def render_cv_markdown(cv: CrossValidation, date: str) -> str:
                 span = "" if pair["low"] is None else f" [{pair['low']:+.3f}, {pair['high']:+.3f}]"
                 cells.append(f"{tie}{pair['mean']:+.3f}{span}")
             lines.append(f"| {a} | " + " | ".join(cells) + " |")
+    gaps = cv.retrain_gaps()
+    if gaps:
+        lines += [
+            "",
+            "## Retrain gap per field",
+            "",
+            "A plait model trained without the field minus the fused model with the field absent at "
+            "test time, per run (positive: the missing field costs the fused model more than "
+            f"retraining would; ≤ 0 is the target). `{TIE}`: the 95 % interval reaches 0 or below.",
+            "",
+            "| model | field | gap mean ± std | 95 % CI | runs |",
+            "|---|---|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {g.model} | {g.field} | {TIE if g.closed else ''}{g.mean:+.3f} ± {g.std:.3f} | "
+            f"{_span(g.interval.low, g.interval.high)} | {g.runs} |"
+            for g in gaps
+        ]
     errors = cv.errors()
     if errors:
         lines += ["", "## Failed runs", ""] + [f"- {e}" for e in errors]
@@ -127,6 +145,10 @@ def render_cv_markdown(cv: CrossValidation, date: str) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _span(low: float | None, high: float | None) -> str:
+    return NONE if low is None or high is None else f"[{low:+.3f}, {high:+.3f}]"
 
 
 def _grid(summaries: list[ModelSummary], columns: list[str], values: Any) -> list[str]:

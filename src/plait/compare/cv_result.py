@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from plait.compare.result import BASELINE, CompareRow
+from plait.compare.retrain_gap import comparison_gaps
 from plait.compare.stats import Interval, corrected_interval, mean_std
 from plait.task import Task
 
@@ -76,6 +77,36 @@ class ModelSummary:
 
 
 @dataclass(frozen=True)
+class RetrainGap:
+    """One fusion's retrain gap for one field over the cross-validation runs (positive: the field
+    missing costs the fused model more than retraining without it)."""
+
+    model: str
+    field: str
+    mean: float
+    std: float
+    runs: int
+    interval: Interval
+
+    @property
+    def closed(self) -> bool:
+        """≤ 0 within noise: the interval reaches 0 or below (or cannot be told)."""
+        return self.interval.low is None or self.interval.low <= 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "field": self.field,
+            "mean": self.mean,
+            "std": self.std,
+            "runs": self.runs,
+            "low": self.interval.low,
+            "high": self.interval.high,
+            "closed": self.closed,
+        }
+
+
+@dataclass(frozen=True)
 class CrossValidation:
     config: Mapping[str, Any]
     task: Task
@@ -129,15 +160,40 @@ class CrossValidation:
         Seeds reuse a fold's rows, so they are averaged within each fold first and the folds are
         the resamples (J = K); with one split, the seeds are (J = S)."""
         mine, theirs = self._metric(model), self._metric(versus)
-        keys = sorted(set(mine) & set(theirs))
-        if not keys:
+        return self._interval({k: mine[k] - theirs[k] for k in sorted(set(mine) & set(theirs))})
+
+    def _interval(self, differences: Mapping[tuple[int, int], float]) -> Interval | None:
+        """The corrected interval of per-run differences keyed by (fold, seed): seeds averaged
+        within a fold (folds are the resamples), or the seeds themselves with one split."""
+        if not differences:
             return None
         by: dict[int, list[float]] = {}
-        for fold, seed in keys:
-            unit = fold if self.folds > 1 else seed
-            by.setdefault(unit, []).append(mine[(fold, seed)] - theirs[(fold, seed)])
-        diffs = [float(np.mean(v)) for v in by.values()]
-        return corrected_interval(diffs, self.test_train_ratio())
+        for (fold, seed), value in differences.items():
+            by.setdefault(fold if self.folds > 1 else seed, []).append(value)
+        return corrected_interval([float(np.mean(v)) for v in by.values()], self.test_train_ratio())
+
+    def retrain_gaps(self) -> list[RetrainGap]:
+        """Each fusion's retrain gap per field (compare/retrain_gap.py) over the runs where both the
+        fusion and its reference finished: mean ± std and the corrected interval."""
+        by_run: dict[tuple[int, int], list[CompareRow]] = {}
+        for r in self.runs:
+            by_run.setdefault((r.fold, r.seed), []).append(r.row)
+        values: dict[tuple[str, str], dict[tuple[int, int], float]] = {}
+        for key, rows in by_run.items():
+            for model, gaps in comparison_gaps(rows, self.fields, self.higher_is_better).items():
+                for field_name, value in gaps.items():
+                    values.setdefault((model, field_name), {})[key] = value
+        out = []
+        for model in self.models:
+            for field_name in self.fields:
+                runs = values.get((model, field_name))
+                if not runs:
+                    continue
+                mean, std = mean_std(list(runs.values()))
+                interval = self._interval(runs)
+                assert interval is not None  # runs is not empty
+                out.append(RetrainGap(model, field_name, mean, std, len(runs), interval))
+        return out
 
     def _summary(self, model: str, kind: str) -> ModelSummary:
         runs = [r for r in self.runs if r.row.name == model]
@@ -270,6 +326,7 @@ class CrossValidation:
             "verdict": self.verdict(),
             "models": [s.to_json() for s in self.summaries()],
             "pairs": self.pairs(),
+            "retrain_gap": [g.to_json() for g in self.retrain_gaps()],
             "runs": [
                 {"fold": r.fold, "seed": r.seed, "split": dict(r.split), **r.row.to_json()} for r in self.runs
             ],

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from html import escape
 
-from plait.compare.result import Comparison
-from plait.compare.table import LEGEND, headers, table_rows
+from plait.compare.result import RETRAINED, Comparison
+from plait.compare.table import GAP_LEGEND, LEGEND, gap_rows, headers, table_rows
 
 BAR_H = 22  # px per bar, gap included
 LABEL_W = 190
@@ -22,7 +22,7 @@ table { border-collapse: collapse; margin: 1em 0; font-variant-numeric: tabular-
 th, td { border-bottom: 1px solid #ddd; padding: .25em .6em; text-align: right; }
 th.text, td.text { text-align: left; } tr.best-unimodal { background: #fdf3e3; }
 tr.failed { color: #999; } .fusion { fill: #3b6fb6; } .unimodal { fill: #d98c2b; }
-.baseline { fill: #6b6b6b; }
+.baseline { fill: #6b6b6b; } .retrained { fill: #8aa36b; }
 svg text { font: 12px system-ui, sans-serif; fill: #222; } .small { color: #666; font-size: .9em; }
 """
 
@@ -50,6 +50,7 @@ def render_html(comparison: Comparison, date: str, *, version: str) -> str:
 {bar_chart(comparison)}
 {_table(comparison)}
 <p class="small">{escape(LEGEND)}</p>
+{_gap_table(comparison)}
 {warnings}
 <p class="small">Split: {escape(split)} (seed {comparison.seed}); table {escape(comparison.source)}.
 Latency on {escape(comparison.latency_device)}. Total {comparison.seconds:.1f} s.
@@ -81,6 +82,8 @@ def bar_chart(comparison: Comparison) -> str:
         )
     y = TOP + BAR_H * len(rows) + 12
     keys = {"fusion": "fusion (all fields)", "unimodal": "unimodal baseline", "baseline": "boosting baseline"}
+    if any(r.kind == RETRAINED for r in rows):
+        keys[RETRAINED] = "retrained without a field"
     for j, (kind, name) in enumerate(keys.items()):
         x = LABEL_W + j * 150
         parts.append(
@@ -104,3 +107,21 @@ def _table(comparison: Comparison) -> str:
         )
         body.append(f'<tr class="{css}">{cells}</tr>')
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _gap_table(comparison: Comparison) -> str:
+    """The retrain gap per fusion and field (nothing when no reference model was trained)."""
+    names, rows = gap_rows(comparison)
+    if not rows:
+        return ""
+    head = "".join(f'<th class="{"text" if i == 0 else "num"}">{escape(h)}</th>' for i, h in enumerate(names))
+    body = "".join(
+        "<tr>"
+        + "".join(f'<td class="{"text" if i == 0 else "num"}">{escape(c)}</td>' for i, c in enumerate(row))
+        + "</tr>"
+        for row in rows
+    )
+    return (
+        f'<h2>Retrain gap per field</h2><table class="retrain-gap"><thead><tr>{head}</tr></thead>'
+        f'<tbody>{body}</tbody></table><p class="small">{escape(GAP_LEGEND)}</p>'
+    )

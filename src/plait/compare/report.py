@@ -11,7 +11,8 @@ from typing import Any
 from plait import __version__
 from plait.compare.html import render_html
 from plait.compare.result import Comparison
-from plait.compare.table import LEGEND, headers, table_rows
+from plait.compare.retrain_gap import comparison_gaps
+from plait.compare.table import GAP_LEGEND, LEGEND, gap_rows, headers, table_rows
 from plait.provenance.record import utc_now
 
 
@@ -35,7 +36,8 @@ def write_reports(comparison: Comparison, out_dir: Path | str) -> ReportPaths:
 
 
 def report_json(comparison: Comparison, date: str) -> dict[str, Any]:
-    return {"plait_version": __version__, "date": date, **comparison.to_json()}
+    gaps = comparison_gaps(comparison.rows, comparison.fields, comparison.higher_is_better)
+    return {"plait_version": __version__, "date": date, **comparison.to_json(), "retrain_gap": gaps}
 
 
 def render_markdown(comparison: Comparison, date: str) -> str:
@@ -54,6 +56,11 @@ def render_markdown(comparison: Comparison, date: str) -> str:
     ]
     for entry in table_rows(comparison):
         lines.append("| " + " | ".join(_md_cell(c) for c in entry.cells) + " |")
+    gap_names, gaps = gap_rows(comparison)
+    if gaps:
+        lines += ["", "## Retrain gap per field", "", GAP_LEGEND, ""]
+        lines += ["| " + " | ".join(gap_names) + " |", "|---|" + "---:|" * (len(gap_names) - 1)]
+        lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in gaps]
     warned = [r for r in comparison.ranked() if r.warnings]
     if warned:
         lines += ["", "## Balance warnings", ""]

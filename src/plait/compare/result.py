@@ -2,8 +2,10 @@
 
 A row is a fusion strategy trained on every field (kind "fusion"), one field trained alone (kind
 "unimodal", the baseline a fusion has to beat), or gradient boosting on every field's summary
-features (kind "baseline", the simple model a user already has; plait.baseline). A row whose
-training failed keeps its error and no figures.
+features (kind "baseline", the simple model a user already has; plait.baseline), or (with
+`--retrain-ablation`) a plait model trained on every field but one (kind "retrained", named
+`without-FIELD`: the reference of the retrain gap, compare/retrain_gap.py). A row whose training
+failed keeps its error and no figures.
 """
 
 from __future__ import annotations
@@ -15,13 +17,13 @@ from typing import Any
 
 from plait.task import Task
 
-FUSION, UNIMODAL, BASELINE = "fusion", "unimodal", "baseline"
+FUSION, UNIMODAL, BASELINE, RETRAINED = "fusion", "unimodal", "baseline", "retrained"
 
 
 @dataclass(frozen=True)
 class CompareRow:
-    name: str  # the fusion's name, "FIELD-only" for a unimodal baseline, or "boosting"
-    kind: str  # FUSION | UNIMODAL | BASELINE
+    name: str  # the fusion's name, "FIELD-only" for a unimodal baseline, "without-FIELD", or "boosting"
+    kind: str  # FUSION | UNIMODAL | BASELINE | RETRAINED
     fusion: str
     fields: tuple[str, ...]
     metric: float | None = None  # the task metric on the held-out rows (None: failed)

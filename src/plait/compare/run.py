@@ -20,7 +20,8 @@ from plait.baseline.boosting import NAME as BOOSTING
 from plait.baseline.boosting import BoostingResult, fit_boosting
 from plait.baseline.features import FeatureTable, summary_table
 from plait.compare.latency import latency_device, measure_latency
-from plait.compare.result import BASELINE, FUSION, UNIMODAL, CompareRow, Comparison
+from plait.compare.result import BASELINE, FUSION, RETRAINED, UNIMODAL, CompareRow, Comparison
+from plait.compare.retrain_gap import retrain_plans
 from plait.config import Config
 from plait.errors import ConfigError, PlaitError
 from plait.evaluation.calibration import expected_calibration_error
@@ -56,15 +57,25 @@ def resolve_fusions(fusions: Sequence[str]) -> list[str]:
 
 
 def model_plans(
-    fusions: Sequence[str], fields: Sequence[str], *, unimodal: bool, baseline: bool = True
+    fusions: Sequence[str],
+    fields: Sequence[str],
+    *,
+    unimodal: bool,
+    baseline: bool = True,
+    retrain: bool = False,
 ) -> list[CompareRow]:
     """The rows to train: each fusion on every field, then (with `unimodal` and ≥ 2 fields) each
-    field alone, then (with `baseline`) gradient boosting on every field's summary features."""
+    field alone, then (with `retrain`) the first fusion on every field but one, for each field
+    (the references of the retrain gap), then (with `baseline`) gradient boosting on every
+    field's summary features."""
     plans = [CompareRow(name=n, kind=FUSION, fusion=n, fields=tuple(fields)) for n in fusions]
-    if unimodal and len(fields) >= 2:
+    alone = unimodal and len(fields) >= 2
+    if alone:
         plans += [
             CompareRow(name=f"{f}-only", kind=UNIMODAL, fusion=BASELINE_FUSION, fields=(f,)) for f in fields
         ]
+    if retrain:
+        plans += retrain_plans(fusions[0], fields, unimodal_rows=alone, single_field_fusion=BASELINE_FUSION)
     if baseline:
         plans.append(CompareRow(name=BOOSTING, kind=BASELINE, fusion=BOOSTING, fields=tuple(fields)))
     return plans
@@ -76,13 +87,15 @@ def compare(
     *,
     unimodal: bool = True,
     baseline: bool = True,
+    retrain: bool = False,
     out: Path | None = None,
     say: Say | None = None,
     table: pl.DataFrame | None = None,
 ) -> Comparison:
-    """Train each of `fusions` on every field, (with `unimodal` and ≥ 2 fields) each field alone
-    and (with `baseline`) gradient boosting on summary features, on the same rows and split.
-    `out`: keep each model's bundle under out/bundles/NAME (None keeps none)."""
+    """Train each of `fusions` on every field, (with `unimodal` and ≥ 2 fields) each field alone,
+    (with `retrain`) the first fusion without each field, and (with `baseline`) gradient boosting
+    on summary features, on the same rows and split. `out`: keep each model's bundle under
+    out/bundles/NAME (None keeps none)."""
     from plait.training.fit import prepare  # Lightning: only when training
 
     tell: Say = say or (lambda _msg: None)
@@ -90,7 +103,7 @@ def compare(
     start = time.perf_counter()
     prepared = prepare(config, table=table, say=tell)
     fields = prepared.config.field_names
-    plans = model_plans(names, fields, unimodal=unimodal, baseline=baseline)
+    plans = model_plans(names, fields, unimodal=unimodal, baseline=baseline, retrain=retrain)
     features = Features(prepared)
     rows: list[CompareRow] = []
     curves: dict[str, list[Curve]] = {}  # fusion row → its robustness curves
@@ -170,7 +183,7 @@ def train_row(
     config = _with_fusion(prepared.config, plan.fusion)
     if seed is not None and seed != config.train.seed:
         config = config.with_overrides(train={"seed": seed})
-    subset = list(plan.fields) if plan.kind == "unimodal" else None
+    subset = list(plan.fields) if plan.kind in (UNIMODAL, RETRAINED) else None
     try:
         result = fit_prepared(prepared, config=config, fields=subset, out=bundle, say=tell)
         curves = _robustness(prepared, result, plan.fields) if extras else []

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from plait.compare.result import UNIMODAL, CompareRow, Comparison
+from plait.compare.result import BASELINE, FUSION, CompareRow, Comparison
+from plait.compare.retrain_gap import comparison_gaps
 
 BEST_UNIMODAL = "★"  # marks the best unimodal baseline
 RETRAINED = "*"  # a `without FIELD` figure from a model retrained without the field (boosting)
@@ -57,7 +58,7 @@ def table_rows(comparison: Comparison) -> list[Cells]:
             str(rank) if row.ok else NONE,
             f"{row.name} {BEST_UNIMODAL}" if is_best else row.name,
             row.kind,
-            "all" if row.kind != UNIMODAL else ", ".join(row.fields),
+            "all" if row.kind in (FUSION, BASELINE) else ", ".join(row.fields),
             _num(row.metric, 4) if row.ok else "failed",
             *ece,
             NONE if row.parameters is None else f"{row.parameters:,}",
@@ -88,3 +89,28 @@ def _notes(row: CompareRow) -> str:
     if row.warnings:
         return f"{len(row.warnings)} balance warning{'s' if len(row.warnings) != 1 else ''}"
     return ""
+
+
+GAP_LEGEND = (
+    "Retrain gap: the metric of a plait model trained without the field (the unimodal row of the "
+    "other field, or the `without-FIELD` row of --retrain-ablation) minus this model's with the field "
+    "absent at test time. Positive: a missing field costs this model more than retraining would; "
+    "≤ 0 is the target."
+)
+
+
+def gap_rows(comparison: Comparison) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+    """(headers, rows) of the retrain gap per fusion row and field, in ranked order; no rows when
+    no reference model was trained."""
+    gaps = comparison_gaps(comparison.rows, comparison.fields, comparison.higher_is_better)
+    names = ("model", *comparison.fields)
+    rows = [
+        (row.name, *(_signed(gaps[row.name].get(f)) for f in comparison.fields))
+        for row in comparison.ranked()
+        if row.name in gaps
+    ]
+    return names, rows
+
+
+def _signed(value: float | None) -> str:
+    return NONE if value is None else f"{value:+.4f}"

@@ -118,6 +118,14 @@ class FieldAblation:
     marginal: float | None
     retrained_without: float | None
 
+    def retrain_gap(self, higher_is_better: bool) -> float | None:
+        """A model retrained without the field minus this model with it absent, as a loss (positive:
+        the field missing costs this model more than retraining would); None when not measured."""
+        if self.retrained_without is None or self.without is None:
+            return None
+        gap = self.retrained_without - self.without
+        return gap if higher_is_better else -gap
+
     def to_json(self) -> dict[str, Any]:
         return {
             "alone": self.alone,

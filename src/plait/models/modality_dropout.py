@@ -40,3 +40,24 @@ def drop_modalities(
     rescue = torch.zeros_like(mask).scatter(1, scores.argmax(dim=1, keepdim=True), True)
     kept = kept | (rescue & lost_all.unsqueeze(1))
     return {f: kept[:, i].to(present[f].dtype) for i, f in enumerate(names)}
+
+
+def sample_subsets(
+    present: Mapping[str, Tensor], generator: torch.Generator | None = None
+) -> dict[str, Tensor]:
+    """New presence masks holding, for each sample with two or more present fields, a random
+    proper non-empty subset of them (every such subset can be drawn; with two fields, one of the
+    two alone); a sample with one present field keeps it. Training on these teaches the model
+    every "field missing" case it may meet. `generator` must live on the masks' device."""
+    names = list(present)
+    if not names:
+        return {}
+    mask = torch.stack([present[f].bool() for f in names], dim=1)  # (B, M)
+    kept = mask & (torch.rand(mask.shape, generator=generator, device=mask.device) < 0.5)
+    scores = torch.rand(mask.shape, generator=generator, device=mask.device).masked_fill(~mask, -1.0)
+    pick = torch.zeros_like(mask).scatter(1, scores.argmax(dim=1, keepdim=True), True)  # (B, M)
+    full = (kept == mask).all(dim=1) & (mask.sum(dim=1) >= 2)  # every present field drawn: drop one
+    kept = torch.where(full.unsqueeze(1), mask & ~pick, kept)
+    empty = ~kept.any(dim=1)  # none drawn: keep one
+    kept = torch.where(empty.unsqueeze(1), pick & mask, kept)
+    return {f: kept[:, i].to(present[f].dtype) for i, f in enumerate(names)}

@@ -28,3 +28,23 @@ def regression_loss(pred: Tensor, target: Tensor) -> Tensor:
             f"and target {tuple(target.shape)}"
         )
     return F.mse_loss(pred, target.to(pred.dtype))
+
+
+def distillation_loss(student: Tensor, teacher: Tensor, *, classification: bool) -> Tensor:
+    """How far the student's outputs are from the teacher's (the teacher is not trained by it):
+    KL(teacher ‖ student) of the class distributions from logits [B, K], or the mean squared
+    difference of predictions [B, 1]."""
+    if student.shape != teacher.shape:
+        raise ValueError(
+            "distillation_loss expects outputs of one shape; got "
+            f"{tuple(student.shape)} and {tuple(teacher.shape)}"
+        )
+    target = teacher.detach()
+    if classification:
+        return F.kl_div(
+            F.log_softmax(student, dim=-1),
+            F.log_softmax(target, dim=-1),
+            log_target=True,
+            reduction="batchmean",
+        )
+    return F.mse_loss(student, target)

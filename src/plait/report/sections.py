@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from plait.report.charts import Bins, Box, box_plot, confusion_heatmap, reliability_diagram
-from plait.report.svg import Series, bar_chart, esc, line_chart, num
+from plait.report.svg import Series, bar_chart, esc, line_chart, num, signed
 
 if TYPE_CHECKING:
     from plait.evaluation.calibration import ReliabilityCurve
@@ -69,7 +69,7 @@ def ablation(report: EvaluationReport) -> str:
         "alone",
         "without",
         "marginal",
-        *(["retrained without"] if retrained else []),
+        *(["retrained without", "retrain gap"] if retrained else []),
         *(["boosting retrained without"] if boosting else []),
     ]
     rows = [
@@ -79,7 +79,7 @@ def ablation(report: EvaluationReport) -> str:
             num(f.alone),
             num(f.without),
             num(f.marginal),
-            *([num(f.retrained_without)] if retrained else []),
+            *([num(f.retrained_without), signed(f.retrain_gap(ab.higher_is_better))] if retrained else []),
             *([num(boosting.get(n))] if boosting else []),
         ]
         for n, f in fields.items()
@@ -94,7 +94,13 @@ def ablation(report: EvaluationReport) -> str:
         f"<p>{esc(ab.metric)} with every field: <b>{num(ab.all)}</b> ({direction} is better). "
         "<i>alone</i>: only this field given to the model; <i>without</i>: this field removed at test "
         "time; <i>marginal</i>: what the field adds over the others (positive helps)"
-        + ("; <i>retrained without</i>: a model trained without the field" if retrained else "")
+        + (
+            "; <i>retrained without</i>: a model trained without the field; <i>retrain gap</i>: that "
+            "model's figure minus this model's with the field absent (positive: a missing field costs "
+            "this model more than retraining would; ≤ 0 is the target)"
+            if retrained
+            else ""
+        )
         + (
             "; <i>boosting retrained without</i>: the boosting baseline trained without the field "
             "(what this model with the field absent is read against)"

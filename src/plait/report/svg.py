@@ -24,6 +24,11 @@ def esc(value: object) -> str:
     return escape(str(value), quote=True)
 
 
+def signed(value: float | None, digits: int = 3) -> str:
+    """A difference for people: always with its sign; None is an em dash."""
+    return "—" if value is None else f"{value:+.{digits}f}"
+
+
 def num(value: object, digits: int = 3) -> str:
     """A number for people: `digits` decimals; tiny non-zero values keep 2 significant digits;
     None is an em dash; ints and other values are shown as they are (escaped)."""

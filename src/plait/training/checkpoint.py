@@ -48,6 +48,7 @@ class Checkpoints:
     def __init__(self, folder: Path, fingerprint: str, *, resume: bool) -> None:
         self.folder = Path(folder)
         self.fingerprint = fingerprint
+        self.resume = resume
         run = self.folder / RUN_FILE
         if resume and run.is_file():
             saved = json.loads(run.read_text())
@@ -98,6 +99,12 @@ class Checkpoints:
 
     def callback(self, number: int) -> EpochCheckpoint:
         return EpochCheckpoint(self.folder, number)
+
+    def member(self, index: int) -> Checkpoints:
+        """The checkpoints of ensemble member `index`: a folder of its own inside this one (removed
+        with it), resumed when this run is."""
+        fingerprint = self.fingerprint_of(self.fingerprint, f"member {index}")
+        return Checkpoints(self.folder / f"member{index}", fingerprint, resume=self.resume)
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)

@@ -24,6 +24,8 @@ from plait.data.split_plan import make_split, plan_split
 from plait.data.table import LabelInfo, check_columns, infer_task_type, prepare_labels, read_table
 from plait.errors import ConfigError, DataError
 from plait.modalities.base import ROW_COLUMN, Modality
+from plait.models.ensemble import ensemble_model, ensemble_probes
+from plait.models.fusion_model import FusionModel
 from plait.provenance.fingerprint import FilesFingerprint, fingerprint_files
 from plait.provenance.media import media_paths
 from plait.task import Task
@@ -152,6 +154,7 @@ class FitResult:
     tensors: TensorTable  # the prepared rows, restricted to the model's fields
     fitted: Fitted  # the training record: field probes, history, stages, gradient shares
     seconds: float  # training only (preparation is `Prepared.seconds`)
+    members: tuple[FusionModel, ...] = ()  # an ensemble's members (train.ensemble > 1), in seed order
 
 
 def fit_model(
@@ -174,14 +177,57 @@ def fit_model(
         modalities = {f: modalities[f] for f in fields}
         tensors = tensors.select(list(fields))
     split, task = prepared.split, prepared.task
-    L.seed_everything(config.train.seed, workers=True, verbose=False)
-    torch.manual_seed(config.train.seed)
-    model = build_model(config, modalities, task.n_outputs)
-    fitted = fit_stages(config, model, task, tensors, split, tell, checkpoints)
+    members: tuple[FusionModel, ...] = ()
+    if config.train.ensemble > 1:
+        model, fitted, members = _fit_ensemble(config, modalities, task, tensors, split, tell, checkpoints)
+    else:
+        L.seed_everything(config.train.seed, workers=True, verbose=False)
+        torch.manual_seed(config.train.seed)
+        model = build_model(config, modalities, task.n_outputs)
+        fitted = fit_stages(config, model, task, tensors, split, tell, checkpoints)
     trained = TrainedModel(
         config=config, task=task, modalities=modalities, model=model, split=split.to_json()
     )
-    return FitResult(trained=trained, tensors=tensors, fitted=fitted, seconds=time.perf_counter() - start)
+    return FitResult(
+        trained=trained,
+        tensors=tensors,
+        fitted=fitted,
+        seconds=time.perf_counter() - start,
+        members=members,
+    )
+
+
+def _fit_ensemble(
+    config: Config,
+    modalities: dict[str, Modality],
+    task: Task,
+    tensors: TensorTable,
+    split: Split,
+    tell: Say,
+    checkpoints: Checkpoints | None,
+) -> tuple[FusionModel, Fitted, tuple[FusionModel, ...]]:
+    """`train.ensemble` members, member i trained exactly as a one-model run with seed `seed + i`
+    would be, assembled into one model; the training record holds every member's."""
+    n, seed = config.train.ensemble, config.train.seed
+    members, records = [], []
+    for i in range(n):
+        tell(f"ensemble member {i + 1}/{n} (seed {seed + i})…")
+        member_config = config.with_overrides(train={"ensemble": 1, "seed": seed + i})
+        L.seed_everything(seed + i, workers=True, verbose=False)
+        torch.manual_seed(seed + i)
+        member = build_model(member_config, modalities, task.n_outputs)
+        saved = None if checkpoints is None else checkpoints.member(i)
+        records.append(fit_stages(member_config, member, task, tensors, split, tell, saved))
+        members.append(member)
+    model = ensemble_model(members, classification=task.is_classification)
+    fitted = Fitted(
+        probes=ensemble_probes([r.probes for r in records], model),
+        history=[{**row, "member": i} for i, r in enumerate(records) for row in r.history],
+        stages=[{**stage, "member": i} for i, r in enumerate(records) for stage in r.stages],
+        shares=[share for r in records for share in r.shares],
+        seconds=sum(r.seconds for r in records),
+    )
+    return model, fitted, tuple(members)
 
 
 def _task(labels: LabelInfo, split: Split) -> Task:

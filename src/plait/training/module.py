@@ -7,6 +7,10 @@ embedding). They measure each field's own skill and, when asked, train the encod
 - stage `end_to_end`: everything learns. With `aux_loss` > 0 the probes' losses reach the encoders
   (unimodal auxiliary losses); otherwise the probes see detached embeddings and only measure.
 `ogm_ge` > 0 turns on OGM-GE gradient modulation of the encoders (plait.objectives.balance).
+`subset_loss` > 0 adds, on every training step, the task loss of the same encodings decided under a
+random proper subset of each row's present fields (plait.models.modality_dropout.sample_subsets),
+and with `subset_distill` > 0 how far that output is from the full one (a distillation from the
+full model to its subsets): the model learns every "field missing" case, not only the full one.
 The probes are training instruments: they are not part of the model and not saved in the bundle.
 """
 
@@ -21,8 +25,9 @@ from torch import Tensor, nn
 
 from plait.metrics import classification_metrics, regression_metrics
 from plait.models.fusion_model import FusionModel
-from plait.models.modality_dropout import drop_modalities
+from plait.models.modality_dropout import drop_modalities, sample_subsets
 from plait.objectives.balance import modulate_gradients, ogm_coefficients, target_scores, unimodal_losses
+from plait.objectives.supervised import distillation_loss
 from plait.task import Task
 from plait.types import Batch, EncoderOutput
 
@@ -53,6 +58,8 @@ class PlaitModule(L.LightningModule):
         stage: str = "end_to_end",
         aux_loss: float = 0.0,
         ogm_ge: float = 0.0,
+        subset_loss: float = 0.0,
+        subset_distill: float = 0.0,
     ) -> None:
         super().__init__()
         self.model = model
@@ -66,6 +73,8 @@ class PlaitModule(L.LightningModule):
         self.stage = stage
         self.aux_loss = aux_loss
         self.ogm_ge = ogm_ge
+        self.subset_loss = subset_loss
+        self.subset_distill = subset_distill
         self.share_history: list[dict[str, float]] = []  # per epoch: field → gradient share
         self._grad_norms: dict[str, Tensor] = {}  # summed on the device: no sync per step
         self._ogm: dict[str, float] = {}
@@ -161,11 +170,36 @@ class PlaitModule(L.LightningModule):
             assert callable(per_field)
             own = unimodal_losses(per_field(inputs), batch.present, batch.target, self.task)
             total = total + torch.stack(list(own.values())).mean()
+        if self.subset_loss > 0 and self.training:
+            total = total + self.subset_loss * self._subset_loss(inputs, batch.present, output, batch.target)
         aux = self.aux_loss > 0 and self.stage == "end_to_end"
         probe_out = self._probe_outputs(encoded, detach=not aux)
         probe_losses = unimodal_losses(probe_out, batch.present, batch.target, self.task)
         total = total + (self.aux_loss if aux else 1.0) * torch.stack(list(probe_losses.values())).mean()
         return total, task_loss, probe_out, output
+
+    def _subset_loss(
+        self,
+        encoded: Mapping[str, EncoderOutput],
+        present: Mapping[str, Tensor],
+        full: Tensor,
+        target: Tensor,
+    ) -> Tensor:
+        """The task loss (and distillation from `full`) of the model decided under a random proper
+        subset of each row's present fields, over the rows with two or more present fields."""
+        subset = sample_subsets({f: m.cpu() for f, m in present.items()}, self._dropout_rng)
+        subset = {f: m.to(full.device) for f, m in subset.items()}
+        rows = torch.stack([present[f].bool() for f in present], dim=1).sum(dim=1) >= 2  # (B,)
+        if not bool(rows.any()):
+            return full.sum() * 0.0
+        output = self.model.decide(encoded, subset).output  # (B, K)
+        loss = self.task.loss(output[rows], target[rows])
+        if self.subset_distill > 0:
+            teacher = full[rows]
+            loss = loss + self.subset_distill * distillation_loss(
+                output[rows], teacher, classification=self.task.is_classification
+            )
+        return loss
 
     # ---------------------------------------------------------------- steps
 

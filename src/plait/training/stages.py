@@ -81,6 +81,8 @@ def fit_stages(
             stage=stage.kind,
             aux_loss=t.aux_loss,
             ogm_ge=t.ogm_ge,
+            subset_loss=t.subset_loss,
+            subset_distill=t.subset_distill,
         )
         done = None if checkpoints is None else checkpoints.finished(number)
         if done is not None:  # finished before the run was stopped: its weights and records

@@ -6,12 +6,14 @@ models from one `Prepared`)."""
 from __future__ import annotations
 
 import json
+import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from plait.baseline.boosting import BoostingResult, fit_boosting
@@ -134,6 +136,9 @@ def fit_prepared(
         trained = replace(trained, calibration=calibration)
         tell(calibration.summary())
     metrics = _metrics(prepared, fit, held_out, evaluation, balance, calibration)
+    if fit.members:
+        metrics["ensemble"] = _members(trained, fit, held_out_rows, evaluation)
+        tell(_ensemble_line(metrics["ensemble"]))
     provenance = collect_provenance(
         config_text=trained.config.to_yaml(),
         table=prepared.table,
@@ -153,6 +158,37 @@ def fit_prepared(
         split=split,
         seconds=prepared.seconds + time.perf_counter() - start,
         bundle_path=bundle_path,
+    )
+
+
+def _members(
+    trained: TrainedModel, fit: FitResult, rows: np.ndarray, evaluation: Evaluation
+) -> dict[str, Any]:
+    """metrics.json's `ensemble`: each member's headline metric on the held-out rows (uncalibrated,
+    as the ensemble's own figure is), their mean ± std, and the ensemble's."""
+    name = trained.task.headline_metric
+    seed = trained.config.train.seed
+    scores = [
+        float(evaluate_tensors(replace(trained, model=m), fit.tensors, rows).metrics[name])
+        for m in fit.members
+    ]
+    mean, std = statistics.mean(scores), statistics.stdev(scores)  # an ensemble has ≥ 2 members
+    return {
+        "members": len(scores),
+        "seeds": [seed + i for i in range(len(scores))],
+        "metric": name,
+        "member_metrics": [round(v, 6) for v in scores],
+        "member_mean": round(mean, 6),
+        "member_std": round(std, 6),
+        "ensemble": float(evaluation.metrics[name]),
+    }
+
+
+def _ensemble_line(record: dict[str, Any]) -> str:
+    return (
+        f"ensemble of {record['members']} (seeds {record['seeds'][0]}…{record['seeds'][-1]}): "
+        f"{record['metric']} {record['ensemble']:.4f}; members {record['member_mean']:.4f} ± "
+        f"{record['member_std']:.4f}"
     )
 
 

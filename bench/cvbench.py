@@ -1,0 +1,69 @@
+"""What the cross-validating benches share: their command-line arguments and the config they
+give, the intervals as text, and cross-validations of the same folds and seeds merged into one (the
+variants of a bench side by side, so paired differences come from one `CrossValidation`)."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from plait.compare.cv_result import CrossValidation
+from plait.config import Config, load_config
+
+
+def add_cv_arguments(parser: argparse.ArgumentParser) -> None:
+    """CONFIG, --fusion, --folds, --seeds, --group, --epochs, --threads."""
+    parser.add_argument("config", type=Path)
+    parser.add_argument("--fusion", default=None, help="comma-separated fusions (default: the config's)")
+    parser.add_argument("--folds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--group", default=None, help="fold by this column (e.g. speaker)")
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=2)
+
+
+def cv_config(args: argparse.Namespace) -> tuple[Config, list[str]]:
+    """The config those arguments ask for (no progress bars; epochs and grouping overridden) and the
+    fusions to train; sets torch's thread count."""
+    torch.set_num_threads(args.threads)
+    config = load_config(args.config).with_overrides(train={"progress": False})
+    if args.epochs is not None:
+        config = config.with_overrides(train={"epochs": args.epochs})
+    if args.group is not None:
+        config = config.with_overrides(data={"split": {"group": args.group}})
+    return config, args.fusion.split(",") if args.fusion else [config.model.fusion]
+
+
+def span(low: float | None, high: float | None) -> str:
+    """' [low, high]' of an interval, or nothing when it has none."""
+    return "" if low is None or high is None else f" [{low:+.3f}, {high:+.3f}]"
+
+
+def interval_text(cv: CrossValidation, model: str, versus: str) -> str:
+    """model − versus, paired over the runs, with its interval; '—' when they share no run."""
+    gap = cv.paired(model, versus)
+    return "—" if gap is None else f"{gap.mean:+.3f}{span(gap.low, gap.high)}"
+
+
+def renamed(cv: CrossValidation, suffix: str, keep: tuple[str, ...] = ("boosting",)) -> CrossValidation:
+    """The same runs with every model named `NAME suffix`, but the models in `keep`."""
+
+    def name(model: str) -> str:
+        return model if model in keep else f"{model} {suffix}"
+
+    runs = tuple(replace(r, row=replace(r.row, name=name(r.row.name))) for r in cv.runs)
+    return replace(cv, runs=runs, models=tuple(name(m) for m in cv.models))
+
+
+def merged(first: CrossValidation, second: CrossValidation) -> CrossValidation:
+    models = list(first.models) + [m for m in second.models if m not in first.models]
+    kinds = list(first.kinds) + [
+        k for m, k in zip(second.models, second.kinds, strict=True) if m not in first.models
+    ]
+    runs = first.runs + tuple(r for r in second.runs if r.row.name not in first.models)
+    return replace(
+        first, models=tuple(models), kinds=tuple(kinds), runs=runs, seconds=first.seconds + second.seconds
+    )
