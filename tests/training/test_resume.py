@@ -132,3 +132,33 @@ def test_kill_9_then_resume_ends_as_the_uninterrupted_run(tmp_path: Path) -> Non
     metrics_a, metrics_b = (json.loads((d / "metrics.json").read_text()) for d in (a, b))
     assert metrics_a["metrics"] == metrics_b["metrics"] and _history(metrics_a) == _history(metrics_b)
     assert not (tmp_path / "bundle-b.checkpoints").exists()
+
+
+def test_an_ensemble_stopped_in_its_second_member_resumes_to_the_same_bundle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each member keeps a checkpoint folder of its own: the finished member is restored, the one
+    in progress goes on from its last epoch (issue 15, seed ensembles)."""
+    cfg = Config.from_dict(config(epochs=4, ensemble=2))
+    whole = train(cfg, table=table(), out=tmp_path / "a", checkpoints=tmp_path / "a.ck")
+    saving = ck.EpochCheckpoint.on_train_epoch_end
+
+    def stop_in_member_two(self, trainer, module):  # type: ignore[no-untyped-def]
+        saving(self, trainer, module)
+        if self.folder.name == "member1" and trainer.current_epoch == 1:
+            raise RuntimeError("stopped")
+
+    monkeypatch.setattr(ck.EpochCheckpoint, "on_train_epoch_end", stop_in_member_two)
+    with pytest.raises(RuntimeError, match="stopped"):
+        train(cfg, table=table(), out=tmp_path / "b", checkpoints=tmp_path / "b.ck")
+    assert (tmp_path / "b.ck" / "member0" / "run.json").is_file()
+    monkeypatch.setattr(ck.EpochCheckpoint, "on_train_epoch_end", saving)
+    said: list[str] = []
+    resumed = train(
+        cfg, table=table(), out=tmp_path / "b", checkpoints=tmp_path / "b.ck", resume=True, say=said.append
+    )
+    assert any(m.startswith("resumed: stage 1") for m in said)  # member one was finished
+    assert (tmp_path / "a" / "model.safetensors").read_bytes() == (
+        tmp_path / "b" / "model.safetensors"
+    ).read_bytes()
+    assert whole.trained.metrics["ensemble"] == resumed.trained.metrics["ensemble"]
