@@ -18,12 +18,11 @@ with a distinct MNIST image of the same digit, labelled `digit`:
 The table `avdigits.csv` (columns `TABLE_COLUMNS`) and a plait config `plait.yaml` go to the output
 folder; same inputs and seed, same bytes. Building all 3,000 rows takes about 2 s.
 
-Measured on the test split (500 rows), data seeds 0-2, the config's defaults, 2 CPU cores, about 10 s
-per single-field and 25 s per two-field training: logistic regression on the image pixels 0.61-0.65;
-plait, held-out lucas (the default): image alone 0.70-0.74, audio alone 0.62-0.88, both 0.94-0.97;
-held-out theo (seeds 0-1): image 0.70-0.74, audio 0.85-0.91, both 0.90-0.91, so theo's clips are
-too easy to show what the images add. Other speakers, audio alone (seed 0, 12 epochs): george 0.28,
-nicolas 0.48, jackson 0.70, yweweler 0.88.
+Measured before issue 15 (audio on the former `conv1d` encoder), on the test split (500 rows), data
+seeds 0-2, 2 CPU cores: logistic regression on the image pixels 0.61-0.65; plait, held-out lucas
+(the default): image alone 0.70-0.74, audio alone 0.62-0.88, both 0.94-0.97; held-out theo: image
+0.70-0.74, audio 0.85-0.91, both 0.90-0.91, so theo's clips are too easy to show what the images
+add. Today's figures, speakers as groups over folds and seeds, are in bench/RESULTS.md.
 """
 
 from __future__ import annotations
