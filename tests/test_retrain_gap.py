@@ -14,9 +14,10 @@ from typer.testing import CliRunner
 from plait.cli.main import app
 from plait.compare import compare, cross_validate, write_cv_reports, write_reports
 from plait.compare.result import CompareRow
-from plait.compare.retrain_gap import comparison_gaps, gap, references, retrain_plans
+from plait.compare.retrain_gap import comparison_gaps, references, retrain_plans
 from plait.compare.run import model_plans
 from plait.config import Config
+from plait.task import gain
 
 
 def _row(name: str, kind: str, fields: tuple[str, ...], metric: float, **without: float) -> CompareRow:
@@ -26,9 +27,10 @@ def _row(name: str, kind: str, fields: tuple[str, ...], metric: float, **without
 
 
 def test_gap_is_a_loss_in_the_metrics_direction() -> None:
-    assert gap(0.8, 0.7, higher_is_better=True) == pytest.approx(0.1)  # absent scores less: a loss
-    assert gap(0.8, 0.9, higher_is_better=True) == pytest.approx(-0.1)
-    assert gap(1.0, 1.5, higher_is_better=False) == pytest.approx(0.5)  # rmse: absent is worse
+    # the gap is the retrained model's gain over the fused model with the field absent
+    assert gain(0.8, 0.7, higher_is_better=True) == pytest.approx(0.1)  # absent scores less: a loss
+    assert gain(0.8, 0.9, higher_is_better=True) == pytest.approx(-0.1)
+    assert gain(1.0, 1.5, higher_is_better=False) == pytest.approx(0.5)  # rmse: absent is worse
 
 
 def test_references_are_models_trained_on_every_other_field() -> None:

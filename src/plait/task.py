@@ -148,3 +148,9 @@ class Task:
         if self.is_classification:
             return classification_loss(output, target)
         return regression_loss(output, target)
+
+
+def gain(mine: float, theirs: float, higher_is_better: bool) -> float:
+    """How much better `mine` scores than `theirs` in the metric's direction (positive: better),
+    for a metric where higher is better (accuracy) or lower is (RMSE)."""
+    return mine - theirs if higher_is_better else theirs - mine

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from plait.task import Task
+from plait.task import Task, gain
 
 FUSION, UNIMODAL, BASELINE, RETRAINED = "fusion", "unimodal", "baseline", "retrained"
 
@@ -124,11 +124,11 @@ class Comparison:
         if boosting is None or fusion is None:
             return ""
         assert boosting.metric is not None and fusion.metric is not None  # ok rows have one
-        gain = fusion.metric - boosting.metric if self.higher_is_better else boosting.metric - fusion.metric
-        said = "beats" if gain > 0 else ("ties with" if gain == 0 else "does NOT beat")
+        margin = gain(fusion.metric, boosting.metric, self.higher_is_better)
+        said = "beats" if margin > 0 else ("ties with" if margin == 0 else "does NOT beat")
         return (
             f" Against the simple model: {fusion.name} {said} gradient boosting on summary features "
-            f"({self.metric_name} {boosting.metric:.4f}) by {gain:+.4f}; run `plait compare --folds 5 "
+            f"({self.metric_name} {boosting.metric:.4f}) by {margin:+.4f}; run `plait compare --folds 5 "
             "--seeds 3` to tell a gap from noise."
         )
 
@@ -143,17 +143,17 @@ class Comparison:
                 "(turned off, or the config has a single field)."
             )
         assert fusion.metric is not None and alone.metric is not None  # ok rows have one
-        gain = fusion.metric - alone.metric if self.higher_is_better else alone.metric - fusion.metric
+        margin = gain(fusion.metric, alone.metric, self.higher_is_better)
         direction = "higher" if self.higher_is_better else "lower"
-        relative = f" ({gain / abs(alone.metric):+.1%})" if alone.metric != 0 else ""
+        relative = f" ({margin / abs(alone.metric):+.1%})" if alone.metric != 0 else ""
         head = (
             f"The best fusion, {fusion.name} ({name} {fusion.metric:.4f}), "
             f"vs the best unimodal baseline, {alone.name} ({alone.metric:.4f}):"
         )
-        if gain > 0:
-            tail = f"fusion wins by {abs(gain):.4f}{relative}"
-        elif gain < 0:
-            tail = f"fusion does NOT beat it; it is {abs(gain):.4f} worse{relative}"
+        if margin > 0:
+            tail = f"fusion wins by {abs(margin):.4f}{relative}"
+        elif margin < 0:
+            tail = f"fusion does NOT beat it; it is {abs(margin):.4f} worse{relative}"
         else:
             tail = "a tie; fusion adds nothing here"
         return (

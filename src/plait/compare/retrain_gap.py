@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from plait.compare.result import FUSION, RETRAINED, UNIMODAL, CompareRow
+from plait.task import gain
 
 REFERENCE_KINDS = (UNIMODAL, RETRAINED)
 
@@ -41,14 +42,8 @@ def retrain_gaps(row: CompareRow, refs: Mapping[str, CompareRow], higher_is_bett
         absent = row.without_field.get(field)
         if absent is None or ref.metric is None:
             continue
-        out[field] = gap(ref.metric, absent, higher_is_better)
+        out[field] = gain(ref.metric, absent, higher_is_better)  # the retrained model's edge
     return out
-
-
-def gap(retrained: float, absent: float, higher_is_better: bool) -> float:
-    """The retrained model's metric minus the fused model's with the field absent, as a loss
-    (positive: the fused model is worse)."""
-    return retrained - absent if higher_is_better else absent - retrained
 
 
 def retrain_plans(

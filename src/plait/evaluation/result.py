@@ -17,7 +17,7 @@ from plait.errors import DataError
 from plait.evaluation.calibration import ReliabilityCurve
 from plait.evaluation.interpret import Interpretation
 from plait.evaluation.robustness import Curve
-from plait.task import REGRESSION
+from plait.task import REGRESSION, gain
 
 FORMAT = "plait-evaluation/1"
 LOWER_IS_BETTER = frozenset({"rmse", "mae", "mse", "loss", "log_loss", "ece"})
@@ -123,8 +123,7 @@ class FieldAblation:
         the field missing costs this model more than retraining would); None when not measured."""
         if self.retrained_without is None or self.without is None:
             return None
-        gap = self.retrained_without - self.without
-        return gap if higher_is_better else -gap
+        return gain(self.retrained_without, self.without, higher_is_better)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -423,7 +422,7 @@ class EvaluationReport:
             mine = self.headline.value
         if mine is None:
             return None
-        return mine, (mine - boost.value if self.higher_is_better else boost.value - mine)
+        return mine, gain(mine, boost.value, self.higher_is_better)
 
     def to_json(self) -> dict[str, Any]:
         def out(section: Any) -> Any:

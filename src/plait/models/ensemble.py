@@ -75,20 +75,25 @@ class EnsembleFusion(nn.Module):
         self.field_order = tuple(field_order)
         self.classification = classification
 
-    def _member_inputs(self, encoded: Mapping[str, EncoderOutput], i: int) -> dict[str, EncoderOutput]:
-        out = {}
-        for field, enc in encoded.items():
-            start = sum(self.dims[field][:i])
-            stop = start + self.dims[field][i]
-            out[field] = EncoderOutput(
-                tokens=enc.tokens[..., start:stop],  # (B, L, N·D) -> (B, L, D)
-                pooled=enc.pooled[..., start:stop],  # (B, N·D) -> (B, D)
-                token_mask=enc.token_mask,
+    def _per_member(self, encoded: Mapping[str, EncoderOutput]) -> list[dict[str, EncoderOutput]]:
+        """Each member's encodings, cut once per field from the side-by-side features."""
+        cut = {
+            f: zip(
+                enc.tokens.split(self.dims[f], dim=-1),  # (B, L, N·D) -> N × (B, L, D)
+                enc.pooled.split(self.dims[f], dim=-1),  # (B, N·D) -> N × (B, D)
+                strict=True,
             )
-        return out
+            for f, enc in encoded.items()
+        }
+        members: list[dict[str, EncoderOutput]] = [{} for _ in self.members]
+        for f, parts in cut.items():
+            for i, (tokens, pooled) in enumerate(parts):
+                members[i][f] = EncoderOutput(tokens=tokens, pooled=pooled, token_mask=encoded[f].token_mask)
+        return members
 
     def forward(self, encoded: Mapping[str, EncoderOutput], present: Mapping[str, Tensor]) -> FusionOutput:
-        decided = [m(self._member_inputs(encoded, i), present) for i, m in enumerate(self.members)]
+        inputs = self._per_member(encoded)
+        decided = [m(inputs[i], present) for i, m in enumerate(self.members)]
         outputs = torch.stack([d.fused for d in decided])  # (N, B, K)
         if self.classification:  # the log of the mean probability: softmax gives the mean back
             n = torch.tensor(float(len(decided)), device=outputs.device)
@@ -129,7 +134,7 @@ class MemberAverage(nn.Module):
         self.dims = tuple(dims)
 
     def forward(self, pooled: Tensor) -> Tensor:
-        parts = torch.split(pooled, list(self.dims), dim=-1)  # (B, N·D) -> N × (B, D)
+        parts = pooled.split(self.dims, dim=-1)  # (B, N·D) -> N × (B, D)
         return torch.stack([p(x) for p, x in zip(self.probes, parts, strict=True)]).mean(dim=0)
 
 

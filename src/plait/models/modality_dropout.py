@@ -31,15 +31,13 @@ def drop_modalities(
     names = list(present)
     if len(names) == 0 or p == 0.0:
         return {f: m.clone() for f, m in present.items()}
-    mask = torch.stack([present[f].bool() for f in names], dim=1)  # (B, M)
+    mask = _stacked(present)  # (B, M)
     draws = torch.rand(mask.shape, generator=generator, device=mask.device)
     kept = mask & (draws >= p)
     lost_all = mask.any(dim=1) & ~kept.any(dim=1)  # (B,)
-    # Pick one originally present field per sample at random: the largest fresh draw among them.
-    scores = torch.rand(mask.shape, generator=generator, device=mask.device).masked_fill(~mask, -1.0)
-    rescue = torch.zeros_like(mask).scatter(1, scores.argmax(dim=1, keepdim=True), True)
+    rescue = _one_present(mask, generator)
     kept = kept | (rescue & lost_all.unsqueeze(1))
-    return {f: kept[:, i].to(present[f].dtype) for i, f in enumerate(names)}
+    return _unstacked(kept, present)
 
 
 def sample_subsets(
@@ -52,12 +50,28 @@ def sample_subsets(
     names = list(present)
     if not names:
         return {}
-    mask = torch.stack([present[f].bool() for f in names], dim=1)  # (B, M)
+    mask = _stacked(present)  # (B, M)
     kept = mask & (torch.rand(mask.shape, generator=generator, device=mask.device) < 0.5)
-    scores = torch.rand(mask.shape, generator=generator, device=mask.device).masked_fill(~mask, -1.0)
-    pick = torch.zeros_like(mask).scatter(1, scores.argmax(dim=1, keepdim=True), True)  # (B, M)
+    pick = _one_present(mask, generator)
     full = (kept == mask).all(dim=1) & (mask.sum(dim=1) >= 2)  # every present field drawn: drop one
     kept = torch.where(full.unsqueeze(1), mask & ~pick, kept)
     empty = ~kept.any(dim=1)  # none drawn: keep one
     kept = torch.where(empty.unsqueeze(1), pick & mask, kept)
-    return {f: kept[:, i].to(present[f].dtype) for i, f in enumerate(names)}
+    return _unstacked(kept, present)
+
+
+def _stacked(present: Mapping[str, Tensor]) -> Tensor:
+    """The masks side by side: BoolTensor (B, M), fields in `present`'s order."""
+    return torch.stack([m.bool() for m in present.values()], dim=1)
+
+
+def _unstacked(kept: Tensor, present: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """(B, M) back to one mask per field, each in its own dtype."""
+    return {f: kept[:, i].to(m.dtype) for i, (f, m) in enumerate(present.items())}
+
+
+def _one_present(mask: Tensor, generator: torch.Generator | None) -> Tensor:
+    """One present field per sample, chosen uniformly (the largest fresh draw among them), as a
+    one-hot BoolTensor (B, M); arbitrary for a sample with none present (callers mask it)."""
+    scores = torch.rand(mask.shape, generator=generator, device=mask.device).masked_fill(~mask, -1.0)
+    return torch.zeros_like(mask).scatter(1, scores.argmax(dim=1, keepdim=True), True)

@@ -181,10 +181,7 @@ def fit_model(
     if config.train.ensemble > 1:
         model, fitted, members = _fit_ensemble(config, modalities, task, tensors, split, tell, checkpoints)
     else:
-        L.seed_everything(config.train.seed, workers=True, verbose=False)
-        torch.manual_seed(config.train.seed)
-        model = build_model(config, modalities, task.n_outputs)
-        fitted = fit_stages(config, model, task, tensors, split, tell, checkpoints)
+        model, fitted = _fit_one(config, modalities, task, tensors, split, tell, checkpoints)
     trained = TrainedModel(
         config=config, task=task, modalities=modalities, model=model, split=split.to_json()
     )
@@ -195,6 +192,22 @@ def fit_model(
         seconds=time.perf_counter() - start,
         members=members,
     )
+
+
+def _fit_one(
+    config: Config,
+    modalities: dict[str, Modality],
+    task: Task,
+    tensors: TensorTable,
+    split: Split,
+    tell: Say,
+    checkpoints: Checkpoints | None,
+) -> tuple[FusionModel, Fitted]:
+    """One model, seeded with train.seed, built and trained through its stages."""
+    L.seed_everything(config.train.seed, workers=True, verbose=False)
+    torch.manual_seed(config.train.seed)
+    model = build_model(config, modalities, task.n_outputs)
+    return model, fit_stages(config, model, task, tensors, split, tell, checkpoints)
 
 
 def _fit_ensemble(
@@ -213,12 +226,10 @@ def _fit_ensemble(
     for i in range(n):
         tell(f"ensemble member {i + 1}/{n} (seed {seed + i})…")
         member_config = config.with_overrides(train={"ensemble": 1, "seed": seed + i})
-        L.seed_everything(seed + i, workers=True, verbose=False)
-        torch.manual_seed(seed + i)
-        member = build_model(member_config, modalities, task.n_outputs)
         saved = None if checkpoints is None else checkpoints.member(i)
-        records.append(fit_stages(member_config, member, task, tensors, split, tell, saved))
+        member, record = _fit_one(member_config, modalities, task, tensors, split, tell, saved)
         members.append(member)
+        records.append(record)
     model = ensemble_model(members, classification=task.is_classification)
     fitted = Fitted(
         probes=ensemble_probes([r.probes for r in records], model),
