@@ -5,6 +5,7 @@ variants of a bench side by side, so paired differences come from one `CrossVali
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -67,3 +68,44 @@ def merged(first: CrossValidation, second: CrossValidation) -> CrossValidation:
     return replace(
         first, models=tuple(models), kinds=tuple(kinds), runs=runs, seconds=first.seconds + second.seconds
     )
+
+
+def absent_table(cv: CrossValidation) -> list[str]:
+    """Markdown lines: per field, each non-unimodal model's metric with the field absent (mean over
+    its runs; the boosting baseline's is retrained without the field)."""
+    from plait.compare.result import UNIMODAL
+
+    names = [m for m, kind in zip(cv.models, cv.kinds, strict=True) if kind != UNIMODAL]
+    lines = [
+        f"A field left out ({cv.metric_name}, mean over runs; boosting retrained without it):",
+        "",
+        "| field | " + " | ".join(f"{m} absent" for m in names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
+    for field in cv.fields:
+        cells = []
+        for model in names:
+            got = [
+                v
+                for r in cv.runs
+                if r.row.name == model and r.row.ok
+                if (v := r.row.left_out(field)) is not None
+            ]
+            cells.append(f"{sum(got) / len(got):.3f}" if got else "—")
+        lines.append(f"| {field} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def summary_table(cv: CrossValidation, columns: dict[str, Callable[[str], str]]) -> list[str]:
+    """Markdown lines: per model its metric mean ± std, one cell per `columns` (header → the cell
+    for a model's name) and its training seconds per run."""
+    head = f"| model | {cv.metric_name} mean ± std | " + "".join(f"{h} | " for h in columns) + "s/run |"
+    lines = [head, "|---|---:|" + "---:|" * len(columns) + "---:|"]
+    for s in cv.summaries():
+        if s.mean is None:
+            lines.append(f"| {s.name} | failed | " + "— | " * len(columns) + "— |")
+            continue
+        per_run = "—" if s.train_seconds is None else f"{s.train_seconds:.1f}"
+        cells = [f"{s.mean:.3f} ± {s.std:.3f}", *(cell(s.name) for cell in columns.values()), per_run]
+        lines.append(f"| {s.name} | " + " | ".join(cells) + " |")
+    return lines

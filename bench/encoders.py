@@ -26,9 +26,8 @@ from dataclasses import replace
 
 import yaml
 
-from cvbench import add_cv_arguments, cv_config, interval_text, merged, renamed
+from cvbench import absent_table, add_cv_arguments, cv_config, interval_text, merged, renamed, summary_table
 from plait.compare.crossval import cross_validate
-from plait.compare.result import UNIMODAL
 from plait.config import Config
 
 SEQUENCE_KINDS = ("timeseries", "audio")
@@ -86,31 +85,16 @@ def main() -> int:
         results.append(renamed(cv, suffix))
     cv = merged(*results)
     seconds = time.perf_counter() - start
-    metric = cv.metric_name
     print(f"\n{args.config}: {cv.split_text()}; {seconds:.0f} s, {args.threads} threads\n")
-    print(f"| model | {metric} mean ± std | default − conv1d [95 % CI] | vs boosting [95 % CI] | s/run |")
-    print("|---|---:|---:|---:|---:|")
-    for s in cv.summaries():
-        if s.mean is None:
-            print(f"| {s.name} | failed | — | — | — |")
-            continue
-        legacy = s.name.replace("[default]", "[conv1d]")
-        versus_legacy = interval_text(cv, s.name, legacy) if "[default]" in s.name else "—"
-        versus_boosting = "—" if s.name == "boosting" else interval_text(cv, s.name, "boosting")
-        seconds_per_run = "—" if s.train_seconds is None else f"{s.train_seconds:.1f}"
-        cells = [f"{s.mean:.3f} ± {s.std:.3f}", versus_legacy, versus_boosting, seconds_per_run]
-        print(f"| {s.name} | " + " | ".join(cells) + " |")
-    print(f"\nA field left out ({metric}, mean over runs; boosting retrained without it):\n")
-    names = [m for m, kind in zip(cv.models, cv.kinds, strict=True) if kind != UNIMODAL]
-    print("| field | " + " | ".join(f"{m} absent" for m in names) + " |")
-    print("|---|" + "---:|" * len(names))
-    for field in cv.fields:
-        cells = []
-        for model in names:
-            values = [r.row.left_out(field) for r in cv.runs if r.row.name == model and r.row.ok]
-            got = [v for v in values if v is not None]
-            cells.append(f"{sum(got) / len(got):.3f}" if got else "—")
-        print(f"| {field} | " + " | ".join(cells) + " |")
+
+    def versus_legacy(name: str) -> str:
+        return interval_text(cv, name, name.replace("[default]", "[conv1d]")) if "[default]" in name else "—"
+
+    def versus_boosting(name: str) -> str:
+        return "—" if name == "boosting" else interval_text(cv, name, "boosting")
+
+    columns = {"default − conv1d [95 % CI]": versus_legacy, "vs boosting [95 % CI]": versus_boosting}
+    print("\n".join([*summary_table(cv, columns), "", *absent_table(cv)]))
     return 0
 
 

@@ -10,6 +10,11 @@ import torch
 # oversubscription (OpenMP spin-waits make an overloaded 2-thread run 10× slower).
 torch.set_num_threads(1)
 os.environ.setdefault("PYTHONHASHSEED", "0")
+# Pretrained encoders' embedding cache: one per test session, never the user's ~/.cache/plait.
+if "PLAIT_CACHE_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["PLAIT_CACHE_DIR"] = tempfile.mkdtemp(prefix="plait-test-cache-")
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -138,6 +139,15 @@ SAMPLES: dict[str, Callable[[Path], ModalitySample]] = {
 }
 
 
+# The same samples read through a pretrained encoder (plait[pretrained]): the registry builds the
+# pretrained field from the `encoder` option, and it must keep the whole contract too.
+PRETRAINED = {
+    "text": {"encoder": "minilm"},
+    "image": {"encoder": "efficientnet-lite0"},
+    "audio": {"encoder": "whisper-tiny.en", "max_seconds": 0.5},
+}
+
+
 def test_every_registered_kind_has_a_sample():
     assert sorted(SAMPLES) == MODALITIES.names()
 
@@ -145,3 +155,12 @@ def test_every_registered_kind_has_a_sample():
 @pytest.mark.parametrize("kind", MODALITIES.names())
 def test_modality_contract(kind: str, tmp_path: Path):
     check_modality(MODALITIES.get(kind), SAMPLES[kind](tmp_path))
+
+
+@pytest.mark.parametrize("kind", sorted(PRETRAINED))
+def test_pretrained_field_contract(kind: str, tmp_path: Path):
+    pytest.importorskip("transformers", reason="the pretrained encoders need plait[pretrained]")
+    from plait.pretrained.kinds import pretrained_class
+
+    sample = replace(SAMPLES[kind](tmp_path), options=PRETRAINED[kind])
+    check_modality(pretrained_class("f", kind), sample)

@@ -17,6 +17,7 @@ from plait.modalities.base import Modality
 from plait.models.ensemble import ensemble_model
 from plait.models.fusion_model import FusionModel
 from plait.models.heads import MLPHead
+from plait.pretrained.registry import is_pretrained
 from plait.registry import suggest
 
 _FUSION_GIVEN = ("field_to_dim", "output_dim")  # build_model passes these, not the config
@@ -53,7 +54,13 @@ def _check_data_paths(cfg: Config) -> None:
 
 
 def build_modality(spec: FieldSpec) -> Modality:
+    """The field's plug-in; a text, image or audio field whose `encoder` names a pretrained
+    encoder (plait.pretrained) is read through it instead of the kind's from-scratch encoder."""
     cls = MODALITIES.get(spec.kind)
+    if is_pretrained(spec.options.get("encoder")):
+        from plait.pretrained.kinds import pretrained_class
+
+        cls = pretrained_class(spec.name, spec.kind)
     obj: Modality = _construct(cls, {"name": spec.name}, spec.options, f"fields.{spec.name}")
     return obj
 

@@ -102,6 +102,10 @@ def _write_bundle(trained: TrainedModel, out: Path) -> None:
         "task": task,
         "fields": fields,
         "split": trained.split,
+        # what each pretrained field needs (also in preprocessing.json, which loading checks)
+        "pretrained": {
+            name: m.identity.to_json() for name, m in trained.modalities.items() if hasattr(m, "identity")
+        },
         # per-file sha256 (names the file that changed) and one over task+fields (not in model_id)
         "checksums": {"files": files, "meta": meta_checksum(model_id, _jsonable(task), _jsonable(fields))},
     }
@@ -175,8 +179,12 @@ def _read_config(path: Path) -> Config:
 
 
 def _build_modalities(root: Path, config: Config) -> dict[str, Modality]:
+    """The fields' plug-ins; pretrained encoders find weights the bundle carries first."""
+    from plait.pretrained.weights import bundled_weights
+
     try:
-        return build_modalities(config)
+        with bundled_weights(root / "weights"):
+            return build_modalities(config)
     except PlaitError as exc:
         raise BundleError(f"{root / 'config.yaml'}: {exc}") from None
 

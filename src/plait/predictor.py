@@ -237,9 +237,14 @@ class Predictor:
         return predictions, report
 
     # -- persistence --------------------------------------------------------------------------------
-    def save(self, path: Path | str) -> Path:
-        """Write the bundle; from then on predictions carry its content id as `model_id`."""
+    def save(self, path: Path | str, *, embed_weights: bool = False) -> Path:
+        """Write the bundle; from then on predictions carry its content id as `model_id`.
+        `embed_weights`: copy the pretrained encoders' weights into it (`plait train --embed-weights`)."""
         out = save_bundle(self.trained, path)
+        if embed_weights:
+            from plait.pretrained.embed import embed_weights as embed
+
+            embed(out, self.trained.modalities)
         self.trained_ = replace(self.trained, model_id=bundle_content_id(out))
         return out
 

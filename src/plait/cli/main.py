@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from plait.cli import align, compare, demo, evaluate, init, predict, serve, train
+from plait.cli.cache import cache_app
 
 app = typer.Typer(
     name="plait",
@@ -27,6 +28,7 @@ app.command("predict")(predict.predict_command)
 app.command("demo")(demo.demo_command)
 app.command("compare")(compare.compare_command)
 app.command("serve")(serve.serve_command)
+app.add_typer(cache_app, name="cache")
 
 
 def _version(value: bool) -> None:

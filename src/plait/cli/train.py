@@ -47,6 +47,13 @@ def train_command(
         help="Go on from the last epoch of a run that was stopped (checkpoints in BUNDLE.checkpoints/, "
         "written every epoch and removed once the bundle is saved); ends as an uninterrupted run would.",
     ),
+    embed_weights: bool = typer.Option(
+        False,
+        "--embed-weights",
+        help="Copy the pretrained encoders' weight files into the bundle (BUNDLE/weights/, tens to hundreds "
+        "of MB), so it loads where the weight packages are not installed. Without it the bundle names "
+        "each encoder's version and sha256, and loading checks the installed weights against it.",
+    ),
     allow_leak: list[str] | None = ALLOW_LEAK,
 ) -> None:
     """Train the model CONFIG describes and write the bundle (or, with --folds, cross-validate it)."""
@@ -91,6 +98,11 @@ def train_command(
         resume=resume,
         boosting=boosting,
     )
+    if embed_weights and result.bundle_path is not None:
+        from plait.pretrained.embed import embed_weights as embed
+
+        for line in embed(result.bundle_path, result.trained.modalities):
+            console.print(line, highlight=False)
     from plait.evaluation.result import Headline
 
     metrics = result.trained.metrics

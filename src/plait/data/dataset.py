@@ -137,10 +137,16 @@ def load_rows(
     items: dict[str, list[Tensor | None]] = {f: [] for f in modalities}
     absences: dict[str, list[tuple[int, Absent]]] = {f: [] for f in modalities}
     partials: dict[str, list[tuple[int, int]]] = {f: [] for f in modalities}  # (row, missing readings)
+    # A plug-in that loads in batches (a pretrained encoder) declares `load_many`; it names rows itself.
+    batched = {
+        name: m.load_many(rows, root, row_offset=row_offset, progress=progress)  # type: ignore[attr-defined]
+        for name, m in modalities.items()
+        if callable(getattr(m, "load_many", None))
+    }
     for i, row in enumerate(_track(rows, progress)):
         for name, modality in modalities.items():
             try:
-                loaded = modality.load(row, root)
+                loaded = batched[name][i] if name in batched else modality.load(row, root)
             except DataError as exc:
                 raise DataError(f"row {i + row_offset}: {exc}") from None
             if isinstance(loaded, Absent):

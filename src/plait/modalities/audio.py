@@ -165,7 +165,7 @@ class AudioModality:
             duration_s = duration
         return offset_s, duration_s
 
-    def _wave(self, row: Mapping[str, Any], root: Path) -> np.ndarray | Absent:
+    def wave(self, row: Mapping[str, Any], root: Path) -> np.ndarray | Absent:
         """Mono float32 [N] at `sample_rate`, at most max_seconds long."""
         value = row.get(self.column)
         if is_empty(value) or (isinstance(value, bytes | bytearray) and len(value) == 0):
@@ -220,7 +220,7 @@ class AudioModality:
         return wave.astype(np.float32, copy=False)
 
     def _logmel(self, row: Mapping[str, Any], root: Path) -> Tensor | Absent:
-        wave = self._wave(row, root)
+        wave = self.wave(row, root)
         if isinstance(wave, Absent):
             return wave
         with torch.no_grad():

@@ -105,7 +105,7 @@ class ImageModality:
 
     # ---- decoding --------------------------------------------------------------------------
 
-    def _pixels(self, value: object, root: Path) -> np.ndarray | Absent:
+    def pixels(self, value: object, root: Path) -> np.ndarray | Absent:
         """float32 (C, size, size) in [0, 1], or why there is none."""
         if is_empty(value) or (isinstance(value, bytes | bytearray) and len(value) == 0):
             return Absent("empty")
@@ -145,7 +145,7 @@ class ImageModality:
 
     def load(self, row: Mapping[str, Any], root: Path) -> Tensor | Absent:
         mean, std = self._stats()
-        pixels = self._pixels(row.get(self.column), root)
+        pixels = self.pixels(row.get(self.column), root)
         if isinstance(pixels, Absent):
             return pixels
         x = torch.from_numpy(pixels)
@@ -158,7 +158,7 @@ class ImageModality:
         values = [v for v in table[self.column].to_list() if not is_empty(v)]
 
         def read(value: Any) -> np.ndarray | Absent:
-            p = self._pixels(value, root)
+            p = self.pixels(value, root)
             return p if isinstance(p, Absent) else p.reshape(self.channels, -1)  # (C, N)
 
         mean, std = channel_stats(values, read, self.channels, FIT_LIMIT)

@@ -215,13 +215,15 @@ def _restore_bundle(cls: type, modality: Any, sample: ModalitySample, where: str
     from plait.build import build_modality
     from plait.bundle import _read_json, _write_json
     from plait.modalities import MODALITIES
+    from plait.pretrained.registry import is_pretrained
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "preprocessing.json"
         _write_json(path, {sample.name: modality.get_state()})
         states = _read_json(path)
     kind = str(getattr(cls, "kind", ""))
-    if kind in MODALITIES and MODALITIES.get(kind) is cls:
+    pretrained = is_pretrained(sample.options.get("encoder"))  # the registry builds it from the option
+    if kind in MODALITIES and (MODALITIES.get(kind) is cls or pretrained):
         rebuilt = build_modality(FieldSpec(name=sample.name, kind=kind, options=dict(sample.options)))
     else:
         rebuilt = cls(sample.name, **sample.options)

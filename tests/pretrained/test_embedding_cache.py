@@ -1,0 +1,84 @@
+"""The embedding cache: exact round trip, the size bound (least recently used go first), clearing
+per encoder, and two processes writing at once."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from plait.errors import ConfigError
+from plait.pretrained.cache import EmbeddingCache
+
+
+def _vec(seed: int, dim: int = 16) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=dim).astype(np.float32)
+
+
+def test_vectors_come_back_bit_for_bit(tmp_path: Path):
+    cache = EmbeddingCache(tmp_path)
+    stored = {f"k{i}": _vec(i) for i in range(5)}
+    cache.put_many("enc", stored)
+    found = cache.get_many(["k0", "k3", "nope"])
+    assert set(found) == {"k0", "k3"}
+    assert np.array_equal(found["k3"], stored["k3"]) and found["k3"].dtype == np.float32
+
+
+def test_the_bound_drops_the_least_recently_used(tmp_path: Path):
+    one = _vec(0).nbytes  # 64 bytes
+    cache = EmbeddingCache(tmp_path, max_bytes=4 * one)
+    cache.put_many("enc", {"a": _vec(1), "b": _vec(2), "c": _vec(3)})
+    cache.get_many(["a"])  # a is now the most recently used
+    cache.put_many("enc", {"d": _vec(4), "e": _vec(5)})  # 5 vectors > 4: evict down to 90 %
+    info = cache.info()
+    assert info.bytes <= 4 * one
+    left = set(cache.get_many(["a", "b", "c", "d", "e"]))
+    assert "a" in left and {"d", "e"} <= left and "b" not in left
+
+
+def test_clear_one_encoder_or_all_and_info_per_encoder(tmp_path: Path):
+    cache = EmbeddingCache(tmp_path)
+    cache.put_many("text-enc", {"t1": _vec(1), "t2": _vec(2)})
+    cache.put_many("audio-enc", {"a1": _vec(3, dim=8)})
+    usage = {u.encoder: (u.entries, u.bytes) for u in cache.info().encoders}
+    assert usage == {"audio-enc": (1, 32), "text-enc": (2, 128)}
+    assert cache.clear("text-enc") == 2
+    assert [u.encoder for u in cache.info().encoders] == ["audio-enc"]
+    assert cache.clear() == 1 and cache.info().entries == 0
+
+
+def test_info_and_clear_on_a_cache_never_written(tmp_path: Path):
+    cache = EmbeddingCache(tmp_path / "nothing-yet")
+    assert cache.info().entries == 0 and cache.clear() == 0
+    assert not (tmp_path / "nothing-yet").exists()
+
+
+def test_a_bad_bound_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    with pytest.raises(ConfigError, match="max_bytes"):
+        EmbeddingCache(tmp_path, max_bytes=0)
+    monkeypatch.setenv("PLAIT_CACHE_MAX_BYTES", "lots")
+    with pytest.raises(ConfigError, match=r"PLAIT_CACHE_MAX_BYTES.*'lots'"):
+        EmbeddingCache.default()
+    monkeypatch.setenv("PLAIT_NO_CACHE", "1")
+    assert EmbeddingCache.default() is None
+
+
+def _writer(folder: str, start: int) -> None:
+    cache = EmbeddingCache(Path(folder))
+    for i in range(start, start + 40):
+        cache.put_many("enc", {f"k{i % 60}": _vec(i % 60)})  # the two writers overlap on 20 keys
+        cache.get_many([f"k{(i * 7) % 60}"])
+
+
+def test_two_processes_write_at_once(tmp_path: Path):
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_writer, args=(str(tmp_path), s)) for s in (0, 20)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=120)
+    assert [w.exitcode for w in workers] == [0, 0]
+    found = EmbeddingCache(tmp_path).get_many([f"k{i}" for i in range(60)])
+    assert len(found) == 60 and all(np.array_equal(found[f"k{i}"], _vec(i)) for i in range(60))
