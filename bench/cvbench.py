@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+import yaml
 
 from plait.compare.cv_result import CrossValidation
 from plait.config import Config, load_config
@@ -109,3 +110,16 @@ def summary_table(cv: CrossValidation, columns: dict[str, Callable[[str], str]])
         cells = [f"{s.mean:.3f} ± {s.std:.3f}", *(cell(s.name) for cell in columns.values()), per_run]
         lines.append(f"| {s.name} | " + " | ".join(cells) + " |")
     return lines
+
+
+def parse_options(texts: list[str]) -> dict[str, dict[str, object]]:
+    """['audio.centre_bands=true'] -> {'audio': {'centre_bands': True}} (values read as YAML; the
+    first part names a kind or a field, as the bench says)."""
+    out: dict[str, dict[str, object]] = {}
+    for text in texts:
+        key, _, value = text.partition("=")
+        kind, _, option = key.partition(".")
+        if not option or not value:
+            raise SystemExit(f"{text!r}: expected NAME.KEY=VALUE, e.g. audio.centre_bands=true")
+        out.setdefault(kind, {})[option] = yaml.safe_load(value)
+    return out

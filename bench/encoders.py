@@ -24,9 +24,16 @@ import argparse
 import time
 from dataclasses import replace
 
-import yaml
-
-from cvbench import absent_table, add_cv_arguments, cv_config, interval_text, merged, renamed, summary_table
+from cvbench import (
+    absent_table,
+    add_cv_arguments,
+    cv_config,
+    interval_text,
+    merged,
+    parse_options,
+    renamed,
+    summary_table,
+)
 from plait.compare.crossval import cross_validate
 from plait.config import Config
 
@@ -47,18 +54,6 @@ def with_encoder(
         options.update((extra or {}).get(spec.kind, {}))
         fields.append(replace(spec, options=options))
     return replace(config, fields=tuple(fields))
-
-
-def parse_options(texts: list[str]) -> dict[str, dict[str, object]]:
-    """['audio.centre_bands=true'] -> {'audio': {'centre_bands': True}} (values read as YAML)."""
-    out: dict[str, dict[str, object]] = {}
-    for text in texts:
-        key, _, value = text.partition("=")
-        kind, _, option = key.partition(".")
-        if not option or not value:
-            raise SystemExit(f"--option {text!r}: expected KIND.KEY=VALUE, e.g. audio.centre_bands=true")
-        out.setdefault(kind, {})[option] = yaml.safe_load(value)
-    return out
 
 
 def main() -> int:

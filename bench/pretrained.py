@@ -25,23 +25,35 @@ import tempfile
 import time
 from dataclasses import replace
 
-from cvbench import absent_table, add_cv_arguments, cv_config, interval_text, merged, renamed, summary_table
+from cvbench import (
+    absent_table,
+    add_cv_arguments,
+    cv_config,
+    interval_text,
+    merged,
+    parse_options,
+    renamed,
+    summary_table,
+)
 from plait.compare.crossval import cross_validate
 from plait.config import Config
 from plait.pretrained.kinds import pretrained_class
 
 
-def with_pretrained(config: Config, encoders: dict[str, str]) -> Config:
+def with_pretrained(
+    config: Config, encoders: dict[str, str], extra: dict[str, dict[str, object]] | None = None
+) -> Config:
     """`config` with each named field read through its pretrained encoder, keeping the options the
-    pretrained field takes."""
+    pretrained field takes, plus `extra[field]` (e.g. finetune)."""
     fields = []
     for spec in config.fields:
         if spec.name not in encoders:
             fields.append(spec)
             continue
-        accepted = inspect.signature(pretrained_class(spec.name, spec.kind)).parameters
+        added = (extra or {}).get(spec.name, {})
+        accepted = inspect.signature(pretrained_class(spec.name, spec.kind, added)).parameters
         options = {k: v for k, v in spec.options.items() if k in accepted and k != "encoder"}
-        fields.append(replace(spec, options={**options, "encoder": encoders[spec.name]}))
+        fields.append(replace(spec, options={**options, **added, "encoder": encoders[spec.name]}))
     unknown = set(encoders) - {s.name for s in config.fields}
     if unknown:
         raise SystemExit(f"--encoder: no field {', '.join(sorted(unknown))} in the config")
@@ -68,12 +80,18 @@ def main() -> int:
     )
     add_cv_arguments(parser)
     parser.add_argument("--encoder", action="append", default=[], help="FIELD=NAME (repeatable)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        help="FIELD.KEY=VALUE for a pretrained field (e.g. note.finetune=1)",
+    )
     parser.add_argument("--boosting", choices=("scratch", "both", "none"), default="scratch")
     parser.add_argument("--no-unimodal", action="store_true")
     args = parser.parse_args()
     encoders = dict(e.split("=", 1) for e in args.encoder)
     config, fusions = cv_config(args)
-    pretrained = with_pretrained(config, encoders)
+    pretrained = with_pretrained(config, encoders, parse_options(args.set))
     kept = os.environ.get("PLAIT_CACHE_DIR")
 
     with tempfile.TemporaryDirectory(prefix="plait-bench-cache-") as cache:

@@ -59,8 +59,15 @@ def main() -> None:
         choices=("process", "thread"),
         help="where the server runs the model",
     )
+    parser.add_argument(
+        "--bundle",
+        type=Path,
+        default=None,
+        help="serve this bundle (trained on the demo's fields, e.g. with `note: {encoder: minilm}`) "
+        "instead of OUT/bundle; the records still come from OUT/data",
+    )
     args = parser.parse_args()
-    bundle = args.out / "bundle"
+    bundle = args.bundle or args.out / "bundle"
     if not (bundle / "model.safetensors").is_file():
         from plait.demo import run_demo
 
@@ -77,8 +84,10 @@ def main() -> None:
         with _server(bundle, batch_size, args.max_wait_ms, args.inference) as url:
             idle = asyncio.run(_sequential(url, records, args.idle_requests))
             load = asyncio.run(_load(url, records, args.clients, args.seconds))
+            memory = _tree_rss_mib(_server.pid)
         results[name] = (idle, load)
         _print(f"{name}, inference {args.inference}", batch_size, args.max_wait_ms, idle, load, args.clients)
+        print(f"  resident memory of the server and its model process after the load: {memory:.0f} MiB")
     if len(results) == len(sizes):
         ratio = results["batched"][1]["throughput"] / results["unbatched"][1]["throughput"]
         print(f"\nbatched ÷ unbatched throughput: {ratio:.2f}× (target ≥ 3)")
@@ -118,11 +127,14 @@ class _server:
             "--max-wait-ms", str(max_wait_ms), "--inference", inference,
         ]  # fmt: skip
 
+    pid = 0  # the running server's, for the memory reading
+
     def __enter__(self) -> str:
         env = {**os.environ, "PLAIT_API_KEY": ""}
         self.process = subprocess.Popen(
             self.command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
+        _server.pid = self.process.pid
         url = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -202,6 +214,21 @@ async def _response_head(reader: asyncio.StreamReader) -> tuple[int, int]:
         int(v) for k, _, v in (line.partition(":") for line in lines[1:]) if k.lower() == "content-length"
     )
     return status, length
+
+
+def _tree_rss_mib(pid: int) -> float:
+    """Resident memory of `pid` and all its descendants (Linux /proc), in MiB."""
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            total += next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+        except (OSError, StopIteration):
+            continue
+    return total / 1024
 
 
 def _quantiles(values: list[float]) -> tuple[float, float, float]:

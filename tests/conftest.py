@@ -12,9 +12,12 @@ torch.set_num_threads(1)
 os.environ.setdefault("PYTHONHASHSEED", "0")
 # Pretrained encoders' embedding cache: one per test session, never the user's ~/.cache/plait.
 if "PLAIT_CACHE_DIR" not in os.environ:
+    import atexit
+    import shutil
     import tempfile
 
     os.environ["PLAIT_CACHE_DIR"] = tempfile.mkdtemp(prefix="plait-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["PLAIT_CACHE_DIR"], ignore_errors=True)
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -53,6 +53,9 @@ CORE = [
     "plait.demo",
     "plait.datasets.pumps",
     "plait.datasets.avdigits",
+    "plait.pretrained.kinds",
+    "plait.pretrained.tuned_text",
+    "plait.pretrained.embed",
 ]
 FORBIDDEN = ("lightning", "pytorch_lightning", "fastapi", "typer")
 
@@ -137,6 +140,7 @@ CORE_PACKAGES = (  # the core, and what training and evaluation stand on (bundle
     "plait.bundle_checks",
     "plait.bundle_io",
     "plait.provenance",
+    "plait.pretrained",
 )
 MUST_NOT_IMPORT = {
     "plait.training": ("plait.evaluation", "plait.workflow", "plait.compare", "plait.serving", "plait.cli"),

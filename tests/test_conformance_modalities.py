@@ -143,6 +143,7 @@ SAMPLES: dict[str, Callable[[Path], ModalitySample]] = {
 # pretrained field from the `encoder` option, and it must keep the whole contract too.
 PRETRAINED = {
     "text": {"encoder": "minilm"},
+    "text-tuned": {"encoder": "minilm", "finetune": 1},
     "image": {"encoder": "efficientnet-lite0"},
     "audio": {"encoder": "whisper-tiny.en", "max_seconds": 0.5},
 }
@@ -157,10 +158,11 @@ def test_modality_contract(kind: str, tmp_path: Path):
     check_modality(MODALITIES.get(kind), SAMPLES[kind](tmp_path))
 
 
-@pytest.mark.parametrize("kind", sorted(PRETRAINED))
-def test_pretrained_field_contract(kind: str, tmp_path: Path):
+@pytest.mark.parametrize("case", sorted(PRETRAINED))
+def test_pretrained_field_contract(case: str, tmp_path: Path):
     pytest.importorskip("transformers", reason="the pretrained encoders need plait[pretrained]")
     from plait.pretrained.kinds import pretrained_class
 
-    sample = replace(SAMPLES[kind](tmp_path), options=PRETRAINED[kind])
-    check_modality(pretrained_class("f", kind), sample)
+    kind = case.partition("-")[0]
+    sample = replace(SAMPLES[kind](tmp_path), options=PRETRAINED[case])
+    check_modality(pretrained_class("f", kind, PRETRAINED[case]), sample)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, cast
 
 from torch import nn
@@ -17,7 +18,7 @@ from plait.modalities.base import Modality
 from plait.models.ensemble import ensemble_model
 from plait.models.fusion_model import FusionModel
 from plait.models.heads import MLPHead
-from plait.pretrained.registry import is_pretrained
+from plait.pretrained.registry import is_pretrained, pretrained_hint
 from plait.registry import suggest
 
 _FUSION_GIVEN = ("field_to_dim", "output_dim")  # build_model passes these, not the config
@@ -33,7 +34,7 @@ def check_config(cfg: Config, *, paths: bool = True) -> None:
         _fusion_class(cfg.model.fusion), cfg.model.fusion_options, "model.fusion_options", _FUSION_GIVEN
     )
     for spec in cfg.fields:
-        build_modality(spec)
+        build_modality(spec, base_dir=cfg.base_dir)
     if paths and cfg.streams is None:  # with streams, data.path is what `plait align` will write
         _check_data_paths(cfg)
 
@@ -53,20 +54,29 @@ def _check_data_paths(cfg: Config) -> None:
         )
 
 
-def build_modality(spec: FieldSpec) -> Modality:
+def build_modality(spec: FieldSpec, base_dir: Path | None = None) -> Modality:
     """The field's plug-in; a text, image or audio field whose `encoder` names a pretrained
-    encoder (plait.pretrained) is read through it instead of the kind's from-scratch encoder."""
+    encoder (plait.pretrained) is read through it instead of the kind's from-scratch encoder
+    (a relative `{pretrained: PATH}` starts at `base_dir`, the config's folder)."""
     cls = MODALITIES.get(spec.kind)
-    if is_pretrained(spec.options.get("encoder")):
+    options = dict(spec.options)
+    encoder = options.get("encoder")
+    if is_pretrained(encoder):
         from plait.pretrained.kinds import pretrained_class
 
-        cls = pretrained_class(spec.name, spec.kind)
-    obj: Modality = _construct(cls, {"name": spec.name}, spec.options, f"fields.{spec.name}")
+        cls = pretrained_class(spec.name, spec.kind, options)
+        folder = encoder.get("pretrained") if isinstance(encoder, Mapping) else None
+        if isinstance(folder, str) and base_dir is not None and not Path(folder).expanduser().is_absolute():
+            options["encoder"] = {**encoder, "pretrained": str(base_dir / folder)}  # type: ignore[dict-item]
+    try:
+        obj: Modality = _construct(cls, {"name": spec.name}, options, f"fields.{spec.name}")
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}{pretrained_hint(spec.kind, encoder)}") from None
     return obj
 
 
 def build_modalities(cfg: Config) -> dict[str, Modality]:
-    return {spec.name: build_modality(spec) for spec in cfg.fields}
+    return {spec.name: build_modality(spec, base_dir=cfg.base_dir) for spec in cfg.fields}
 
 
 def build_model(cfg: Config, modalities: Mapping[str, Modality], n_outputs: int) -> FusionModel:

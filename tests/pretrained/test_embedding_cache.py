@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from plait.errors import ConfigError
-from plait.pretrained.cache import EmbeddingCache
+from plait.pretrained.cache import CacheUnavailable, EmbeddingCache
 
 
 def _vec(seed: int, dim: int = 16) -> np.ndarray:
@@ -26,7 +26,9 @@ def test_vectors_come_back_bit_for_bit(tmp_path: Path):
     assert np.array_equal(found["k3"], stored["k3"]) and found["k3"].dtype == np.float32
 
 
-def test_the_bound_drops_the_least_recently_used(tmp_path: Path):
+def test_the_bound_drops_the_least_recently_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    clock = iter(range(0, 10**9, 7200))  # two hours per reading: every use is recorded, in order
+    monkeypatch.setattr("plait.pretrained.cache.time.time", lambda: float(next(clock)))
     one = _vec(0).nbytes  # 64 bytes
     cache = EmbeddingCache(tmp_path, max_bytes=4 * one)
     cache.put_many("enc", {"a": _vec(1), "b": _vec(2), "c": _vec(3)})
@@ -36,6 +38,46 @@ def test_the_bound_drops_the_least_recently_used(tmp_path: Path):
     assert info.bytes <= 4 * one
     left = set(cache.get_many(["a", "b", "c", "d", "e"]))
     assert "a" in left and {"d", "e"} <= left and "b" not in left
+    assert info.bytes == one * len(left)  # the running total agrees with what is stored
+
+
+def test_a_recent_use_is_not_rewritten(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    cache = EmbeddingCache(tmp_path)
+    cache.put_many("enc", {"a": _vec(1)})
+    writes: list[str] = []
+    original = cache._connect
+
+    def spying():  # every statement a reading run sends
+        manager = original()
+        db = manager.__enter__()
+        db.set_trace_callback(writes.append)
+        return _Wrapped(manager, db)
+
+    monkeypatch.setattr(cache, "_connect", spying)
+    assert set(cache.get_many(["a"])) == {"a"}
+    assert not [w for w in writes if w.lstrip().upper().startswith("UPDATE")]
+
+
+class _Wrapped:
+    def __init__(self, manager, db) -> None:
+        self.manager, self.db = manager, db
+
+    def __enter__(self):
+        return self.db
+
+    def __exit__(self, *exc):
+        return self.manager.__exit__(*exc)
+
+
+def test_a_damaged_cache_file_is_reported_and_cleared(tmp_path: Path):
+    (tmp_path / "embeddings.sqlite").write_bytes(b"this is not a database" * 100)
+    cache = EmbeddingCache(tmp_path)
+    with pytest.raises(CacheUnavailable, match=r"embeddings\.sqlite.*plait cache clear.*PLAIT_NO_CACHE=1"):
+        cache.get_many(["a"])
+    assert cache.clear() == -1 and not (tmp_path / "embeddings.sqlite").exists()
+    cache = EmbeddingCache(tmp_path)
+    cache.put_many("enc", {"a": _vec(1)})
+    assert set(cache.get_many(["a"])) == {"a"}
 
 
 def test_clear_one_encoder_or_all_and_info_per_encoder(tmp_path: Path):

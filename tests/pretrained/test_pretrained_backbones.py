@@ -42,13 +42,18 @@ def test_minilm_gives_sentence_transformers_vectors():
     np.testing.assert_allclose(ours, reference, atol=1e-5)
 
 
-def test_a_local_folder_is_a_text_encoder_named_by_its_path_and_hash(tmp_path: Path):
+def test_a_local_folder_is_a_text_encoder_named_by_its_folder_and_hash(tmp_path: Path):
     folder = tmp_path / "my-minilm"
     shutil.copytree(MINILM.path().parent, folder)
     local = LocalText(folder)
-    assert local.identity.name == f"local:{folder.resolve()}" and local.identity.version == "local"
+    assert local.identity.name == "local:my-minilm" and local.identity.version == "local"
     assert local.identity.sha256 != MINILM.sha256  # the folder's hash covers names and files
     np.testing.assert_allclose(local.encode(TEXTS), minilm(10.0, 128).encode(TEXTS), atol=1e-6)
+    key = local.identity.cache_key()
+    vocab = folder / "vocab.txt"  # an edited tokenizer file is another encoder: fresh vectors
+    vocab.write_text(vocab.read_text().replace("[unused1]", "[unused-edited]"))
+    assert LocalText(folder).identity.cache_key() != key
+    assert LocalText(folder, max_tokens=64).identity.cache_key() != LocalText(folder).identity.cache_key()
 
 
 def _batch_independent(encoder: Any, items: list[Any]) -> None:
@@ -196,6 +201,7 @@ def test_embedded_weights_load_without_the_package_and_are_checked(
         Predictor.load(note_bundle)  # the bundle without its weights needs the package
 
     copied.write_bytes(copied.read_bytes()[:-8] + b"tampered")  # the same size, another hash
-    tampered = Predictor.load(bundle)
-    with pytest.raises(weights.WeightsMismatchError, match=f"{copied}.*expected {MINILM.sha256}"):
-        tampered.predict([{"note": "grinding", "x": 0.0}])
+    with pytest.raises(
+        BundleError, match=rf"field 'note'.*{copied}.*expected {MINILM.sha256}.*re-save the bundle"
+    ):
+        Predictor.load(bundle)  # refused at load, not at the first request

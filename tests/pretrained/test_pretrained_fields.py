@@ -17,12 +17,14 @@ import pytest
 from plait import load_bundle
 from plait.build import build_modality
 from plait.compare.crossval import cross_validate
+from plait.compare.run import compare
 from plait.config import Config, FieldSpec
 from plait.errors import BundleError, ConfigError, ModelNotFoundError
 from plait.pretrained.backbone import BackboneIdentity
 from plait.pretrained.cache import EmbeddingCache
 from plait.pretrained.registry import BACKBONES, BackboneSpec
 from plait.pretrained.weights import PackagedFile, WeightsMismatchError, verify
+from plait.types import Absent
 from plait.workflow.evaluate import evaluate_report
 from plait.workflow.train import train
 
@@ -80,12 +82,13 @@ def _config(encoder: Any = "counting") -> Config:
     )
 
 
-def test_each_text_is_encoded_once_across_train_evaluate_and_folds(counting: None, tmp_path: Path):
+def test_each_text_is_encoded_once_across_train_evaluate_compare_and_folds(counting: None, tmp_path: Path):
     table = _table()
     distinct = {t for t in table["note"].to_list() if t}
     result = train(_config(), table=table, out=tmp_path / "bundle")
     assert sorted(CountingText.calls) == sorted(distinct)  # the loader deduplicates within a run
     evaluate_report(load_bundle(tmp_path / "bundle"), table, robustness=False)
+    compare(_config(), ["concat", "late"], baseline=False, table=table)
     cross_validate(_config(), ["concat"], folds=2, seeds=1, unimodal=False, baseline=False, table=table)
     assert sorted(CountingText.calls) == sorted(distinct)  # later runs read the cache
     assert result.trained.modalities["note"].get_state()["backbone"]["name"] == "counting"
@@ -125,7 +128,11 @@ def test_the_bundle_names_the_weights_and_refuses_others(counting: None, tmp_pat
 @pytest.mark.parametrize(
     ("kind", "encoder", "expected"),
     [
-        ("image", "minilm", r"minilm encodes text fields, and 'f' is a image field.*efficientnet-lite0"),
+        (
+            "image",
+            "minilm",
+            r"minilm encodes text fields, and 'f' is a field of kind image.*efficientnet-lite0",
+        ),
         ("timeseries", "minilm", r"pretrained encoders exist for audio, image, text fields"),
         ("text", {"pretrained": 3}, r"fields\.f\.encoder: expected \{pretrained: PATH\}"),
         ("text", {"pretrained": "x", "layers": 2}, r"fields\.f\.encoder: expected \{pretrained: PATH\}"),
@@ -163,3 +170,19 @@ def test_a_weight_file_with_another_hash_is_refused(tmp_path: Path):
     message = str(err.value)
     assert str(weights) in message and hashlib.sha256(b"not the model").hexdigest() in message
     verify(weights, hashlib.sha256(b"not the model").hexdigest(), "reinstall it")  # the right hash passes
+
+
+def test_a_cache_that_cannot_be_written_warns_once_and_the_run_goes_on(
+    counting: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("PLAIT_CACHE_DIR", str(blocker))
+    field = build_modality(FieldSpec(name="note", kind="text", options={"encoder": "counting"}))
+    table = _table(40)
+    field.fit(table, Path("."))
+    with pytest.warns(RuntimeWarning, match=r"not-a-folder.*going on without the cache") as caught:
+        first = field.load_many(table.to_dicts(), Path("."))  # type: ignore[attr-defined]
+        field.load_many(table.to_dicts(), Path("."))  # type: ignore[attr-defined]
+    assert len(caught) == 1  # once per cache file, not per call
+    assert sum(not isinstance(v, Absent) for v in first) == 39  # every value still encoded (row 3 is empty)

@@ -32,5 +32,8 @@ def clear_command(
 
     cache = EmbeddingCache(default_dir(), default_max_bytes())
     dropped = cache.clear(encoder)
+    if dropped < 0:
+        print(f"{cache.path} could not be read as a cache; removed it (the next run starts a new one)")
+        return
     what = f"{encoder}'s" if encoder else "all"
     print(f"dropped {what} {dropped} cached vectors from {cache.path}")

@@ -30,10 +30,14 @@ class BackboneIdentity:
     sha256: str  # of the weight file(s)
     dim: int
     preprocessing: str  # what the field does before the backbone, in words (part of the cache key)
+    code: str = (
+        ""  # versions of the code that computes the vectors (cache key only: a bundle loads across them)
+    )
 
     def cache_key(self) -> str:
-        """The part of every cache key that names this encoder and its preprocessing."""
-        text = json.dumps([self.name, self.sha256, self.dim, self.preprocessing])
+        """The part of every cache key that names this encoder, its preprocessing and the code that
+        runs it (an upgraded feature extractor gets fresh vectors)."""
+        text = json.dumps([self.name, self.sha256, self.dim, self.preprocessing, self.code])
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     def label(self) -> str:
@@ -52,6 +56,7 @@ class BackboneIdentity:
                 sha256=str(data["sha256"]),
                 dim=int(data["dim"]),
                 preprocessing=str(data["preprocessing"]),
+                code=str(data.get("code", "")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(
@@ -97,6 +102,22 @@ def shared(key: tuple[str, ...], load: Callable[[], Any]) -> Any:
     if key not in _LOADED:
         _LOADED[key] = load()
     return _LOADED[key]
+
+
+POOLING_VERSION = "1"  # bump when plait's own pooling of a backbone's states changes
+
+
+def code_versions(*distributions: str) -> str:
+    """'name version' of each installed distribution, and plait's pooling version."""
+    import importlib.metadata
+
+    parts = []
+    for name in distributions:
+        try:
+            parts.append(f"{name} {importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            parts.append(f"{name} missing")
+    return ", ".join([*parts, f"pooling {POOLING_VERSION}"])
 
 
 def torch_threads() -> int:

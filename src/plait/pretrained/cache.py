@@ -5,10 +5,14 @@ bytes (the text, the pixels, the waveform), so the same item through the same en
 once — across epochs, fusions in `plait compare`, folds, `plait evaluate` and later runs — and an
 edited file or another encoder can never be served a stale vector.
 
-One SQLite file (stdlib, no server): WAL mode and a busy timeout make concurrent runs safe (readers
-never block, writers queue; `INSERT OR IGNORE` makes a race to store the same item harmless).
-Bounded: once the stored vectors exceed `max_bytes`, the least recently used are dropped down to
-90 % of it. Values are stored as float32 bytes exactly as encoded, so a cached run equals a fresh one.
+One SQLite file (stdlib, no server): WAL mode, a busy timeout and short write transactions let
+concurrent runs on one machine share it (writers queue; `INSERT OR IGNORE` makes a race to store the
+same item harmless; not for network file systems, where SQLite's locks are unreliable). Bounded:
+the stored bytes are kept as a running total, and once they exceed `max_bytes` the least recently
+used vectors are dropped down to 90 % of it (an item's use time is refreshed at most once an hour).
+Values are float32 bytes exactly as first encoded, so every later run reads the same vectors.
+A cache that cannot be used (a read-only or full disk, a damaged file) raises `CacheUnavailable`;
+the fields then warn once and go on encoding without it.
 
     >>> cache = EmbeddingCache.default()
     >>> found = cache.get_many(["ab12…"])  # key → float32 vector
@@ -26,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from plait.errors import ConfigError
+from plait.errors import ConfigError, PlaitError
 
 FILE_NAME = "embeddings.sqlite"
 DEFAULT_MAX_BYTES = 2 * 1024**3
@@ -36,17 +40,26 @@ ENV_DIR = "PLAIT_CACHE_DIR"
 ENV_MAX_BYTES = "PLAIT_CACHE_MAX_BYTES"
 ENV_OFF = "PLAIT_NO_CACHE"
 
+TOUCH_AFTER_S = 3600.0  # refresh an item's last use at most this often (a warm run writes little)
+
+# The blob last, so reading the other columns (eviction, totals) never walks the vectors' pages.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS vectors (
     key TEXT PRIMARY KEY,
     encoder TEXT NOT NULL,
     dim INTEGER NOT NULL,
-    value BLOB NOT NULL,
     size INTEGER NOT NULL,
-    last_used REAL NOT NULL
+    last_used REAL NOT NULL,
+    value BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS vectors_last_used ON vectors (last_used);
+CREATE TABLE IF NOT EXISTS totals (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO totals VALUES ('bytes', 0);
 """
+
+
+class CacheUnavailable(PlaitError, OSError):
+    """The embedding cache cannot be read or written (the message names the file and the way out)."""
 
 
 def default_dir() -> Path:
@@ -66,7 +79,10 @@ def default_max_bytes() -> int:
     except ValueError:
         value = -1
     if value <= 0:
-        raise ConfigError(f"{ENV_MAX_BYTES}: expected a positive number of bytes, got {raw!r}")
+        raise ConfigError(
+            f"{ENV_MAX_BYTES}: expected a positive number of bytes, got {raw!r}; set it to e.g. 2147483648 "
+            "(2 GiB) or unset it"
+        )
     return value
 
 
@@ -97,11 +113,12 @@ class CacheInfo:
 
 
 def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n = n / 1024  # type: ignore[assignment]
-    return f"{n} B"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
 
 
 class EmbeddingCache:
@@ -118,43 +135,60 @@ class EmbeddingCache:
     @classmethod
     def default(cls) -> EmbeddingCache | None:
         """The cache the environment asks for, or None when PLAIT_NO_CACHE is set."""
-        if os.environ.get(ENV_OFF, "").strip() not in ("", "0"):
+        if os.environ.get(ENV_OFF, "").strip().lower() not in ("", "0", "false", "no"):
             return None
         return cls(default_dir(), default_max_bytes())
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        if not self._ready:
-            self.folder.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+        try:
+            if not self._ready:
+                self.folder.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise self._unavailable(exc) from None
         try:
             if not self._ready:
                 connection.execute("PRAGMA journal_mode=WAL")
                 connection.executescript(_SCHEMA)
                 self._ready = True
             yield connection
+        except sqlite3.Error as exc:
+            raise self._unavailable(exc) from None
         finally:
             connection.close()
 
+    def _unavailable(self, exc: Exception) -> CacheUnavailable:
+        return CacheUnavailable(
+            f"embedding cache {self.path}: {type(exc).__name__}: {exc}; `plait cache clear` starts it "
+            f"afresh, {ENV_DIR}=FOLDER moves it, {ENV_OFF}=1 turns it off"
+        )
+
     def get_many(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
-        """The stored vectors among `keys` (float32 [dim]); marks them used."""
+        """The stored vectors among `keys` (float32 [dim]); refreshes the use time of those not used
+        in the last hour."""
         found: dict[str, np.ndarray] = {}
         if not keys:
             return found
         unique = list(dict.fromkeys(keys))
+        stale: list[str] = []
+        now = time.time()
         with self._connect() as db:
             for start in range(0, len(unique), SQL_CHUNK):
                 chunk = unique[start : start + SQL_CHUNK]
                 marks = ",".join("?" * len(chunk))
-                rows = db.execute(f"SELECT key, dim, value FROM vectors WHERE key IN ({marks})", chunk)
-                for key, dim, value in rows:
+                rows = db.execute(
+                    f"SELECT key, dim, last_used, value FROM vectors WHERE key IN ({marks})", chunk
+                )
+                for key, dim, last_used, value in rows:
                     vector = np.frombuffer(value, dtype=np.float32)
                     if vector.size == dim:  # a torn or foreign row is a miss, not an error
                         found[key] = vector.copy()
-            if found:
-                now = time.time()
+                        if now - float(last_used) > TOUCH_AFTER_S:
+                            stale.append(key)
+            if stale:
                 db.execute("BEGIN IMMEDIATE")
-                db.executemany("UPDATE vectors SET last_used = ? WHERE key = ?", [(now, k) for k in found])
+                db.executemany("UPDATE vectors SET last_used = ? WHERE key = ?", [(now, k) for k in stale])
                 db.execute("COMMIT")
         return found
 
@@ -166,21 +200,22 @@ class EmbeddingCache:
         rows = []
         for key, vector in vectors.items():
             data = np.ascontiguousarray(vector, dtype=np.float32).reshape(-1)
-            rows.append((key, encoder, int(data.size), data.tobytes(), int(data.nbytes), now))
+            rows.append((key, encoder, int(data.size), int(data.nbytes), now, data.tobytes()))
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
-            db.executemany(
-                "INSERT OR IGNORE INTO vectors (key, encoder, dim, value, size, last_used) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-            self._evict(db)
+            added = 0
+            for row in rows:  # one statement per row: `changes()` says whether it was new
+                if db.execute("INSERT OR IGNORE INTO vectors VALUES (?, ?, ?, ?, ?, ?)", row).rowcount:
+                    added += row[3]
+            total = added + int(db.execute("SELECT value FROM totals WHERE name = 'bytes'").fetchone()[0])
+            total = self._evict(db, total)
+            db.execute("UPDATE totals SET value = ? WHERE name = 'bytes'", (total,))
             db.execute("COMMIT")
 
-    def _evict(self, db: sqlite3.Connection) -> None:
-        total = int(db.execute("SELECT COALESCE(SUM(size), 0) FROM vectors").fetchone()[0])
+    def _evict(self, db: sqlite3.Connection, total: int) -> int:
+        """Drop the least recently used vectors until `total` bytes fit; returns the new total."""
         if total <= self.max_bytes:
-            return
+            return total
         target = int(self.max_bytes * KEEP_AFTER_EVICTION)
         doomed: list[tuple[str]] = []
         for key, size in db.execute("SELECT key, size FROM vectors ORDER BY last_used ASC, key ASC"):
@@ -189,6 +224,7 @@ class EmbeddingCache:
             doomed.append((key,))
             total -= int(size)
         db.executemany("DELETE FROM vectors WHERE key = ?", doomed)
+        return total
 
     def info(self) -> CacheInfo:
         """What the cache holds, per encoder (reads nothing when the file does not exist yet)."""
@@ -205,13 +241,23 @@ class EmbeddingCache:
         )
 
     def clear(self, encoder: str | None = None) -> int:
-        """Drop every vector (or those of one encoder); returns how many were dropped."""
+        """Drop every vector (or those of one encoder); returns how many were dropped. A damaged
+        file is removed whole (its count is then unknown: -1)."""
         if not self.path.is_file():
             return 0
-        with self._connect() as db:
-            if encoder is None:
-                dropped = db.execute("DELETE FROM vectors").rowcount
-            else:
-                dropped = db.execute("DELETE FROM vectors WHERE encoder = ?", (encoder,)).rowcount
-            db.execute("VACUUM")
+        try:
+            with self._connect() as db:
+                if encoder is None:
+                    dropped = db.execute("DELETE FROM vectors").rowcount
+                else:
+                    dropped = db.execute("DELETE FROM vectors WHERE encoder = ?", (encoder,)).rowcount
+                total = db.execute("SELECT COALESCE(SUM(size), 0) FROM vectors").fetchone()[0]
+                db.execute("UPDATE totals SET value = ? WHERE name = 'bytes'", (int(total),))
+                db.execute("VACUUM")
+        except CacheUnavailable:
+            if encoder is not None:
+                raise
+            for leftover in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
+                leftover.unlink(missing_ok=True)
+            return -1
         return int(dropped)

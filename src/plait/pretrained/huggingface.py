@@ -18,9 +18,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from plait.errors import ModelNotFoundError
-from plait.pretrained.backbone import BackboneIdentity, shared
-from plait.pretrained.weights import PackagedFile, sha256_of
+from plait.errors import ConfigError, ModelNotFoundError
+from plait.pretrained.backbone import BackboneIdentity, code_versions, shared
+from plait.pretrained.weights import PackagedFile, require_packages, sha256_of
 
 WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin")
 MINILM = PackagedFile(
@@ -32,7 +32,7 @@ MINILM = PackagedFile(
 AUDIO_RATE = 16000
 
 
-def _offline_transformers() -> Any:
+def offline_transformers() -> Any:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     try:
@@ -59,7 +59,19 @@ def folder_sha256(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def check_folder(folder: Path, field_kind: str) -> dict[str, Any]:
+def files_sha256(folder: Path) -> str:
+    """sha256 over the folder's other files (tokenizer, processor and model configs): an edited
+    vocabulary or image processor changes the vectors as surely as new weights."""
+    weights = set(weight_files(folder))
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p not in weights):
+        if "__pycache__" in path.parts or path.name in ("README.md", ".gitattributes", ".gitignore"):
+            continue
+        digest.update(f"{path.relative_to(folder).as_posix()}:{sha256_of(path)}\n".encode())
+    return digest.hexdigest()
+
+
+def check_folder(folder: Path, field_kind: str) -> Any:
     """The folder's config.json, or ModelNotFoundError naming what is missing."""
     if not folder.is_dir():
         raise ModelNotFoundError(
@@ -77,8 +89,16 @@ def check_folder(folder: Path, field_kind: str) -> dict[str, Any]:
             f"pretrained {field_kind} encoder: no weight file (*.safetensors or pytorch_model*.bin) "
             f"in {folder}"
         )
-    data = json.loads(config.read_text(encoding="utf-8"))
-    return data if isinstance(data, dict) else {}
+    return _read_json(config)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelNotFoundError(
+            f"pretrained encoder: {path} cannot be read as JSON ({exc}); restore the model folder's file"
+        ) from None
 
 
 def _width(config: dict[str, Any], folder: Path) -> int:
@@ -94,12 +114,14 @@ def _width(config: dict[str, Any], folder: Path) -> int:
     )
 
 
-def _normalises(folder: Path) -> bool:
+def normalises(folder: Path) -> bool:
     modules = folder / "modules.json"
     if not modules.is_file():
         return False
-    listed = json.loads(modules.read_text(encoding="utf-8"))
-    return any(str(m.get("type", "")).endswith("Normalize") for m in listed if isinstance(m, dict))
+    listed = _read_json(modules)
+    return isinstance(listed, list) and any(
+        str(m.get("type", "")).endswith("Normalize") for m in listed if isinstance(m, dict)
+    )
 
 
 def _masked_mean(hidden: Any, mask: Any) -> Any:
@@ -127,14 +149,23 @@ class LocalFolder:
         self.max_seconds = float(max_seconds)
         self.pinned = pinned
         self.packaged = pinned  # what `--embed-weights` copies (a folder of the user's is not copied)
+        require_packages(f"a pretrained {self.kind} encoder from a Hugging Face folder", "transformers")
         config = check_folder(self.folder, self.kind)
-        self._name = name or f"local:{self.folder}"
+        if not isinstance(config, dict):
+            raise ModelNotFoundError(
+                f"pretrained encoder: {self.folder / 'config.json'} is not a JSON object"
+            )
+        self.check_limits(config)
+        self._name = name or f"local:{self.folder.name}"
         self._dim = _width(config, self.folder)
         self._identity: BackboneIdentity | None = None
 
     def describe(self) -> str:
         """The preprocessing, in words (part of the cache key)."""
         raise NotImplementedError
+
+    def check_limits(self, config: dict[str, Any]) -> None:
+        """ConfigError when the field's options ask more than the model reads (its config.json)."""
 
     def pooled(self, processor: Any, model: Any, items: Sequence[Any]) -> Any:
         """FloatTensor[B, D] for the items, under inference mode."""
@@ -144,12 +175,14 @@ class LocalFolder:
     def identity(self) -> BackboneIdentity:
         """Hashing the weights takes a moment, so it happens on first use, not at construction."""
         if self._identity is None:
+            described = f"{self.describe()}; other files sha256 {files_sha256(self.folder)[:16]}"
+            code = code_versions("transformers", "tokenizers", "torch")
             if self.pinned is not None:
-                self._identity = self.pinned.identity(self._name, self.kind, self._dim, self.describe())
+                self._identity = self.pinned.identity(self._name, self.kind, self._dim, described, code)
             else:
                 sha = folder_sha256(self.folder)
                 self._identity = BackboneIdentity(
-                    self._name, self.kind, "local", sha, self._dim, self.describe()
+                    self._name, self.kind, "local", sha, self._dim, described, code
                 )
         return self._identity
 
@@ -160,7 +193,7 @@ class LocalFolder:
 
     def _loaded(self) -> tuple[Any, Any]:
         def load() -> tuple[Any, Any]:
-            transformers = _offline_transformers()
+            transformers = offline_transformers()
             self.check()
             processor = getattr(transformers, self.processor).from_pretrained(
                 str(self.folder), local_files_only=True
@@ -189,8 +222,16 @@ class LocalText(LocalFolder):
     kind: ClassVar[str] = "text"
     processor: ClassVar[str] = "AutoTokenizer"
 
+    def check_limits(self, config: dict[str, Any]) -> None:
+        positions = config.get("max_position_embeddings")
+        if isinstance(positions, int) and self.max_tokens > positions:
+            raise ConfigError(
+                f"max_tokens: the model in {self.folder} reads at most {positions} tokens, got "
+                f"{self.max_tokens}; lower it to {positions} or less"
+            )
+
     def describe(self) -> str:
-        normalised = ", L2-normalised" if _normalises(self.folder) else ""
+        normalised = ", L2-normalised" if normalises(self.folder) else ""
         return f"tokenizer of the folder, at most {self.max_tokens} tokens, mean of token states{normalised}"
 
     def pooled(self, processor: Any, model: Any, items: Sequence[Any]) -> Any:
@@ -200,7 +241,7 @@ class LocalText(LocalFolder):
             list(items), padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt"
         )
         pooled = _masked_mean(model(**inputs).last_hidden_state, inputs["attention_mask"])  # (B, D)
-        return torch.nn.functional.normalize(pooled, dim=-1) if _normalises(self.folder) else pooled
+        return torch.nn.functional.normalize(pooled, dim=-1) if normalises(self.folder) else pooled
 
 
 class LocalImage(LocalFolder):

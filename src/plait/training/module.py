@@ -16,6 +16,7 @@ The probes are training instruments: they are not part of the model and not save
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -89,9 +90,9 @@ class PlaitModule(L.LightningModule):
     def _set_trainable(self) -> None:
         train_encoders = self.stage != "frozen"
         train_fusion = self.stage != "unimodal"
-        self.model.encoders.requires_grad_(train_encoders)
-        self.model.fusion.requires_grad_(train_fusion)
-        self.model.head.requires_grad_(train_fusion)
+        set_trainable(self.model.encoders, train_encoders)
+        set_trainable(self.model.fusion, train_fusion)
+        set_trainable(self.model.head, train_fusion)
         self.probes.requires_grad_(True)
 
     def on_fit_start(self) -> None:
@@ -261,12 +262,35 @@ class PlaitModule(L.LightningModule):
         self._val_probes.clear()
 
     def configure_optimizers(self) -> Any:
-        params = [p for p in self.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimizer, T_max=self.max_epochs, eta_min=self.lr * 0.05
-        )
+        # A parameter may carry `plait_lr_scale` (a fine-tuned pretrained layer learns at a share of lr).
+        groups: dict[float, list[nn.Parameter]] = {}
+        for p in self.parameters():
+            if p.requires_grad:
+                groups.setdefault(float(getattr(p, "plait_lr_scale", 1.0)), []).append(p)
+        if set(groups) <= {1.0}:
+            params = groups.get(1.0, [])
+            optimizer = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+            scheduler: Any = torch.optim.lr_scheduler.CosineAnnealingLR(
+                optimizer, T_max=self.max_epochs, eta_min=self.lr * 0.05
+            )
+        else:  # the same cosine to 5 %, as a factor, so each group keeps its own scale
+            optimizer = torch.optim.AdamW(
+                [{"params": ps, "lr": self.lr * scale} for scale, ps in sorted(groups.items())],
+                lr=self.lr,
+                weight_decay=self.weight_decay,
+            )
+            epochs = max(self.max_epochs, 1)
+            scheduler = torch.optim.lr_scheduler.LambdaLR(
+                optimizer, lambda e: 0.05 + 0.95 * (1 + math.cos(math.pi * min(e, epochs) / epochs)) / 2
+            )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+
+def set_trainable(module: nn.Module, trainable: bool) -> None:
+    """requires_grad on every parameter of `module`, except those marked `plait_frozen` (a
+    pretrained encoder's frozen layers), which no stage trains."""
+    for p in module.parameters():
+        p.requires_grad_(trainable and not getattr(p, "plait_frozen", False))
 
 
 def probe_skill(

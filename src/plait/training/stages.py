@@ -27,7 +27,7 @@ from plait.task import Task
 from plait.training.callbacks import BestWeights, CompactProgressBar, EpochLines
 from plait.training.checkpoint import Checkpoints, read_checkpoint
 from plait.training.datamodule import TableDataModule
-from plait.training.module import PlaitModule, build_probes
+from plait.training.module import PlaitModule, build_probes, set_trainable
 
 Say = Callable[[str], None]
 
@@ -145,7 +145,7 @@ def fit_stages(
         if checkpoints is not None:
             done_now = {"record": record, "history": rows, "shares": list(module.share_history)}
             checkpoints.finish_stage(number, module, done_now)
-    model.requires_grad_(True)
+    set_trainable(model, True)
     model.to("cpu")
     probes.to("cpu")
     if fit_fusion_held_out(model, tensors, val, task) and not len(split.val):
