@@ -186,3 +186,21 @@ def test_a_cache_that_cannot_be_written_warns_once_and_the_run_goes_on(
         field.load_many(table.to_dicts(), Path("."))  # type: ignore[attr-defined]
     assert len(caught) == 1  # once per cache file, not per call
     assert sum(not isinstance(v, Absent) for v in first) == 39  # every value still encoded (row 3 is empty)
+
+
+def test_a_relative_model_folder_starts_at_the_config_folder(
+    counting: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from plait.build import build_modalities
+
+    (tmp_path / "models" / "mine").mkdir(parents=True)
+    config = Config.from_dict(
+        {
+            "task": {"label": "y"},
+            "fields": {"note": {"kind": "text", "encoder": {"pretrained": "models/mine"}}},
+        },
+        base_dir=tmp_path,
+    )
+    monkeypatch.chdir(tmp_path.parent)  # not the config's folder
+    with pytest.raises(ConfigError, match=rf"{tmp_path / 'models' / 'mine' / 'config.json'} does not exist"):
+        build_modalities(config)

@@ -5,8 +5,10 @@ embedding cache and is written into a bundle, so a bundle names exactly the weig
 a cached vector is never reused for another model or another preprocessing.
 
 Items arrive decoded by the field: a text is a str, an image float32 [3, H, W] in [0, 1], a clip
-float32 [N] mono at 16 kHz. A backbone turns them into float32 [N, dim] with no gradient, and the
-vector of one item never depends on the other items of its batch (so cached and fresh agree).
+float32 [N] mono at 16 kHz. A backbone turns them into float32 [N, dim] with no gradient. Each
+item is encoded on its own terms (a clip padded to the same length whatever its batch, a text
+masked to its own tokens), so an item's vector depends on its batch only through float rounding
+(about 1e-6 here); the cache keeps the first encoding, so later runs read exactly the same vectors.
 """
 
 from __future__ import annotations

@@ -83,7 +83,7 @@ def read_training_table(
         config = config.with_overrides(fields=fields_for(config.streams, df))
     if df.height == 0:
         raise DataError(f"{source} has no rows; training needs a table with labelled rows")
-    columns = {spec.name: build_modality(spec).columns() for spec in config.fields}
+    columns = {spec.name: build_modality(spec, base_dir=config.base_dir).columns() for spec in config.fields}
     check_columns(df, config.task.label, columns, source)
     reading = [name for name, cols in columns.items() if config.task.label in cols]
     if reading:
