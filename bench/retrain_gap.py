@@ -52,15 +52,19 @@ def main() -> int:
     )
     add_cv_arguments(parser)
     parser.add_argument("--variant", action="append", default=[], help="NAME:KEY=VALUE,… (train keys)")
+    parser.add_argument("--no-boosting", action="store_true", help="leave out the boosting baseline")
     args = parser.parse_args()
     variants = [parse_variant(v) for v in args.variant]
     config, fusions = cv_config(args)
     start = time.perf_counter()
     two = len(config.fields) == 2
-    print(f"--- [{PLAIN}] with the reference models and the boosting baseline")
+    print(
+        f"--- [{PLAIN}] with the reference models"
+        + ("" if args.no_boosting else " and the boosting baseline")
+    )
     plain = cross_validate(
         config, fusions, folds=args.folds, seeds=args.seeds,
-        unimodal=two, retrain=not two, baseline=True, say=print,
+        unimodal=two, retrain=not two, baseline=not args.no_boosting, say=print,
     )  # fmt: skip
     references = tuple(m for m, k in zip(plain.models, plain.kinds, strict=True) if k != FUSION)
     cv = renamed(plain, f"[{PLAIN}]", keep=references)
