@@ -124,3 +124,19 @@ def test_two_processes_write_at_once(tmp_path: Path):
     assert [w.exitcode for w in workers] == [0, 0]
     found = EmbeddingCache(tmp_path).get_many([f"k{i}" for i in range(60)])
     assert len(found) == 60 and all(np.array_equal(found[f"k{i}"], _vec(i)) for i in range(60))
+
+
+def test_a_cache_another_layout_wrote_is_refused_not_misread(tmp_path: Path):
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "embeddings.sqlite") as db:  # an older layout: the blob in the middle
+        db.execute(
+            "CREATE TABLE vectors (key TEXT, encoder TEXT, dim INT, value BLOB, size INT, last_used REAL)"
+        )
+    cache = EmbeddingCache(tmp_path)
+    with pytest.raises(CacheUnavailable, match=r"written by another plait version.*plait cache clear"):
+        cache.put_many("enc", {"a": _vec(1)})
+    assert cache.clear() == -1
+    fresh = EmbeddingCache(tmp_path)
+    fresh.put_many("enc", {"a": _vec(1)})
+    assert np.array_equal(fresh.get_many(["a"])["a"], _vec(1))

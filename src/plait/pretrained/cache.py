@@ -40,6 +40,7 @@ ENV_DIR = "PLAIT_CACHE_DIR"
 ENV_MAX_BYTES = "PLAIT_CACHE_MAX_BYTES"
 ENV_OFF = "PLAIT_NO_CACHE"
 
+SCHEMA_VERSION = 1  # PRAGMA user_version of the layout below
 TOUCH_AFTER_S = 3600.0  # refresh an item's last use at most this often (a warm run writes little)
 
 # The blob last, so reading the other columns (eviction, totals) never walks the vectors' pages.
@@ -150,13 +151,24 @@ class EmbeddingCache:
         try:
             if not self._ready:
                 connection.execute("PRAGMA journal_mode=WAL")
-                connection.executescript(_SCHEMA)
+                self._check_schema(connection)
                 self._ready = True
             yield connection
         except sqlite3.Error as exc:
             raise self._unavailable(exc) from None
         finally:
             connection.close()
+
+    def _check_schema(self, db: sqlite3.Connection) -> None:
+        """Create the tables in a new file; refuse a file another layout wrote (CacheUnavailable)."""
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        tables = db.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+        if tables and version != SCHEMA_VERSION:
+            raise sqlite3.DatabaseError(
+                f"written by another plait version (layout {version}, this plait reads {SCHEMA_VERSION})"
+            )
+        db.executescript(_SCHEMA)
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _unavailable(self, exc: Exception) -> CacheUnavailable:
         return CacheUnavailable(
@@ -181,8 +193,10 @@ class EmbeddingCache:
                     f"SELECT key, dim, last_used, value FROM vectors WHERE key IN ({marks})", chunk
                 )
                 for key, dim, last_used, value in rows:
+                    if not isinstance(value, bytes):
+                        continue  # a foreign row is a miss, not an error
                     vector = np.frombuffer(value, dtype=np.float32)
-                    if vector.size == dim:  # a torn or foreign row is a miss, not an error
+                    if vector.size == dim:  # …and so is a torn one
                         found[key] = vector.copy()
                         if now - float(last_used) > TOUCH_AFTER_S:
                             stale.append(key)
@@ -205,7 +219,12 @@ class EmbeddingCache:
             db.execute("BEGIN IMMEDIATE")
             added = 0
             for row in rows:  # one statement per row: `changes()` says whether it was new
-                if db.execute("INSERT OR IGNORE INTO vectors VALUES (?, ?, ?, ?, ?, ?)", row).rowcount:
+                inserted = db.execute(
+                    "INSERT OR IGNORE INTO vectors (key, encoder, dim, size, last_used, value) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    row,
+                )
+                if inserted.rowcount:
                     added += row[3]
             total = added + int(db.execute("SELECT value FROM totals WHERE name = 'bytes'").fetchone()[0])
             total = self._evict(db, total)
