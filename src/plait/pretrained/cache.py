@@ -87,6 +87,9 @@ def default_max_bytes() -> int:
     return value
 
 
+_OPENED: dict[tuple[Path, int], EmbeddingCache] = {}
+
+
 @dataclass(frozen=True)
 class EncoderUsage:
     """What one encoder holds in the cache."""
@@ -138,10 +141,14 @@ class EmbeddingCache:
         """The cache the environment asks for, or None when PLAIT_NO_CACHE is set."""
         if os.environ.get(ENV_OFF, "").strip().lower() not in ("", "0", "false", "no"):
             return None
-        return cls(default_dir(), default_max_bytes())
+        settings = (default_dir(), default_max_bytes())
+        if settings not in _OPENED:  # one per place and bound: the schema is set up once per process,
+            _OPENED[settings] = cls(*settings)  # not on every served request
+        return _OPENED[settings]
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
+        self._ready = self._ready and self.path.is_file()  # a file cleared away is set up again
         try:
             if not self._ready:
                 self.folder.mkdir(parents=True, exist_ok=True)

@@ -171,6 +171,7 @@ class PretrainedField:
         cache by content, and only the items not found there encoded, in batches. Rows go through
         in chunks, so only a chunk's decoded media is held at once; an item met twice is encoded once."""
         cache = _usable(EmbeddingCache.default())
+        prefix = self.identity.cache_key()  # the encoder's part of every item's key
         known: dict[str, np.ndarray] = {}  # key → vector, for items repeated across chunks
         out: list[Tensor | Absent] = []
         checked = False
@@ -178,10 +179,7 @@ class PretrainedField:
         for start in range(0, len(rows), CHUNK_ROWS):
             chunk = rows[start : start + CHUNK_ROWS]
             items = [self._decoded(row, root, start + i + row_offset) for i, row in enumerate(chunk)]
-            keys = [
-                None if isinstance(item, Absent) else content_key(self.identity.cache_key(), item)
-                for item in items
-            ]
+            keys = [None if isinstance(item, Absent) else content_key(prefix, item) for item in items]
             first: dict[str, int] = {}
             for i, key in enumerate(keys):
                 if key is not None and key not in known:

@@ -9,6 +9,7 @@ The weights' identity is the sha256 of the folder's weight files.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -51,24 +52,32 @@ def weight_files(folder: Path) -> list[Path]:
     return sorted({p for pattern in WEIGHT_PATTERNS for p in folder.glob(pattern)})
 
 
-def folder_sha256(folder: Path) -> str:
-    """sha256 over the folder's weight files (name and hash of each)."""
+def _digest(folder: Path, paths: list[Path]) -> str:
+    """sha256 over each file's path in the folder and its own sha256."""
     digest = hashlib.sha256()
-    for path in weight_files(folder):
-        digest.update(f"{path.name}:{sha256_of(path)}\n".encode())
+    for path in paths:
+        digest.update(f"{path.relative_to(folder).as_posix()}:{sha256_of(path)}\n".encode())
     return digest.hexdigest()
+
+
+def folder_sha256(folder: Path) -> str:
+    """sha256 over the folder's weight files."""
+    return _digest(folder, weight_files(folder))
 
 
 def files_sha256(folder: Path) -> str:
     """sha256 over the folder's other files (tokenizer, processor and model configs): an edited
     vocabulary or image processor changes the vectors as surely as new weights."""
     weights = set(weight_files(folder))
-    digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p not in weights):
-        if "__pycache__" in path.parts or path.name in ("README.md", ".gitattributes", ".gitignore"):
-            continue
-        digest.update(f"{path.relative_to(folder).as_posix()}:{sha256_of(path)}\n".encode())
-    return digest.hexdigest()
+    others = [
+        p
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+        and p not in weights
+        and "__pycache__" not in p.parts
+        and p.name not in ("README.md", ".gitattributes", ".gitignore")
+    ]
+    return _digest(folder, others)
 
 
 def check_folder(folder: Path, field_kind: str) -> Any:
@@ -230,8 +239,13 @@ class LocalText(LocalFolder):
                 f"{self.max_tokens}; lower it to {positions} or less"
             )
 
+    @functools.cached_property
+    def normalise(self) -> bool:
+        """Whether the folder's sentence-transformers modules end in Normalize (read once)."""
+        return normalises(self.folder)
+
     def describe(self) -> str:
-        normalised = ", L2-normalised" if normalises(self.folder) else ""
+        normalised = ", L2-normalised" if self.normalise else ""
         return f"tokenizer of the folder, at most {self.max_tokens} tokens, mean of token states{normalised}"
 
     def pooled(self, processor: Any, model: Any, items: Sequence[Any]) -> Any:
@@ -241,7 +255,7 @@ class LocalText(LocalFolder):
             list(items), padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt"
         )
         pooled = _masked_mean(model(**inputs).last_hidden_state, inputs["attention_mask"])  # (B, D)
-        return torch.nn.functional.normalize(pooled, dim=-1) if normalises(self.folder) else pooled
+        return torch.nn.functional.normalize(pooled, dim=-1) if self.normalise else pooled
 
 
 class LocalImage(LocalFolder):

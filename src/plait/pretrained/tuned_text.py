@@ -23,7 +23,7 @@ from plait.errors import ConfigError, DataError
 from plait.modalities.base import JSONState, masked_mean, zero_absent
 from plait.modalities.options import positive_int
 from plait.modalities.summary import token_stats
-from plait.pretrained.huggingface import LocalText, normalises
+from plait.pretrained.huggingface import LocalText
 from plait.pretrained.kinds import PretrainedText
 from plait.types import Absent, EncoderOutput
 
@@ -105,6 +105,7 @@ class TunedText(PretrainedText):
                 f"fields.{name}.finetune: {self.identity.name} cannot be fine-tuned here; finetune works "
                 "with Hugging Face text models (minilm or {pretrained: PATH})"
             )
+        self.local: LocalText = self.backbone
         self.folder: Path = self.backbone.folder
 
     def _tokenizer(self) -> Any:
@@ -163,4 +164,4 @@ class TunedText(PretrainedText):
         model = offline_transformers().AutoModel.from_pretrained(str(self.folder), local_files_only=True)
         if getattr(model, "pooler", None) is not None:  # BERT's pooler: unused by the mean (and DDP would
             model.pooler = None  # stop on a trainable parameter that gets no gradient)
-        return TunedTextEncoder(model, self.finetune, normalises(self.folder), self.identity.dim, dim)
+        return TunedTextEncoder(model, self.finetune, self.local.normalise, self.identity.dim, dim)
