@@ -56,6 +56,8 @@ CORE = [
     "plait.pretrained.kinds",
     "plait.pretrained.tuned_text",
     "plait.pretrained.embed",
+    "plait.retrieval.search",
+    "plait.retrieval.embed_file",
 ]
 FORBIDDEN = ("lightning", "pytorch_lightning", "fastapi", "typer")
 
@@ -141,6 +143,7 @@ CORE_PACKAGES = (  # the core, and what training and evaluation stand on (bundle
     "plait.bundle_io",
     "plait.provenance",
     "plait.pretrained",
+    "plait.retrieval",
 )
 MUST_NOT_IMPORT = {
     "plait.training": ("plait.evaluation", "plait.workflow", "plait.compare", "plait.serving", "plait.cli"),

@@ -87,6 +87,7 @@ def test_init_train_evaluate_predict(table: Path, tmp_path: Path):
         "prob_ok",
         "prob_worn",
         "fields_used",
+        "fields_imputed",
         "fields_missing",
         "model_id",
     }

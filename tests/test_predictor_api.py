@@ -156,6 +156,7 @@ def test_fit_takes_pandas_and_answers_in_pandas(three_class_table):
         "prediction",
         *(f"prob_{c}" for c in classes),
         "fields_used",
+        "fields_imputed",
         "fields_missing",
         "degraded",
         "model_id",
@@ -199,7 +200,14 @@ def test_predict_proba_of_a_regression_names_predict(three_class_table):
     with pytest.raises(PlaitError, match=r"regression of 'x'.*use predict\(rows\)"):
         predictor.predict_proba(df.head(3))
     frame = predictor.predict(df.head(3), as_frame=True)
-    assert frame.columns == ["prediction", "fields_used", "fields_missing", "degraded", "model_id"]
+    assert frame.columns == [
+        "prediction",
+        "fields_used",
+        "fields_imputed",
+        "fields_missing",
+        "degraded",
+        "model_id",
+    ]
 
 
 # --- 4. a dict of lists is a batch of rows or a clear error ----------------------------------------

@@ -18,6 +18,8 @@ from plait.modalities.base import Modality
 from plait.models.ensemble import ensemble_model
 from plait.models.fusion_model import FusionModel
 from plait.models.heads import MLPHead
+from plait.models.imputer import EmbeddingImputer
+from plait.models.space import SharedSpace
 from plait.pretrained.registry import is_pretrained, pretrained_hint
 from plait.registry import suggest
 
@@ -108,7 +110,26 @@ def build_member(cfg: Config, modalities: Mapping[str, Modality], n_outputs: int
             dropout=cfg.model.dropout,
         )
     )
-    return FusionModel(encoders=encoders, fusion=fusion, head=head)
+    space = build_space(cfg, field_to_dim)
+    imputer = None
+    if space is not None and cfg.shared_space is not None and cfg.shared_space.impute:
+        imputer = EmbeddingImputer(space.fields, field_to_dim, space.dim)
+    return FusionModel(encoders=encoders, fusion=fusion, head=head, space=space, imputer=imputer)
+
+
+def build_space(cfg: Config, field_to_dim: Mapping[str, int]) -> SharedSpace | None:
+    """The shared space's projections when the config asks for one (`space:` or a contrastive stage)."""
+    spec = cfg.shared_space
+    if spec is None:
+        return None
+    return SharedSpace(
+        field_to_dim=field_to_dim,
+        dim=spec.dim,
+        pairs=spec.pairs_for(tuple(field_to_dim)),
+        temperature=spec.temperature,
+        learn_temperature=spec.learn_temperature,
+        hidden=spec.hidden,
+    )
 
 
 def _fusion_class(name: str) -> type:

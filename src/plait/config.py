@@ -18,6 +18,7 @@ import yaml
 
 from plait.align.spec import StreamsSpec, parse_streams, streams_to_dict
 from plait.config_records import coerce, no_unknown_keys, record
+from plait.config_space import SpaceSpec, check_pairs, parse_pairs, parse_space
 from plait.config_split import SplitSpec, parse_split
 from plait.config_yaml import load_yaml
 from plait.errors import ConfigError
@@ -25,7 +26,7 @@ from plait.registry import unknown_name_message
 
 TASK_TYPES = ("auto", "classification", "regression")
 PRECISIONS = ("32-true", "32", "bf16-mixed", "bf16-true", "16-mixed", "64-true")
-STAGE_KINDS = ("unimodal", "frozen", "end_to_end")
+STAGE_KINDS = ("unimodal", "contrastive", "frozen", "end_to_end")
 
 
 @dataclass(frozen=True)
@@ -65,12 +66,14 @@ class ModelSpec:
 @dataclass(frozen=True)
 class StageSpec:
     """One step of staged training: `unimodal` trains each encoder on the task alone (through a
-    light head per field), `frozen` trains fusion and head with the encoders fixed, `end_to_end`
-    trains everything."""
+    light head per field), `contrastive` trains encoders and the shared space's projections to
+    pull paired fields together (no labels used), `frozen` trains fusion and head with the encoders
+    fixed, `end_to_end` trains everything."""
 
     kind: str
     epochs: int
     lr: float | None = None  # None: train.lr
+    pairs: tuple[tuple[str, str], ...] | None = None  # contrastive: None = the space's pairs
 
 
 @dataclass(frozen=True)
@@ -112,11 +115,31 @@ class Config:
     train: TrainSpec = TrainSpec()
     output: str = "bundle"
     streams: StreamsSpec | None = None  # raw timestamped streams that `plait align` turns into data.path
+    space: SpaceSpec | None = None  # the shared embedding space (config_space.py); None: none asked for
     base_dir: Path = Path(".")  # folder relative paths are resolved against (not saved)
 
     @property
     def field_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.fields)
+
+    @property
+    def shared_space(self) -> SpaceSpec | None:
+        """The shared space to build: the `space` section, or its defaults when only a contrastive
+        stage asks for one; None when neither does."""
+        if self.space is not None:
+            return self.space
+        return SpaceSpec() if any(s.kind == "contrastive" for s in self.train.stages) else None
+
+    @property
+    def space_weight(self) -> float:
+        """The contrastive loss's weight beside the supervised one: `space.weight`, else 0.5 — or 0
+        when a contrastive stage learns the space first."""
+        space = self.shared_space
+        if space is None:
+            return 0.0
+        if space.weight is not None:
+            return space.weight
+        return 0.0 if any(s.kind == "contrastive" for s in self.train.stages) else 0.5
 
     def resolve(self, path: str) -> Path:
         p = Path(path).expanduser()
@@ -148,8 +171,10 @@ class Config:
                 for f in self.fields
             }
         out["model"] = {**asdict(self.model), "fusion_options": dict(self.model.fusion_options)}
-        out["train"] = {**asdict(self.train), "stages": [asdict(s) for s in self.train.stages]}
+        out["train"] = {**asdict(self.train), "stages": [_stage_dict(s) for s in self.train.stages]}
         out["output"] = self.output
+        if self.space is not None:
+            out["space"] = self.space.to_dict()
         if self.streams is not None:
             out["streams"] = streams_to_dict(self.streams)
         return out
@@ -180,7 +205,8 @@ class Config:
                 f"fields {list(names)}: expected a non-empty subset of this config's fields "
                 f"({', '.join(self.field_names)}); not in it: {unknown}"
             )
-        return replace(self, fields=tuple(f for f in self.fields if f.name in names))
+        kept = replace(self, fields=tuple(f for f in self.fields if f.name in names))
+        return _space_within(kept) if self.shared_space is not None else kept
 
     @staticmethod
     def from_dict(raw: Mapping[str, Any], base_dir: Path | str = ".") -> Config:
@@ -211,7 +237,7 @@ def load_config(path: Path | str) -> Config:
         raise ConfigError(f"{path}: {exc}") from None
 
 
-_SECTIONS = ("data", "task", "fields", "model", "train", "output", "streams")
+_SECTIONS = ("data", "task", "fields", "model", "train", "output", "streams", "space")
 
 
 def parse_config(raw: Mapping[str, Any], base_dir: Path) -> Config:
@@ -232,6 +258,7 @@ def parse_config(raw: Mapping[str, Any], base_dir: Path) -> Config:
         train=_train(raw.get("train")),
         output=output,
         streams=streams,
+        space=parse_space(raw["space"]) if "space" in raw else None,
         base_dir=base_dir,
     )
     _check_values(cfg)
@@ -278,7 +305,7 @@ def _stages(raw: Any) -> tuple[StageSpec, ...]:
         path = f"train.stages[{i}]"
         if not isinstance(item, Mapping):
             raise ConfigError(f"{path}: expected a mapping with kind and epochs, {example}; got {item!r}")
-        no_unknown_keys(item, ("kind", "epochs", "lr"), path)
+        no_unknown_keys(item, ("kind", "epochs", "lr", "pairs"), path)
         for key in ("kind", "epochs"):
             if key not in item:
                 raise ConfigError(f"{path}.{key}: missing; {example}")
@@ -293,13 +320,25 @@ def _stages(raw: Any) -> tuple[StageSpec, ...]:
             lr = coerce(lr, float, 0.0, f"{path}.lr")
             if not lr > 0:
                 raise ConfigError(f"{path}.lr: expected a positive number, got {lr!r}")
-        stages.append(StageSpec(kind=kind, epochs=epochs, lr=lr))
-    if stages and all(s.kind == "unimodal" for s in stages):
+        pairs = None
+        if item.get("pairs") is not None:
+            if kind != "contrastive":
+                raise ConfigError(f"{path}.pairs: only a contrastive stage takes pairs; remove it")
+            pairs = parse_pairs(item["pairs"], f"{path}.pairs")
+        stages.append(StageSpec(kind=kind, epochs=epochs, lr=lr, pairs=pairs))
+    if stages and all(s.kind in ("unimodal", "contrastive") for s in stages):
         raise ConfigError(
-            "train.stages: only unimodal stages; add a frozen or end_to_end stage so the fusion and "
-            "the head are trained too"
+            f"train.stages: only {' and '.join(sorted({s.kind for s in stages}))} stages; add a frozen or "
+            "end_to_end stage so the fusion and the head are trained too"
         )
     return tuple(stages)
+
+
+def _stage_dict(stage: StageSpec) -> dict[str, Any]:
+    out: dict[str, Any] = {"kind": stage.kind, "epochs": stage.epochs, "lr": stage.lr}
+    if stage.pairs is not None:
+        out["pairs"] = [list(p) for p in stage.pairs]
+    return out
 
 
 def _fields(raw: Any) -> tuple[FieldSpec, ...]:
@@ -390,7 +429,49 @@ def _check_values(cfg: Config) -> None:
             raise ConfigError(
                 f"train.stages[{stage_number}].lr: expected a positive number, got {stage.lr!r}"
             )
+    _check_space(cfg)
     if t.precision not in PRECISIONS:
         raise ConfigError(
             f"train.precision: {unknown_name_message('precision', t.precision, list(PRECISIONS))}"
+        )
+
+
+def _space_within(cfg: Config) -> Config:
+    """`cfg` (a subset of a config's fields) with the shared space's pairs kept to its fields; with
+    no pair left, no space and no contrastive stage."""
+    names = set(cfg.field_names)
+    space = cfg.shared_space
+    assert space is not None  # called for configs with a space
+    pairs = tuple(p for p in space.pairs_for(cfg.field_names) if set(p) <= names)
+    stages: list[StageSpec] = []
+    for stage in cfg.train.stages:
+        if stage.kind == "contrastive":
+            own = tuple(p for p in (stage.pairs or pairs) if set(p) <= names)
+            if not own:
+                continue
+            stage = replace(stage, pairs=own if stage.pairs is not None else None)
+        stages.append(stage)
+    new_space = replace(space, pairs=pairs) if pairs else None
+    return replace(cfg, space=new_space, train=replace(cfg.train, stages=tuple(stages)))
+
+
+def _check_space(cfg: Config) -> None:
+    """The shared space's pairs name the config's fields (a streams config without fields is
+    checked once alignment has derived them)."""
+    space = cfg.shared_space
+    if space is None or not cfg.fields:
+        return
+    check_pairs(space.pairs, cfg.field_names, "space.pairs")
+    for number, stage in enumerate(cfg.train.stages):
+        if stage.pairs is not None:
+            check_pairs(stage.pairs, cfg.field_names, f"train.stages[{number}].pairs")
+    if cfg.space_weight == 0 and not any(s.kind == "contrastive" for s in cfg.train.stages):
+        raise ConfigError(
+            "space.weight: 0 and no contrastive stage, so the space's projections would never learn; "
+            "set space.weight > 0 or add `{kind: contrastive, epochs: N}` to train.stages"
+        )
+    if cfg.train.ensemble > 1:
+        raise ConfigError(
+            f"space: a shared space is trained for one model, and train.ensemble is {cfg.train.ensemble}; "
+            "set train.ensemble: 1 or remove the space section"
         )

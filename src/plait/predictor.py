@@ -19,8 +19,16 @@ from plait.errors import ConfigError, DataError, PlaitError
 from plait.evaluation.evaluate import Evaluation, evaluate
 from plait.modalities.contract import sequence_columns
 from plait.models.answers import Prediction, row_answers
-from plait.models.inference import run_model
+from plait.models.inference import run_imputed, run_model
 from plait.registry import suggest
+from plait.retrieval.embeddings import (
+    Embeddings,
+    check_space_field,
+    embed_frame,
+    embed_records,
+    empty_embeddings,
+)
+from plait.retrieval.examples import check_impute, with_examples
 
 if TYPE_CHECKING:
     from plait.data.frames import DataFrame
@@ -68,6 +76,7 @@ class Predictor:
                     f"Options: {', '.join(sorted(_SECTION_OF))}"
                 )
         self.trained_: TrainedModel | None = None
+        self.bundle_path_: Path | None = None  # where it was loaded from or saved to
 
     # -- training ---------------------------------------------------------------------------------
     def fit(self, data: Data | None = None, *, root: Path | str | None = None) -> Predictor:
@@ -173,24 +182,54 @@ class Predictor:
         root: Path | str | None = ...,
         calibrated: bool = ...,
         as_frame: Literal[False] = ...,
+        impute: str | None = ...,
+        examples_from: Path | str | None = ...,
+        examples: int = ...,
     ) -> list[Prediction]: ...
 
     @overload
     def predict(
-        self, rows: Rows, *, root: Path | str | None = ..., calibrated: bool = ..., as_frame: Literal[True]
+        self,
+        rows: Rows,
+        *,
+        root: Path | str | None = ...,
+        calibrated: bool = ...,
+        as_frame: Literal[True],
+        impute: str | None = ...,
+        examples_from: Path | str | None = ...,
+        examples: int = ...,
     ) -> DataFrame: ...
 
     def predict(
-        self, rows: Rows, *, root: Path | str | None = None, calibrated: bool = True, as_frame: bool = False
+        self,
+        rows: Rows,
+        *,
+        root: Path | str | None = None,
+        calibrated: bool = True,
+        as_frame: bool = False,
+        impute: str | None = None,
+        examples_from: Path | str | None = None,
+        examples: int = 3,
     ) -> list[Prediction] | DataFrame:
         """Predict each row; a row may hold any subset of the fields (keys are table column names).
         `rows`: a table file, a DataFrame, a list of records, one record, or a dict of equal-length
         columns. A calibrated bundle's probabilities are temperature-scaled with the temperature of
         the fields each row has; `calibrated=False` gives the raw softmax (the class is the same).
+        `impute="embedding"` (a bundle trained with `space.impute: true`): a field of the shared
+        space that a row lacks is synthesised from the fields it has and listed in
+        `fields_imputed`, not `fields_used`; with `examples_from` (a table) each imputed field
+        also names its `examples` nearest real items there (`Prediction.examples`).
         `as_frame=True`: one row per prediction (prediction, prob_<class>…, fields_used,
-        fields_missing, degraded, model_id) as a DataFrame — pandas on the index of `rows` when
-        `rows` was pandas, so `df["p"] = predict(df, as_frame=True)["prediction"]` aligns."""
-        predictions = self.predict_with_report(rows, root=root, calibrated=calibrated)[0]
+        fields_imputed, fields_missing, degraded, model_id) as a DataFrame — pandas on the index of
+        `rows` when `rows` was pandas, so `df["p"] = predict(df, as_frame=True)["prediction"]` aligns."""
+        predictions = self.predict_with_report(
+            rows,
+            root=root,
+            calibrated=calibrated,
+            impute=impute,
+            examples_from=examples_from,
+            examples=examples,
+        )[0]
         if not as_frame:
             return predictions
         return like_input(predictions_table(predictions, self.trained.task.classes), rows)
@@ -214,9 +253,17 @@ class Predictor:
         return like_input(table, rows)
 
     def predict_with_report(
-        self, rows: Rows, *, root: Path | str | None = None, calibrated: bool = True
+        self,
+        rows: Rows,
+        *,
+        root: Path | str | None = None,
+        calibrated: bool = True,
+        impute: str | None = None,
+        examples_from: Path | str | None = None,
+        examples: int = 3,
     ) -> tuple[list[Prediction], LoadReport]:
         trained = self.trained
+        imputing = check_impute(trained, impute, examples_from)
         batch, media_root = _batch(rows, root, _sequence_columns(trained))
         if not len(batch):
             return [], LoadReport(rows=0, fields=())
@@ -225,16 +272,49 @@ class Predictor:
         else:
             _check_keys(batch, trained)
             tensors, report = load_rows(batch, trained.modalities, media_root)
-        out = run_model(trained.model, tensors)
+        temperatures = trained.calibration if calibrated else None
+        if not imputing:
+            out = run_model(trained.model, tensors)
+            predictions = row_answers(
+                out,
+                tensors.present,
+                fields=tuple(trained.modalities),
+                task=trained.task,
+                calibration=temperatures,
+                model_id=trained.model_id,
+            )
+            return predictions, report
+        run = run_imputed(trained.model, tensors)["all"]
         predictions = row_answers(
-            out,
-            tensors.present,
+            run.out,
+            run.observed,
             fields=tuple(trained.modalities),
             task=trained.task,
-            calibration=trained.calibration if calibrated else None,
+            calibration=temperatures,
             model_id=trained.model_id,
+            imputed=run.imputed,
         )
+        if examples_from is not None:
+            predictions = with_examples(
+                trained, self.bundle_path_, Path(examples_from), predictions, run, examples
+            )
         return predictions, report
+
+    def embed(self, rows: Rows, *, field: str, root: Path | str | None = None) -> Embeddings:
+        """Each row's `field` in the model's shared space: `Embeddings.vectors` (N, dim) unit rows,
+        NaN where the field is absent (`present` False). `rows` as in `predict`. Only that field's
+        encoder runs. A model trained without a `space:` section has no embeddings (ConfigError)."""
+        trained = self.trained
+        check_space_field(trained, field)
+        batch, media_root = _batch(rows, root, _sequence_columns(trained))
+        if not len(batch):
+            return empty_embeddings(trained, field)
+        if isinstance(batch, pl.DataFrame):
+            embedded, _ = embed_frame(trained, batch, (field,), media_root)
+        else:
+            _check_keys(batch, trained)
+            embedded, _ = embed_records(trained, batch, (field,), media_root)
+        return embedded[0]
 
     # -- persistence --------------------------------------------------------------------------------
     def save(self, path: Path | str, *, embed_weights: bool = False) -> Path:
@@ -246,6 +326,7 @@ class Predictor:
 
             embed(out, self.trained.modalities)
         self.trained_ = replace(self.trained, model_id=bundle_content_id(out))
+        self.bundle_path_ = out
         return out
 
     @classmethod
@@ -255,6 +336,7 @@ class Predictor:
         trained = load_bundle(path, trust_modified=trust_modified)
         predictor = cls(config=trained.config)
         predictor.trained_ = trained
+        predictor.bundle_path_ = Path(path)
         return predictor
 
     @classmethod
@@ -316,11 +398,13 @@ def _probabilities(prediction: Prediction) -> dict[str, float]:
 
 
 def predictions_table(predictions: Sequence[Prediction], classes: Sequence[str]) -> pl.DataFrame:
-    """One row per prediction: prediction, prob_<class> columns, fields used/missing, degraded, model_id."""
+    """One row per prediction: prediction, prob_<class> columns, fields used/imputed/missing,
+    degraded, model_id."""
     data: dict[str, list[Any]] = {"prediction": [p.prediction for p in predictions]}
     for c in classes:
         data[f"prob_{c}"] = [None if p.probabilities is None else p.probabilities[c] for p in predictions]
     data["fields_used"] = [",".join(p.fields_used) for p in predictions]
+    data["fields_imputed"] = [",".join(p.fields_imputed) for p in predictions]
     data["fields_missing"] = [",".join(p.fields_missing) for p in predictions]
     data["degraded"] = [p.degraded for p in predictions]
     data["model_id"] = [p.model_id for p in predictions]

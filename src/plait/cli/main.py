@@ -10,7 +10,7 @@ import sys
 import typer
 from rich.console import Console
 
-from plait.cli import align, compare, demo, evaluate, init, predict, serve, train
+from plait.cli import align, compare, demo, embed, evaluate, init, predict, search, serve, train
 from plait.cli.cache import cache_app
 
 app = typer.Typer(
@@ -25,6 +25,8 @@ app.command("align")(align.align_command)
 app.command("train")(train.train_command)
 app.command("evaluate")(evaluate.evaluate_command)
 app.command("predict")(predict.predict_command)
+app.command("embed")(embed.embed_command)
+app.command("search")(search.search_command)
 app.command("demo")(demo.demo_command)
 app.command("compare")(compare.compare_command)
 app.command("serve")(serve.serve_command)

@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from plait.models.answers import Prediction
 
 TRUST_HELP = (
     "Load the bundle even though its content no longer matches its model id (it was edited after "
@@ -26,11 +30,22 @@ def predict_command(
     out: Path = typer.Option(..., "--out", "-o", help="Output file: .parquet, .csv or .jsonl."),
     root: Path | None = typer.Option(None, help="Media root for file paths (default: the table's folder)."),
     progress: bool = typer.Option(True, help="Show a spinner while the rows load and the model runs."),
+    impute: str | None = typer.Option(
+        None,
+        help="embedding: synthesise a row's missing fields of the shared space from the ones it has "
+        "(a bundle trained with `space: {impute: true}`); listed in fields_imputed.",
+    ),
+    examples_from: Path | None = typer.Option(
+        None, help="With --impute: a table of real items; name each imputed field's nearest ones."
+    ),
+    examples: int = typer.Option(3, min=1, help="How many examples per imputed field."),
     trust_modified: bool = typer.Option(False, "--trust-modified", help=TRUST_HELP),
 ) -> None:
     """Predict every row of DATA; the output keeps the row order."""
     check_output_file(out)
     check_inputs(bundle, data, root)
+    if examples_from is not None and not examples_from.is_file():
+        raise typer.BadParameter(f"{examples_from} is not a table file", param_hint="--examples-from")
     from plait.data.write import write_table
     from plait.predictor import Predictor, predictions_table  # torch: after the checks
 
@@ -40,17 +55,36 @@ def predict_command(
         predictor = Predictor.load(bundle, trust_modified=trust_modified)
     # Predictor has no row-count hook yet: a spinner, not a bar, while rows load and the model runs
     with _busy(console, f"predicting the rows of {data}", progress):
-        predictions, report = predictor.predict_with_report(data, root=root)
+        predictions, report = predictor.predict_with_report(
+            data, root=root, impute=impute, examples_from=examples_from, examples=examples
+        )
     table = predictions_table(predictions, predictor.trained.task.classes)
+    if examples_from is not None:
+        table = table.with_columns(examples=examples_column(predictions))
     write_table(table, out)
     for line in report.lines():
         console.print(line, highlight=False)
     degraded = sum(p.degraded for p in predictions)
+    imputed = sum(bool(p.fields_imputed) for p in predictions)
     seconds = time.perf_counter() - start
     console.print(
-        f"wrote {len(predictions)} predictions to {out} ({degraded} degraded) in {seconds:.1f} s",
+        f"wrote {len(predictions)} predictions to {out} ({degraded} degraded"
+        + (f", {imputed} with imputed fields" if impute else "")
+        + f") in {seconds:.1f} s",
         highlight=False,
     )
+
+
+def examples_column(predictions: Sequence[Prediction]) -> list[str]:
+    """Each prediction's examples as one JSON text (imputed field -> nearest real items)."""
+    import json
+
+    return [
+        ""
+        if p.examples is None
+        else json.dumps({f: [e.to_json() for e in ex] for f, ex in p.examples.items()}, default=str)
+        for p in predictions
+    ]
 
 
 @contextmanager

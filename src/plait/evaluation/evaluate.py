@@ -23,6 +23,7 @@ from plait.data.table import check_columns, encode_labels, read_table
 from plait.errors import DataError
 from plait.evaluation.metrics import bootstrap_interval, confusion_matrix
 from plait.evaluation.rows import choose_rows
+from plait.evaluation.space import SpaceEvaluation, evaluate_space
 from plait.models.inference import run_model_subsets
 from plait.task import Task
 
@@ -43,6 +44,7 @@ class Evaluation:
     interval: dict[str, Any] = field(default_factory=dict)  # headline metric's bootstrap 95 % interval
     confusion: list[list[int]] | None = None  # classification: counts[true][predicted], class order
     selection: str = ""  # which rows were scored and why (`choose_rows`); "" when the caller chose
+    space: SpaceEvaluation | None = None  # retrieval (and zero-shot) in the shared space, when it has one
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -57,6 +59,8 @@ class Evaluation:
             out["confusion_matrix"] = self.confusion
         if self.load_report is not None:
             out["load_report"] = self.load_report.to_json()
+        if self.space is not None:
+            out["space"] = self.space.to_json()
         return out
 
 
@@ -81,6 +85,7 @@ def evaluate_tensors(
         without_field={name: metrics[f"without:{name}"] for name in names if f"without:{name}" in metrics},
         interval=headline_interval(outputs[ALL].output, target, trained.task),
         confusion=confusion_matrix(outputs[ALL].output, target) if trained.task.is_classification else None,
+        space=evaluate_space(trained, tensors, idx.numpy()),
     )
 
 

@@ -54,6 +54,7 @@ from plait.evaluation.robustness import (
     robustness_curves,
     single_field_note,
 )
+from plait.evaluation.space import evaluate_space
 from plait.evaluation.subset_temperatures import group_by_present, plan_subsets
 from plait.evaluation.sweep import ALL_FIELDS, Advance, SweepResult, model_runs, sweep, tracked
 from plait.models.answers import calibrated
@@ -165,6 +166,7 @@ def full_evaluation(
         ),
         timing=Timing(round(seconds, 3), round(result.encoding_seconds, 3)),
         boosting=None if boosting is None else _boosting(boosting, task),
+        space=evaluate_space(trained, tensors, idx.numpy()),
     )
 
 

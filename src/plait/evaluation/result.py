@@ -17,6 +17,7 @@ from plait.errors import DataError
 from plait.evaluation.calibration import ReliabilityCurve
 from plait.evaluation.interpret import Interpretation
 from plait.evaluation.robustness import Curve
+from plait.evaluation.space import SpaceEvaluation
 from plait.task import REGRESSION, gain
 
 FORMAT = "plait-evaluation/1"
@@ -393,6 +394,7 @@ class EvaluationReport:
     interpretation: Interpretation | None = None
     timing: Timing | None = None
     boosting: BoostingBaseline | None = None  # with `plait train --boosting`
+    space: SpaceEvaluation | None = None  # retrieval and zero-shot, for a model with a shared space
 
     @property
     def is_regression(self) -> bool:
@@ -448,6 +450,7 @@ class EvaluationReport:
             "interpretation": out(self.interpretation),
             "timing": out(self.timing),
             "boosting": out(self.boosting),
+            "space": out(self.space),
         }
 
     @classmethod
@@ -490,6 +493,7 @@ class EvaluationReport:
             interpretation=section("interpretation", Interpretation.from_json),
             timing=section("timing", Timing.from_json),
             boosting=section("boosting", BoostingBaseline.from_json),
+            space=section("space", SpaceEvaluation.from_json),
         )
 
 

@@ -38,7 +38,7 @@ from plait.evaluation.calibration import expected_calibration_error
 from plait.evaluation.temperature import supported_temperature
 from plait.models.calibration import ALL_KEY, SubsetFit, SubsetTemperatures, subset_key
 from plait.models.fusion_model import FusionModel
-from plait.models.inference import run_model_subsets
+from plait.models.inference import ImputedRun, run_imputed, run_model_subsets
 
 MAX_SUBSETS = 32
 ALL_SUBSETS_UP_TO = 4  # with this many fields or fewer, every non-empty subset is planned
@@ -112,24 +112,31 @@ def fit_subset_temperatures(
         torch.stack([table.present[f][idx].bool() for f in order], dim=1),  # (N, F)
         order,
     )
+
+    def fitted(fields: tuple[str, ...], imputed: tuple[str, ...], logits: Tensor, y: Tensor) -> SubsetFit:
+        temperature = fit(logits, y)
+        t = fallback if temperature is None else temperature
+        return SubsetFit(
+            fields=fields,
+            temperature=t,
+            rows=len(y),
+            errors=int((logits.argmax(dim=1) != y).sum()),
+            ece_before=expected_calibration_error(logits, y, n_bins),
+            ece_after=expected_calibration_error(logits / t, y, n_bins),
+            fitted=temperature is not None,
+            imputed=imputed,
+        )
+
     subsets = []
     for present, rows_of in groups.items():
         logits = torch.cat([o for o, _ in rows_of])  # (n, K)
         y = torch.cat([target[r] for _, r in rows_of])  # (n,)
-        temperature = fit(logits, y)
-        t = fallback if temperature is None else temperature
-        subsets.append(
-            SubsetFit(
-                fields=tuple(sorted(present)),
-                temperature=t,
-                rows=len(y),
-                errors=int((logits.argmax(dim=1) != y).sum()),
-                ece_before=expected_calibration_error(logits, y, n_bins),
-                ece_after=expected_calibration_error(logits / t, y, n_bins),
-                fitted=temperature is not None,
-            )
-        )
-    subsets.sort(key=lambda s: (-len(s.fields), s.fields))
+        subsets.append(fitted(tuple(sorted(present)), (), logits, y))
+    if model.imputer is not None:  # `impute: embedding` predictions have their own subsets
+        runs_imputed = run_imputed(model, table, idx, runs, batch_size=batch_size)
+        for (observed, imputed), logits, y in imputed_groups(runs_imputed, order, target):
+            subsets.append(fitted(observed, imputed, logits, y))
+    subsets.sort(key=lambda s: (-len(s.fields), s.fields, s.imputed))
     return SubsetTemperatures(
         fields=order, fallback=fallback, subsets=tuple(subsets), rows=len(idx), n_bins=n_bins
     )
@@ -158,3 +165,38 @@ def group_by_present(
                 positions = take.nonzero().squeeze(1)
                 groups.setdefault(fields, []).append((output[positions], positions))
     return groups
+
+
+def imputed_groups(
+    runs: Mapping[str, ImputedRun], order: tuple[str, ...], target: Tensor
+) -> list[tuple[tuple[tuple[str, ...], tuple[str, ...]], Tensor, Tensor]]:
+    """((observed fields, imputed fields), logits (n, K), targets (n,)) per pair of sets met in
+    the imputed runs, only where something was imputed; a row reaching the same pair through two
+    runs has the same output and is counted once. Fields sorted."""
+    groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[tuple[Tensor, Tensor]]] = {}
+    seen: dict[tuple[tuple[str, ...], tuple[str, ...]], Tensor] = {}
+    for run in runs.values():
+        observed = torch.stack([run.observed[f].cpu() for f in order], dim=1)  # (N, F)
+        filled = torch.stack(
+            [
+                run.imputed[f].cpu() if f in run.imputed else torch.zeros_like(run.observed[f].cpu())
+                for f in order
+            ],
+            dim=1,
+        )  # (N, F)
+        patterns, group = torch.unique(torch.cat([observed, filled], dim=1), dim=0, return_inverse=True)
+        for g, pattern in enumerate(patterns.tolist()):
+            present = tuple(sorted(f for f, on in zip(order, pattern[: len(order)], strict=True) if on))
+            imputed = tuple(sorted(f for f, on in zip(order, pattern[len(order) :], strict=True) if on))
+            if not present or not imputed:
+                continue
+            counted = seen.setdefault((present, imputed), torch.zeros(len(group), dtype=torch.bool))
+            take = (group == g) & ~counted
+            if bool(take.any()):
+                counted |= take
+                positions = take.nonzero().squeeze(1)
+                groups.setdefault((present, imputed), []).append((run.out.output.cpu()[positions], positions))
+    return [
+        (key, torch.cat([o for o, _ in parts]), torch.cat([target[r] for _, r in parts]))
+        for key, parts in groups.items()
+    ]

@@ -122,6 +122,15 @@ def input_spec(modality: Any, limits: InputLimits | None = None) -> InputSpec:
     )
 
 
+def text_column(modality: Any) -> str | None:
+    """The column of a field that reads one string of text (its one column has the role `text`):
+    such a field can embed a label's prompt for zero-shot classification. None for any other."""
+    roles = input_spec(modality).roles
+    if len(roles) == 1 and next(iter(roles.values())) == "text":
+        return next(iter(roles))
+    return None
+
+
 def perturbation_families(modality: Any) -> tuple[str, ...]:
     """The perturbation families (names in evaluation's PERTURBATIONS) that apply to the modality,
     beyond `missing`, which applies to every field. Declared as the class attribute `perturbations`."""

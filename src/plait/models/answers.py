@@ -22,37 +22,62 @@ from plait.types import ModelOutput
 
 
 @dataclass(frozen=True)
+class Example:
+    """A real item of an imputed field, near its imputed embedding: what it would have been like."""
+
+    row: int  # of the table the examples came from
+    score: float  # cosine similarity in the shared space
+    values: Mapping[str, Any]  # the item's columns (a file path, a text)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"row": self.row, "score": self.score, "values": dict(self.values)}
+
+
+@dataclass(frozen=True)
 class Prediction:
     prediction: str | float
     probabilities: dict[str, float] | None  # classification only
-    fields_used: tuple[str, ...]
-    fields_missing: tuple[str, ...]
-    degraded: bool  # True when any field was missing
+    fields_used: tuple[str, ...]  # observed: the row's own value of the field was used
+    fields_missing: tuple[str, ...]  # neither observed nor imputed: left out
+    degraded: bool  # True when any field was missing or imputed
     weights: dict[str, float] | None  # the fusion's per-field weights for this row, when it has them
     model_id: str
     temperature: float | None = None  # the calibration temperature of this row's fields; None: raw
+    # fields synthesised in the shared space from the others (`impute="embedding"`), not observed
+    fields_imputed: tuple[str, ...] = ()
+    examples: Mapping[str, tuple[Example, ...]] | None = None  # imputed field -> nearest real items
 
     def to_json(self) -> dict[str, Any]:
         return {
             "prediction": self.prediction,
             "probabilities": self.probabilities,
             "fields_used": list(self.fields_used),
+            "fields_imputed": list(self.fields_imputed),
             "fields_missing": list(self.fields_missing),
             "degraded": self.degraded,
             "weights": self.weights,
             "model_id": self.model_id,
             "temperature": self.temperature,
+            **(
+                {}
+                if self.examples is None
+                else {"examples": {f: [e.to_json() for e in found] for f, found in self.examples.items()}}
+            ),
         }
 
 
 def calibrated(
-    logits: Tensor, present: Mapping[str, Tensor], calibration: SubsetTemperatures | None
+    logits: Tensor,
+    present: Mapping[str, Tensor],
+    calibration: SubsetTemperatures | None,
+    imputed: Mapping[str, Tensor] | None = None,
 ) -> Tensor:
     """Logits (N, K), each row divided by the temperature of its own present fields (present[f]:
-    BoolTensor[N]); as they are when `calibration` is None. The class does not change (T > 0)."""
+    BoolTensor[N]; with imputed fields, of that pair of sets); as they are when `calibration` is
+    None. The class does not change (T > 0)."""
     if calibration is None:
         return logits
-    return calibration.apply_temperatures(logits, present)  # (N, K) / T(fields of row i)
+    return calibration.apply_temperatures(logits, present, imputed)  # (N, K) / T(fields of row i)
 
 
 def row_answers(
@@ -63,21 +88,30 @@ def row_answers(
     task: Task,
     calibration: SubsetTemperatures | None,
     model_id: str,
+    imputed: Mapping[str, Tensor] | None = None,
 ) -> list[Prediction]:
     """One Prediction per row of a run: `out.output` (N, K) raw, present[f] BoolTensor[N] for each
-    of `fields` (the model's fields, in model order). With `calibration` a classifier's
-    probabilities are those of `calibrated` logits and each answer names its temperature; None
-    gives the raw softmax. A regression has no probabilities and ignores `calibration`."""
+    of `fields` (the model's fields, in model order) — observed values only; imputed[f]
+    BoolTensor[N] for fields synthesised instead (`impute="embedding"`). With `calibration` a
+    classifier's probabilities are those of `calibrated` logits and each answer names its
+    temperature; None gives the raw softmax. A regression has no probabilities and ignores
+    `calibration`."""
     temperatures = _for_task(task, calibration)
     probabilities = None
     if task.is_classification:
-        probabilities = task.probabilities(calibrated(out.output, present, temperatures)).tolist()  # (N, K)
+        scaled = calibrated(out.output, present, temperatures, imputed)  # (N, K)
+        probabilities = task.probabilities(scaled).tolist()
     weights = None if out.weights is None else out.weights.tolist()  # (N, M) in out.field_order
     rows = torch.stack([present[f].bool() for f in fields], dim=1).tolist()  # (N, F)
+    filled = imputed or {}
+    synthesised = torch.stack(
+        [filled[f].bool() if f in filled else torch.zeros_like(present[f].bool()) for f in fields], dim=1
+    ).tolist()  # (N, F)
     answers: list[Prediction] = []
     for i, row in enumerate(rows):
         used = tuple(f for f, on in zip(fields, row, strict=True) if on)
-        missing = tuple(f for f, on in zip(fields, row, strict=True) if not on)
+        made = tuple(f for f, on in zip(fields, synthesised[i], strict=True) if on)
+        missing = tuple(f for f, on, m in zip(fields, row, synthesised[i], strict=True) if not on and not m)
         answers.append(
             Prediction(
                 prediction=task.answer(out.output[i]),  # from the raw output: T > 0 keeps the class
@@ -88,14 +122,15 @@ def row_answers(
                 ),
                 fields_used=used,
                 fields_missing=missing,
-                degraded=bool(missing),
+                degraded=bool(missing) or bool(made),
                 weights=(
                     None
                     if weights is None
                     else {f: round(w, 6) for f, w in zip(out.field_order, weights[i], strict=True)}
                 ),
                 model_id=model_id,
-                temperature=None if temperatures is None else temperatures.temperature_for(used),
+                temperature=None if temperatures is None else temperatures.temperature_for(used, made),
+                fields_imputed=made,
             )
         )
     return answers

@@ -22,10 +22,13 @@ ALL_KEY = "all"
 FORMAT_VERSION = 1
 
 
-def subset_key(present: Iterable[str], fields: Sequence[str]) -> str:
-    """'all' when every field is present, else the present fields sorted and joined by '+'."""
+def subset_key(present: Iterable[str], fields: Sequence[str], imputed: Iterable[str] = ()) -> str:
+    """'all' when every field is present, else the present fields sorted and joined by '+'; with
+    imputed fields (space.impute), '|imputed:' and those, sorted: 'sound+specs|imputed:thermal'."""
     chosen = set(present)
-    return ALL_KEY if chosen == set(fields) else "+".join(sorted(chosen))
+    base = ALL_KEY if chosen == set(fields) else "+".join(sorted(chosen))
+    filled = sorted(imputed)
+    return base + (f"|imputed:{'+'.join(filled)}" if filled else "")
 
 
 @dataclass(frozen=True)
@@ -37,11 +40,13 @@ class SubsetFit:
     ece_before: float  # on those rows, unscaled
     ece_after: float  # on those rows, divided by `temperature`
     fitted: bool  # False: too few rows or errors; `temperature` is the fallback
+    imputed: tuple[str, ...] = ()  # fields synthesised from the others (space.impute), sorted
 
     def to_json(self, fields: Sequence[str]) -> dict[str, Any]:
         return {
-            "key": subset_key(self.fields, fields),
+            "key": subset_key(self.fields, fields, self.imputed),
             "fields": list(self.fields),
+            "imputed": list(self.imputed),
             "temperature": self.temperature,
             "rows": self.rows,
             "errors": self.errors,
@@ -58,7 +63,9 @@ class SubsetTemperatures:
     subsets: tuple[SubsetFit, ...]  # largest subsets first
     rows: int  # validation rows fitted on
     n_bins: int = 15  # of the ECE figures
-    _lookup: Mapping[frozenset[str], float] = field(init=False, repr=False, compare=False)
+    _lookup: Mapping[tuple[frozenset[str], frozenset[str]], float] = field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         temperatures = [self.fallback, *(s.temperature for s in self.subsets)]
@@ -66,36 +73,41 @@ class SubsetTemperatures:
             raise DataError(
                 f"subset temperatures: every temperature must be a positive number; got {temperatures}"
             )
-        lookup: dict[frozenset[str], float] = {}
+        lookup: dict[tuple[frozenset[str], frozenset[str]], float] = {}
         for s in self.subsets:
-            key = frozenset(s.fields)
-            if not key or not key <= set(self.fields) or key in lookup:
+            key = (frozenset(s.fields), frozenset(s.imputed))
+            valid = key[0] and (key[0] | key[1]) <= set(self.fields) and not key[0] & key[1]
+            if not valid or key in lookup:
                 raise DataError(
-                    f"subset temperatures: subset {list(s.fields)} must be a non-empty subset of the fields "
-                    f"{list(self.fields)}, listed once"
+                    f"subset temperatures: subset {list(s.fields)} (imputed {list(s.imputed)}) must be a "
+                    f"non-empty subset of the fields {list(self.fields)}, apart from the imputed ones, "
+                    "listed once"
                 )
             lookup[key] = float(s.temperature)
         object.__setattr__(self, "_lookup", lookup)
 
     @property
     def by_key(self) -> dict[str, SubsetFit]:
-        return {subset_key(s.fields, self.fields): s for s in self.subsets}
+        return {subset_key(s.fields, self.fields, s.imputed): s for s in self.subsets}
 
-    def temperature_for(self, present_fields: Iterable[str]) -> float:
-        """The temperature of exactly these present fields; the fallback when that subset was
-        not seen (or is empty)."""
+    def temperature_for(self, present_fields: Iterable[str], imputed: Iterable[str] = ()) -> float:
+        """The temperature of exactly these present fields (and these imputed ones); the fallback
+        when that subset was not seen (or is empty)."""
         present = frozenset(present_fields)
-        unknown = sorted(present - set(self.fields))
+        filled = frozenset(imputed)
+        unknown = sorted((present | filled) - set(self.fields))
         if unknown:
             raise DataError(
                 f"temperature_for: fields {unknown} are not the model's; "
                 f"expected names among {list(self.fields)}"
             )
-        return self._lookup.get(present, self.fallback)
+        return self._lookup.get((present, filled), self.fallback)
 
-    def apply_temperatures(self, logits: Tensor, present: Mapping[str, Tensor]) -> Tensor:
-        """Each row of logits (N, K) divided by the temperature of its own present fields;
-        present[f]: BoolTensor[N] for every field."""
+    def apply_temperatures(
+        self, logits: Tensor, present: Mapping[str, Tensor], imputed: Mapping[str, Tensor] | None = None
+    ) -> Tensor:
+        """Each row of logits (N, K) divided by the temperature of its own present fields (and its
+        imputed ones); present[f]: BoolTensor[N] for every field, imputed[f] for some."""
         missing = [f for f in self.fields if f not in present]
         if missing:
             raise DataError(
@@ -111,10 +123,19 @@ class SubsetTemperatures:
             )
         if n == 0:
             return logits.clone()
-        mask = torch.stack([present[f].bool() for f in self.fields], dim=1)  # (N, F)
-        patterns, group = torch.unique(mask.cpu(), dim=0, return_inverse=True)  # (G, F), (N,)
+        filled = imputed or {}
+        mask = torch.stack(
+            [present[f].bool() for f in self.fields]
+            + [filled[f].bool() if f in filled else torch.zeros_like(present[f].bool()) for f in self.fields],
+            dim=1,
+        )  # (N, 2F): present, then imputed
+        patterns, group = torch.unique(mask.cpu(), dim=0, return_inverse=True)  # (G, 2F), (N,)
+        width = len(self.fields)
         per_group = [
-            self.temperature_for(f for f, on in zip(self.fields, row, strict=True) if on)
+            self.temperature_for(
+                (f for f, on in zip(self.fields, row[:width], strict=True) if on),
+                (f for f, on in zip(self.fields, row[width:], strict=True) if on),
+            )
             for row in patterns.tolist()
         ]
         temperature = torch.tensor(per_group, dtype=logits.dtype, device=logits.device)[
@@ -127,7 +148,9 @@ class SubsetTemperatures:
         scaled = [s for s in self.subsets if s.fitted and s.temperature != 1.0]
         kept = sum(1 for s in self.subsets if s.fitted and s.temperature == 1.0)
         few = len(self.subsets) - len(scaled) - kept
-        shown = ", ".join(f"{subset_key(s.fields, self.fields)} {s.temperature:.2f}" for s in scaled[:6])
+        shown = ", ".join(
+            f"{subset_key(s.fields, self.fields, s.imputed)} {s.temperature:.2f}" for s in scaled[:6]
+        )
         more = f", … {len(scaled) - 6} more" if len(scaled) > 6 else ""
         rest = f"{kept} showed no miscalibration (T = 1), {few} had too few rows or errors to fit"
         head = f"calibration on {self.rows} validation rows: "
@@ -170,6 +193,7 @@ class SubsetTemperatures:
                         ece_before=float(s["ece_before"]),
                         ece_after=float(s["ece_after"]),
                         fitted=bool(s["fitted"]),
+                        imputed=tuple(str(f) for f in s.get("imputed") or ()),
                     )
                     for s in data["subsets"]
                 ),

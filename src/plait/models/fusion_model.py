@@ -3,7 +3,9 @@
 `FusionModel(encoders={"photo": ..., "note": ...}, fusion=GatedFusion(...), head=MLPHead(...))`.
 A decision-level fusion (late fusion) already produces the output, so it takes no head.
 `forward` = `decide(encode(batch), batch.present)`; inference calls the two steps apart to encode
-once and decide under several presence masks.
+once and decide under several presence masks. With a shared space (`space`, plait.models.space)
+`embed` puts fields into it from the same encodings; with `imputer` (plait.models.imputer) a
+missing field's embedding can be synthesised from the fields present.
 
 Every field the model was built with must be in `batch.values` and `batch.present` (zero-filled
 and marked absent where it is missing): encoders need a tensor to run on even for absent samples.
@@ -16,12 +18,19 @@ from collections.abc import Mapping
 from torch import Tensor, nn
 
 from plait.errors import ConfigError
+from plait.models.imputer import EmbeddingImputer
+from plait.models.space import SharedSpace
 from plait.types import Batch, EncoderOutput, FusionOutput, ModelOutput
 
 
 class FusionModel(nn.Module):
     def __init__(
-        self, encoders: Mapping[str, nn.Module], fusion: nn.Module, head: nn.Module | None = None
+        self,
+        encoders: Mapping[str, nn.Module],
+        fusion: nn.Module,
+        head: nn.Module | None = None,
+        space: SharedSpace | None = None,
+        imputer: EmbeddingImputer | None = None,
     ) -> None:
         super().__init__()
         bad = [f for f in encoders if "." in f or f == ""]
@@ -44,6 +53,17 @@ class FusionModel(nn.Module):
         self.fusion = fusion
         self.head = head if head is not None else nn.Identity()
         self.field_order = order
+        if space is not None and not set(space.fields) <= set(encoders):
+            raise ConfigError(
+                f"the shared space projects fields {list(space.fields)} but the encoders are for "
+                f"{list(encoders)}; build both from the same field list"
+            )
+        self.space = space
+        if imputer is not None and (space is None or set(imputer.fields) != set(space.fields)):
+            raise ConfigError(
+                "the embedding imputer works in the shared space: build it for the space's fields"
+            )
+        self.imputer = imputer
 
     def encode(self, batch: Batch) -> dict[str, EncoderOutput]:
         missing = [f for f in self.encoders if f not in batch.values or f not in batch.present]
@@ -68,6 +88,15 @@ class FusionModel(nn.Module):
         fused = self.fuse(encoded, present)
         output = self.head(fused.fused)  # (B, D) -> (B, K); identity for decision-level fusions
         return ModelOutput(output=output, weights=fused.weights, field_order=self.field_order)
+
+    def embed(self, encoded: Mapping[str, EncoderOutput]) -> dict[str, Tensor]:
+        """Each field with a projection, in the shared space: field -> (B, dim) unit vectors (an
+        absent row's vector means nothing: read it with the presence mask)."""
+        if self.space is None:
+            raise ConfigError(
+                "this model has no shared space; train it with a `space:` section (or a contrastive stage)"
+            )
+        return self.space.project_all({f: out.pooled for f, out in encoded.items()})
 
     def forward(self, batch: Batch) -> ModelOutput:
         return self.decide(self.encode(batch), batch.present)

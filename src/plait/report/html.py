@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from plait.report import sections
 from plait.report.sections import table
+from plait.report.space_section import shared_space
 from plait.report.svg import esc, num
 
 if TYPE_CHECKING:
@@ -49,7 +50,8 @@ code { font-size: .92em; overflow-wrap: anywhere; }
 Section = Callable[["EvaluationReport"], str]
 
 
-def _sections() -> list[tuple[str, str, Section]]:
+def _sections(report: EvaluationReport) -> list[tuple[str, str, Section]]:
+    space = [("space", "Shared space: retrieval", shared_space)] if report.space is not None else []
     return [
         ("headline", "Headline", _headline),
         ("ablation", "Which fields matter (ablation)", sections.ablation),
@@ -57,6 +59,7 @@ def _sections() -> list[tuple[str, str, Section]]:
         ("calibration", "Calibration", sections.calibration),
         ("confusion", "Confusion matrix", sections.confusion),
         ("interpretation", "Interpretation", sections.interpretation),
+        *space,
     ]
 
 
@@ -65,7 +68,7 @@ def render_report(report: EvaluationReport) -> str:
     `EvaluationReport.from_json`)."""
     task = report.task
     title = "plait evaluation: " + ("? (?)" if task is None else f"{task.label} ({task.type})")
-    parts = _sections()
+    parts = _sections(report)
     toc = "".join(f'<li><a href="#{sid}">{esc(heading)}</a></li>' for sid, heading, _ in parts)
     body = "\n".join(
         f'<section id="{sid}">\n<h2>{esc(heading)}</h2>\n{render(report)}\n</section>'

@@ -30,9 +30,12 @@ class PredictionOut(BaseModel):
     probabilities: dict[str, float] | None = Field(
         description="class probabilities, calibrated for the fields present"
     )
-    fields_used: list[str]
-    fields_missing: list[str]
-    degraded: bool = Field(description="true when any field was missing, failed or skipped")
+    fields_used: list[str] = Field(description="fields whose own value was used")
+    fields_imputed: list[str] = Field(
+        description="fields synthesised from the others in the shared space (?impute=embedding)"
+    )
+    fields_missing: list[str] = Field(description="fields neither used nor imputed")
+    degraded: bool = Field(description="true when any field was missing, failed, skipped or imputed")
     weights: dict[str, float] | None = Field(description="the fusion's per-field weights, when it has them")
     model_id: str
     temperature: float | None = Field(description="the calibration temperature applied (None: raw)")

@@ -12,6 +12,10 @@ random proper subset of each row's present fields (plait.models.modality_dropout
 and with `subset_distill` > 0 how far that output is from the full one (a distillation from the
 full model to its subsets): the model learns every "field missing" case, not only the full one.
 The probes are training instruments: they are not part of the model and not saved in the bundle.
+With a shared space (`model.space`), stage `contrastive` trains encoders and projections on the
+symmetric InfoNCE of the space's pairs alone (no labels, no fusion, no head), and `space_weight` > 0
+adds that loss beside the supervised one in the other stages. Under DDP every process's rows are
+gathered (with their gradients) so each row meets the whole global batch's negatives.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from plait.metrics import classification_metrics, regression_metrics
 from plait.models.fusion_model import FusionModel
 from plait.models.modality_dropout import drop_modalities, sample_subsets
 from plait.objectives.balance import modulate_gradients, ogm_coefficients, target_scores, unimodal_losses
+from plait.objectives.contrastive import Gathered, pairs_loss
 from plait.objectives.supervised import distillation_loss
 from plait.task import Task
 from plait.types import Batch, EncoderOutput
@@ -61,6 +66,8 @@ class PlaitModule(L.LightningModule):
         ogm_ge: float = 0.0,
         subset_loss: float = 0.0,
         subset_distill: float = 0.0,
+        space_weight: float = 0.0,
+        pairs: tuple[tuple[str, str], ...] | None = None,
     ) -> None:
         super().__init__()
         self.model = model
@@ -76,6 +83,10 @@ class PlaitModule(L.LightningModule):
         self.ogm_ge = ogm_ge
         self.subset_loss = subset_loss
         self.subset_distill = subset_distill
+        self.space_weight = space_weight
+        self.pairs = pairs if pairs is not None else (model.space.pairs if model.space is not None else ())
+        if stage == "contrastive" and not self.pairs:
+            raise ValueError("a contrastive stage needs a model with a shared space and at least one pair")
         self.share_history: list[dict[str, float]] = []  # per epoch: field → gradient share
         self._grad_norms: dict[str, Tensor] = {}  # summed on the device: no sync per step
         self._ogm: dict[str, float] = {}
@@ -89,11 +100,13 @@ class PlaitModule(L.LightningModule):
 
     def _set_trainable(self) -> None:
         train_encoders = self.stage != "frozen"
-        train_fusion = self.stage != "unimodal"
+        train_fusion = self.stage not in ("unimodal", "contrastive")
         set_trainable(self.model.encoders, train_encoders)
         set_trainable(self.model.fusion, train_fusion)
         set_trainable(self.model.head, train_fusion)
-        self.probes.requires_grad_(True)
+        if self.model.space is not None:
+            set_trainable(self.model.space, self.stage == "contrastive" or self.space_weight > 0)
+        self.probes.requires_grad_(self.stage != "contrastive")
 
     def on_fit_start(self) -> None:
         # one stream per process so DDP ranks drop different fields, reproducibly
@@ -151,11 +164,42 @@ class PlaitModule(L.LightningModule):
         norm = grad.detach().float().norm()
         self._grad_norms[field] = self._grad_norms[field] + norm if field in self._grad_norms else norm
 
+    def _contrastive(self, encoded: Mapping[str, EncoderOutput], present: Mapping[str, Tensor]) -> Tensor:
+        """The mean InfoNCE of the stage's pairs, across every process's rows under DDP."""
+        space = self.model.space
+        assert space is not None  # a contrastive stage or space_weight needs one (checked in __init__)
+        embedded = self.model.embed(encoded)  # field -> (B, dim)
+        gather = self._gather if self._world_size() > 1 else None
+        return pairs_loss(embedded, dict(present), self.pairs, space.scale(), gather)
+
+    def _world_size(self) -> int:
+        return int(self.trainer.world_size) if self._trainer is not None else 1
+
+    def _gather(self, a: Tensor, b: Tensor, both: Tensor) -> Gathered:
+        """One pair's rows of every process (same batch size on each: the distributed sampler
+        pads), gradients flowing back to the process that owns each row."""
+        width = a.shape[1]
+
+        def every(x: Tensor, grads: bool) -> Tensor:
+            out = self.all_gather(x, sync_grads=grads)
+            assert isinstance(out, Tensor)  # one tensor in, one out
+            return out
+
+        return Gathered(
+            a=every(a, True).reshape(-1, width),  # (W, B, d) -> (W·B, d)
+            b=every(b, True).reshape(-1, width),
+            both=every(both, False).reshape(-1),
+            offset=self.global_rank * a.shape[0],
+        )
+
     def _step_losses(self, batch: Batch) -> tuple[Tensor, Tensor, dict[str, Tensor], Tensor | None]:
         """(total loss, task loss, probe outputs, model output or None) for one batch, in the
-        current stage."""
-        assert batch.target is not None  # internal invariant: training batches carry targets
+        current stage (a contrastive stage's task loss is its contrastive loss)."""
         encoded = self.model.encode(batch)
+        if self.stage == "contrastive":
+            loss = self._contrastive(encoded, batch.present)
+            return loss, loss, {}, None
+        assert batch.target is not None  # internal invariant: supervised batches carry targets
         if self.stage == "unimodal":
             probe_out = self._probe_outputs(encoded, detach=False)
             losses = unimodal_losses(probe_out, batch.present, batch.target, self.task)
@@ -177,6 +221,8 @@ class PlaitModule(L.LightningModule):
         probe_out = self._probe_outputs(encoded, detach=not aux)
         probe_losses = unimodal_losses(probe_out, batch.present, batch.target, self.task)
         total = total + (self.aux_loss if aux else 1.0) * torch.stack(list(probe_losses.values())).mean()
+        if self.space_weight > 0 and self.model.space is not None:
+            total = total + self.space_weight * self._contrastive(encoded, batch.present)
         return total, task_loss, probe_out, output
 
     def _subset_loss(
@@ -227,7 +273,6 @@ class PlaitModule(L.LightningModule):
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         _, task_loss, probe_out, output = self._step_losses(batch)
-        assert batch.target is not None
         self.log(
             "val_loss",
             task_loss,
@@ -237,6 +282,8 @@ class PlaitModule(L.LightningModule):
             on_epoch=True,
             sync_dist=True,
         )
+        if not probe_out or batch.target is None:  # a contrastive stage: no task, no probes
+            return
         detached = {f: o.detach().float().cpu() for f, o in probe_out.items()}
         present = {f: batch.present[f].cpu() for f in probe_out}
         self._val_probes.append((detached, present, batch.target.cpu()))

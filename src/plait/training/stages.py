@@ -27,6 +27,7 @@ from plait.task import Task
 from plait.training.callbacks import BestWeights, CompactProgressBar, EpochLines
 from plait.training.checkpoint import Checkpoints, read_checkpoint
 from plait.training.datamodule import TableDataModule
+from plait.training.imputation import ImputerFit, fit_imputer
 from plait.training.module import PlaitModule, build_probes, set_trainable
 
 Say = Callable[[str], None]
@@ -39,6 +40,7 @@ class Fitted:
     stages: list[dict[str, Any]]
     shares: list[dict[str, float]]  # per epoch that trained the encoders through the fusion
     seconds: float
+    imputer: ImputerFit | None = None  # the embedding imputer's fit (space.impute)
 
 
 def fit_stages(
@@ -66,7 +68,7 @@ def fit_stages(
         assert stage.lr is not None  # stage_plan fills it in
         if len(plan) > 1:
             tell(f"stage {number}/{len(plan)}: {stage.kind}, {stage.epochs} epochs at lr {stage.lr:g}")
-        if stage.kind != "unimodal" and not fusion_prepared:
+        if stage.kind in ("frozen", "end_to_end") and not fusion_prepared:
             prepare_fusion(model, tensors, split.train, seed=t.seed)
             fusion_prepared = True
         module = PlaitModule(
@@ -75,7 +77,7 @@ def fit_stages(
             task=task,
             lr=stage.lr,
             weight_decay=t.weight_decay,
-            modality_dropout=t.modality_dropout if stage.kind != "unimodal" else 0.0,
+            modality_dropout=t.modality_dropout if stage.kind in ("frozen", "end_to_end") else 0.0,
             max_epochs=stage.epochs,
             seed=t.seed + number - 1,
             stage=stage.kind,
@@ -83,6 +85,8 @@ def fit_stages(
             ogm_ge=t.ogm_ge,
             subset_loss=t.subset_loss,
             subset_distill=t.subset_distill,
+            space_weight=config.space_weight if stage.kind in ("frozen", "end_to_end") else 0.0,
+            pairs=stage.pairs,
         )
         done = None if checkpoints is None else checkpoints.finished(number)
         if done is not None:  # finished before the run was stopped: its weights and records
@@ -150,8 +154,21 @@ def fit_stages(
     probes.to("cpu")
     if fit_fusion_held_out(model, tensors, val, task) and not len(split.val):
         tell("the fusion's meta-learner was fitted on the TRAINING rows: there are no validation rows")
+    imputer = None
+    if model.imputer is not None:
+        imputer = fit_imputer(model, tensors, split.train, split.val, seed=t.seed)
+        cosines = ", ".join(f"{f} {c:.2f}" for f, c in imputer.cosine.items())
+        tell(
+            f"embedding imputer: {imputer.epochs} epochs; cosine of imputed to real embeddings on "
+            f"validation rows: {cosines}"
+        )
     return Fitted(
-        probes=probes, history=history, stages=stages, shares=shares, seconds=time.perf_counter() - start
+        probes=probes,
+        history=history,
+        stages=stages,
+        shares=shares,
+        seconds=time.perf_counter() - start,
+        imputer=imputer,
     )
 
 

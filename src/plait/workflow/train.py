@@ -227,8 +227,10 @@ def _metrics(
             "seconds": round(fitted.seconds, 3),
             "stages": fitted.stages,
             "history": fitted.history,
+            **({} if fitted.imputer is None else {"imputer": fitted.imputer.to_json()}),
         },
         **({} if calibration is None else {"calibration": calibration.to_json()}),
+        **({} if evaluation.space is None else {"space": evaluation.space.to_json()}),
     }
 
 
