@@ -1,5 +1,5 @@
 """Property-based tests of the HTTP API from its own OpenAPI schema (schemathesis): whatever a
-client sends to POST /v1/predict, /v1/predict/upload or the GET endpoints — bodies that follow the
+client sends to POST /v1/predict, /v1/predict/upload, /v1/embed or the GET endpoints — bodies that follow the
 schema and bodies that break it — the server never answers with a 5xx."""
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from plait.serving.settings import ServeSettings
 OPERATIONS = [
     ("/v1/predict", "POST", 40),
     ("/v1/predict/upload", "POST", 15),
+    ("/v1/embed", "POST", 10),  # this bundle has no shared space: a 422 whatever comes, never a 5xx
     ("/v1/info", "GET", 3),
     ("/healthz", "GET", 3),
     ("/readyz", "GET", 3),

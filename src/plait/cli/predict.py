@@ -46,6 +46,8 @@ def predict_command(
     check_inputs(bundle, data, root)
     if examples_from is not None and not examples_from.is_file():
         raise typer.BadParameter(f"{examples_from} is not a table file", param_hint="--examples-from")
+    import polars as pl
+
     from plait.data.write import write_table
     from plait.predictor import Predictor, predictions_table  # torch: after the checks
 
@@ -60,7 +62,7 @@ def predict_command(
         )
     table = predictions_table(predictions, predictor.trained.task.classes)
     if examples_from is not None:
-        table = table.with_columns(examples=examples_column(predictions))
+        table = table.with_columns(pl.Series("examples", examples_column(predictions), dtype=pl.String))
     write_table(table, out)
     for line in report.lines():
         console.print(line, highlight=False)

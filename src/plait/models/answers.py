@@ -143,28 +143,33 @@ def contributions(
     *,
     task: Task,
     calibration: SubsetTemperatures | None,
+    imputed: Mapping[str, Tensor] | None = None,
 ) -> dict[str, Tensor]:
     """field -> (N,) how much each row's answer falls when that field is left out: the probability
     of the answered class (calibrated as the answer is), or for a regression the prediction in
-    target units. `left_out[f]`: the run under `present` with field f marked absent in every row."""
+    target units. `left_out[f]`: the run under `present` with field f marked absent in every row.
+    With `imputed`, `present` counts the imputed fields too (what the fusion read)."""
     temperatures = _for_task(task, calibration)
+    filled = dict(imputed or {})
     if task.is_classification:
         chosen = out.output.argmax(dim=1, keepdim=True)  # (N, 1)
 
-        def score(output: Tensor, mask: Mapping[str, Tensor]) -> Tensor:
-            logits = calibrated(output, mask, temperatures)
+        def score(output: Tensor, mask: Mapping[str, Tensor], made: Mapping[str, Tensor]) -> Tensor:
+            observed = {f: m.bool() & ~made[f].bool() if f in made else m for f, m in mask.items()}
+            logits = calibrated(output, observed, temperatures, made or None)
             return task.probabilities(logits).gather(1, chosen).squeeze(1)  # (N,)
 
     else:
 
-        def score(output: Tensor, mask: Mapping[str, Tensor]) -> Tensor:
+        def score(output: Tensor, mask: Mapping[str, Tensor], made: Mapping[str, Tensor]) -> Tensor:
             return output[:, 0] * task.target_std  # (N,); the target mean cancels in the drop
 
-    full = score(out.output, present)
+    full = score(out.output, present, filled)
     drops: dict[str, Tensor] = {}
     for field, run in left_out.items():
         without = {**present, field: torch.zeros_like(present[field])}
-        drops[field] = full - score(run.output, without)
+        made = {**filled, field: torch.zeros_like(present[field])} if field in filled else filled
+        drops[field] = full - score(run.output, without, made)
     return drops
 
 

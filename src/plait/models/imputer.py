@@ -76,10 +76,11 @@ def impute_encoded(
     space_embedded: Mapping[str, Tensor],
     encoded: Mapping[str, EncoderOutput],
     present: Mapping[str, Tensor],
+    allowed: Tensor | None = None,
 ) -> Imputed:
     """Fill each imputable field absent in a row from that row's present fields in the space (a row
     with none of them present is left as it is). `space_embedded`: field -> (B, dim) for the space's
-    fields, computed from `encoded`."""
+    fields, computed from `encoded`; `allowed` (BoolTensor[B]): only these rows may be imputed."""
     out = dict(encoded)
     seen = dict(present)
     imputed: dict[str, Tensor] = {}
@@ -90,6 +91,8 @@ def impute_encoded(
     }
     for field in imputer.fields:
         rows = ~observed[field] & any_other[field]  # (B,)
+        if allowed is not None:
+            rows = rows & allowed.bool()
         imputed[field] = rows
         z_hat, pooled_hat = imputer(field, space_embedded, observed)
         guesses[field] = z_hat * rows[:, None].to(z_hat.dtype)

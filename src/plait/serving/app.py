@@ -6,6 +6,10 @@ POST /v1/predict          JSON body: one record object → one prediction object
                           or {"records": [...]} → {"model_id", "predictions": [...]} in order.
 POST /v1/predict/upload   multipart form: a file per image/audio column, form values for the rest
                           → one prediction object.
+POST /v1/embed            records as /v1/predict → each record's fields in the shared space
+                          ({"embeddings": {field: [..] or null}, fields_used/imputed/missing}).
+                          `?impute=embedding` (predict, upload, embed): a bundle with an imputer
+                          synthesises the record's missing fields; they are listed in fields_imputed.
 GET  /v1/info             fields (kind, columns, limits), task, classes, metrics and provenance summary
 GET  /healthz /readyz     liveness; readiness (model loaded and warmed up)
 GET  /metrics             Prometheus text exposition
@@ -42,6 +46,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from plait.bundle import TrainedModel, load_bundle
 from plait.errors import ConfigError
 from plait.json_safe import finite
+from plait.registry import suggest
 from plait.serving.batcher import Batcher, BatcherClosed
 from plait.serving.body import parse_json_body
 from plait.serving.docs import add_docs
@@ -57,12 +62,27 @@ from plait.serving.schemas import openapi_patch
 from plait.serving.settings import API_KEY_ENV, ServeSettings, api_key_from_env
 
 log = logging.getLogger(__name__)
-Job = tuple[dict[str, Any], bool]  # one record's values and whether to explain it
 EXPLAIN = Query(
     False,
     description="Add each used field's leave-one-out contribution to the answer (one more fusion + head "
     "run per field; off by default: it adds milliseconds to a single-record request).",
 )
+IMPUTE = Query(
+    None,
+    description="`embedding`: synthesise the record's missing fields of the shared space from the fields "
+    "it has (a bundle trained with `space: {impute: true}`); they are listed in `fields_imputed`.",
+)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One record's values and what its request asks beyond the prediction."""
+
+    values: dict[str, Any]
+    explain: bool = False
+    impute: bool = False
+    embed: bool = False
+
 
 # A JSON body up to this size is parsed on the event loop; larger ones in a worker thread.
 INLINE_BODY_BYTES = 256 * 1024
@@ -199,7 +219,12 @@ def _lifespan(state: _Server) -> Callable[[FastAPI], Any]:
         run = engine.predict
 
         def predict_jobs(jobs: list[Job]) -> list[Served]:
-            return run([values for values, _ in jobs], explain=[explain for _, explain in jobs])
+            return run(
+                [j.values for j in jobs],
+                explain=[j.explain for j in jobs],
+                impute=[j.impute for j in jobs],
+                embed=[j.embed for j in jobs],
+            )
 
         batcher: Batcher[Job, Served] = Batcher(
             predict_jobs,
@@ -239,23 +264,45 @@ def _add_routes(app: FastAPI, state: _Server) -> None:
         errors[401] = {"description": "Missing or wrong API key"}
 
     @app.post("/v1/predict", dependencies=guarded, summary="Predict one record or a list", responses=errors)
-    async def predict(request: Request, explain: bool = EXPLAIN) -> JSONResponse:
+    async def predict(request: Request, explain: bool = EXPLAIN, impute: str | None = IMPUTE) -> JSONResponse:
         started = time.perf_counter()
-        body = await request.body()
-        if len(body) <= INLINE_BODY_BYTES:  # parsing it costs less than a hop to a thread and back
-            single, records = parse_json_body(body, state.schema, state.settings)
-        else:
-            single, records = await run_in_threadpool(parse_json_body, body, state.schema, state.settings)
-        results = await _predict(state, records, started, single, explain)
+        imputing = _imputing(state, impute)
+        single, records = await _json_records(request, state)
+        results = await _predict(state, records, started, single, explain, imputing)
         if single:
             return JSONResponse(results[0])
         return JSONResponse({"model_id": state.trained.model_id, "predictions": results})
 
     @app.post(
+        "/v1/embed",
+        dependencies=guarded,
+        summary="Embed one record or a list in the shared space",
+        responses=errors,
+    )
+    async def embed(
+        request: Request,
+        field: list[str] | None = Query(
+            None, description="Only these fields (repeatable); default: every field in the space."
+        ),
+        impute: str | None = IMPUTE,
+    ) -> JSONResponse:
+        started = time.perf_counter()
+        fields = _space_fields(state, field)
+        imputing = _imputing(state, impute)
+        single, records = await _json_records(request, state)
+        results = await _predict(state, records, started, single, False, imputing, fields)
+        if single:
+            return JSONResponse(results[0])
+        return JSONResponse({"model_id": state.trained.model_id, "embeddings": results})
+
+    @app.post(
         "/v1/predict/upload", dependencies=guarded, summary="Predict one record from a form", responses=errors
     )
-    async def predict_upload(request: Request, explain: bool = EXPLAIN) -> JSONResponse:
+    async def predict_upload(
+        request: Request, explain: bool = EXPLAIN, impute: str | None = IMPUTE
+    ) -> JSONResponse:
         started = time.perf_counter()
+        imputing = _imputing(state, impute)
         content_type = request.headers.get("content-type", "").lower()
         if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
             raise RequestError(
@@ -273,7 +320,7 @@ def _add_routes(app: FastAPI, state: _Server) -> None:
                 400, "bad_request", "the form has no parts: send one part per field (files for media)"
             )
         record = await run_in_threadpool(parse_form, items, state.schema)
-        results = await _predict(state, [record], started, True, explain)
+        results = await _predict(state, [record], started, True, explain, imputing)
         return JSONResponse(results[0])
 
     @app.get("/v1/info", dependencies=guarded, summary="The model, its fields and the server's limits")
@@ -318,14 +365,69 @@ def _add_routes(app: FastAPI, state: _Server) -> None:
         return HTMLResponse(state.report_html)
 
 
+async def _json_records(request: Request, state: _Server) -> tuple[bool, list[ParsedRecord]]:
+    body = await request.body()
+    if len(body) <= INLINE_BODY_BYTES:  # parsing it costs less than a hop to a thread and back
+        return parse_json_body(body, state.schema, state.settings)
+    return await run_in_threadpool(parse_json_body, body, state.schema, state.settings)
+
+
+def _imputing(state: _Server, impute: str | None) -> bool:
+    """`?impute=`: absent (no imputation) or `embedding` on a bundle with an imputer; else 422."""
+    if impute is None:
+        return False
+    if impute != "embedding":
+        raise RequestError(422, "bad_parameter", f"impute: expected `embedding`, got {impute!r}", None)
+    if state.trained.model.imputer is None:
+        raise RequestError(
+            422,
+            "bad_parameter",
+            "impute=embedding: this model has no embedding imputer (it was trained without "
+            "`space: {impute: true}`); predict without ?impute",
+            None,
+        )
+    return True
+
+
+def _space_fields(state: _Server, asked: list[str] | None) -> tuple[str, ...]:
+    """The fields /v1/embed returns: those asked for (each in the model's shared space), or all."""
+    space = state.trained.model.space
+    if space is None:
+        raise RequestError(
+            422,
+            "bad_parameter",
+            "this model has no shared space, so no embeddings; train it with `space:`",
+            None,
+        )
+    for name in asked or ():
+        if name not in space.fields:
+            hint = suggest(name, list(space.fields))
+            raise RequestError(
+                422,
+                "unknown_field",
+                f"field '{name}' is not in the model's shared space;{hint} "
+                f"Fields in it: {', '.join(space.fields)}",
+                name,
+            )
+    return tuple(asked) if asked else space.fields
+
+
 async def _predict(
-    state: _Server, records: list[ParsedRecord], started: float, single: bool, explain: bool = False
+    state: _Server,
+    records: list[ParsedRecord],
+    started: float,
+    single: bool,
+    explain: bool = False,
+    impute: bool = False,
+    embed: tuple[str, ...] | None = None,
 ) -> list[dict[str, Any]]:
+    """Each record's answer (a prediction; with `embed`, its embeddings of those fields instead)."""
     batcher = state.batcher
     if batcher is None:
         raise RequestError(503, "not_ready", "the server is starting or shutting down; retry shortly")
     try:
-        served = await batcher.submit([(r.values, explain) for r in records])
+        jobs = [Job(r.values, explain, impute, embed is not None) for r in records]
+        served = await batcher.submit(jobs)
     except BatcherClosed:
         raise RequestError(
             503, "not_ready", "the server is shutting down; retry on another instance"
@@ -337,8 +439,24 @@ async def _predict(
     for i, one in enumerate(served):
         _check_required(state.schema, one, None if single else i)
         state.metrics.observe_fields(one.fields)
-        out.append(finite({**one.to_json(), "latency_ms": latency_ms}))
+        answer = one.to_json() if embed is None else _embedding_answer(one, embed)
+        out.append(finite({**answer, "latency_ms": latency_ms}))
     return out
+
+
+def _embedding_answer(served: Served, fields: tuple[str, ...]) -> dict[str, Any]:
+    vectors = served.embeddings or {}
+    p = served.prediction
+    return {
+        "embeddings": {f: vectors.get(f) for f in fields},
+        "fields_used": [f for f in p.fields_used if f in fields],
+        "fields_imputed": [f for f in p.fields_imputed if f in fields],
+        "fields_missing": [f for f in p.fields_missing if f in fields],
+        "fields": {
+            s.field: {"state": s.state, "reason": s.reason} for s in served.fields if s.field in fields
+        },
+        "model_id": p.model_id,
+    }
 
 
 def _check_required(schema: InputSchema, served: Served, index: int | None) -> None:

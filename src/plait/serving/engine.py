@@ -25,6 +25,7 @@ from plait.errors import ConfigError
 from plait.modalities.base import Modality
 from plait.modalities.contract import input_spec
 from plait.models.answers import Prediction, contributions, row_answers
+from plait.models.imputer import impute_encoded
 from plait.serving.budget import COST_LIMITS, DecodeClock, decode_costs
 from plait.serving.guard import FieldGuard, Skipped
 from plait.serving.loader import FieldState, FieldStatus, Loaded, RecordLoader
@@ -43,11 +44,16 @@ class Served:
     # the prediction, in target units) falls when the field is left out. Leave-one-out on the
     # record's own encodings — the fusion and head run once more per field, the encoders do not.
     contributions: Mapping[str, float] | None = None
+    # With `embed`: each field of the shared space in it (unit vector; None where the field is
+    # neither used nor imputed). An imputed field's vector is its imputed embedding.
+    embeddings: Mapping[str, list[float] | None] | None = None
 
     def to_json(self) -> dict[str, Any]:
         out = self.prediction.to_json()
         out["fields"] = {s.field: {"state": s.state, "reason": s.reason} for s in self.fields}
         out["contributions"] = None if self.contributions is None else dict(self.contributions)
+        if self.embeddings is not None:
+            out["embeddings"] = dict(self.embeddings)
         return out
 
 
@@ -57,7 +63,11 @@ class ServingEngine(Protocol):
     @property
     def ready(self) -> bool: ...
     def predict(
-        self, records: Sequence[Mapping[str, Any]], explain: Sequence[bool] | bool = False
+        self,
+        records: Sequence[Mapping[str, Any]],
+        explain: Sequence[bool] | bool = False,
+        impute: Sequence[bool] | bool = False,
+        embed: Sequence[bool] | bool = False,
     ) -> list[Served]: ...
     def warm_up(self) -> None: ...
     def breaker_states(self) -> dict[str, str]: ...
@@ -109,12 +119,18 @@ class Engine:
         self.ready = False
 
     def predict(
-        self, records: Sequence[Mapping[str, Any]], explain: Sequence[bool] | bool = False
+        self,
+        records: Sequence[Mapping[str, Any]],
+        explain: Sequence[bool] | bool = False,
+        impute: Sequence[bool] | bool = False,
+        embed: Sequence[bool] | bool = False,
     ) -> list[Served]:
         """One Served per record, in order. `explain` (for all records, or per record) adds each used
         field's leave-one-out contribution; it costs one more fusion + head run per field.
-        Records are loaded cheapest first within `decode_budget_s` (see plait.serving.budget)."""
-        return self.predict_loaded(self.load_batch(records), explain)
+        `impute` synthesises the record's missing fields of the shared space from the ones it has
+        (a bundle with an imputer: `space.impute`); `embed` returns its fields' shared-space
+        embeddings. Records are loaded cheapest first within `decode_budget_s` (plait.serving.budget)."""
+        return self.predict_loaded(self.load_batch(records), explain, impute, embed)
 
     def load_batch(self, records: Sequence[Mapping[str, Any]]) -> list[Loaded]:
         """Each record loaded, in order. With a decode budget, cheapest first: a record whose media
@@ -134,19 +150,35 @@ class Engine:
         return [one for one in loaded if one is not None]
 
     def predict_loaded(
-        self, loaded: Sequence[Loaded], explain: Sequence[bool] | bool = False
+        self,
+        loaded: Sequence[Loaded],
+        explain: Sequence[bool] | bool = False,
+        impute: Sequence[bool] | bool = False,
+        embed: Sequence[bool] | bool = False,
     ) -> list[Served]:
         """`predict` for records a `RecordLoader` has loaded already."""
         n = len(loaded)
         if n == 0:
             return []
+        wanted, imputing, embedding = _each(explain, n), _each(impute, n), _each(embed, n)
         statuses: dict[str, list[FieldStatus]] = {}
         encoded: dict[str, EncoderOutput] = {}
         present: dict[str, Tensor] = {}
         for field, modality in self.trained.modalities.items():
             statuses[field], encoded[field], present[field] = self._field(field, modality, loaded)
+        space_z: dict[str, Tensor] = {}
+        imputed: dict[str, Tensor] | None = None
+        seen, inputs = present, encoded  # what the fusion reads: observed (and imputed) fields
         with torch.inference_mode():
-            out = self.model.decide(encoded, present).float()  # output (B, K), weights (B, M)
+            if self.model.space is not None and (any(imputing) or any(embedding)):
+                space_z = self.model.embed(encoded)  # field -> (B, dim)
+            if self.model.imputer is not None and any(imputing):
+                filled = impute_encoded(self.model.imputer, space_z, encoded, present, torch.tensor(imputing))
+                seen, inputs, imputed = filled.present, filled.encoded, filled.imputed
+                space_z = {
+                    f: torch.where(imputed[f][:, None], filled.embedded[f], z) for f, z in space_z.items()
+                }
+            out = self.model.decide(inputs, seen).float()  # output (B, K), weights (B, M)
         answers = row_answers(
             out,
             present,
@@ -154,16 +186,21 @@ class Engine:
             task=self.trained.task,
             calibration=self.trained.calibration,
             model_id=self.trained.model_id,
+            imputed=imputed,
         )
-        wanted = [explain] * n if isinstance(explain, bool) else list(explain)
-        parts = self._contributions(out, encoded, present) if any(wanted) else {}
+        parts = self._contributions(out, inputs, seen, imputed) if any(wanted) else {}
         return [
             Served(
                 prediction=answers[i],
                 fields=tuple(statuses[f][i] for f in self.fields),
                 contributions=(
-                    {f: round(float(c[i]), 6) for f, c in parts.items() if bool(present[f][i])}
+                    {f: round(float(c[i]), 6) for f, c in parts.items() if bool(seen[f][i])}
                     if wanted[i]
+                    else None
+                ),
+                embeddings=(
+                    {f: z[i].tolist() if bool(seen[f][i]) else None for f, z in space_z.items()}
+                    if embedding[i]
                     else None
                 ),
             )
@@ -171,10 +208,15 @@ class Engine:
         ]
 
     def _contributions(
-        self, out: ModelOutput, encoded: Mapping[str, EncoderOutput], present: Mapping[str, Tensor]
+        self,
+        out: ModelOutput,
+        encoded: Mapping[str, EncoderOutput],
+        present: Mapping[str, Tensor],
+        imputed: Mapping[str, Tensor] | None = None,
     ) -> dict[str, Tensor]:
         """field -> (B,) drop of each row's answer when that field is left out (see `Served`): the
-        fusion and head run once more per field present in any row, the encoders do not."""
+        fusion and head run once more per field present (observed or imputed) in any row, the
+        encoders do not."""
         left_out: dict[str, ModelOutput] = {}
         for field in self.fields:
             if not bool(present[field].any()):
@@ -183,7 +225,12 @@ class Engine:
             with torch.inference_mode():
                 left_out[field] = self.model.decide(encoded, without).float()
         return contributions(
-            out, present, left_out, task=self.trained.task, calibration=self.trained.calibration
+            out,
+            present,
+            left_out,
+            task=self.trained.task,
+            calibration=self.trained.calibration,
+            imputed=imputed,
         )
 
     def breaker_states(self) -> dict[str, str]:
@@ -262,6 +309,11 @@ class Engine:
             pooled=_repeat(one.pooled, n),  # (1, D) -> (n, D)
             token_mask=None if one.token_mask is None else _repeat(one.token_mask, n),  # (1, L) -> (n, L)
         )
+
+
+def _each(flag: Sequence[bool] | bool, n: int) -> list[bool]:
+    """A flag for all n records, or one per record, as a list of n."""
+    return [flag] * n if isinstance(flag, bool) else [bool(f) for f in flag]
 
 
 def _repeat(x: Tensor, n: int) -> Tensor:

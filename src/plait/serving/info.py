@@ -40,6 +40,7 @@ def server_info(
         "task": {"type": trained.task.type, "label": trained.task.label},
         "classes": list(trained.task.classes),
         "calibrated": trained.calibration is not None,
+        "space": _space(trained),
         "fields": [f.to_json() for f in schema.fields],
         "required_fields": list(s.required_fields),
         "limits": {
@@ -60,3 +61,11 @@ def server_info(
         "auth": "api_key" if s.api_key else "none",
         "report": report,
     }
+
+
+def _space(trained: TrainedModel) -> dict[str, Any] | None:
+    """The shared space, when the model has one: its fields and whether ?impute=embedding works."""
+    space = trained.model.space
+    if space is None:
+        return None
+    return {"fields": list(space.fields), "dim": space.dim, "impute": trained.model.imputer is not None}

@@ -231,7 +231,9 @@ function show(p) {
   $("prediction").textContent = typeof p.prediction === "number" ? p.prediction.toFixed(3) : p.prediction;
   const badge = $("badge");
   badge.className = "badge " + (p.degraded ? "degraded" : "complete");
-  badge.textContent = p.degraded ? "degraded: without " + (p.fields_missing || []).join(", ") : "all fields used";
+  const without = (p.fields_missing || []).length ? "without " + p.fields_missing.join(", ") : "";
+  const imputed = (p.fields_imputed || []).length ? "imputed " + p.fields_imputed.join(", ") : "";
+  badge.textContent = p.degraded ? "degraded: " + [without, imputed].filter(Boolean).join("; ") : "all fields used";
   badge.setAttribute("data-degraded", p.degraded ? "true" : "false");
   const temp = p.temperature ? ` · calibrated (T ${p.temperature.toFixed(2)})` : "";
   $("latency").textContent = (p.latency_ms !== undefined ? `${p.latency_ms.toFixed(1)} ms` : "") + temp;

@@ -114,10 +114,14 @@ class EngineProcess:
         return None if self._process is None else self._process.pid
 
     def predict(
-        self, records: Sequence[Mapping[str, Any]], explain: Sequence[bool] | bool = False
+        self,
+        records: Sequence[Mapping[str, Any]],
+        explain: Sequence[bool] | bool = False,
+        impute: Sequence[bool] | bool = False,
+        embed: Sequence[bool] | bool = False,
     ) -> list[Served]:
         """`Engine.predict` in the child."""
-        served: list[Served] = self._call("predict", (list(records), explain))
+        served: list[Served] = self._call("predict", (list(records), explain, impute, embed))
         return served
 
     def warm_up(self) -> None:
@@ -349,8 +353,8 @@ def _child_main(fd: int, bundle: str, settings: Mapping[str, Any]) -> None:
             try:
                 value: Any = None
                 if op == "predict":
-                    records, explain = payload
-                    value = engine.predict(records, explain)
+                    records, explain, impute, embed = payload
+                    value = engine.predict(records, explain, impute, embed)
                 elif op == "warm_up":
                     engine.warm_up()
                 else:

@@ -50,6 +50,27 @@ class PredictionsOut(BaseModel):
     predictions: list[PredictionOut]
 
 
+class EmbeddingOut(BaseModel):
+    """One record in the shared space."""
+
+    embeddings: dict[str, list[float] | None] = Field(
+        description="each field asked for: its unit vector, or null where it was neither used nor imputed"
+    )
+    fields_used: list[str]
+    fields_imputed: list[str]
+    fields_missing: list[str]
+    fields: dict[str, FieldState]
+    model_id: str
+    latency_ms: float
+
+
+class EmbeddingsOut(BaseModel):
+    """Embeddings for a list of records, in the order sent."""
+
+    model_id: str
+    embeddings: list[EmbeddingOut]
+
+
 class ErrorDetail(BaseModel):
     code: str = Field(description="stable code: bad_request, unauthorized, too_large, unknown_field, …")
     message: str = Field(description="what was wrong, naming the field, and how to fix it")
@@ -124,7 +145,9 @@ def openapi_patch(openapi: dict[str, Any], schema: InputSchema) -> None:
 
     shapes: Any = record | RecordList | Annotated[list[record], Field(max_length=schema.max_records)]  # type: ignore[valid-type]
     body = TypeAdapter(shapes).json_schema(ref_template=REF)
-    models = TypeAdapter(PredictionOut | PredictionsOut | ErrorOut).json_schema(ref_template=REF)
+    models = TypeAdapter(
+        PredictionOut | PredictionsOut | EmbeddingOut | EmbeddingsOut | ErrorOut
+    ).json_schema(ref_template=REF)
     components = openapi.setdefault("components", {}).setdefault("schemas", {})
     components.update(body.pop("$defs", {}))
     components.update(models.pop("$defs", {}))
@@ -138,6 +161,22 @@ def openapi_patch(openapi: dict[str, Any], schema: InputSchema) -> None:
             "description": "One prediction for a record object; {model_id, predictions} for a list",
             "content": {
                 "application/json": {"schema": {"anyOf": [one, {"$ref": REF.format(model="PredictionsOut")}]}}
+            },
+        }
+    embed = paths.get("/v1/embed", {}).get("post")
+    if embed is not None:
+        embed["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+        embed["responses"]["200"] = {
+            "description": "One record's embeddings for a record object; {model_id, embeddings} for a list",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "anyOf": [
+                            {"$ref": REF.format(model="EmbeddingOut")},
+                            {"$ref": REF.format(model="EmbeddingsOut")},
+                        ]
+                    }
+                }
             },
         }
     upload = paths.get("/v1/predict/upload", {}).get("post")
