@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, overload
 
 import polars as pl
+import torch
 
 from plait.bundle import TrainedModel, bundle_content_id, load_bundle, save_bundle
 from plait.config import Config, DataSpec, ModelSpec, TrainSpec
@@ -17,6 +18,7 @@ from plait.data.frames import BATCH_FIX, as_polars, like_input, mapping_rows, ta
 from plait.data.table import read_table
 from plait.errors import ConfigError, DataError, PlaitError
 from plait.evaluation.evaluate import Evaluation, evaluate
+from plait.evaluation.zero_shot import ZeroShotAnswer, text_partner, zero_shot_answers
 from plait.modalities.contract import sequence_columns
 from plait.models.answers import Prediction, row_answers
 from plait.models.inference import run_imputed, run_model
@@ -315,6 +317,36 @@ class Predictor:
             _check_keys(batch, trained)
             embedded, _ = embed_records(trained, batch, (field,), media_root)
         return embedded[0]
+
+    def zero_shot(
+        self,
+        rows: Rows,
+        *,
+        field: str,
+        text_field: str | None = None,
+        labels: Sequence[str] | None = None,
+        prompt: str | None = None,
+        root: Path | str | None = None,
+    ) -> list[ZeroShotAnswer]:
+        """Classify each row's `field` by the nearest label prompt in the shared space, read by the
+        text field aligned with it (no head: labels may be any, `labels` default the model's
+        classes; `prompt` default `space.prompt`, e.g. "a recording of a {label} pump")."""
+        trained = self.trained
+        check_space_field(trained, field)
+        text = text_partner(trained.model, trained.modalities, field, text_field)
+        spec = trained.config.shared_space
+        chosen = list(labels) if labels is not None else list(trained.task.classes)
+        template = prompt if prompt is not None else (spec.prompt if spec is not None else "{label}")
+        e = self.embed(rows, field=field, root=root)
+        return zero_shot_answers(
+            trained.model,
+            trained.modalities,
+            torch.from_numpy(e.vectors),
+            torch.from_numpy(e.present),
+            text_field=text,
+            labels=chosen,
+            prompt=template,
+        )
 
     # -- persistence --------------------------------------------------------------------------------
     def save(self, path: Path | str, *, embed_weights: bool = False) -> Path:

@@ -39,6 +39,17 @@ def predict_command(
         None, help="With --impute: a table of real items; name each imputed field's nearest ones."
     ),
     examples: int = typer.Option(3, min=1, help="How many examples per imputed field."),
+    zero_shot: str | None = typer.Option(
+        None,
+        help="Classify this field by the nearest label prompt in the shared space instead of the head "
+        "(a text field aligned with it reads the prompts).",
+    ),
+    labels: str | None = typer.Option(
+        None, help="With --zero-shot: comma-separated labels (default: the classes)."
+    ),
+    prompt: str | None = typer.Option(
+        None, help="With --zero-shot: the prompt, with {label} (default: space.prompt)."
+    ),
     trust_modified: bool = typer.Option(False, "--trust-modified", help=TRUST_HELP),
 ) -> None:
     """Predict every row of DATA; the output keeps the row order."""
@@ -55,6 +66,22 @@ def predict_command(
     start = time.perf_counter()
     with _busy(console, f"loading {bundle}", progress), said_warnings(console):
         predictor = Predictor.load(bundle, trust_modified=trust_modified)
+    if zero_shot is not None:
+        chosen = None if labels is None else [x.strip() for x in labels.split(",") if x.strip()]
+        with _busy(console, f"zero-shot over the rows of {data}", progress):
+            answers = predictor.zero_shot(data, field=zero_shot, labels=chosen, prompt=prompt, root=root)
+        names = chosen if chosen is not None else list(predictor.trained.task.classes)
+        columns: dict[str, list[object]] = {"prediction": [a.label for a in answers]}
+        for name in names:
+            columns[f"score_{name}"] = [a.scores.get(name) for a in answers]
+        write_table(pl.DataFrame(columns), out)
+        absent = sum(a.label is None for a in answers)
+        console.print(
+            f"wrote {len(answers)} zero-shot labels of '{zero_shot}' to {out} ({absent} rows without the "
+            f"field, left unlabelled) in {time.perf_counter() - start:.1f} s",
+            highlight=False,
+        )
+        return
     # Predictor has no row-count hook yet: a spinner, not a bar, while rows load and the model runs
     with _busy(console, f"predicting the rows of {data}", progress):
         predictions, report = predictor.predict_with_report(

@@ -111,3 +111,64 @@ def zero_shot_accuracy(
     y = labels[rows].long()
     chance = float(torch.bincount(y).max()) / n
     return round(float((guess == y).double().mean()), 6), n, round(chance, 6)
+
+
+@dataclass(frozen=True)
+class ZeroShotAnswer:
+    """One row classified by its nearest prompt: `label` None where the field is absent (nothing is
+    guessed); `scores` the cosine similarity to each label's prompt."""
+
+    label: str | None
+    scores: Mapping[str, float]
+
+
+def zero_shot_answers(
+    model: FusionModel,
+    modalities: Mapping[str, Modality],
+    embedded: Tensor,
+    present: Tensor,
+    *,
+    text_field: str,
+    labels: Sequence[str],
+    prompt: str,
+) -> list[ZeroShotAnswer]:
+    """Rows' embeddings (N, dim) of one field classified among `labels` by `prompt`s read by
+    `text_field`."""
+    if "{label}" not in prompt or not labels:
+        raise ConfigError(
+            f"zero-shot: give labels and a prompt with {{label}} in it; got {prompt!r}, {list(labels)}"
+        )
+    vectors = prompt_embeddings(
+        model, modalities[text_field], text_field, [prompt.format(label=c) for c in labels], Path(".")
+    )
+    scores = zero_shot_scores(embedded.nan_to_num(), vectors)  # (N, K)
+    return [
+        ZeroShotAnswer(
+            label=labels[int(row.argmax())] if bool(on) else None,
+            scores={c: round(float(s), 6) for c, s in zip(labels, row.tolist(), strict=True)}
+            if bool(on)
+            else {},
+        )
+        for row, on in zip(scores, present, strict=True)
+    ]
+
+
+def text_partner(
+    model: FusionModel, modalities: Mapping[str, Modality], field: str, text_field: str | None
+) -> str:
+    """The text field that reads prompts for `field`: `text_field`, or the only one aligned with it."""
+    partners = [t for f, t in text_partners(model, modalities) if f == field]
+    if text_field is not None:
+        if text_field not in partners:
+            raise ConfigError(
+                f"zero-shot: '{text_field}' is not a text field aligned with '{field}' in the shared space; "
+                f"text fields aligned with it: {', '.join(partners) or 'none'}"
+            )
+        return text_field
+    if len(partners) != 1:
+        named = ", ".join(partners) or "none"
+        fix = "name one with text_field" if partners else "pair a text field with it in space.pairs"
+        raise ConfigError(
+            f"zero-shot: field '{field}' is aligned with {len(partners)} text fields ({named}); {fix}"
+        )
+    return partners[0]
