@@ -91,3 +91,40 @@ def test_a_model_without_space_says_how_to_get_one(pumps_bundle) -> None:
         predictor.embed([{"note": "x"}], field="note")
     assert "space" not in pumps_bundle.trained.metrics
     assert np.isfinite(pumps_bundle.trained.metrics["metrics"]["accuracy"])
+
+
+def test_a_contrastive_stage_also_learns_from_rows_without_labels(tmp_path) -> None:
+    """With most labels hidden, the contrastive stage trains on the unlabelled rows too (they never
+    reach a supervised stage or a metric); a grouped split keeps them out of held-out groups."""
+    import polars as pl
+
+    from conftest import latent_pairs
+    from plait.config import Config
+    from plait.workflow.train import train
+
+    df = latent_pairs(300, seed=4).with_columns(
+        pl.when(pl.int_range(pl.len()) % 5 == 0).then(pl.col("y")).otherwise(None).alias("y"),
+        (pl.int_range(pl.len()) // 7 % 10).cast(pl.String).alias("site"),
+    )
+    df.write_parquet(tmp_path / "few.parquet")
+    cfg = Config.from_dict(
+        {
+            "data": {"path": "few.parquet", "split": {"group": "site"}},
+            "task": {"label": "y"},
+            "fields": {"va": "embedding", "vb": "embedding"},
+            "space": {"dim": 8},
+            "train": {
+                "stages": [{"kind": "contrastive", "epochs": 2}, {"kind": "end_to_end", "epochs": 2}],
+                "progress": False,
+            },
+        },
+        base_dir=tmp_path,
+    )
+    result = train(cfg)
+    contrastive, supervised = result.trained.metrics["training"]["stages"]
+    assert supervised["rows"] == len(result.split.train) <= 60
+    assert contrastive["rows"] == len(result.split.train) + len(result.split.unlabelled)
+    assert len(result.split.unlabelled) > 100
+    sites = df["site"].to_numpy()
+    held = set(sites[list(result.split.val) + list(result.split.test)])
+    assert not set(sites[result.split.unlabelled]) & held

@@ -50,6 +50,9 @@ class Split:
     fold: int | None = None
     folds: int | None = None
     why: str = ""
+    # rows without a label a contrastive stage may train on (plait.data.split_unlabelled); not in
+    # sizes(): no supervised stage, metric or calibration sees them
+    unlabelled: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
@@ -66,6 +69,8 @@ class Split:
             out.update(fold=self.fold, folds=self.folds)
         if self.why:
             out["why"] = self.why
+        if len(self.unlabelled):
+            out["unlabelled"] = len(self.unlabelled)
         return out
 
     def describe(self) -> str:
@@ -88,7 +93,10 @@ class Split:
         else:
             head = f"random split by row (seed {self.seed})"
         why = f" — {self.why}" if self.why else ""
-        return f"{fold}{head}: {counts}{why}"
+        extra = (
+            f"; {len(self.unlabelled)} unlabelled rows for contrastive stages" if len(self.unlabelled) else ""
+        )
+        return f"{fold}{head}: {counts}{extra}{why}"
 
     def held_out(self) -> tuple[str, np.ndarray]:
         """The rows reported metrics are measured on: test, else validation, else (say so loudly) train."""

@@ -17,6 +17,7 @@ from plait.config import Config
 from plait.data.split import Split, split_rows
 from plait.data.split_group import group_codes, group_split
 from plait.data.split_time import check_time_order, time_seconds, time_split
+from plait.data.split_unlabelled import unlabelled_rows
 from plait.data.table import LabelInfo
 from plait.errors import DataError
 from plait.registry import suggest
@@ -61,8 +62,18 @@ def check_split_column(plan: SplitPlan, df: pl.DataFrame, source: str) -> None:
         )
 
 
-def make_split(plan: SplitPlan, df: pl.DataFrame, labels: LabelInfo, source: str) -> Split:
-    """The train/validation/test rows of `df` under `plan`."""
+def make_split(
+    plan: SplitPlan, df: pl.DataFrame, labels: LabelInfo, source: str, *, unlabelled: bool = False
+) -> Split:
+    """The train/validation/test rows of `df` under `plan`; with `unlabelled`, also the rows
+    without a label that a contrastive stage may train on without leaking (split_unlabelled)."""
+    split = _make_split(plan, df, labels, source)
+    if not unlabelled:
+        return split
+    return replace(split, unlabelled=unlabelled_rows(split, df, labels.valid, source))
+
+
+def _make_split(plan: SplitPlan, df: pl.DataFrame, labels: LabelInfo, source: str) -> Split:
     check_split_column(plan, df, source)
     where = f" in {source}" if source else ""
     classification = labels.task.is_classification

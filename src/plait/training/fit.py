@@ -116,7 +116,10 @@ def prepare(
     root = config.media_root()
     L.seed_everything(config.train.seed, workers=True, verbose=False)
     modalities = build_modalities(config)
-    split = make_split(plan_split(config), df, labels, source) if split is None else split
+    contrastive = any(s.kind == "contrastive" for s in config.train.stages)
+    split = (
+        make_split(plan_split(config), df, labels, source, unlabelled=contrastive) if split is None else split
+    )
     tell(f"{len(df)} rows, {split.describe()}")
     leaks = check_leaks_and_copies(config, df, labels, split, modalities, tell)
     task = _task(labels, split)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import EarlyStopping
 
@@ -96,7 +97,10 @@ def fit_stages(
             stages.append(done["record"])
             tell(f"resumed: stage {number} ({stage.kind}) was finished")
             continue
-        data = TableDataModule(tensors, train=split.train, val=val, batch_size=t.batch_size, seed=t.seed)
+        train_rows = split.train
+        if stage.kind == "contrastive" and len(split.unlabelled):  # no labels needed: every safe row
+            train_rows = np.sort(np.concatenate([split.train, split.unlabelled]))
+        data = TableDataModule(tensors, train=train_rows, val=val, batch_size=t.batch_size, seed=t.seed)
         best = BestWeights()
         callbacks: list[L.Callback] = [
             best,
@@ -139,6 +143,7 @@ def fit_stages(
             "kind": stage.kind,
             "epochs": stage.epochs,
             "lr": stage.lr,
+            "rows": len(train_rows),  # training rows (a contrastive stage adds safe unlabelled rows)
             "epochs_run": len(best.history),
             "best_epoch": best.best_epoch,
             "best_val_loss": best.best_score,
