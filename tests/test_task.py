@@ -20,7 +20,7 @@ def test_the_json_is_plait_json_task_object_and_round_trips():
     old = {**written, "target_mean": 0.0, "target_std": 1.0}
     assert CLS.to_json() == old and Task.from_json(old) == CLS
     assert Task.from_json(REG.to_json()) == REG
-    with pytest.raises(ConfigError, match="classification or regression"):
+    with pytest.raises(ConfigError, match="classification, regression or embedding"):
         Task("ranking", "y")  # type: ignore[arg-type]
 
 

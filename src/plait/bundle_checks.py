@@ -25,7 +25,7 @@ from safetensors.torch import load_model
 from plait.config import Config
 from plait.errors import BundleError
 from plait.modalities.base import Modality
-from plait.task import CLASSIFICATION, REGRESSION, TASK_TYPES
+from plait.task import CLASSIFICATION, EMBEDDING, REGRESSION, TASK_TYPES
 
 CALIBRATION = "calibration.json"
 HASHED = ("model.safetensors", "preprocessing.json", "config.yaml")  # + calibration.json when present
@@ -147,16 +147,16 @@ def check_meta(path: Path, meta: Any) -> None:
 
 def _check_task(path: Path, task: Mapping[str, Any]) -> None:
     kind, classes = task["type"], task["classes"]
-    if kind not in TASK_TYPES:
-        raise BundleError(f"{path}: task.type must be {' or '.join(TASK_TYPES)}, got {kind!r}")
+    if kind not in (*TASK_TYPES, EMBEDDING):
+        raise BundleError(f"{path}: task.type must be {', '.join(TASK_TYPES)} or {EMBEDDING}, got {kind!r}")
     if not isinstance(task["label"], str):
         raise BundleError(f"{path}: task.label must be a string, got {task['label']!r}")
     if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
         raise BundleError(f"{path}: task.classes must be a list of strings, got {classes!r}")
     if kind == CLASSIFICATION and (len(classes) < 2 or len(set(classes)) != len(classes)):
         raise BundleError(f"{path}: task.classes must be ≥ 2 distinct names, got {classes!r}")
-    if kind == REGRESSION and classes:
-        raise BundleError(f"{path}: a regression task has no classes, got {classes!r}")
+    if kind in (REGRESSION, EMBEDDING) and classes:
+        raise BundleError(f"{path}: a {kind} task has no classes, got {classes!r}")
     for key in ("target_mean", "target_std"):
         value = task[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):

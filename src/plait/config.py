@@ -123,6 +123,11 @@ class Config:
         return tuple(f.name for f in self.fields)
 
     @property
+    def labelled(self) -> bool:
+        """False for a config without a `task` section: a shared space from contrastive stages only."""
+        return bool(self.task.label)
+
+    @property
     def shared_space(self) -> SpaceSpec | None:
         """The shared space to build: the `space` section, or its defaults when only a contrastive
         stage asks for one; None when neither does."""
@@ -242,8 +247,12 @@ _SECTIONS = ("data", "task", "fields", "model", "train", "output", "streams", "s
 
 def parse_config(raw: Mapping[str, Any], base_dir: Path) -> Config:
     no_unknown_keys(raw, _SECTIONS, "")
-    if "task" not in raw:
-        raise ConfigError("task: missing; add `task: {label: COLUMN}` naming the column to predict")
+    if "task" not in raw and not _contrastive_only(raw.get("train")):
+        raise ConfigError(
+            "task: missing; add `task: {label: COLUMN}` naming the column to predict (without labels, "
+            "train a shared space with contrastive stages only: `train: {stages: [{kind: contrastive, "
+            "epochs: 20}]}`)"
+        )
     streams = parse_streams(raw["streams"]) if "streams" in raw else None
     if "fields" not in raw and streams is None:
         raise ConfigError("fields: missing; list the model's inputs, e.g. `fields: {photo: {kind: image}}`")
@@ -252,7 +261,7 @@ def parse_config(raw: Mapping[str, Any], base_dir: Path) -> Config:
         raise ConfigError(f"output: expected a folder path (string), got {output!r}")
     cfg = Config(
         data=_data(raw.get("data")),
-        task=record(TaskSpec, raw["task"], "task"),
+        task=record(TaskSpec, raw["task"], "task") if "task" in raw else TaskSpec(),
         fields=_fields(raw["fields"]) if "fields" in raw else (),  # streams only: derived after `plait align`
         model=record(ModelSpec, raw.get("model"), "model"),
         train=_train(raw.get("train")),
@@ -326,12 +335,17 @@ def _stages(raw: Any) -> tuple[StageSpec, ...]:
                 raise ConfigError(f"{path}.pairs: only a contrastive stage takes pairs; remove it")
             pairs = parse_pairs(item["pairs"], f"{path}.pairs")
         stages.append(StageSpec(kind=kind, epochs=epochs, lr=lr, pairs=pairs))
-    if stages and all(s.kind in ("unimodal", "contrastive") for s in stages):
-        raise ConfigError(
-            f"train.stages: only {' and '.join(sorted({s.kind for s in stages}))} stages; add a frozen or "
-            "end_to_end stage so the fusion and the head are trained too"
-        )
     return tuple(stages)
+
+
+def _contrastive_only(train: Any) -> bool:
+    """Whether a raw train section's stages are all contrastive (a label-free config)."""
+    stages = train.get("stages") if isinstance(train, Mapping) else None
+    return (
+        isinstance(stages, list)
+        and bool(stages)
+        and all(isinstance(s, Mapping) and s.get("kind") == "contrastive" for s in stages)
+    )
 
 
 def _stage_dict(stage: StageSpec) -> dict[str, Any]:
@@ -381,8 +395,16 @@ def _kinds() -> list[str]:
 
 
 def _check_values(cfg: Config) -> None:
-    if not cfg.task.label:
+    stages = cfg.train.stages
+    contrastive_only = bool(stages) and all(s.kind == "contrastive" for s in stages)
+    if not cfg.task.label and not contrastive_only:
         raise ConfigError("task.label: empty; name the column to predict")
+    if cfg.task.label and stages and all(s.kind in ("unimodal", "contrastive") for s in stages):
+        raise ConfigError(
+            f"train.stages: only {' and '.join(sorted({s.kind for s in stages}))} stages; add a frozen or "
+            "end_to_end stage so the fusion and the head are trained too (a config without `task` "
+            "trains a shared space alone)"
+        )
     if cfg.task.type not in TASK_TYPES:
         raise ConfigError(f"task.type: {unknown_name_message('task type', cfg.task.type, list(TASK_TYPES))}")
     if cfg.task.label in cfg.field_names:

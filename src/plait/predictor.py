@@ -174,6 +174,7 @@ class Predictor:
         ).data
 
     def _evaluation(self, data: Data, root: Path | str | None, rows: str) -> Evaluation:
+        self.trained.task.require_prediction("evaluate")
         return evaluate(self.trained, data, root=None if root is None else Path(root), rows=rows)
 
     @overload
@@ -242,6 +243,7 @@ class Predictor:
         """Each row's class probabilities, one column per class, as a DataFrame (pandas on the index
         of `rows` when `rows` was pandas, else polars)."""
         task = self.trained.task
+        task.require_prediction("predict_proba")
         if not task.is_classification:
             raise PlaitError(
                 f"predict_proba: this model is a regression of '{task.label}', so it has no class "
@@ -265,6 +267,7 @@ class Predictor:
         examples: int = 3,
     ) -> tuple[list[Prediction], LoadReport]:
         trained = self.trained
+        trained.task.require_prediction("predict")
         imputing = check_impute(trained, impute, examples_from)
         batch, media_root = _batch(rows, root, _sequence_columns(trained))
         if not len(batch):
@@ -336,6 +339,10 @@ class Predictor:
         text = text_partner(trained.model, trained.modalities, field, text_field)
         spec = trained.config.shared_space
         chosen = list(labels) if labels is not None else list(trained.task.classes)
+        if not chosen:
+            raise ConfigError(
+                "zero_shot: this model has no classes; give the labels to choose from (labels=[...])"
+            )
         template = prompt if prompt is not None else (spec.prompt if spec is not None else "{label}")
         e = self.embed(rows, field=field, root=root)
         return zero_shot_answers(

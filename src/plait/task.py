@@ -22,10 +22,13 @@ if TYPE_CHECKING:
     import numpy as np
     from torch import Tensor
 
-TaskType = Literal["classification", "regression"]
+TaskType = Literal["classification", "regression", "embedding"]
 CLASSIFICATION: TaskType = "classification"
 REGRESSION: TaskType = "regression"
-TASK_TYPES: tuple[TaskType, ...] = (CLASSIFICATION, REGRESSION)
+TASK_TYPES: tuple[TaskType, ...] = (CLASSIFICATION, REGRESSION)  # the tasks that predict a label
+# No label at all: a shared space trained by contrastive stages alone (a config without `task`).
+# Such a model embeds, searches and imputes; it predicts nothing.
+EMBEDDING: TaskType = "embedding"
 
 
 @dataclass(frozen=True)
@@ -37,8 +40,8 @@ class Task:
     target_std: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.type not in TASK_TYPES:
-            raise ConfigError(f"task type must be classification or regression; got {self.type!r}")
+        if self.type not in (*TASK_TYPES, EMBEDDING):
+            raise ConfigError(f"task type must be classification, regression or embedding; got {self.type!r}")
         object.__setattr__(self, "classes", tuple(self.classes))
 
     @classmethod
@@ -64,6 +67,20 @@ class Task:
     @property
     def is_classification(self) -> bool:
         return self.type == CLASSIFICATION
+
+    @property
+    def predicts(self) -> bool:
+        """False for a label-free shared space (`embedding`): nothing to predict, only to embed."""
+        return self.type != EMBEDDING
+
+    def require_prediction(self, what: str) -> None:
+        """A ConfigError for `what` (predict, evaluate, …) on a model trained without labels."""
+        if not self.predicts:
+            raise ConfigError(
+                f"{what}: this model was trained without labels (a shared space from contrastive stages "
+                "only), so it predicts nothing; it embeds (plait embed, Predictor.embed), searches "
+                "(plait search) and imputes. Train with `task: {label: COLUMN}` to predict"
+            )
 
     @property
     def n_outputs(self) -> int:

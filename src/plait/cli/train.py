@@ -107,16 +107,23 @@ def train_command(
 
     metrics = result.trained.metrics
     interval = metrics.get("interval")  # training's metrics.json: the headline metric's interval
-    console.print(
-        metrics_table(
-            metrics["metrics"],
-            metrics["single_field"],
-            title=f"{metrics['split']} split",
-            interval=None
-            if not interval
-            else Headline.from_interval(interval, metrics["metrics"][interval["metric"]]),
+    if result.trained.task.predicts:
+        console.print(
+            metrics_table(
+                metrics["metrics"],
+                metrics["single_field"],
+                title=f"{metrics['split']} split",
+                interval=None
+                if not interval
+                else Headline.from_interval(interval, metrics["metrics"][interval["metric"]]),
+            )
         )
-    )
+    if "space" in metrics and result.report is None:  # the report's summary says it otherwise
+        from plait.evaluation.space import SpaceEvaluation
+        from plait.evaluation.summary import space_lines
+
+        for line in space_lines(SpaceEvaluation.from_json(metrics["space"])):
+            console.print(f"{metrics['split']} rows: {line}", highlight=False)
     if result.boosting is not None and result.report is None:
         console.print(
             f"boosting baseline on summary features: {result.trained.task.headline_metric} "

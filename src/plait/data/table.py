@@ -17,7 +17,7 @@ import polars as pl
 
 from plait.errors import ConfigError, DataError
 from plait.registry import suggest
-from plait.task import CLASSIFICATION, REGRESSION, TASK_TYPES, Task, TaskType
+from plait.task import CLASSIFICATION, EMBEDDING, REGRESSION, TASK_TYPES, Task, TaskType
 
 SUPPORTED_EXTENSIONS = (".csv", ".tsv", ".parquet", ".pq", ".jsonl", ".ndjson", ".json")
 MAX_CLASSIFICATION_INTEGERS = 20  # an integer label with at most this many values is a class label
@@ -90,10 +90,11 @@ def _columns_list(df: pl.DataFrame) -> str:
 
 
 def check_columns(
-    df: pl.DataFrame, label: str, field_columns: Mapping[str, tuple[str, ...]], path: str
+    df: pl.DataFrame, label: str | None, field_columns: Mapping[str, tuple[str, ...]], path: str
 ) -> None:
-    """Raise DataError when the label column or a column a field reads is not in the table."""
-    if label not in df.columns:
+    """Raise DataError when the label column (None: there is none) or a column a field reads is
+    not in the table."""
+    if label is not None and label not in df.columns:
         hint = suggest(label, df.columns)
         raise DataError(
             f"table {path} has no column '{label}' for task.label;{hint} Columns: {_columns_list(df)}; "
@@ -113,6 +114,12 @@ def check_columns(
                 f"fields.{name}: table {path} has no column '{column}';{hint} "
                 f"Columns: {_columns_list(df)}; {fix}"
             )
+
+
+def no_labels(rows: int) -> LabelInfo:
+    """A table trained without labels (a shared space from contrastive stages only): every row is
+    usable, and the task is `embedding`."""
+    return LabelInfo(Task(EMBEDDING, ""), np.zeros(rows, dtype=np.float64), np.ones(rows, dtype=bool), ())
 
 
 def infer_task_type(labels: pl.Series, declared: str) -> TaskType:

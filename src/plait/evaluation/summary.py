@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from plait.evaluation.result import Calibration, EvaluationReport
+    from plait.evaluation.space import SpaceEvaluation
 
 
 def report_summary(report: EvaluationReport) -> list[str]:
@@ -60,6 +61,8 @@ def report_summary(report: EvaluationReport) -> list[str]:
             f"boosting baseline on summary features: {boost.metric} {boost.value:.3f} "
             f"(this model {mine:.3f}, {gap:+.3f}; one split)"
         )
+    if report.space is not None:
+        lines.extend(space_lines(report.space))
     if report.timing is not None:
         timing = report.timing
         lines.append(f"evaluated in {timing.seconds:.1f} s ({timing.encoding_seconds:.1f} s encoding)")
@@ -77,3 +80,29 @@ def _calibration_line(calibration: Calibration) -> str:
         f"subsets and lower their ECE in {lower} of {len(scaled)} (the others keep T = 1: the "
         "validation rows showed no miscalibration there, or were too few to tell)"
     )
+
+
+def space_lines(space: SpaceEvaluation) -> list[str]:
+    """The shared space in a few lines: each retrieval direction, zero-shot, imputation."""
+    lines = []
+    for d in space.directions:
+        s = d.instance
+        recall = f"R@1 {s.recall.get(1, 0.0):.3f}, R@10 {s.recall.get(10, 0.0):.3f}"
+        line = (
+            f"retrieval {d.query} → {d.target}: {recall}, MRR {s.mrr:.3f}, "
+            f"median rank {s.median_rank:g} of {s.candidates}"
+        )
+        if d.label is not None:
+            line += f"; same class R@1 {d.label.recall.get(1, 0.0):.3f}"
+        lines.append(line)
+    for z in space.zero_shot:
+        lines.append(
+            f"zero-shot {z.field} from {z.text_field} prompts: accuracy {z.accuracy:.3f} "
+            f"(chance {z.chance:.3f})"
+        )
+    for i in space.imputation:
+        lines.append(
+            f"without {i.field}: {i.metric} {i.absent:.3f} left absent, {i.imputed:.3f} imputed "
+            f"({i.imputed - i.absent:+.3f})"
+        )
+    return lines

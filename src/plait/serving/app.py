@@ -422,6 +422,14 @@ async def _predict(
     embed: tuple[str, ...] | None = None,
 ) -> list[dict[str, Any]]:
     """Each record's answer (a prediction; with `embed`, its embeddings of those fields instead)."""
+    if embed is None and not state.trained.task.predicts:
+        raise RequestError(
+            422,
+            "bad_request",
+            "this model was trained without labels (a shared space only): it predicts nothing; "
+            "use POST /v1/embed",
+            None,
+        )
     batcher = state.batcher
     if batcher is None:
         raise RequestError(503, "not_ready", "the server is starting or shutting down; retry shortly")

@@ -21,7 +21,14 @@ from plait.data.frames import to_polars
 from plait.data.leaks import LeakError, LeakReport
 from plait.data.split import Split
 from plait.data.split_plan import make_split, plan_split
-from plait.data.table import LabelInfo, check_columns, infer_task_type, prepare_labels, read_table
+from plait.data.table import (
+    LabelInfo,
+    check_columns,
+    infer_task_type,
+    no_labels,
+    prepare_labels,
+    read_table,
+)
 from plait.errors import ConfigError, DataError
 from plait.modalities.base import ROW_COLUMN, Modality
 from plait.models.ensemble import ensemble_model, ensemble_probes
@@ -84,6 +91,9 @@ def read_training_table(
     if df.height == 0:
         raise DataError(f"{source} has no rows; training needs a table with labelled rows")
     columns = {spec.name: build_modality(spec, base_dir=config.base_dir).columns() for spec in config.fields}
+    if not config.labelled:  # a shared space alone: contrastive stages need no label
+        check_columns(df, None, columns, source)
+        return TrainingTable(config=config, table=df, source=source, labels=no_labels(df.height))
     check_columns(df, config.task.label, columns, source)
     reading = [name for name, cols in columns.items() if config.task.label in cols]
     if reading:
@@ -121,7 +131,11 @@ def prepare(
         make_split(plan_split(config), df, labels, source, unlabelled=contrastive) if split is None else split
     )
     tell(f"{len(df)} rows, {split.describe()}")
-    leaks = check_leaks_and_copies(config, df, labels, split, modalities, tell)
+    leaks = (
+        check_leaks_and_copies(config, df, labels, split, modalities, tell)
+        if config.labelled
+        else LeakReport(())
+    )
     task = _task(labels, split)
 
     train_df = df.with_row_index(ROW_COLUMN)[split.train.tolist()]

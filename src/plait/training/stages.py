@@ -157,7 +157,7 @@ def fit_stages(
     set_trainable(model, True)
     model.to("cpu")
     probes.to("cpu")
-    if fit_fusion_held_out(model, tensors, val, task) and not len(split.val):
+    if fusion_prepared and fit_fusion_held_out(model, tensors, val, task) and not len(split.val):
         tell("the fusion's meta-learner was fitted on the TRAINING rows: there are no validation rows")
     imputer = None
     if model.imputer is not None:

@@ -69,6 +69,9 @@ def evaluate_report(
     rows load and a bar while the model runs; without it, `say` hears a line at each quarter of a
     long evaluation."""
     tell: Say = say or (lambda _msg: None)
+    trained.task.require_prediction(
+        "evaluate (the bundle's report.html holds its retrieval on held-out rows)"
+    )
     if plan is not None and plan.choices:
         if not robustness:
             raise ConfigError(

@@ -27,6 +27,7 @@ from plait.evaluation.evaluate import Evaluation, evaluate_tensors
 from plait.evaluation.full import full_evaluation
 from plait.evaluation.result import EvaluationReport
 from plait.evaluation.rows import selection_text
+from plait.evaluation.space import evaluate_space
 from plait.evaluation.subset_temperatures import fit_subset_temperatures
 from plait.models.calibration import SubsetTemperatures
 from plait.provenance.fingerprint import fingerprint_table
@@ -77,10 +78,12 @@ def train(
     result = fit_prepared(prepared, out=out, say=say, checkpoints=saved)
     if saved is not None and result.bundle_path is not None:
         saved.remove()
-    if boosting:
+    if boosting and prepared.task.predicts:
         result = replace(result, boosting=_boosting(prepared, say or (lambda _msg: None)))
     if not report or result.bundle_path is None:
         return result
+    if not prepared.task.predicts:
+        return replace(result, report=_space_report(prepared, result, say or (lambda _msg: None)))
     return replace(result, report=_bundle_report(prepared, result, say or (lambda _msg: None)))
 
 
@@ -117,6 +120,8 @@ def fit_prepared(
     held_out, held_out_rows = split.held_out()
     if held_out == "train":
         tell("no validation or test rows: the metrics below are on the TRAINING rows and say little")
+    if not trained.task.predicts:  # a shared space without labels: retrieval is what there is to measure
+        return _space_only(prepared, fit, held_out, held_out_rows, out, start)
     evaluation = evaluate_tensors(trained, fit.tensors, held_out_rows)
     balance = balance_report(
         trained.model,
@@ -139,6 +144,51 @@ def fit_prepared(
     if fit.members:
         metrics["ensemble"] = _members(trained, fit, held_out_rows, evaluation)
         tell(_ensemble_line(metrics["ensemble"]))
+    provenance = collect_provenance(
+        config_text=trained.config.to_yaml(),
+        table=prepared.table,
+        table_path=prepared.source,
+        seed=trained.config.train.seed,
+        split_sizes=split.sizes(),
+        media=prepared.media,
+    ).to_json()
+    trained = replace(trained, metrics=metrics, provenance=provenance)
+    bundle_path = None
+    if out is not None:
+        bundle_path = save_bundle(trained, out)
+        trained = replace(trained, model_id=bundle_content_id(bundle_path))
+    return TrainResult(
+        trained=trained,
+        load_report=prepared.load_report,
+        split=split,
+        seconds=prepared.seconds + time.perf_counter() - start,
+        bundle_path=bundle_path,
+    )
+
+
+def _space_only(
+    prepared: Prepared, fit: FitResult, held_out: str, rows: np.ndarray, out: Path | str | None, start: float
+) -> TrainResult:
+    """A label-free shared space: its retrieval on the held-out rows, the training record,
+    provenance, and the bundle when `out` is given."""
+    trained, split = fit.trained, prepared.split
+    space = evaluate_space(trained, fit.tensors, rows)
+    fitted = fit.fitted
+    metrics: dict[str, Any] = {
+        "split": held_out,
+        "metrics": {},
+        **({} if space is None else {"space": space.to_json()}),
+        "load_report": prepared.load_report.to_json(),
+        "training": {
+            "best_epoch": fitted.stages[-1]["best_epoch"],
+            "epochs_run": len(fitted.history),
+            "best_val_loss": fitted.stages[-1]["best_val_loss"],
+            "seconds": round(fitted.seconds, 3),
+            "stages": fitted.stages,
+            "history": fitted.history,
+            **({} if fitted.imputer is None else {"imputer": fitted.imputer.to_json()}),
+        },
+    }
     provenance = collect_provenance(
         config_text=trained.config.to_yaml(),
         table=prepared.table,
@@ -232,6 +282,32 @@ def _metrics(
         **({} if calibration is None else {"calibration": calibration.to_json()}),
         **({} if evaluation.space is None else {"space": evaluation.space.to_json()}),
     }
+
+
+def _space_report(prepared: Prepared, result: TrainResult, tell: Say) -> EvaluationReport:
+    """A label-free bundle's report: the shared space's retrieval on the held-out rows only."""
+    from datetime import UTC, datetime
+
+    from plait import __version__
+    from plait.evaluation.result import FieldKind, RowSelection
+    from plait.evaluation.space import SpaceEvaluation
+
+    assert result.bundle_path is not None
+    trained = result.trained
+    held_out, rows = result.split.held_out()
+    raw = trained.metrics.get("space")
+    data = EvaluationReport(
+        model_id=trained.model_id,
+        plait_version=__version__,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        data=RowSelection(prepared.source, len(rows), selection_text(held_out, result.split)),
+        fields=tuple(FieldKind(n, m.kind) for n, m in trained.modalities.items()),
+        fusion=trained.config.model.fusion,
+        space=None if raw is None else SpaceEvaluation.from_json(raw),
+    )
+    _, html = write_report(data, result.bundle_path, json_name=EVALUATION_JSON)
+    tell(f"report: {html}")
+    return data
 
 
 def _bundle_report(prepared: Prepared, result: TrainResult, tell: Say) -> EvaluationReport:
