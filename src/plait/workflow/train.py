@@ -144,6 +144,14 @@ def fit_prepared(
     if fit.members:
         metrics["ensemble"] = _members(trained, fit, held_out_rows, evaluation)
         tell(_ensemble_line(metrics["ensemble"]))
+    return _finish(prepared, trained, metrics, out, start)
+
+
+def _finish(
+    prepared: Prepared, trained: TrainedModel, metrics: dict[str, Any], out: Path | str | None, start: float
+) -> TrainResult:
+    """The trained model with its metrics and provenance, saved to `out` when given."""
+    split = prepared.split
     provenance = collect_provenance(
         config_text=trained.config.to_yaml(),
         table=prepared.table,
@@ -164,6 +172,20 @@ def fit_prepared(
         seconds=prepared.seconds + time.perf_counter() - start,
         bundle_path=bundle_path,
     )
+
+
+def _training_record(fit: FitResult) -> dict[str, Any]:
+    """metrics.json's `training`: the stages, the history, and the imputer's fit."""
+    fitted = fit.fitted
+    return {
+        "best_epoch": fitted.stages[-1]["best_epoch"],
+        "epochs_run": len(fitted.history),
+        "best_val_loss": fitted.stages[-1]["best_val_loss"],
+        "seconds": round(fitted.seconds, 3),
+        "stages": fitted.stages,
+        "history": fitted.history,
+        **({} if fitted.imputer is None else {"imputer": fitted.imputer.to_json()}),
+    }
 
 
 def _space_only(
@@ -171,44 +193,16 @@ def _space_only(
 ) -> TrainResult:
     """A label-free shared space: its retrieval on the held-out rows, the training record,
     provenance, and the bundle when `out` is given."""
-    trained, split = fit.trained, prepared.split
+    trained = fit.trained
     space = evaluate_space(trained, fit.tensors, rows)
-    fitted = fit.fitted
     metrics: dict[str, Any] = {
         "split": held_out,
         "metrics": {},
         **({} if space is None else {"space": space.to_json()}),
         "load_report": prepared.load_report.to_json(),
-        "training": {
-            "best_epoch": fitted.stages[-1]["best_epoch"],
-            "epochs_run": len(fitted.history),
-            "best_val_loss": fitted.stages[-1]["best_val_loss"],
-            "seconds": round(fitted.seconds, 3),
-            "stages": fitted.stages,
-            "history": fitted.history,
-            **({} if fitted.imputer is None else {"imputer": fitted.imputer.to_json()}),
-        },
+        "training": _training_record(fit),
     }
-    provenance = collect_provenance(
-        config_text=trained.config.to_yaml(),
-        table=prepared.table,
-        table_path=prepared.source,
-        seed=trained.config.train.seed,
-        split_sizes=split.sizes(),
-        media=prepared.media,
-    ).to_json()
-    trained = replace(trained, metrics=metrics, provenance=provenance)
-    bundle_path = None
-    if out is not None:
-        bundle_path = save_bundle(trained, out)
-        trained = replace(trained, model_id=bundle_content_id(bundle_path))
-    return TrainResult(
-        trained=trained,
-        load_report=prepared.load_report,
-        split=split,
-        seconds=prepared.seconds + time.perf_counter() - start,
-        bundle_path=bundle_path,
-    )
+    return _finish(prepared, trained, metrics, out, start)
 
 
 def _members(
@@ -259,7 +253,6 @@ def _metrics(
     calibration: SubsetTemperatures | None,
 ) -> dict[str, Any]:
     """metrics.json: the held-out evaluation, balance, the data checks and the training record."""
-    fitted = fit.fitted
     return {
         "split": held_out,
         "metrics": evaluation.metrics,
@@ -270,15 +263,7 @@ def _metrics(
         "balance": balance.to_json(),
         "load_report": prepared.load_report.to_json(),
         "leak_check": prepared.leaks.to_json(),
-        "training": {
-            "best_epoch": fitted.stages[-1]["best_epoch"],
-            "epochs_run": len(fitted.history),
-            "best_val_loss": fitted.stages[-1]["best_val_loss"],
-            "seconds": round(fitted.seconds, 3),
-            "stages": fitted.stages,
-            "history": fitted.history,
-            **({} if fitted.imputer is None else {"imputer": fitted.imputer.to_json()}),
-        },
+        "training": _training_record(fit),
         **({} if calibration is None else {"calibration": calibration.to_json()}),
         **({} if evaluation.space is None else {"space": evaluation.space.to_json()}),
     }
