@@ -120,7 +120,8 @@ def test_init_refuses_to_overwrite(table: Path, tmp_path: Path):
 
 
 @pytest.mark.parametrize(
-    "command", ["init", "align", "train", "compare", "evaluate", "predict", "serve", "demo"]
+    "command",
+    ["init", "align", "train", "compare", "evaluate", "predict", "embed", "search", "serve", "demo"],
 )
 def test_every_command_documents_itself(command: str):
     result = runner.invoke(app, [command, "--help"])

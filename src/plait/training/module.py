@@ -176,20 +176,27 @@ class PlaitModule(L.LightningModule):
         return int(self.trainer.world_size) if self._trainer is not None else 1
 
     def _gather(self, a: Tensor, b: Tensor, both: Tensor) -> Gathered:
-        """One pair's rows of every process (same batch size on each: the distributed sampler
-        pads), gradients flowing back to the process that owns each row."""
-        width = a.shape[1]
+        """One pair's rows of every process, gradients flowing back to the process that owns each
+        row. Processes may hold batches of different sizes (the last batch of an epoch): each pads
+        to the largest with rows marked absent, which no loss reads."""
 
         def every(x: Tensor, grads: bool) -> Tensor:
             out = self.all_gather(x, sync_grads=grads)
             assert isinstance(out, Tensor)  # one tensor in, one out
             return out
 
+        size = int(every(torch.tensor(a.shape[0], device=a.device), False).max())
+        if a.shape[0] < size:
+            short = size - a.shape[0]
+            a = torch.cat([a, a.new_zeros(short, a.shape[1])])
+            b = torch.cat([b, b.new_zeros(short, b.shape[1])])
+            both = torch.cat([both, both.new_zeros(short)])
+        width = a.shape[1]
         return Gathered(
-            a=every(a, True).reshape(-1, width),  # (W, B, d) -> (W·B, d)
+            a=every(a, True).reshape(-1, width),  # (W, size, d) -> (W·size, d)
             b=every(b, True).reshape(-1, width),
             both=every(both, False).reshape(-1),
-            offset=self.global_rank * a.shape[0],
+            offset=self.global_rank * size,
         )
 
     def _step_losses(self, batch: Batch) -> tuple[Tensor, Tensor, dict[str, Tensor], Tensor | None]:
