@@ -180,7 +180,24 @@ def main() -> int:
             else:
                 cells.append(f"{values[0]:.3f}")
         print(f"| {key} | " + " | ".join(cells) + " |")
+    first = next(iter(figures))
+    for name, f in list(figures.items())[1:]:
+        metric = next((k for k in ("accuracy", "rmse") if k in f and k in figures[first]), None)
+        if metric is None:
+            continue
+        gaps = [a - b for a, b in zip(f[metric], figures[first][metric], strict=True)]
+        print(f"{name} − {first} ({metric}, paired by seed): {paired_text(gaps)}")
     return 0
+
+
+def paired_text(gaps: list[float]) -> str:
+    """Mean of paired differences with its t interval (95 %)."""
+    mean = statistics.mean(gaps)
+    if len(gaps) < 2:
+        return f"{mean:+.3f}"
+    t = {2: 12.706, 3: 4.303, 4: 3.182, 5: 2.776, 6: 2.571, 8: 2.365, 10: 2.262}.get(len(gaps), 2.0)
+    half = t * statistics.stdev(gaps) / len(gaps) ** 0.5
+    return f"{mean:+.3f} [{mean - half:+.3f}, {mean + half:+.3f}]"
 
 
 if __name__ == "__main__":

@@ -165,3 +165,16 @@ def test_cli_embed_and_search(space_run, table, tmp_path) -> None:
         app, ["search", str(space_run.bundle_path), "--index", str(table), "--from", "va", "--to", "vb"]
     )
     assert neither.exit_code != 0 and "--query VALUE or as --query-row N" in neither.output
+
+
+def test_a_large_index_is_an_hnsw_graph_that_still_finds_the_row_itself(space_run, table, tmp_path) -> None:
+    trained = Predictor.load(space_run.bundle_path).trained
+    graph = open_index(trained, tmp_path / "bundle", table, "vb", exact_below=10)  # as if large
+    assert not graph.meta.exact and graph.meta.items == pl.read_parquet(table).height
+    reread = open_index(trained, tmp_path / "bundle", table, "vb", exact_below=10)
+    assert not reread.built and not reread.meta.exact  # the saved index keeps its kind
+    found = [
+        search(trained, reread, "vb", row_record(table, r), root=table.parent, k=1).hits[0].row
+        for r in range(20)
+    ]
+    assert sum(f == r for r, f in enumerate(found)) >= 19  # approximate, and near-exact at this size

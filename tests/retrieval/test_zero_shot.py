@@ -83,3 +83,47 @@ def test_zero_shot_from_the_api_and_cli(run, tmp_path) -> None:
     written = pl.read_csv(out)
     assert written.columns == ["prediction", "score_alpha", "score_beta", "score_gamma"]
     assert written["prediction"].to_list() == [a.label for a in answers]
+
+
+def test_a_pretrained_text_field_aligns_through_its_head(tmp_path) -> None:
+    """MiniLM's backbone stays frozen (its vectors come from the cache-backed loader); the field's
+    small head and the projection learn the space, and zero-shot reads prompts through them."""
+    from plait.workflow.train import train
+
+    rng = np.random.default_rng(1)
+    n = 240
+    y = rng.integers(0, 3, n)
+    names = np.array(["bearing", "seal", "impeller"])
+    centres = rng.normal(size=(3, 6)) * 2
+    notes = [f"{names[c]} {rng.choice(WORDS)} {rng.choice(WORDS)}" for c in y]
+    pl.DataFrame(
+        {
+            "note": notes,
+            "vec": [list(v) for v in centres[y] + rng.normal(size=(n, 6))],
+            "y": names[y].tolist(),
+        }
+    ).write_parquet(tmp_path / "t.parquet")
+    cfg = Config.from_dict(
+        {
+            "data": {"path": "t.parquet", "split": {"kind": "random"}, "allow_leaks": ["note"]},
+            "task": {"label": "y"},
+            "fields": {"note": {"kind": "text", "encoder": "minilm"}, "vec": "embedding"},
+            "model": {"dim": 32},
+            "space": {"dim": 16, "prompt": "{label} problem"},
+            "train": {
+                "stages": [{"kind": "contrastive", "epochs": 15}, {"kind": "end_to_end", "epochs": 2}],
+                "progress": False,
+                "patience": 15,
+            },
+        },
+        base_dir=tmp_path,
+    )
+    result = train(cfg, out=tmp_path / "bundle")
+    space = result.trained.metrics["space"]
+    forward = next(d for d in space["retrieval"] if d["query"] == "vec")
+    assert forward["label"]["recall"]["1"] > 0.6
+    shot = space["zero_shot"][0]
+    assert shot["field"] == "vec" and shot["accuracy"] > shot["chance"] + 0.2
+    assert not any(
+        name.startswith("encoders.note.backbone") for name, _ in result.trained.model.named_parameters()
+    )
