@@ -79,6 +79,16 @@ def test_round_trips_through_yaml(tmp_path) -> None:
         ({"temperature": 0}, None, r"space\.temperature"),
         ({"weight": 0}, None, r"space\.weight: 0 and no contrastive stage"),
         ({"prompt": "a pump"}, None, r"space\.prompt: expected a text with \{label\}"),
+        ({"prompt": "a {label} {x}"}, None, r"space\.prompt: .*no other braces"),
+        ({"prompt": "{0} {label}"}, None, r"space\.prompt: .*no other braces"),
+        (
+            {"pairs": [["photo", "note"]]},
+            [
+                {"kind": "contrastive", "epochs": 2, "pairs": [["photo", "sound"]]},
+                {"kind": "end_to_end", "epochs": 1},
+            ],
+            r"stages\[0\]\.pairs\[0\]: \['photo', 'sound'\] is not one of the space's pairs",
+        ),
         ({"dimm": 3}, None, r"space\.dimm: unknown key; did you mean 'dim'"),
         (
             None,
@@ -120,3 +130,17 @@ def test_a_subset_of_fields_keeps_the_pairs_it_can() -> None:
     alone = cfg.with_fields(["note"])
     assert alone.shared_space is None
     assert [s.kind for s in alone.train.stages] == ["end_to_end"]
+
+
+def test_literal_braces_are_fine_in_a_prompt() -> None:
+    cfg = Config.from_dict(_raw(space={"prompt": "{{fault}}: {label}"}))
+    assert cfg.shared_space is not None and cfg.shared_space.prompt.format(label="seal") == "{fault}: seal"
+
+
+def test_a_label_free_config_keeps_a_pair_or_says_why() -> None:
+    raw = {"fields": {"a": "text", "b": "image", "c": "audio"}, "space": {"pairs": [["a", "b"]]}}
+    raw["train"] = {"stages": [{"kind": "contrastive", "epochs": 2}]}
+    cfg = Config.from_dict(raw)
+    assert not cfg.labelled and cfg.with_fields(["a", "b"]).shared_space is not None
+    with pytest.raises(ConfigError, match=r"leave no pair of the space to align"):
+        cfg.with_fields(["a", "c"])

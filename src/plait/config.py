@@ -474,6 +474,11 @@ def _space_within(cfg: Config) -> Config:
             stage = replace(stage, pairs=own if stage.pairs is not None else None)
         stages.append(stage)
     new_space = replace(space, pairs=pairs) if pairs else None
+    if new_space is None and not cfg.labelled:
+        raise ConfigError(
+            f"fields {list(cfg.field_names)}: a config without labels trains a shared space, and these "
+            "fields leave no pair of the space to align; keep two fields of a pair"
+        )
     return replace(cfg, space=new_space, train=replace(cfg.train, stages=tuple(stages)))
 
 
@@ -484,9 +489,18 @@ def _check_space(cfg: Config) -> None:
     if space is None or not cfg.fields:
         return
     check_pairs(space.pairs, cfg.field_names, "space.pairs")
+    space_pairs = {frozenset(p) for p in space.pairs_for(cfg.field_names)}
     for number, stage in enumerate(cfg.train.stages):
         if stage.pairs is not None:
-            check_pairs(stage.pairs, cfg.field_names, f"train.stages[{number}].pairs")
+            path = f"train.stages[{number}].pairs"
+            check_pairs(stage.pairs, cfg.field_names, path)
+            for i, pair in enumerate(stage.pairs):
+                if frozenset(pair) not in space_pairs:
+                    raise ConfigError(
+                        f"{path}[{i}]: {list(pair)} is not one of the space's pairs "
+                        f"({', '.join(str(list(p)) for p in space.pairs_for(cfg.field_names))}); a stage "
+                        "aligns a subset of them: add it to space.pairs"
+                    )
     if cfg.space_weight == 0 and not any(s.kind == "contrastive" for s in cfg.train.stages):
         raise ConfigError(
             "space.weight: 0 and no contrastive stage, so the space's projections would never learn; "

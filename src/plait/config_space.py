@@ -38,7 +38,8 @@ class SpaceSpec:
     temperature: float = 0.07
     learn_temperature: bool = True
     hidden: int = 0  # 0: each projection is one Linear; > 0: Linear → GELU → Linear of this width
-    impute: bool = False  # fit, per field, a model of its embedding from the others (`impute: embedding`)
+    impute: bool = False  # fit, per field, a model of its embedding from the others (predict with
+    # impute="embedding")
     prompt: str = "{label}"  # zero-shot: the text a label becomes, for a text field in the space
 
     def pairs_for(self, fields: Sequence[str]) -> tuple[Pair, ...]:
@@ -95,12 +96,21 @@ def parse_space(raw: Any, path: str = "space") -> SpaceSpec:
     for key, ok, got, expected in checks:
         if not ok or (isinstance(got, float) and not math.isfinite(got)):
             raise ConfigError(f"{path}.{key}: expected {expected}, got {got!r}")
-    if "{label}" not in spec.prompt:
-        raise ConfigError(
-            f"{path}.prompt: expected a text with {{label}} where the class name goes, e.g. "
-            f"'a recording of a {{label}} pump'; got {spec.prompt!r}"
-        )
+    check_prompt(spec.prompt, f"{path}.prompt")
     return spec
+
+
+def check_prompt(prompt: str, path: str) -> None:
+    """A zero-shot prompt: a text with {label} where the class name goes, and no other {…}."""
+    try:
+        filled = prompt.format(label="x")
+    except (KeyError, IndexError, ValueError):
+        filled = None
+    if filled is None or "{label}" not in prompt:
+        raise ConfigError(
+            f"{path}: expected a text with {{label}} where the class name goes and no other braces "
+            f"(write {{{{ and }}}} for literal ones), e.g. 'a recording of a {{label}} pump'; got {prompt!r}"
+        )
 
 
 def parse_pairs(raw: Any, path: str) -> tuple[Pair, ...]:

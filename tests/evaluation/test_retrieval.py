@@ -68,3 +68,13 @@ def test_pairs_use_only_rows_with_both_fields_and_round_trip_json() -> None:
     assert unlabelled[0].label is None
     none = pair_retrieval(z, {"a": torch.zeros(10).bool(), "b": present["b"]}, [("a", "b")])
     assert none == ()
+
+
+def test_label_level_uses_the_labelled_rows_when_some_have_none() -> None:
+    g = torch.Generator().manual_seed(3)
+    z = {f: normalise(torch.randn(12, 4, generator=g)) for f in ("a", "b")}
+    present = {f: torch.ones(12, dtype=torch.bool) for f in z}
+    labels = torch.tensor([0, 1, 2, 0, 1, 2, -1, -1, 0, 1, 2, 0])
+    [forward, _] = pair_retrieval(z, present, [("a", "b")], labels=labels)
+    assert forward.instance.queries == 12
+    assert forward.label is not None and forward.label.queries == 10 and forward.label.candidates == 10

@@ -178,3 +178,67 @@ def test_a_large_index_is_an_hnsw_graph_that_still_finds_the_row_itself(space_ru
         for r in range(20)
     ]
     assert sum(f == r for r, f in enumerate(found)) >= 19  # approximate, and near-exact at this size
+
+
+def test_a_damaged_index_is_built_again_and_the_root_is_part_of_its_key(space_run, table, tmp_path) -> None:
+    trained = Predictor.load(space_run.bundle_path).trained
+    first = open_index(trained, tmp_path / "bundle", table, "vb")
+    assert first.folder is not None
+    (first.folder / "index.usearch").write_bytes(b"not an index")
+    again = open_index(trained, tmp_path / "bundle", table, "vb")
+    assert again.built and again.folder == first.folder and again.meta.items == first.meta.items
+    elsewhere = open_index(trained, tmp_path / "bundle", table, "vb", root=tmp_path)
+    assert elsewhere.folder != first.folder  # media under another root: another index
+    leftovers = [p.name for p in first.folder.parent.iterdir() if p.name.startswith(".")]
+    assert leftovers == []  # no temporary folder left behind
+
+
+def test_an_interrupted_embed_leaves_no_file(space_run, table, tmp_path, monkeypatch) -> None:
+    import plait.retrieval.embed_file as embed_module
+
+    trained = Predictor.load(space_run.bundle_path).trained
+    calls = {"n": 0}
+    real = embed_module.embed_frame
+
+    def failing(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(embed_module, "embed_frame", failing)
+    with pytest.raises(KeyboardInterrupt):
+        embed_file(trained, table, tmp_path / "out.parquet", chunk_rows=100)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(DataError, match=r"--keep va: the output has a column 'va' of its own"):
+        embed_file(trained, table, tmp_path / "out.parquet", keep=["va"])
+
+
+def test_cli_refuses_options_that_would_be_ignored(space_run, table, tmp_path) -> None:
+    out = str(tmp_path / "p.csv")
+    bundle = str(space_run.bundle_path)
+    for extra, hint in (
+        (["--labels", "a,b"], "--labels goes with --zero-shot"),
+        (["--examples-from", str(table)], "--examples-from goes with --impute"),
+        (["--zero-shot", "va", "--impute", "embedding"], "does not impute"),
+    ):
+        result = runner.invoke(app, ["predict", bundle, str(table), "-o", out, *extra])
+        assert result.exit_code != 0 and hint in result.output, result.output
+    bad = runner.invoke(
+        app,
+        [
+            "search",
+            bundle,
+            "--index",
+            str(table),
+            "--from",
+            "va",
+            "--to",
+            "vb",
+            "--query-row",
+            "1",
+            "-o",
+            "x.txt",
+        ],
+    )
+    assert bad.exit_code != 0 and ".json, .csv or .parquet" in bad.output

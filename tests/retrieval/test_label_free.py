@@ -47,6 +47,7 @@ def test_trains_without_labels_and_reports_retrieval(run) -> None:
     assert forward["instance"]["recall"]["1"] > 5 / forward["instance"]["candidates"]
     assert metrics["training"]["stages"][0]["kind"] == "contrastive"
     assert "imputer" in metrics["training"]
+    assert metrics["space"]["imputation"] == []  # no task: nothing to score imputing against
     html = (run.bundle_path / "report.html").read_text()
     assert "va → vb" in html
 
@@ -96,3 +97,14 @@ def test_a_config_without_task_must_be_contrastive_only() -> None:
                 },
             }
         )
+
+
+def test_compare_says_a_label_free_config_compares_nothing(run) -> None:
+    from plait.compare.crossval import cross_validate
+    from plait.compare.run import compare
+
+    config = run.trained.config
+    with pytest.raises(ConfigError, match=r"plait compare.*trained without labels"):
+        compare(config, ["gated"])
+    with pytest.raises(ConfigError, match=r"cross-validation.*trained without labels"):
+        cross_validate(config, ["gated"], folds=2)

@@ -82,6 +82,43 @@ def test_contrastive_stage_trains_encoders_and_space_only(space_run) -> None:
     set_trainable(model, True)
 
 
+def test_a_contrastive_stage_trains_only_what_its_pairs_reach() -> None:
+    """Under DDP every trainable parameter must get a gradient: the encoder and projection of a
+    field outside the stage's pairs, and the imputer, are frozen for the stage."""
+    from plait.fusion.gated import GatedFusion
+    from plait.models.fusion_model import FusionModel
+    from plait.models.heads import MLPHead
+    from plait.models.imputer import EmbeddingImputer
+    from plait.models.space import SharedSpace
+    from plait.task import Task
+    from plait.testing.dummies import DummyEncoder
+
+    dims = {"a": 4, "b": 4, "c": 4}
+    encoders = {f: DummyEncoder(d, 8) for f, d in dims.items()}
+    space = SharedSpace(dict.fromkeys(dims, 8), dim=4, pairs=[("a", "b"), ("b", "c")])
+    model = FusionModel(
+        encoders,
+        GatedFusion(dict.fromkeys(dims, 8), 8),
+        MLPHead(8, 8, 2),
+        space=space,
+        imputer=EmbeddingImputer(("a", "b", "c"), dict.fromkeys(dims, 8), 4),
+    )
+    task = Task("classification", "y", ("p", "q"))
+    PlaitModule(
+        model, build_probes(model, 2), task=task, lr=1e-3, weight_decay=0.0, modality_dropout=0.0,
+        max_epochs=1, seed=0, stage="contrastive", pairs=(("a", "b"),),
+    )  # fmt: skip
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    reached = (
+        "encoders.a.",
+        "encoders.b.",
+        "space.projections.a.",
+        "space.projections.b.",
+        "space.log_scale",
+    )
+    assert trainable == {n for n, _ in model.named_parameters() if n.startswith(reached)}
+
+
 def test_a_model_without_space_says_how_to_get_one(pumps_bundle) -> None:
     from plait.errors import ConfigError
     from plait.predictor import Predictor

@@ -55,6 +55,7 @@ def predict_command(
     """Predict every row of DATA; the output keeps the row order."""
     check_output_file(out)
     check_inputs(bundle, data, root)
+    _check_modes(zero_shot, labels, prompt, impute, examples_from)
     if examples_from is not None and not examples_from.is_file():
         raise typer.BadParameter(f"{examples_from} is not a table file", param_hint="--examples-from")
     import polars as pl
@@ -102,6 +103,28 @@ def predict_command(
         + f") in {seconds:.1f} s",
         highlight=False,
     )
+
+
+def _check_modes(
+    zero_shot: str | None,
+    labels: str | None,
+    prompt: str | None,
+    impute: str | None,
+    examples_from: Path | None,
+) -> None:
+    """Options that only mean something together, or never together, are refused, not ignored."""
+    if zero_shot is None:
+        for value, name in ((labels, "--labels"), (prompt, "--prompt")):
+            if value is not None:
+                raise typer.BadParameter(f"{name} goes with --zero-shot FIELD", param_hint=name)
+    elif impute is not None or examples_from is not None:
+        raise typer.BadParameter(
+            "--zero-shot classifies by prompts, without the model's head: it does not impute; "
+            "drop --impute/--examples-from or --zero-shot",
+            param_hint="--zero-shot",
+        )
+    if examples_from is not None and impute is None:
+        raise typer.BadParameter("--examples-from goes with --impute embedding", param_hint="--examples-from")
 
 
 def examples_column(predictions: Sequence[Prediction]) -> list[str]:

@@ -39,6 +39,8 @@ def search_command(
     if (query is None) == (query_row is None):
         raise typer.BadParameter("give the query as --query VALUE or as --query-row N (one of the two)")
     check_inputs(bundle, index, root)
+    if out is not None and out.suffix.lower() not in (".json", ".csv", ".parquet"):
+        raise typer.BadParameter(f"{out}: write the results as .json, .csv or .parquet", param_hint="--out")
     from plait.bundle import load_bundle
     from plait.retrieval.embeddings import check_space_field
     from plait.retrieval.search import open_index, query_record, row_record, search
@@ -78,6 +80,8 @@ def _write(out: Path, result: SearchResult) -> None:
 
     rows = [{"rank": h.rank, "row": h.row, "score": h.score, **h.values} for h in result.hits]
     if out.suffix.lower() == ".json":
-        out.write_text(json.dumps(rows, indent=2, default=str) + "\n")
+        partial = out.with_name(f".{out.name}.partial")
+        partial.write_text(json.dumps(rows, indent=2, default=str) + "\n")
+        partial.replace(out)
     else:
         write_table(pl.DataFrame(rows), out)

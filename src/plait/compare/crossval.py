@@ -30,9 +30,11 @@ from plait.config import Config
 from plait.data.folds import make_folds
 from plait.data.split import Split
 from plait.data.split_plan import make_split, plan_split
+from plait.data.split_unlabelled import unlabelled_rows
 from plait.errors import ConfigError, PlaitError
 from plait.models.answers import calibrated
 from plait.models.inference import run_model
+from plait.task import EMBEDDING, Task
 
 if TYPE_CHECKING:
     import polars as pl
@@ -79,6 +81,8 @@ def cross_validate(
     names = resolve_fusions(fusions)
     plan = Plan.of(folds, seeds, config.train.seed)
     start = time.perf_counter()
+    if not config.labelled:  # a label-free config compares nothing: say so before reading the table
+        Task(EMBEDDING, "").require_prediction("plait compare / cross-validation")
     read = read_training_table(config, table=table, say=tell)
     split_plan = plan_split(read.config)
     splits: list[Split] = (
@@ -86,6 +90,11 @@ def cross_validate(
         if plan.folds > 1
         else [make_split(split_plan, read.table, read.labels, read.source)]
     )
+    if any(s.kind == "contrastive" for s in read.config.train.stages):  # as `plait train` does
+        splits = [
+            replace(s, unlabelled=unlabelled_rows(s, read.table, read.labels.valid, read.source))
+            for s in splits
+        ]
     models = model_plans(
         names, read.config.field_names, unimodal=unimodal, baseline=baseline, retrain=retrain
     )

@@ -30,7 +30,7 @@ from plait.evaluation.sweep import ALL_FIELDS
 from plait.fusion import FUSIONS
 from plait.models.inference import run_model
 from plait.registry import unknown_name_message
-from plait.task import Task
+from plait.task import EMBEDDING, Task
 
 if TYPE_CHECKING:
     from plait.training.fit import Prepared
@@ -100,6 +100,8 @@ def compare(
 
     tell: Say = say or (lambda _msg: None)
     names = resolve_fusions(fusions)
+    if not config.labelled:  # a label-free config compares nothing: say so before reading the table
+        Task(EMBEDDING, "").require_prediction("plait compare")
     start = time.perf_counter()
     prepared = prepare(config, table=table, say=tell)
     fields = prepared.config.field_names

@@ -47,7 +47,11 @@ def _chunks(path: Path, suffix: str, rows: int) -> Iterator[pl.DataFrame]:
     elif suffix in (".csv", ".tsv"):
         separator = "\t" if suffix == ".tsv" else ","
         scan = pl.scan_csv(path, separator=separator, infer_schema_length=10000)
-        for frame in scan.collect_batches(chunk_size=rows, lazy=True):  # streaming engine
+        batches = getattr(scan, "collect_batches", None)
+        if batches is None:  # a polars without the streaming batches API: the whole file, in slices
+            yield from _split(scan.collect(), rows)
+            return
+        for frame in batches(chunk_size=rows, lazy=True):  # streaming engine
             yield from _split(frame, rows)
     elif suffix in (".jsonl", ".ndjson"):
         lines: list[str] = []

@@ -122,24 +122,32 @@ def pair_retrieval(
     labels: Tensor | None = None,
 ) -> tuple[DirectionRetrieval, ...]:
     """Both directions of every pair, over the rows where both fields are present (pairs with
-    fewer than two such rows are left out). embedded[f]: (N, d) unit vectors; present[f]:
-    BoolTensor[N]; labels: (N,) class indices (< 0: unlabelled, then no label level) or None."""
+    fewer than two such rows are left out); the label level over those of them with a label.
+    embedded[f]: (N, d) unit vectors; present[f]: BoolTensor[N]; labels: (N,) class indices
+    (< 0: unlabelled) or None."""
     out: list[DirectionRetrieval] = []
     for first, second in pairs:
         rows = (present[first].bool() & present[second].bool()).nonzero().squeeze(1)  # (n,)
         if rows.numel() < 2:
             continue
-        y = None if labels is None else labels[rows]
-        if y is not None and bool((y < 0).any()):
-            y = None
+        labelled = None if labels is None else rows[labels[rows] >= 0]  # label level: labelled rows
+        if labelled is not None and labelled.numel() < 2:
+            labelled = None
         for query, target in ((first, second), (second, first)):
-            instance, by_label = rank_matches(embedded[query][rows], embedded[target][rows], y)
+            instance, _ = rank_matches(embedded[query][rows], embedded[target][rows])
+            by_label = None
+            if labelled is not None and labels is not None:
+                _, by_label = rank_matches(
+                    embedded[query][labelled], embedded[target][labelled], labels[labelled]
+                )
             out.append(
                 DirectionRetrieval(
                     query=query,
                     target=target,
                     instance=scores_of(instance, len(rows)),
-                    label=None if by_label is None else scores_of(by_label, len(rows)),
+                    label=None
+                    if by_label is None or labelled is None
+                    else scores_of(by_label, len(labelled)),
                 )
             )
     return tuple(out)

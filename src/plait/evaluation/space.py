@@ -123,7 +123,7 @@ def _imputation(
 ) -> tuple[FieldImputation, ...]:
     """Each imputable field left out of every row: the headline metric absent vs imputed."""
     model = trained.model
-    if model.imputer is None or tensors.target is None:
+    if model.imputer is None or tensors.target is None or not trained.task.predicts:
         return ()
     names = list(trained.modalities)
     plan = {f: [n for n in names if n != f] for f in model.imputer.fields}

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from plait.evaluation.result import LOWER_IS_BETTER
+from plait.task import gain
+
 if TYPE_CHECKING:
     from plait.evaluation.result import Calibration, EvaluationReport
     from plait.evaluation.space import SpaceEvaluation
@@ -101,8 +104,9 @@ def space_lines(space: SpaceEvaluation) -> list[str]:
             f"(chance {z.chance:.3f})"
         )
     for i in space.imputation:
+        change = gain(i.imputed, i.absent, i.metric not in LOWER_IS_BETTER)
         lines.append(
             f"without {i.field}: {i.metric} {i.absent:.3f} left absent, {i.imputed:.3f} imputed "
-            f"({i.imputed - i.absent:+.3f})"
+            f"({change:+.3f}; > 0: imputing helps)"
         )
     return lines

@@ -42,7 +42,9 @@ def symmetric_info_nce(
     fields are present. a, b: (B, d) unit vectors of the same B rows; both: BoolTensor[B];
     scale: the inverse temperature (a scalar tensor, learnable). Candidates are the rows (of
     `gathered`, when given) where both are present. A batch with fewer than two such candidates
-    gives a zero loss that still belongs to the graph."""
+    gives a zero loss that still belongs to the graph — through the gathered rows too, so that under
+    DDP the backward pass of the gather runs on every process (one that skipped it would leave
+    the others waiting)."""
     if a.shape != b.shape or a.dim() != 2 or both.shape != a.shape[:1]:
         raise ValueError(
             f"symmetric_info_nce expects a and b (B, d) and both (B,); got {tuple(a.shape)}, "
@@ -51,7 +53,7 @@ def symmetric_info_nce(
     everyone = gathered or Gathered(a=a, b=b, both=both, offset=0)
     rows = both.nonzero().squeeze(1)  # (n,) local rows with a pair
     if rows.numel() == 0 or int(everyone.both.sum()) < 2:
-        return (a.sum() + b.sum()) * 0.0 + scale * 0.0
+        return (a.sum() + b.sum() + everyone.a.sum() + everyone.b.sum()) * 0.0 + scale * 0.0
     candidates = ~everyone.both.bool()  # (N,) True: not a candidate
     target = rows + everyone.offset  # each row's own pair among the N
     logits_ab = scale * a[rows] @ everyone.b.T  # (n, d) @ (d, N) -> (n, N)

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from plait.evaluation.result import LOWER_IS_BETTER
 from plait.report.sections import table, unavailable
 from plait.report.svg import esc, num, signed
+from plait.task import gain
 
 if TYPE_CHECKING:
     from plait.evaluation.result import EvaluationReport
@@ -55,9 +57,15 @@ def shared_space(report: EvaluationReport) -> str:
         )
         parts.append(table(head, rows, text_columns=3))
     if space.imputation:
-        head = ["field missing from every row", "metric", "left absent", "imputed", "imputed − absent"]
+        head = ["field missing from every row", "metric", "left absent", "imputed", "gain from imputing"]
         rows = [
-            [esc(i.field), esc(i.metric), num(i.absent), num(i.imputed), signed(i.imputed - i.absent)]
+            [
+                esc(i.field),
+                esc(i.metric),
+                num(i.absent),
+                num(i.imputed),
+                signed(gain(i.imputed, i.absent, i.metric not in LOWER_IS_BETTER)),
+            ]
             for i in space.imputation
         ]
         parts.append("<h3>Imputing a missing field</h3>")

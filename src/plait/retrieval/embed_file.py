@@ -87,7 +87,7 @@ def embed_file(
     try:
         for chunk in embedded_chunks(trained, data, chosen, root=root, chunk_rows=chunk_rows):
             if writer is None:
-                _check_keep(keep, chunk.table, data)
+                _check_keep(keep, chunk.table, data, chosen)
             table = _arrow(chunk, keep)
             if writer is None:
                 writer = pq.ParquetWriter(partial, table.schema)
@@ -96,6 +96,12 @@ def embed_file(
             for e in chunk.embeddings:
                 absent[e.field] = absent.get(e.field, 0) + int((~e.present).sum())
             tell(f"embedded {rows} rows")
+    except BaseException:
+        if writer is not None:
+            writer.close()
+            writer = None
+        partial.unlink(missing_ok=True)  # an interrupted run leaves nothing behind
+        raise
     finally:
         if writer is not None:
             writer.close()
@@ -103,8 +109,13 @@ def embed_file(
     return EmbedRun(out, rows, chosen, absent, time.perf_counter() - start)
 
 
-def _check_keep(keep: Sequence[str], table: pl.DataFrame, data: Path) -> None:
+def _check_keep(keep: Sequence[str], table: pl.DataFrame, data: Path, fields: Sequence[str]) -> None:
     for column in keep:
+        if column in fields:
+            raise DataError(
+                f"--keep {column}: the output has a column '{column}' of its own (the field's embedding); "
+                "keep another column, or rename the field"
+            )
         if column not in table.columns or column in (ROW_COLUMN,):
             hint = suggest(column, table.columns)
             raise DataError(

@@ -54,7 +54,7 @@ def with_examples(
         if not chosen:
             continue
         if field not in indexes:
-            indexes[field] = open_index(trained, bundle, table, field)
+            indexes[field] = open_index(trained, bundle, table, field, what="the imputed field")
         nearest = indexes[field].nearest(run.embedded[field][chosen].numpy(), k)
         for i, hits in zip(chosen, nearest, strict=True):
             found = tuple(Example(row=h.row, score=h.score, values=dict(h.values)) for h in hits)

@@ -89,7 +89,10 @@ class VectorIndex:
         found = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k, exact=self.meta.exact)
         keys = np.asarray(found.keys).reshape(queries.shape[0], -1)
         distances = np.asarray(found.distances).reshape(queries.shape[0], -1)
-        return Matches(rows=keys.astype(np.int64), scores=1.0 - distances.astype(np.float64))
+        # an approximate search may find fewer than k (one query gives Matches: its keys are the found)
+        counts = np.asarray(getattr(found, "counts", [np.asarray(found.keys).size])).reshape(-1)
+        n = int(counts.min()) if counts.size else 0
+        return Matches(rows=keys[:, :n].astype(np.int64), scores=1.0 - distances[:, :n].astype(np.float64))
 
 
 def _usearch() -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from plait.data.chunks import DEFAULT_CHUNK_ROWS
 from plait.data.table import read_table
 from plait.errors import DataError
 from plait.modalities.contract import input_spec
-from plait.provenance.fingerprint import sha256_file
+from plait.provenance.fingerprint import sha256_bytes, sha256_file
 from plait.retrieval.embed_file import ROW_COLUMN, embedded_chunks
 from plait.retrieval.embeddings import check_space_field, embed_records
 from plait.retrieval.index import EXACT_BELOW, IndexMeta, VectorIndex
@@ -85,8 +86,11 @@ class SearchResult:
     seconds: float
 
 
-def index_folder(bundle: Path, field: str, fingerprint: str) -> Path:
-    return bundle.parent / f"{bundle.name}.index" / f"{field}-{fingerprint[:16]}"
+def index_folder(bundle: Path, field: str, fingerprint: str, root: Path | None) -> Path:
+    """BUNDLE.index/FIELD-KEY: KEY from the table's content and the media root its paths start at."""
+    where = str(root.resolve()) if root is not None else ""
+    key = sha256_bytes(f"{fingerprint}\n{where}")[:16]
+    return bundle.parent / f"{bundle.name}.index" / f"{field}-{key}"
 
 
 def open_index(
@@ -100,19 +104,26 @@ def open_index(
     exact_below: int = EXACT_BELOW,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     say: Say | None = None,
+    what: str = "--to",
 ) -> ItemIndex:
     """The index of `field` over `data` (media under `root`), saved beside `bundle`: read when it
     is there and up to date, built (streaming the table) when missing, stale (another model or
-    table content) or `rebuild`. With `bundle` None it is built in memory and not saved."""
-    check_space_field(trained, field, "--to")
+    table content), unreadable or `rebuild`. With `bundle` None it is built in memory and not
+    saved. `what` names the field's option in errors."""
+    check_space_field(trained, field, what)
     tell: Say = say or (lambda _msg: None)
     fingerprint = sha256_file(data)
-    folder = None if bundle is None else index_folder(bundle, field, fingerprint)
+    folder = None if bundle is None else index_folder(bundle, field, fingerprint, root)
     if folder is not None and folder.is_dir() and not rebuild:
-        index = VectorIndex.load(folder)
-        if index.meta.model_id == trained.model_id and index.meta.fingerprint == fingerprint:
-            return ItemIndex(index, pl.read_parquet(folder / ITEMS_FILE), folder, built=False)
-        tell(f"the index in {folder} was built by another model; building it again")
+        try:
+            saved = VectorIndex.load(folder)
+            kept = pl.read_parquet(folder / ITEMS_FILE)
+        except (DataError, OSError, pl.exceptions.PolarsError) as exc:
+            tell(f"the index in {folder} could not be read ({exc}); building it again")
+        else:
+            if saved.meta.model_id == trained.model_id and saved.meta.fingerprint == fingerprint:
+                return ItemIndex(saved, kept, folder, built=False)
+            tell(f"the index in {folder} was built by another model; building it again")
     vectors, rows, items, total = [], [], [], 0
     columns = trained.modalities[field].columns()
     for chunk in embedded_chunks(trained, data, (field,), root=root, chunk_rows=chunk_rows):
@@ -120,8 +131,9 @@ def open_index(
         numbers = np.arange(chunk.first_row, chunk.first_row + len(e), dtype=np.int64)
         vectors.append(e.vectors[e.present])
         rows.append(numbers[e.present])
-        kept = [c for c in columns if c in chunk.table.columns]
-        found = chunk.table.select(kept).filter(pl.Series(e.present))
+        found = chunk.table.select([c for c in columns if c in chunk.table.columns]).filter(
+            pl.Series(e.present)
+        )
         items.append(found.with_columns(pl.Series(ROW_COLUMN, numbers[e.present])))
         total += len(e)
         tell(f"indexed {total} rows of {data}")
@@ -139,14 +151,28 @@ def open_index(
     index = VectorIndex.build(stacked, np.concatenate(rows), meta)
     table = pl.concat(items, how="diagonal_relaxed")
     if folder is not None:
-        partial = folder.with_name(folder.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        index.save(partial)
-        table.write_parquet(partial / ITEMS_FILE)
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(partial, folder)
+        _save(index, table, folder)
     return ItemIndex(index, table, folder, built=True)
+
+
+def _save(index: VectorIndex, items: pl.DataFrame, folder: Path) -> None:
+    """Written into a fresh temporary sibling, then renamed into place (the old one moved aside
+    first and removed after), so a reader never sees half an index and two builds never share files."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        index.save(partial)
+        items.write_parquet(partial / ITEMS_FILE)
+        old = None
+        if folder.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old.", dir=folder.parent))
+            os.replace(folder, old / "index")
+        os.replace(partial, folder)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def query_record(trained: TrainedModel, field: str, query: str) -> dict[str, Any]:

@@ -54,12 +54,7 @@ def fit_imputer(
     assert imputer is not None and space is not None  # built together (build.py)
     train = _encodings(model, tensors, train_rows)
     val = _encodings(model, tensors, val_rows if len(val_rows) else train_rows)
-    pooled_var = {
-        f: train[1][f][train[2][f]].var(dim=0)
-        if int(train[2][f].sum()) > 1
-        else torch.ones(train[1][f].shape[1])
-        for f in imputer.fields
-    }
+    pooled_var = {f: _variance(train[1][f][train[2][f]]) for f in imputer.fields}  # field -> (D_f,)
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(imputer.parameters(), lr=lr, weight_decay=1e-4)
     best, best_epoch, best_state, waited, epoch = float("inf"), 0, None, 0, 0

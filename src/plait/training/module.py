@@ -106,6 +106,17 @@ class PlaitModule(L.LightningModule):
         set_trainable(self.model.head, train_fusion)
         if self.model.space is not None:
             set_trainable(self.model.space, self.stage == "contrastive" or self.space_weight > 0)
+        if self.model.imputer is not None:  # fitted after training (training/imputation.py)
+            set_trainable(self.model.imputer, False)
+        if self.stage == "contrastive":  # only what the stage's loss reaches (DDP needs every grad)
+            paired = {f for pair in self.pairs for f in pair}
+            for field, encoder in self.model.encoders.items():
+                if field not in paired:
+                    set_trainable(encoder, False)
+            assert self.model.space is not None  # checked in __init__
+            for field, projection in self.model.space.projections.items():
+                if field not in paired:
+                    set_trainable(projection, False)
         self.probes.requires_grad_(self.stage != "contrastive")
 
     def on_fit_start(self) -> None:
@@ -168,7 +179,8 @@ class PlaitModule(L.LightningModule):
         """The mean InfoNCE of the stage's pairs, across every process's rows under DDP."""
         space = self.model.space
         assert space is not None  # a contrastive stage or space_weight needs one (checked in __init__)
-        embedded = self.model.embed(encoded)  # field -> (B, dim)
+        paired = {f for pair in self.pairs for f in pair}
+        embedded = self.model.embed({f: out for f, out in encoded.items() if f in paired})  # f -> (B, dim)
         gather = self._gather if self._world_size() > 1 else None
         return pairs_loss(embedded, dict(present), self.pairs, space.scale(), gather)
 
