@@ -37,7 +37,7 @@ cfg = Config.from_dict(
             "path": "pairs.parquet", "split": {"kind": "random"}, "val_fraction": 0.1, "test_fraction": 0.0,
         },
         "fields": {"va": "embedding", "vb": "embedding"},
-        "space": {"dim": 8},
+        "space": {"dim": 8, "impute": True},  # the imputer must sit out: DDP wants every grad
         "train": {"stages": [{"kind": "contrastive", "epochs": 2}], "progress": False},
     },
     base_dir=out,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from plait.evaluation.result import LOWER_IS_BETTER
 from plait.task import gain
 
 if TYPE_CHECKING:
@@ -87,6 +86,8 @@ def _calibration_line(calibration: Calibration) -> str:
 
 def space_lines(space: SpaceEvaluation) -> list[str]:
     """The shared space in a few lines: each retrieval direction, zero-shot, imputation."""
+    from plait.evaluation.result import LOWER_IS_BETTER  # torch: not when `plait --help` imports this
+
     lines = []
     for d in space.directions:
         s = d.instance

@@ -46,7 +46,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from plait.bundle import TrainedModel, load_bundle
 from plait.errors import ConfigError
 from plait.json_safe import finite
-from plait.registry import suggest
 from plait.serving.batcher import Batcher, BatcherClosed
 from plait.serving.body import parse_json_body
 from plait.serving.docs import add_docs
@@ -60,6 +59,7 @@ from plait.serving.page import PAGE_HTML
 from plait.serving.process import EngineProcess, EngineStopped, GuardLimits
 from plait.serving.schemas import openapi_patch
 from plait.serving.settings import API_KEY_ENV, ServeSettings, api_key_from_env
+from plait.serving.space_requests import asks_imputation, embedding_answer, space_fields
 
 log = logging.getLogger(__name__)
 EXPLAIN = Query(
@@ -266,9 +266,9 @@ def _add_routes(app: FastAPI, state: _Server) -> None:
     @app.post("/v1/predict", dependencies=guarded, summary="Predict one record or a list", responses=errors)
     async def predict(request: Request, explain: bool = EXPLAIN, impute: str | None = IMPUTE) -> JSONResponse:
         started = time.perf_counter()
-        imputing = _imputing(state, impute)
+        imputes = asks_imputation(state.trained, impute)
         single, records = await _json_records(request, state)
-        results = await _predict(state, records, started, single, explain, imputing)
+        results = await _predict(state, records, started, single, explain, imputes)
         if single:
             return JSONResponse(results[0])
         return JSONResponse({"model_id": state.trained.model_id, "predictions": results})
@@ -287,10 +287,10 @@ def _add_routes(app: FastAPI, state: _Server) -> None:
         impute: str | None = IMPUTE,
     ) -> JSONResponse:
         started = time.perf_counter()
-        fields = _space_fields(state, field)
-        imputing = _imputing(state, impute)
+        fields = space_fields(state.trained, field)
+        imputes = asks_imputation(state.trained, impute)
         single, records = await _json_records(request, state)
-        results = await _predict(state, records, started, single, False, imputing, fields)
+        results = await _predict(state, records, started, single, False, imputes, fields)
         if single:
             return JSONResponse(results[0])
         return JSONResponse({"model_id": state.trained.model_id, "embeddings": results})
@@ -302,7 +302,7 @@ def _add_routes(app: FastAPI, state: _Server) -> None:
         request: Request, explain: bool = EXPLAIN, impute: str | None = IMPUTE
     ) -> JSONResponse:
         started = time.perf_counter()
-        imputing = _imputing(state, impute)
+        imputes = asks_imputation(state.trained, impute)
         content_type = request.headers.get("content-type", "").lower()
         if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
             raise RequestError(
@@ -320,7 +320,7 @@ def _add_routes(app: FastAPI, state: _Server) -> None:
                 400, "bad_request", "the form has no parts: send one part per field (files for media)"
             )
         record = await run_in_threadpool(parse_form, items, state.schema)
-        results = await _predict(state, [record], started, True, explain, imputing)
+        results = await _predict(state, [record], started, True, explain, imputes)
         return JSONResponse(results[0])
 
     @app.get("/v1/info", dependencies=guarded, summary="The model, its fields and the server's limits")
@@ -372,46 +372,6 @@ async def _json_records(request: Request, state: _Server) -> tuple[bool, list[Pa
     return await run_in_threadpool(parse_json_body, body, state.schema, state.settings)
 
 
-def _imputing(state: _Server, impute: str | None) -> bool:
-    """`?impute=`: absent (no imputation) or `embedding` on a bundle with an imputer; else 422."""
-    if impute is None:
-        return False
-    if impute != "embedding":
-        raise RequestError(422, "bad_parameter", f"impute: expected `embedding`, got {impute!r}", None)
-    if state.trained.model.imputer is None:
-        raise RequestError(
-            422,
-            "bad_parameter",
-            "impute=embedding: this model has no embedding imputer (it was trained without "
-            "`space: {impute: true}`); predict without ?impute",
-            None,
-        )
-    return True
-
-
-def _space_fields(state: _Server, asked: list[str] | None) -> tuple[str, ...]:
-    """The fields /v1/embed returns: those asked for (each in the model's shared space), or all."""
-    space = state.trained.model.space
-    if space is None:
-        raise RequestError(
-            422,
-            "bad_parameter",
-            "this model has no shared space, so no embeddings; train it with `space:`",
-            None,
-        )
-    for name in asked or ():
-        if name not in space.fields:
-            hint = suggest(name, list(space.fields))
-            raise RequestError(
-                422,
-                "unknown_field",
-                f"field '{name}' is not in the model's shared space;{hint} "
-                f"Fields in it: {', '.join(space.fields)}",
-                name,
-            )
-    return tuple(asked) if asked else space.fields
-
-
 async def _predict(
     state: _Server,
     records: list[ParsedRecord],
@@ -447,24 +407,9 @@ async def _predict(
     for i, one in enumerate(served):
         _check_required(state.schema, one, None if single else i)
         state.metrics.observe_fields(one.fields)
-        answer = one.to_json() if embed is None else _embedding_answer(one, embed)
+        answer = one.to_json() if embed is None else embedding_answer(one, embed)
         out.append(finite({**answer, "latency_ms": latency_ms}))
     return out
-
-
-def _embedding_answer(served: Served, fields: tuple[str, ...]) -> dict[str, Any]:
-    vectors = served.embeddings or {}
-    p = served.prediction
-    return {
-        "embeddings": {f: vectors.get(f) for f in fields},
-        "fields_used": [f for f in p.fields_used if f in fields],
-        "fields_imputed": [f for f in p.fields_imputed if f in fields],
-        "fields_missing": [f for f in p.fields_missing if f in fields],
-        "fields": {
-            s.field: {"state": s.state, "reason": s.reason} for s in served.fields if s.field in fields
-        },
-        "model_id": p.model_id,
-    }
 
 
 def _check_required(schema: InputSchema, served: Served, index: int | None) -> None:
