@@ -31,6 +31,7 @@ from plait.retrieval.embeddings import (
     empty_embeddings,
 )
 from plait.retrieval.examples import check_impute, with_examples
+from plait.retrieval.search import SearchResult, open_index, query_record, search
 
 if TYPE_CHECKING:
     from plait.data.frames import DataFrame
@@ -320,6 +321,28 @@ class Predictor:
             _check_keys(batch, trained)
             embedded, _ = embed_records(trained, batch, (field,), media_root)
         return embedded[0]
+
+    def search(
+        self,
+        query: str | Mapping[str, Any],
+        *,
+        index: Path | str,
+        from_field: str,
+        to_field: str,
+        k: int = 10,
+        root: Path | str | None = None,
+    ) -> SearchResult:
+        """The `k` items of field `to_field` in the table `index` nearest, in the shared space, to
+        `query` — a value of `from_field` as a table holds it (a text, a media path relative to the
+        working directory) or a record. The index is saved beside the bundle (`plait search`'s),
+        or built in memory for a model not saved; `root`: the table's media root."""
+        trained = self.trained
+        record = query_record(trained, from_field, query) if isinstance(query, str) else dict(query)
+        table = Path(index)
+        items = open_index(
+            trained, self.bundle_path_, table, to_field, root=None if root is None else Path(root)
+        )
+        return search(trained, items, from_field, record, root=Path.cwd(), k=k)
 
     def zero_shot(
         self,

@@ -139,8 +139,11 @@ def rank_step(rank, world, port, out):
         lonely = pairs_loss({"x": a, "y": b}, present, (("x", "y"),), torch.tensor(5.0), gather)
         lonely.backward()
         torch.save({"loss": lonely.detach()}, f"{out}/lonely{rank}.pt")
-    finally:
+        dist.barrier()  # both are done with the group
+    except BaseException:
         dist.destroy_process_group()
+        raise
+    os._exit(0)  # no gloo teardown: one rank tearing down while the other still talks can hang it
 
 
 if __name__ == "__main__":

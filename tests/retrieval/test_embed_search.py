@@ -242,3 +242,14 @@ def test_cli_refuses_options_that_would_be_ignored(space_run, table, tmp_path) -
         ],
     )
     assert bad.exit_code != 0 and ".json, .csv or .parquet" in bad.output
+
+
+def test_predictor_search_from_python(space_run, table) -> None:
+    predictor = Predictor.load(space_run.bundle_path)
+    record = row_record(table, 9)
+    result = predictor.search({"vb": record["vb"]}, index=table, from_field="vb", to_field="vb", k=3)
+    assert result.hits[0].row == 9 and len(result.hits) == 3
+    unsaved = Predictor.from_trained(predictor.trained)  # not saved: the index is built in memory
+    assert (
+        unsaved.search({"va": record["va"]}, index=table, from_field="va", to_field="vb", k=2).folder is None
+    )

@@ -36,6 +36,7 @@ FILE_NAME = "embeddings.sqlite"
 DEFAULT_MAX_BYTES = 2 * 1024**3
 KEEP_AFTER_EVICTION = 0.9  # evict down to this share of max_bytes, so every insert does not evict
 SQL_CHUNK = 500  # keys per SELECT (SQLite's default limit on bound parameters is far above it)
+SETUP_WAIT_S = 30.0  # how long a new file waits for another process that is setting it up
 ENV_DIR = "PLAIT_CACHE_DIR"
 ENV_MAX_BYTES = "PLAIT_CACHE_MAX_BYTES"
 ENV_OFF = "PLAIT_NO_CACHE"
@@ -157,14 +158,28 @@ class EmbeddingCache:
             raise self._unavailable(exc) from None
         try:
             if not self._ready:
-                connection.execute("PRAGMA journal_mode=WAL")
-                self._check_schema(connection)
+                self._set_up(connection)
                 self._ready = True
             yield connection
         except sqlite3.Error as exc:
             raise self._unavailable(exc) from None
         finally:
             connection.close()
+
+    def _set_up(self, db: sqlite3.Connection) -> None:
+        """WAL mode and the tables. Switching the journal mode of a file another process is setting
+        up at the same moment is refused at once (SQLite does not wait on its busy timeout there),
+        so it is tried again for a while."""
+        deadline = time.monotonic() + SETUP_WAIT_S
+        while True:
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                self._check_schema(db)
+                return
+            except sqlite3.OperationalError as exc:
+                if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def _check_schema(self, db: sqlite3.Connection) -> None:
         """Create the tables in a new file; refuse a file another layout wrote (CacheUnavailable)."""

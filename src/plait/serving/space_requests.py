@@ -7,6 +7,7 @@ from typing import Any
 
 from plait.bundle import TrainedModel
 from plait.registry import suggest
+from plait.retrieval.examples import IMPUTE_CHOICES
 from plait.serving.engine import Served
 from plait.serving.inputs import RequestError
 
@@ -15,7 +16,7 @@ def asks_imputation(trained: TrainedModel, impute: str | None) -> bool:
     """`?impute=`: absent (no imputation) or `embedding` on a bundle with an imputer; else 422."""
     if impute is None:
         return False
-    if impute != "embedding":
+    if impute not in IMPUTE_CHOICES:
         raise RequestError(422, "bad_parameter", f"impute: expected `embedding`, got {impute!r}", None)
     if trained.model.imputer is None:
         raise RequestError(
