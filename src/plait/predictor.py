@@ -3,6 +3,7 @@ predict time: Lightning is imported only inside `fit`."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -13,7 +14,7 @@ import torch
 
 from plait.bundle import TrainedModel, bundle_content_id, load_bundle, save_bundle
 from plait.config import Config, DataSpec, ModelSpec, TrainSpec
-from plait.data.dataset import LoadReport, load_rows, load_table
+from plait.data.dataset import LoadReport, TensorTable, load_rows, load_table
 from plait.data.frames import BATCH_FIX, as_polars, like_input, mapping_rows, table_or_path
 from plait.data.table import read_table
 from plait.errors import ConfigError, DataError, PlaitError
@@ -269,7 +270,7 @@ class Predictor:
     ) -> tuple[list[Prediction], LoadReport]:
         trained = self.trained
         trained.task.require_prediction("predict")
-        imputing = check_impute(trained, impute, examples_from)
+        check_impute(trained, impute, examples_from)  # before any row is read
         batch, media_root = _batch(rows, root, _sequence_columns(trained))
         if not len(batch):
             return [], LoadReport(rows=0, fields=())
@@ -278,10 +279,27 @@ class Predictor:
         else:
             _check_keys(batch, trained)
             tensors, report = load_rows(batch, trained.modalities, media_root)
+        predictions = self.answer_tensors(
+            tensors, calibrated=calibrated, impute=impute, examples_from=examples_from, examples=examples
+        )
+        return predictions, report
+
+    def answer_tensors(
+        self,
+        tensors: TensorTable,
+        *,
+        calibrated: bool = True,
+        impute: str | None = None,
+        examples_from: Path | str | None = None,
+        examples: int = 3,
+    ) -> list[Prediction]:
+        """Each row of `tensors` (loaded through the model's fields) answered as `predict` does."""
+        trained = self.trained
+        trained.task.require_prediction("predict")
         temperatures = trained.calibration if calibrated else None
-        if not imputing:
+        if not check_impute(trained, impute, examples_from):
             out = run_model(trained.model, tensors)
-            predictions = row_answers(
+            return row_answers(
                 out,
                 tensors.present,
                 fields=tuple(trained.modalities),
@@ -289,7 +307,6 @@ class Predictor:
                 calibration=temperatures,
                 model_id=trained.model_id,
             )
-            return predictions, report
         run = run_imputed(trained.model, tensors)["all"]
         predictions = row_answers(
             run.out,
@@ -300,11 +317,9 @@ class Predictor:
             model_id=trained.model_id,
             imputed=run.imputed,
         )
-        if examples_from is not None:
-            predictions = with_examples(
-                trained, self.bundle_path_, Path(examples_from), predictions, run, examples
-            )
-        return predictions, report
+        if examples_from is None:
+            return predictions
+        return with_examples(trained, self.bundle_path_, Path(examples_from), predictions, run, examples)
 
     def embed(self, rows: Rows, *, field: str, root: Path | str | None = None) -> Embeddings:
         """Each row's `field` in the model's shared space: `Embeddings.vectors` (N, dim) unit rows,
@@ -459,9 +474,11 @@ def _probabilities(prediction: Prediction) -> dict[str, float]:
     return prediction.probabilities
 
 
-def predictions_table(predictions: Sequence[Prediction], classes: Sequence[str]) -> pl.DataFrame:
+def predictions_table(
+    predictions: Sequence[Prediction], classes: Sequence[str], *, examples: bool = False
+) -> pl.DataFrame:
     """One row per prediction: prediction, prob_<class> columns, fields used/imputed/missing,
-    degraded, model_id."""
+    degraded, model_id; with `examples`, each imputed field's nearest real items as one JSON text."""
     data: dict[str, list[Any]] = {"prediction": [p.prediction for p in predictions]}
     for c in classes:
         data[f"prob_{c}"] = [None if p.probabilities is None else p.probabilities[c] for p in predictions]
@@ -470,4 +487,11 @@ def predictions_table(predictions: Sequence[Prediction], classes: Sequence[str])
     data["fields_missing"] = [",".join(p.fields_missing) for p in predictions]
     data["degraded"] = [p.degraded for p in predictions]
     data["model_id"] = [p.model_id for p in predictions]
+    if examples:
+        data["examples"] = [
+            ""
+            if p.examples is None
+            else json.dumps({f: [e.to_json() for e in found] for f, found in p.examples.items()}, default=str)
+            for p in predictions
+        ]
     return pl.DataFrame(data)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
-    from plait.models.answers import Prediction
+    from rich.status import Status
 
 TRUST_HELP = (
     "Load the bundle even though its content no longer matches its model id (it was edited after "
@@ -50,9 +50,12 @@ def predict_command(
     prompt: str | None = typer.Option(
         None, help="With --zero-shot: the prompt, with {label} (default: space.prompt)."
     ),
+    chunk_rows: int = typer.Option(
+        4096, min=1, help="Rows loaded and predicted at a time: memory is bounded by a chunk, not the table."
+    ),
     trust_modified: bool = typer.Option(False, "--trust-modified", help=TRUST_HELP),
 ) -> None:
-    """Predict every row of DATA; the output keeps the row order."""
+    """Predict every row of DATA, streamed chunk by chunk into OUT; the output keeps the row order."""
     check_output_file(out)
     check_inputs(bundle, data, root)
     _check_modes(zero_shot, labels, prompt, impute, examples_from)
@@ -60,8 +63,9 @@ def predict_command(
         raise typer.BadParameter(f"{examples_from} is not a table file", param_hint="--examples-from")
     import polars as pl
 
+    from plait.batch_predict import predict_file
     from plait.data.write import write_table
-    from plait.predictor import Predictor, predictions_table  # torch: after the checks
+    from plait.predictor import Predictor  # torch: after the checks
 
     console = Console()
     start = time.perf_counter()
@@ -83,23 +87,24 @@ def predict_command(
             highlight=False,
         )
         return
-    # Predictor has no row-count hook yet: a spinner, not a bar, while rows load and the model runs
-    with _busy(console, f"predicting the rows of {data}", progress):
-        predictions, report = predictor.predict_with_report(
-            data, root=root, impute=impute, examples_from=examples_from, examples=examples
+    with _busy(console, f"predicting the rows of {data}", progress) as status:
+        run = predict_file(
+            predictor,
+            data,
+            out,
+            root=root,
+            chunk_rows=chunk_rows,
+            impute=impute,
+            examples_from=examples_from,
+            examples=examples,
+            say=None if status is None else lambda msg: status.update(f"{msg} of {data}"),
         )
-    table = predictions_table(predictions, predictor.trained.task.classes)
-    if examples_from is not None:
-        table = table.with_columns(pl.Series("examples", examples_column(predictions), dtype=pl.String))
-    write_table(table, out)
-    for line in report.lines():
+    for line in run.report.lines():
         console.print(line, highlight=False)
-    degraded = sum(p.degraded for p in predictions)
-    imputed = sum(bool(p.fields_imputed) for p in predictions)
     seconds = time.perf_counter() - start
     console.print(
-        f"wrote {len(predictions)} predictions to {out} ({degraded} degraded"
-        + (f", {imputed} with imputed fields" if impute else "")
+        f"wrote {run.rows} predictions to {out} ({run.degraded} degraded"
+        + (f", {run.imputed} with imputed fields" if impute else "")
         + f") in {seconds:.1f} s",
         highlight=False,
     )
@@ -127,18 +132,6 @@ def _check_modes(
         raise typer.BadParameter("--examples-from goes with --impute embedding", param_hint="--examples-from")
 
 
-def examples_column(predictions: Sequence[Prediction]) -> list[str]:
-    """Each prediction's examples as one JSON text (imputed field -> nearest real items)."""
-    import json
-
-    return [
-        ""
-        if p.examples is None
-        else json.dumps({f: [e.to_json() for e in ex] for f, ex in p.examples.items()}, default=str)
-        for p in predictions
-    ]
-
-
 @contextmanager
 def said_warnings(console: Console) -> Iterator[None]:
     """A modified bundle loaded with --trust-modified: its warning as one plain line, not a traceback-
@@ -156,12 +149,13 @@ def said_warnings(console: Console) -> Iterator[None]:
 
 
 @contextmanager
-def _busy(console: Console, what: str, progress: bool) -> Iterator[None]:
+def _busy(console: Console, what: str, progress: bool) -> Iterator[Status | None]:
+    """A spinner showing `what` (the status, to update), or nothing without `progress`."""
     if not progress:
-        yield
+        yield None
         return
-    with console.status(what):
-        yield
+    with console.status(what) as status:
+        yield status
 
 
 def check_output_file(out: Path) -> None:

@@ -42,6 +42,25 @@ class FieldLoadReport:
     def present(self) -> int:
         return self.rows - self.absent
 
+    def merged(self, later: FieldLoadReport) -> FieldLoadReport:
+        """The field's report over these rows and the later ones (see `LoadReport.merged`)."""
+        reasons = Counter(self.reasons) + Counter(later.reasons)
+        examples = {
+            r: (self.example_rows.get(r, ()) + later.example_rows.get(r, ()))[:EXAMPLE_ROWS] for r in reasons
+        }
+        return FieldLoadReport(
+            field=self.field,
+            kind=self.kind,
+            rows=self.rows + later.rows,
+            absent=self.absent + later.absent,
+            reasons=dict(reasons),
+            example_rows=examples,
+            example_detail={**later.example_detail, **self.example_detail},
+            partial=self.partial + later.partial,
+            partial_values=self.partial_values + later.partial_values,
+            partial_rows=(self.partial_rows + later.partial_rows)[:EXAMPLE_ROWS],
+        )
+
     def line(self) -> str:
         masked = ""
         if self.partial:
@@ -90,6 +109,17 @@ class LoadReport:
 
     def to_json(self) -> dict[str, Any]:
         return {"rows": self.rows, "fields": [f.to_json() for f in self.fields]}
+
+    def merged(self, later: LoadReport) -> LoadReport:
+        """This report and that of the rows loaded after it (row numbers already offset), as one:
+        counts added, the first example rows kept."""
+        if not self.fields:
+            return later
+        theirs = {f.field: f for f in later.fields}
+        return LoadReport(
+            rows=self.rows + later.rows,
+            fields=tuple(f.merged(theirs[f.field]) if f.field in theirs else f for f in self.fields),
+        )
 
 
 @dataclass(frozen=True)
@@ -185,18 +215,22 @@ def load_table(
     *,
     target: np.ndarray | None = None,
     progress: bool = False,
+    row_offset: int = 0,
 ) -> tuple[TensorTable, LoadReport]:
     """`load_rows` on the table's rows. A field none of whose columns is in the table is absent in
-    every row, under the reason "no column 'x' in the table"."""
+    every row, under the reason "no column 'x' in the table". `row_offset` shifts the row numbers
+    in messages and the report (a chunk of a larger table)."""
     needed = sorted({c for m in modalities.values() for c in m.columns() if c in df.columns})
     records = df.select(needed).to_dicts() if needed else [{} for _ in range(df.height)]
-    tensors, report = load_rows(records, modalities, root, target=target, progress=progress)
+    tensors, report = load_rows(
+        records, modalities, root, target=target, progress=progress, row_offset=row_offset
+    )
     lacking = {n: m.columns() for n, m in modalities.items() if not set(m.columns()) & set(df.columns)}
     if not lacking:
         return tensors, report
     present = {f: torch.zeros_like(p) if f in lacking else p for f, p in tensors.present.items()}
     fields = tuple(
-        _field_report(f.field, f.kind, f.rows, _no_column(lacking[f.field], f.rows), [])
+        _field_report(f.field, f.kind, f.rows, _no_column(lacking[f.field], f.rows, row_offset), [])
         if f.field in lacking
         else f
         for f in report.fields
@@ -204,10 +238,10 @@ def load_table(
     return replace(tensors, present=present), replace(report, fields=fields)
 
 
-def _no_column(columns: Sequence[str], rows: int) -> list[tuple[int, Absent]]:
+def _no_column(columns: Sequence[str], rows: int, offset: int = 0) -> list[tuple[int, Absent]]:
     names = ", ".join(f"'{c}'" for c in columns)
     reason = f"no column {names} in the table" if len(columns) == 1 else f"no columns {names} in the table"
-    return [(i, Absent(reason)) for i in range(rows)]
+    return [(offset + i, Absent(reason)) for i in range(rows)]
 
 
 def _field_report(
