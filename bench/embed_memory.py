@@ -51,6 +51,35 @@ def table(rows: int, seed: int) -> pl.DataFrame:
     )
 
 
+def write_big(big: pl.DataFrame, folder: Path, chunk_rows: int) -> None:
+    """FOLDER/big.parquet, in row groups of a chunk."""
+    started = time.perf_counter()
+    big.write_parquet(folder / "big.parquet", row_group_size=chunk_rows)
+    size = (folder / "big.parquet").stat().st_size / 2**20
+    print(f"{big.height} rows written in {time.perf_counter() - started:.1f} s ({size:.0f} MiB on disk)")
+
+
+def compare_chunks(child: str, folder: Path, rows: int, chunk_rows: int) -> None:
+    """Run `child` (FOLDER/bundle over FOLDER/big.parquet) in a fresh process with chunks of
+    `chunk_rows` and with one chunk of all `rows`; print each one's rate and peak memory, and the
+    ratios."""
+    results = {}
+    for name, chunk in (("streamed", chunk_rows), ("one chunk", rows)):
+        done = subprocess.run(
+            [sys.executable, "-c", child, str(folder / "bundle"), str(folder / "big.parquet"),
+             str(folder / f"{chunk}.parquet"), str(chunk)],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        results[name] = r = json.loads(done.stdout.strip().splitlines()[-1])
+        print(
+            f"{name} (chunks of {chunk} rows): {r['rows'] / r['seconds']:,.0f} rows/s, "
+            f"peak {r['peak_mib']:.0f} MiB"
+        )
+    ratio = results["one chunk"]["peak_mib"] / results["streamed"]["peak_mib"]
+    speed = results["streamed"]["seconds"] / results["one chunk"]["seconds"]
+    print(f"peak memory: one chunk / streamed = {ratio:.1f}×; time streamed / one chunk = {speed:.2f}×")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -74,28 +103,8 @@ def main() -> int:
             base_dir=folder,
         )
         train(config, out=folder / "bundle")
-        started = time.perf_counter()
-        table(args.rows, 1).write_parquet(folder / "big.parquet", row_group_size=args.chunk_rows)
-        print(
-            f"{args.rows} rows written in {time.perf_counter() - started:.1f} s "
-            f"({(folder / 'big.parquet').stat().st_size / 2**20:.0f} MiB on disk)"
-        )
-        results = {}
-        for name, chunk in (("streamed", args.chunk_rows), ("one chunk", args.rows)):
-            done = subprocess.run(
-                [sys.executable, "-c", CHILD, str(folder / "bundle"), str(folder / "big.parquet"),
-                 str(folder / f"{chunk}.parquet"), str(chunk)],
-                capture_output=True, text=True, check=True,
-            )  # fmt: skip
-            results[name] = json.loads(done.stdout.strip().splitlines()[-1])
-            r = results[name]
-            print(
-                f"{name} (chunks of {chunk} rows): {r['rows'] / r['seconds']:,.0f} rows/s, "
-                f"peak {r['peak_mib']:.0f} MiB"
-            )
-        ratio = results["one chunk"]["peak_mib"] / results["streamed"]["peak_mib"]
-        speed = results["streamed"]["seconds"] / results["one chunk"]["seconds"]
-        print(f"peak memory: one chunk / streamed = {ratio:.1f}×; time streamed / one chunk = {speed:.2f}×")
+        write_big(table(args.rows, 1), folder, args.chunk_rows)
+        compare_chunks(CHILD, folder, args.rows, args.chunk_rows)
     return 0
 
 

@@ -11,17 +11,12 @@ resident memory of each, with the ratio.
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 
-from embed_memory import table
+from embed_memory import compare_chunks, table, write_big
 
 CHILD = """
 import json, resource, sys, time
@@ -41,11 +36,10 @@ print(json.dumps({"rows": run.rows, "seconds": seconds, "peak_mib": peak}))
 
 
 def labelled(rows: int, seed: int) -> pl.DataFrame:
-    df = table(rows, seed)
-    first = np.array([v[0] for v in df["va"].to_list()]) if rows <= 10_000 else None
-    if first is None:  # large tables only need the columns the model reads
-        return df.drop("id")
-    return df.with_columns(pl.Series("y", np.where(first > 0, "hi", "lo")))
+    """The vector table with a label from the sign of va's first value."""
+    return table(rows, seed).with_columns(
+        y=pl.when(pl.col("va").list.first() > 0).then(pl.lit("hi")).otherwise(pl.lit("lo"))
+    )
 
 
 def main() -> int:
@@ -71,26 +65,8 @@ def main() -> int:
             base_dir=folder,
         )
         train(config, out=folder / "bundle")
-        started = time.perf_counter()
-        labelled(args.rows, 1).write_parquet(folder / "big.parquet", row_group_size=args.chunk_rows)
-        size = (folder / "big.parquet").stat().st_size / 2**20
-        print(f"{args.rows} rows written in {time.perf_counter() - started:.1f} s ({size:.0f} MiB on disk)")
-        results = {}
-        for name, chunk in (("streamed", args.chunk_rows), ("one chunk", args.rows)):
-            done = subprocess.run(
-                [sys.executable, "-c", CHILD, str(folder / "bundle"), str(folder / "big.parquet"),
-                 str(folder / f"{chunk}.parquet"), str(chunk)],
-                capture_output=True, text=True, check=True,
-            )  # fmt: skip
-            results[name] = json.loads(done.stdout.strip().splitlines()[-1])
-            r = results[name]
-            print(
-                f"{name} (chunks of {chunk} rows): {r['rows'] / r['seconds']:,.0f} rows/s, "
-                f"peak {r['peak_mib']:.0f} MiB"
-            )
-        ratio = results["one chunk"]["peak_mib"] / results["streamed"]["peak_mib"]
-        speed = results["streamed"]["seconds"] / results["one chunk"]["seconds"]
-        print(f"peak memory: one chunk / streamed = {ratio:.1f}×; time streamed / one chunk = {speed:.2f}×")
+        write_big(table(args.rows, 1).drop("id"), folder, args.chunk_rows)  # the model's columns
+        compare_chunks(CHILD, folder, args.rows, args.chunk_rows)
     return 0
 
 
