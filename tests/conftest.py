@@ -84,21 +84,17 @@ def latent_pairs(n: int, seed: int = 0) -> pl.DataFrame:
     return pl.DataFrame({"id": [f"r{i}" for i in range(n)], "va": va, "vb": vb, "y": [f"c{v}" for v in y]})
 
 
-@pytest.fixture(scope="session")
-def space_run(tmp_path_factory: pytest.TempPathFactory):
-    """A bundle with a shared space of two vector fields: a contrastive stage, then the task."""
+def _pairs_config(folder: Path, space: dict):
+    """Two vector fields with a shared space: a contrastive stage, then the task."""
     from plait.config import Config
-    from plait.workflow.train import train
 
-    folder = tmp_path_factory.mktemp("space")
-    latent_pairs(400).write_parquet(folder / "pairs.parquet")
-    cfg = Config.from_dict(
+    return Config.from_dict(
         {
             "data": {"path": "pairs.parquet", "split": {"kind": "random"}},
             "task": {"label": "y"},
             "fields": {"va": "embedding", "vb": "embedding"},
             "model": {"dim": 32},
-            "space": {"dim": 16, "weight": 0.5},
+            "space": space,
             "train": {
                 "stages": [{"kind": "contrastive", "epochs": 15}, {"kind": "end_to_end", "epochs": 6}],
                 "progress": False,
@@ -108,31 +104,23 @@ def space_run(tmp_path_factory: pytest.TempPathFactory):
         },
         base_dir=folder,
     )
-    return train(cfg, out=folder / "bundle", report=True)
+
+
+@pytest.fixture(scope="session")
+def space_run(tmp_path_factory: pytest.TempPathFactory):
+    """A bundle with a shared space of two vector fields: a contrastive stage, then the task."""
+    from plait.workflow.train import train
+
+    folder = tmp_path_factory.mktemp("space")
+    latent_pairs(400).write_parquet(folder / "pairs.parquet")
+    return train(_pairs_config(folder, {"dim": 16, "weight": 0.5}), out=folder / "bundle", report=True)
 
 
 @pytest.fixture(scope="session")
 def impute_run(tmp_path_factory: pytest.TempPathFactory):
     """The same two views with an embedding imputer (`space.impute: true`)."""
-    from plait.config import Config
     from plait.workflow.train import train
 
     folder = tmp_path_factory.mktemp("impute")
     latent_pairs(400, seed=1).write_parquet(folder / "pairs.parquet")
-    cfg = Config.from_dict(
-        {
-            "data": {"path": "pairs.parquet", "split": {"kind": "random"}},
-            "task": {"label": "y"},
-            "fields": {"va": "embedding", "vb": "embedding"},
-            "model": {"dim": 32},
-            "space": {"dim": 16, "impute": True},
-            "train": {
-                "stages": [{"kind": "contrastive", "epochs": 15}, {"kind": "end_to_end", "epochs": 6}],
-                "progress": False,
-                "patience": 15,
-                "seed": 0,
-            },
-        },
-        base_dir=folder,
-    )
-    return train(cfg, out=folder / "bundle")
+    return train(_pairs_config(folder, {"dim": 16, "impute": True}), out=folder / "bundle")
