@@ -31,7 +31,7 @@ from plait.retrieval.embeddings import (
     embed_records,
     empty_embeddings,
 )
-from plait.retrieval.examples import check_impute, with_examples
+from plait.retrieval.examples import ExampleIndexes, check_impute, with_examples
 from plait.retrieval.search import SearchResult, open_index, query_record, search
 
 if TYPE_CHECKING:
@@ -81,6 +81,7 @@ class Predictor:
                 )
         self.trained_: TrainedModel | None = None
         self.bundle_path_: Path | None = None  # where it was loaded from or saved to
+        self._examples: ExampleIndexes | None = None  # the last examples table's indexes
 
     # -- training ---------------------------------------------------------------------------------
     def fit(self, data: Data | None = None, *, root: Path | str | None = None) -> Predictor:
@@ -319,7 +320,14 @@ class Predictor:
         )
         if examples_from is None:
             return predictions
-        return with_examples(trained, self.bundle_path_, Path(examples_from), predictions, run, examples)
+        return with_examples(self._example_indexes(Path(examples_from)), predictions, run, examples)
+
+    def _example_indexes(self, table: Path) -> ExampleIndexes:
+        """The indexes of `table` for this model, kept across calls (and a streamed predict's chunks)."""
+        held = self._examples
+        if held is None or held.table != table or held.trained is not self.trained:
+            held = self._examples = ExampleIndexes(self.trained, self.bundle_path_, table)
+        return held
 
     def embed(self, rows: Rows, *, field: str, root: Path | str | None = None) -> Embeddings:
         """Each row's `field` in the model's shared space: `Embeddings.vectors` (N, dim) unit rows,

@@ -78,6 +78,8 @@ def evaluate_tensors(
     names = list(trained.modalities)
     outputs = run_model_subsets(trained.model, tensors, idx, ablation_subsets(names))
     metrics = {key: trained.task.metrics(out.output, target) for key, out in outputs.items()}
+    headline = trained.task.headline_metric
+    without = {name: metrics[f"without:{name}"][headline] for name in names if f"without:{name}" in metrics}
     return Evaluation(
         metrics=metrics[ALL],
         single_field={name: metrics[f"only:{name}"] for name in names},
@@ -85,7 +87,7 @@ def evaluate_tensors(
         without_field={name: metrics[f"without:{name}"] for name in names if f"without:{name}" in metrics},
         interval=headline_interval(outputs[ALL].output, target, trained.task),
         confusion=confusion_matrix(outputs[ALL].output, target) if trained.task.is_classification else None,
-        space=evaluate_space(trained, tensors, idx.numpy()),
+        space=evaluate_space(trained, tensors, idx.numpy(), without),
     )
 
 

@@ -54,7 +54,7 @@ from plait.evaluation.robustness import (
     robustness_curves,
     single_field_note,
 )
-from plait.evaluation.space import evaluate_space
+from plait.evaluation.space import SpaceEvaluation, evaluate_space
 from plait.evaluation.subset_temperatures import group_by_present, plan_subsets
 from plait.evaluation.sweep import ALL_FIELDS, Advance, SweepResult, model_runs, sweep, tracked
 from plait.models.answers import calibrated
@@ -89,10 +89,13 @@ def full_evaluation(
     say: Say | None = None,
     progress: bool = False,
     boosting: BoostingResult | None = None,
+    space: SpaceEvaluation | None = None,
 ) -> EvaluationReport:
     """Evaluate `trained` on `rows` of `tensors` (which hold targets in the model's encoding).
     `plan` chooses the robustness curves (None: the default ones). While the model runs, a
-    progress bar when `progress`, else a line through `say` at each quarter of a long sweep."""
+    progress bar when `progress`, else a line through `say` at each quarter of a long sweep.
+    `space`: the shared space's section when the caller has it for these rows already (training's
+    held-out evaluation); None evaluates it here."""
     start = time.perf_counter()
     tell: Say = say or (lambda _msg: None)
     if tensors.target is None:
@@ -166,8 +169,19 @@ def full_evaluation(
         ),
         timing=Timing(round(seconds, 3), round(result.encoding_seconds, 3)),
         boosting=None if boosting is None else _boosting(boosting, task),
-        space=evaluate_space(trained, tensors, idx.numpy()),
+        space=space if space is not None else _space(trained, tensors, idx, metrics),
     )
+
+
+def _space(
+    trained: TrainedModel, tensors: TensorTable, idx: Tensor, metrics: Mapping[str, Mapping[str, float]]
+) -> SpaceEvaluation | None:
+    """The shared space's section, imputing compared against the ablation's own without-field runs."""
+    metric = trained.task.headline_metric
+    without = {
+        key.removeprefix("without:"): m[metric] for key, m in metrics.items() if key.startswith("without:")
+    }
+    return evaluate_space(trained, tensors, idx.numpy(), without)
 
 
 def _boosting(fit: BoostingResult, task: Task) -> BoostingBaseline:

@@ -84,9 +84,14 @@ class SpaceEvaluation:
 
 
 def evaluate_space(
-    trained: TrainedModel, tensors: TensorTable, rows: Sequence[int] | np.ndarray
+    trained: TrainedModel,
+    tensors: TensorTable,
+    rows: Sequence[int] | np.ndarray,
+    without: Mapping[str, float] | None = None,
 ) -> SpaceEvaluation | None:
-    """Retrieval and zero-shot on `rows` of `tensors`; None for a model without a shared space."""
+    """Retrieval and zero-shot on `rows` of `tensors`; None for a model without a shared space.
+    `without`: field -> the headline metric on these rows with the field left out, when the
+    caller's ablation has it (so imputing is compared against it, not run again)."""
     model = trained.model
     space = model.space
     if space is None:
@@ -114,28 +119,33 @@ def evaluate_space(
         temperature=round(float(1.0 / space.scale().detach()), 6),
         directions=directions,
         zero_shot=tuple(shots),
-        imputation=_imputation(trained, tensors, idx),
+        imputation=_imputation(trained, tensors, idx, without or {}),
     )
 
 
 def _imputation(
-    trained: TrainedModel, tensors: TensorTable, idx: torch.Tensor
+    trained: TrainedModel, tensors: TensorTable, idx: torch.Tensor, without: Mapping[str, float]
 ) -> tuple[FieldImputation, ...]:
-    """Each imputable field left out of every row: the headline metric absent vs imputed."""
+    """Each imputable field left out of every row: the headline metric absent (from `without`, or
+    run here) vs imputed."""
     model = trained.model
     if model.imputer is None or tensors.target is None or not trained.task.predicts:
         return ()
     names = list(trained.modalities)
     plan = {f: [n for n in names if n != f] for f in model.imputer.fields}
-    absent = run_model_subsets(model, tensors, idx, plan)
-    imputed = run_imputed(model, tensors, idx, plan)
     target = tensors.target[idx]
     metric = trained.task.headline_metric
+    absent = dict(without)
+    missing = {f: keep for f, keep in plan.items() if f not in absent}
+    if missing:
+        for f, run in run_model_subsets(model, tensors, idx, missing).items():
+            absent[f] = float(trained.task.metrics(run.output, target)[metric])
+    imputed = run_imputed(model, tensors, idx, plan)
     return tuple(
         FieldImputation(
             field=f,
             metric=metric,
-            absent=round(float(trained.task.metrics(absent[f].output, target)[metric]), 6),
+            absent=round(float(absent[f]), 6),
             imputed=round(float(trained.task.metrics(imputed[f].out.output, target)[metric]), 6),
             rows=len(idx),
         )

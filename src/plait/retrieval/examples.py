@@ -35,27 +35,40 @@ def check_impute(trained: TrainedModel, impute: str | None, examples_from: Path 
     return True
 
 
+class ExampleIndexes:
+    """The indexes of one table of real items, each field's opened once and kept while the table
+    is unchanged (a streamed `predict` asks for them chunk after chunk; opening one hashes the
+    whole table)."""
+
+    def __init__(self, trained: TrainedModel, bundle: Path | None, table: Path) -> None:
+        self.trained = trained
+        self.bundle = bundle
+        self.table = table
+        self._open: dict[str, tuple[tuple[int, int], ItemIndex]] = {}
+
+    def get(self, field: str) -> ItemIndex:
+        stat = self.table.stat()
+        seen = (stat.st_mtime_ns, stat.st_size)
+        held = self._open.get(field)
+        if held is None or held[0] != seen:
+            index = open_index(self.trained, self.bundle, self.table, field, what="the imputed field")
+            held = self._open[field] = (seen, index)
+        return held[1]
+
+
 def with_examples(
-    trained: TrainedModel,
-    bundle: Path | None,
-    table: Path,
-    predictions: Sequence[Prediction],
-    run: ImputedRun,
-    k: int,
+    indexes: ExampleIndexes, predictions: Sequence[Prediction], run: ImputedRun, k: int
 ) -> list[Prediction]:
-    """Each prediction with, for every field it imputed, the `k` real items of `table` nearest its
-    imputed embedding (the index is saved beside `bundle`, or built in memory without one)."""
+    """Each prediction with, for every field it imputed, the `k` real items of the indexes' table
+    nearest its imputed embedding."""
     if k < 1:
         raise ConfigError(f"examples: expected at least 1 example per imputed field, got {k}")
-    indexes: dict[str, ItemIndex] = {}
     out = list(predictions)
     for field, rows in run.imputed.items():
         chosen = rows.nonzero().squeeze(1).tolist()
         if not chosen:
             continue
-        if field not in indexes:
-            indexes[field] = open_index(trained, bundle, table, field, what="the imputed field")
-        nearest = indexes[field].nearest(run.embedded[field][chosen].numpy(), k)
+        nearest = indexes.get(field).nearest(run.embedded[field][chosen].numpy(), k)
         for i, hits in zip(chosen, nearest, strict=True):
             found = tuple(Example(row=h.row, score=h.score, values=dict(h.values)) for h in hits)
             out[i] = replace(out[i], examples={**(out[i].examples or {}), field: found})

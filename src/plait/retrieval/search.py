@@ -15,6 +15,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -57,10 +58,15 @@ class ItemIndex:
     def meta(self) -> IndexMeta:
         return self.vectors.meta
 
+    @cached_property
+    def by_row(self) -> dict[int, dict[str, Any]]:
+        """Each item's columns by its table row (built once per index, not per search)."""
+        return {int(r[ROW_COLUMN]): r for r in self.items.iter_rows(named=True)}
+
     def nearest(self, queries: np.ndarray, k: int) -> list[tuple[Hit, ...]]:
         """The k items nearest each query (Q, dim), best first."""
         matches = self.vectors.search(queries, k)
-        by_row = {int(r[ROW_COLUMN]): r for r in self.items.iter_rows(named=True)}
+        by_row = self.by_row
         return [
             tuple(
                 Hit(

@@ -27,7 +27,7 @@ from plait.evaluation.evaluate import Evaluation, evaluate_tensors
 from plait.evaluation.full import full_evaluation
 from plait.evaluation.result import EvaluationReport
 from plait.evaluation.rows import selection_text
-from plait.evaluation.space import evaluate_space
+from plait.evaluation.space import SpaceEvaluation, evaluate_space
 from plait.evaluation.subset_temperatures import fit_subset_temperatures
 from plait.models.calibration import SubsetTemperatures
 from plait.provenance.fingerprint import fingerprint_table
@@ -275,7 +275,6 @@ def _space_report(prepared: Prepared, result: TrainResult, tell: Say) -> Evaluat
 
     from plait import __version__
     from plait.evaluation.result import FieldKind, RowSelection
-    from plait.evaluation.space import SpaceEvaluation
 
     assert result.bundle_path is not None
     trained = result.trained
@@ -299,6 +298,7 @@ def _bundle_report(prepared: Prepared, result: TrainResult, tell: Say) -> Evalua
     """The full evaluation of the held-out rows, written into the bundle (report.html, evaluation.json)."""
     assert result.bundle_path is not None
     held_out, rows = result.split.held_out()
+    raw_space = result.trained.metrics.get("space")
     data = full_evaluation(
         result.trained,
         prepared.tensors,
@@ -308,6 +308,7 @@ def _bundle_report(prepared: Prepared, result: TrainResult, tell: Say) -> Evalua
         progress=prepared.config.train.progress,
         say=tell,
         boosting=result.boosting,
+        space=None if raw_space is None else SpaceEvaluation.from_json(raw_space),  # measured in training
     )
     _, html = write_report(data, result.bundle_path, json_name=EVALUATION_JSON)
     tell(f"report: {html}")
