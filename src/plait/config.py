@@ -25,6 +25,9 @@ from plait.errors import ConfigError
 from plait.registry import unknown_name_message
 
 TASK_TYPES = ("auto", "classification", "regression")
+# train.strategy: DDP or FSDP through Lightning (ddp_spawn would pickle the model and cannot)
+STRATEGIES = ("auto", "ddp", "fsdp")
+ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")  # train.accelerator, as Lightning names them
 PRECISIONS = ("32-true", "32", "bf16-mixed", "bf16-true", "16-mixed", "64-true")
 STAGE_KINDS = ("unimodal", "contrastive", "frozen", "end_to_end")
 
@@ -87,8 +90,9 @@ class TrainSpec:
     precision: str = "32-true"
     seed: int = 0
     accelerator: str = "cpu"
-    devices: int = 1
-    strategy: str = "auto"
+    devices: int = 1  # processes per node (Lightning's devices); > 1 trains with DDP
+    num_nodes: int = 1  # machines; devices × num_nodes processes in all (training/distributed.py)
+    strategy: str = "auto"  # auto (DDP when more than one process), ddp or fsdp
     progress: bool = True
     stages: tuple[StageSpec, ...] = ()  # empty: one end_to_end stage of `epochs` at `lr`
     aux_loss: float = 0.0  # weight of each field's own (unimodal) loss added to the fused loss
@@ -434,6 +438,7 @@ def _check_values(cfg: Config) -> None:
         ),
         ("train.patience", t.patience >= 1, t.patience, "an integer ≥ 1"),
         ("train.devices", t.devices >= 1, t.devices, "an integer ≥ 1"),
+        ("train.num_nodes", t.num_nodes >= 1, t.num_nodes, "an integer ≥ 1"),
         ("train.aux_loss", t.aux_loss >= 0, t.aux_loss, "a weight ≥ 0 (0 turns it off)"),
         ("train.ogm_ge", t.ogm_ge >= 0, t.ogm_ge, "a strength ≥ 0 (0 turns it off)"),
         ("train.subset_loss", t.subset_loss >= 0, t.subset_loss, "a weight ≥ 0 (0 turns it off)"),
@@ -452,6 +457,22 @@ def _check_values(cfg: Config) -> None:
                 f"train.stages[{stage_number}].lr: expected a positive number, got {stage.lr!r}"
             )
     _check_space(cfg)
+    if t.accelerator not in ACCELERATORS:
+        raise ConfigError(
+            f"train.accelerator: {unknown_name_message('accelerator', t.accelerator, list(ACCELERATORS))}"
+        )
+    if t.strategy not in STRATEGIES:
+        raise ConfigError(f"train.strategy: {unknown_name_message('strategy', t.strategy, list(STRATEGIES))}")
+    if t.batch_size < t.devices * t.num_nodes:
+        raise ConfigError(
+            f"train.batch_size: each batch is split across the {t.devices * t.num_nodes} processes "
+            f"(train.devices × train.num_nodes), so it needs at least that many rows; got {t.batch_size}"
+        )
+    if t.strategy == "fsdp" and t.accelerator not in ("gpu", "cuda"):
+        raise ConfigError(
+            f"train.strategy: fsdp shards the model across GPUs (Lightning refuses it on {t.accelerator!r}); "
+            "set train.accelerator: gpu, or use strategy ddp on CPUs"
+        )
     if t.precision not in PRECISIONS:
         raise ConfigError(
             f"train.precision: {unknown_name_message('precision', t.precision, list(PRECISIONS))}"

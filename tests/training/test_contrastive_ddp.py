@@ -64,7 +64,7 @@ module._gather = spy
 split = prepared.split
 data = TableDataModule(prepared.tensors, train=split.train, val=split.val, batch_size=16, seed=0)
 trainer = L.Trainer(
-    max_epochs=2, accelerator="cpu", devices=2, strategy="ddp", logger=False,
+    max_epochs=2, accelerator="cpu", devices=2, strategy="ddp", logger=False, use_distributed_sampler=False,
     enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
 )
 trainer.fit(module, datamodule=data)

@@ -26,6 +26,21 @@ def train_command(
         help="Override train.ensemble: N > 1 trains N models (seeds SEED…SEED+N−1) into one bundle that "
         "predicts their average (calibrated like one model; N times the training and prediction time).",
     ),
+    devices: int | None = typer.Option(
+        None,
+        help="Override train.devices: processes on this machine (CPU processes, or GPUs with "
+        "--accelerator gpu). More than one trains with DDP; each global batch is split across them.",
+    ),
+    num_nodes: int | None = typer.Option(
+        None,
+        "--num-nodes",
+        help="Override train.num_nodes: machines, each running DEVICES processes (start this same command "
+        "on every node, e.g. with torchrun or srun; see the README's 'Training on several processes').",
+    ),
+    strategy: str | None = typer.Option(
+        None, help="Override train.strategy: auto (DDP when more than one process), ddp or fsdp."
+    ),
+    accelerator: str | None = typer.Option(None, help="Override train.accelerator: cpu, gpu or auto."),
     progress: bool = typer.Option(True, help="Show progress bars."),
     report: bool = typer.Option(
         True, help="Evaluate the held-out rows fully (robustness, calibration) into BUNDLE/report.html."
@@ -62,15 +77,34 @@ def train_command(
 
     cfg = load_config(config)
     overrides: dict[str, Any] = {"progress": progress}
-    for key, value in (("epochs", epochs), ("precision", precision), ("seed", seed), ("ensemble", ensemble)):
+    for key, value in (
+        ("epochs", epochs),
+        ("precision", precision),
+        ("seed", seed),
+        ("ensemble", ensemble),
+        ("devices", devices),
+        ("num_nodes", num_nodes),
+        ("strategy", strategy),
+        ("accelerator", accelerator),
+    ):
         if value is not None:
             overrides[key] = value
     cfg = cfg.with_overrides(train=overrides)
     if fusion is not None:
         cfg = cfg.with_overrides(model={"fusion": fusion})
     cfg = with_allowed_leaks(cfg, allow_leak)
-    console = Console()
+    from plait.training.distributed import is_main_process
+
+    console = Console(quiet=not is_main_process())  # a DDP worker runs this command too: one voice
     target = out if out is not None else cfg.resolve(cfg.output)
+    processes = cfg.train.devices * cfg.train.num_nodes
+    if (folds != 1 or seeds != 1) and processes > 1:
+        raise typer.BadParameter(
+            f"cross-validation trains many models one after another; it runs on one process, and "
+            f"train.devices × train.num_nodes is {processes}. Drop --devices/--num-nodes (or set "
+            "train.devices: 1) with --folds",
+            param_hint="--folds",
+        )
     if folds != 1 or seeds != 1:
         _cross_validate(
             cfg,

@@ -54,17 +54,40 @@ def target_scores(
     Classification: the mean probability given to the true class (OGM-GE's score).
     Regression: 1 / (1 + mean squared error). Fields present in no row are left out.
     """
-    scores: dict[str, float] = {}
-    for field, out in outputs.items():
+    return scores_from_sums(list(outputs), score_sums(outputs, present, target, task), task)
+
+
+@torch.no_grad()
+def score_sums(
+    outputs: Mapping[str, Tensor], present: Mapping[str, Tensor], target: Tensor, task: SupervisedTask
+) -> Tensor:
+    """(F, 2): per field (in `outputs`' order) the summed per-row score quantity — the true class's
+    probability, or the squared error — and the row count. Sums add up across processes, so the
+    scores of a batch split over DDP processes are those of the whole batch."""
+    sums = torch.zeros(len(outputs), 2, dtype=torch.float64)
+    for i, (field, out) in enumerate(outputs.items()):
         rows = present[field].bool()
         if not bool(rows.any()):
             continue
         if task.is_classification:
             probs = out[rows].float().softmax(dim=-1)  # (n, K)
-            scores[field] = float(probs.gather(1, target[rows].long().unsqueeze(1)).mean())
+            per_row = probs.gather(1, target[rows].long().unsqueeze(1))
         else:
-            err = (out[rows].float().reshape(-1) - target[rows].float()) ** 2
-            scores[field] = 1.0 / (1.0 + float(err.mean()))
+            per_row = (out[rows].float().reshape(-1) - target[rows].float()) ** 2
+        sums[i, 0] = float(per_row.double().sum())
+        sums[i, 1] = int(rows.sum())
+    return sums
+
+
+def scores_from_sums(fields: list[str], sums: Tensor, task: SupervisedTask) -> dict[str, float]:
+    """`target_scores` from `score_sums` (summed over processes, or not)."""
+    scores: dict[str, float] = {}
+    for i, field in enumerate(fields):
+        total, count = float(sums[i, 0]), float(sums[i, 1])
+        if count <= 0:
+            continue
+        mean = total / count
+        scores[field] = mean if task.is_classification else 1.0 / (1.0 + mean)
     return scores
 
 
@@ -84,12 +107,19 @@ def ogm_coefficients(scores: Mapping[str, float], alpha: float) -> dict[str, flo
     return coefficients
 
 
-def modulate_gradients(parameters: list[torch.nn.Parameter], coefficient: float, noise: bool) -> None:
-    """Scale the gradients in place by `coefficient`; with `noise`, add N(0, std(grad)²) per tensor."""
+def modulate_gradients(
+    parameters: list[torch.nn.Parameter],
+    coefficient: float,
+    noise: bool,
+    generator: torch.Generator | None = None,
+) -> None:
+    """Scale the gradients in place by `coefficient`; with `noise`, add N(0, std(grad)²) per tensor,
+    drawn from `generator` (a CPU generator seeded alike on every DDP process keeps them equal)."""
     for p in parameters:
         if p.grad is None:
             continue
         spread = float(p.grad.std()) if noise and p.grad.numel() > 1 else 0.0
         p.grad.mul_(coefficient)
         if spread > 0.0:
-            p.grad.add_(torch.randn_like(p.grad) * spread)
+            draw = torch.randn(p.grad.shape, generator=generator, dtype=p.grad.dtype)  # on the CPU
+            p.grad.add_(draw.to(p.grad.device) * spread)

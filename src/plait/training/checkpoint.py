@@ -30,6 +30,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from plait.errors import DataError
+from plait.training.distributed import is_main_process
 
 RUN_FILE = "run.json"
 
@@ -49,6 +50,7 @@ class Checkpoints:
         self.folder = Path(folder)
         self.fingerprint = fingerprint
         self.resume = resume
+        self.writes = is_main_process()  # under DDP the main process alone writes (all read)
         run = self.folder / RUN_FILE
         if resume and run.is_file():
             saved = json.loads(run.read_text())
@@ -59,11 +61,12 @@ class Checkpoints:
                 )
             self.state = RunState(fingerprint, list(saved.get("stages", [])))
         else:
-            if self.folder.exists():
+            if self.writes and self.folder.exists():
                 shutil.rmtree(self.folder)
             self.state = RunState(fingerprint)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self._write_run()
+        if self.writes:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._write_run()
 
     @staticmethod
     def fingerprint_of(*parts: str) -> str:
@@ -78,10 +81,12 @@ class Checkpoints:
         return next((s for s in self.state.stages if s["number"] == number), None)
 
     def finish_stage(self, number: int, module: L.LightningModule, done: dict[str, Any]) -> None:
-        tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-        _atomic(self.folder / f"stage{number}.safetensors", lambda tmp: save_file(tensors, str(tmp)))
         others = [s for s in self.state.stages if s["number"] != number]
         self.state.stages = [*others, {"number": number, **done}]
+        if not self.writes:
+            return
+        tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+        _atomic(self.folder / f"stage{number}.safetensors", lambda tmp: save_file(tensors, str(tmp)))
         self._write_run()
         for name in (f"stage{number}.ckpt", f"stage{number}.json"):
             (self.folder / name).unlink(missing_ok=True)
@@ -107,7 +112,8 @@ class Checkpoints:
         return Checkpoints(self.folder / f"member{index}", fingerprint, resume=self.resume)
 
     def remove(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
+        if self.writes:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
     def _write_run(self) -> None:
         text = json.dumps({"fingerprint": self.fingerprint, "stages": self.state.stages}, indent=1)
@@ -124,6 +130,9 @@ class EpochCheckpoint(L.Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:
+            return
+        if not trainer.is_global_zero:  # every process must call it (it waits for the others)
+            trainer.save_checkpoint(self.folder / f".stage{self.number}.ckpt.tmp")  # writes nothing here
             return
         _atomic(self.folder / f"stage{self.number}.ckpt", lambda tmp: trainer.save_checkpoint(tmp))
         meta = json.dumps({"epoch": trainer.current_epoch, "stopping": bool(trainer.should_stop)})

@@ -1,4 +1,8 @@
-"""Batches straight from the pre-loaded TensorTable: one index list per batch, no per-sample collation."""
+"""Batches straight from the pre-loaded TensorTable: one index list per batch, no per-sample collation.
+
+Under DDP each process takes its share of every global batch (`GlobalBatchShare`): the run sees the
+batches one process with the same seed would. Validation is not shared out: every process
+validates on all validation rows, so early stopping agrees everywhere."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
 from plait.data.dataset import TensorTable
+from plait.training.distributed import GlobalBatchShare
 from plait.types import Batch
 
 
@@ -60,8 +65,13 @@ class TableDataModule(L.LightningDataModule):
                 generator.set_state(self._resumed_generator)
             self._generator = generator
             base = RandomSampler(range(len(rows)), generator=generator)
-        sampler = BatchSampler(base, batch_size=self.batch_size, drop_last=False)
-        return DataLoader(rows, sampler=sampler, batch_size=None, collate_fn=_whole)
+        batches = BatchSampler(base, batch_size=self.batch_size, drop_last=False)
+        world = 1 if self.trainer is None else int(self.trainer.world_size)
+        if shuffle and world > 1:
+            assert self.trainer is not None  # world > 1 only under a trainer
+            share = GlobalBatchShare(batches, rank=int(self.trainer.global_rank), world=world)
+            return DataLoader(rows, sampler=share, batch_size=None, collate_fn=_whole)
+        return DataLoader(rows, sampler=batches, batch_size=None, collate_fn=_whole)
 
     def state_dict(self) -> dict[str, Any]:
         """The batch order's random stream, for checkpoints (training/checkpoint.py)."""

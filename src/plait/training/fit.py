@@ -38,6 +38,7 @@ from plait.provenance.media import media_paths
 from plait.task import Task
 from plait.training.checkpoint import Checkpoints
 from plait.training.checks import check_leaks_and_copies, without_empty_fields
+from plait.training.distributed import check_ranks_agree, is_distributed, part_processes
 from plait.training.stages import Fitted, Say, fit_stages
 
 
@@ -199,6 +200,9 @@ def fit_model(
         model, fitted, members = _fit_ensemble(config, modalities, task, tensors, split, tell, checkpoints)
     else:
         model, fitted = _fit_one(config, modalities, task, tensors, split, tell, checkpoints)
+    if is_distributed(config.train):  # the model is trained: the main process goes on alone
+        check_ranks_agree(torch.cat([p.detach().flatten() for p in model.parameters()]))
+        part_processes()
     trained = TrainedModel(
         config=config, task=task, modalities=modalities, model=model, split=split.to_json()
     )

@@ -31,11 +31,19 @@ from torch import Tensor, nn
 from plait.metrics import classification_metrics, regression_metrics
 from plait.models.fusion_model import FusionModel
 from plait.models.modality_dropout import drop_modalities, sample_subsets
-from plait.objectives.balance import modulate_gradients, ogm_coefficients, target_scores, unimodal_losses
+from plait.objectives.balance import (
+    modulate_gradients,
+    ogm_coefficients,
+    score_sums,
+    scores_from_sums,
+    unimodal_losses,
+)
 from plait.objectives.contrastive import Gathered, pairs_loss
 from plait.objectives.supervised import distillation_loss
 from plait.task import Task
 from plait.types import Batch, EncoderOutput
+
+_ROWS = "\0rows"  # _global_share's key for the batch's own rows (no field is named so)
 
 
 def build_probes(model: FusionModel, n_outputs: int) -> nn.ModuleDict:
@@ -88,7 +96,10 @@ class PlaitModule(L.LightningModule):
         if stage == "contrastive" and not self.pairs:
             raise ValueError("a contrastive stage needs a model with a shared space and at least one pair")
         self.share_history: list[dict[str, float]] = []  # per epoch: field → gradient share
-        self._grad_norms: dict[str, Tensor] = {}  # summed on the device: no sync per step
+        # per training step: (field, tokens|pooled) -> squared gradient norm, kept on the device
+        # and reduced over DDP processes once per epoch (no sync per step)
+        self._grad_steps: list[dict[tuple[str, int], Tensor]] = []
+        self._ogm_rng: torch.Generator | None = None  # OGM-GE's noise: alike on every process
         self._ogm: dict[str, float] = {}
         self._dropout_rng: torch.Generator | None = None
         self._resumed: dict[str, Tensor] | None = None  # random streams of a resumed stage
@@ -122,16 +133,20 @@ class PlaitModule(L.LightningModule):
     def on_fit_start(self) -> None:
         # one stream per process so DDP ranks drop different fields, reproducibly
         self._dropout_rng = torch.Generator().manual_seed(self.seed * 1000 + self.global_rank)
+        self._ogm_rng = torch.Generator().manual_seed(self.seed * 1000 + 999)
         if self._resumed is not None:  # a resumed stage goes on with the streams it stopped with
             self._dropout_rng.set_state(self._resumed["dropout_rng"])
+            if "ogm_rng" in self._resumed:
+                self._ogm_rng.set_state(self._resumed["ogm_rng"])
             torch.set_rng_state(self._resumed["torch_rng"])
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """What a resumed stage needs beyond weights and optimizer: the random streams (modality
         dropout, the global one behind nn.Dropout) and the per-epoch gradient shares."""
-        assert self._dropout_rng is not None  # saved during fit only
+        assert self._dropout_rng is not None and self._ogm_rng is not None  # saved during fit only
         checkpoint["plait"] = {
             "dropout_rng": self._dropout_rng.get_state(),
+            "ogm_rng": self._ogm_rng.get_state(),
             "torch_rng": torch.get_rng_state(),
             "share_history": [dict(row) for row in self.share_history],
             "ogm": dict(self._ogm),
@@ -142,12 +157,12 @@ class PlaitModule(L.LightningModule):
         self.share_history = [dict(row) for row in state.get("share_history", [])]
         self._ogm = dict(state.get("ogm", {}))
         if "dropout_rng" in state:
-            self._resumed = {"dropout_rng": state["dropout_rng"], "torch_rng": state["torch_rng"]}
+            self._resumed = {k: state[k] for k in ("dropout_rng", "torch_rng", "ogm_rng") if k in state}
 
     def on_train_epoch_start(self) -> None:
         if self.stage == "frozen":  # fixed encoders: no dropout noise inside them either
             self.model.encoders.eval()
-        self._grad_norms = {}
+        self._grad_steps = []
 
     def transfer_batch_to_device(self, batch: Batch, device: torch.device, dataloader_idx: int) -> Batch:
         return batch.to(device)
@@ -165,15 +180,35 @@ class PlaitModule(L.LightningModule):
         tapped: dict[str, EncoderOutput] = {}
         for field, out in encoded.items():
             tokens, pooled = out.tokens.view_as(out.tokens), out.pooled.view_as(out.pooled)
-            for t in (tokens, pooled):
+            for part, t in enumerate((tokens, pooled)):
                 if t.requires_grad:
-                    t.register_hook(lambda g, f=field: self._add_grad_norm(f, g))
+                    t.register_hook(lambda g, key=(field, part): self._add_grad_norm(key, g))
             tapped[field] = EncoderOutput(tokens=tokens, pooled=pooled, token_mask=out.token_mask)
         return tapped
 
-    def _add_grad_norm(self, field: str, grad: Tensor) -> None:
-        norm = grad.detach().float().norm()
-        self._grad_norms[field] = self._grad_norms[field] + norm if field in self._grad_norms else norm
+    def _add_grad_norm(self, key: tuple[str, int], grad: Tensor) -> None:
+        squared = grad.detach().float().pow(2).sum()
+        step = self._grad_steps[-1]
+        step[key] = step[key] + squared if key in step else squared
+
+    def _epoch_grad_norms(self) -> dict[str, float]:
+        """Each field's gradient norm through the fusion, summed over the epoch's steps. A step's
+        norm is of the whole global batch: under DDP the squared norms of every process's share
+        are added before the root (one reduction per epoch), so the shares are one process's."""
+        if not self._grad_steps:
+            return {}
+        keys = [(f, part) for f in self.model.encoders for part in (0, 1)]
+        squared = torch.stack(
+            [
+                torch.stack([step.get(k, torch.zeros((), device=self.device)) for k in keys])
+                for step in self._grad_steps
+            ]
+        )  # (steps, 2F)
+        if self._world_size() > 1:
+            squared = self.trainer.strategy.reduce(squared, reduce_op="sum")
+        norms = squared.sqrt().sum(dim=0).reshape(-1, 2).sum(dim=1)  # (2F,) -> (F,)
+        seen = {f for step in self._grad_steps for f, _ in step}
+        return {f: float(n) for f, n in zip(self.model.encoders, norms, strict=True) if f in seen}
 
     def _contrastive(self, encoded: Mapping[str, EncoderOutput], present: Mapping[str, Tensor]) -> Tensor:
         """The mean InfoNCE of the stage's pairs, across every process's rows under DDP."""
@@ -215,6 +250,7 @@ class PlaitModule(L.LightningModule):
         """(total loss, task loss, probe outputs, model output or None) for one batch, in the
         current stage (a contrastive stage's task loss is its contrastive loss)."""
         encoded = self.model.encode(batch)
+        share = self._global_share(batch)
         if self.stage == "contrastive":
             loss = self._contrastive(encoded, batch.present)
             return loss, loss, {}, None
@@ -222,27 +258,47 @@ class PlaitModule(L.LightningModule):
         if self.stage == "unimodal":
             probe_out = self._probe_outputs(encoded, detach=False)
             losses = unimodal_losses(probe_out, batch.present, batch.target, self.task)
-            loss = torch.stack(list(losses.values())).mean()
+            loss = torch.stack([share[f] * v for f, v in losses.items()]).mean()
             return loss, loss, probe_out, None
         fusion = self.model.fusion
         inputs = self._tap(encoded) if self.training else encoded
         output = self.model.decide(inputs, batch.present).output  # (B, K)
         task_loss = self.task.loss(output, batch.target)
-        total = task_loss
+        total = share[_ROWS] * task_loss
         if getattr(fusion, "trains_fields_alone", False):
             per_field = fusion.per_field_outputs  # comes with trains_fields_alone
             assert callable(per_field)
             own = unimodal_losses(per_field(inputs), batch.present, batch.target, self.task)
-            total = total + torch.stack(list(own.values())).mean()
+            total = total + torch.stack([share[f] * v for f, v in own.items()]).mean()
         if self.subset_loss > 0 and self.training:
             total = total + self.subset_loss * self._subset_loss(inputs, batch.present, output, batch.target)
         aux = self.aux_loss > 0 and self.stage == "end_to_end"
         probe_out = self._probe_outputs(encoded, detach=not aux)
         probe_losses = unimodal_losses(probe_out, batch.present, batch.target, self.task)
-        total = total + (self.aux_loss if aux else 1.0) * torch.stack(list(probe_losses.values())).mean()
+        probe_loss = torch.stack([share[f] * v for f, v in probe_losses.items()]).mean()
+        total = total + (self.aux_loss if aux else 1.0) * probe_loss
         if self.space_weight > 0 and self.model.space is not None:
             total = total + self.space_weight * self._contrastive(encoded, batch.present)
         return total, task_loss, probe_out, output
+
+    def _global_share(self, batch: Batch) -> dict[str, Tensor]:
+        """Per loss that is a mean over rows (the batch's, `_ROWS`, or a field's present rows): the
+        factor that turns this process's mean into its part of the whole global batch's mean once
+        DDP averages the gradients (local rows × processes / global rows). All 1 on one process or
+        when the rows split evenly. One small reduction per step, of counts known up front."""
+        fields = list(batch.present)
+        if not self.training or self._world_size() <= 1:
+            one = torch.ones((), device=self.device)
+            return {_ROWS: one, **{f: one for f in fields}}
+        local = torch.stack(
+            [torch.tensor(float(batch.size), device=self.device)]
+            + [batch.present[f].float().sum().to(self.device) for f in fields]
+        )  # (1 + F,)
+        total = self.trainer.strategy.reduce(local.clone(), reduce_op="sum")
+        factor = torch.where(
+            total > 0, local * self._world_size() / total.clamp(min=1.0), torch.zeros_like(local)
+        )
+        return {_ROWS: factor[0], **{f: factor[i + 1] for i, f in enumerate(fields)}}
 
     def _subset_loss(
         self,
@@ -270,6 +326,7 @@ class PlaitModule(L.LightningModule):
     # ---------------------------------------------------------------- steps
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        self._grad_steps.append({})  # this step's gradient norms (the fusion inputs' hooks fill it)
         if self.modality_dropout > 0:
             present = drop_modalities(
                 {k: v.cpu() for k, v in batch.present.items()}, self.modality_dropout, self._dropout_rng
@@ -278,8 +335,10 @@ class PlaitModule(L.LightningModule):
         total, task_loss, probe_out, _ = self._step_losses(batch)
         if self.ogm_ge > 0 and self.stage == "end_to_end":
             assert batch.target is not None
-            scores = target_scores(probe_out, batch.present, batch.target, self.task)
-            self._ogm = ogm_coefficients(scores, self.ogm_ge)
+            sums = score_sums(probe_out, batch.present, batch.target, self.task)  # (F, 2)
+            if self._world_size() > 1:  # the whole global batch's scores: alike on every process
+                sums = self.trainer.strategy.reduce(sums.to(self.device), reduce_op="sum").cpu()
+            self._ogm = ogm_coefficients(scores_from_sums(list(probe_out), sums, self.task), self.ogm_ge)
         # off the bar: val_loss and val_accuracy fill what an 80-column bar has room for
         self.log("train_loss", task_loss, prog_bar=False, batch_size=batch.size, on_step=False, on_epoch=True)
         return total
@@ -287,7 +346,12 @@ class PlaitModule(L.LightningModule):
     def on_after_backward(self) -> None:
         for field, coefficient in self._ogm.items():
             if coefficient < 1.0:
-                modulate_gradients(list(self.model.encoders[field].parameters()), coefficient, noise=True)
+                modulate_gradients(
+                    list(self.model.encoders[field].parameters()),
+                    coefficient,
+                    noise=True,
+                    generator=self._ogm_rng,
+                )
         self._ogm = {}
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
@@ -311,7 +375,7 @@ class PlaitModule(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         # Lightning validates before on_train_epoch_end: record this epoch's gradient shares here
-        norms = {f: float(v) for f, v in self._grad_norms.items()}
+        norms = self._epoch_grad_norms() if not self.trainer.sanity_checking else {}
         total = sum(norms.values())
         if total > 0 and not self.trainer.sanity_checking:
             shares = {f: v / total for f, v in norms.items()}

@@ -28,6 +28,7 @@ from plait.task import Task
 from plait.training.callbacks import BestWeights, CompactProgressBar, EpochLines
 from plait.training.checkpoint import Checkpoints, read_checkpoint
 from plait.training.datamodule import TableDataModule
+from plait.training.distributed import trainer_placement
 from plait.training.imputation import ImputerFit, fit_imputer
 from plait.training.module import PlaitModule, build_probes, set_trainable
 
@@ -65,6 +66,13 @@ def fit_stages(
     shares: list[dict[str, float]] = []
     fusion_prepared = False
     start = time.perf_counter()
+    placement = trainer_placement(t)
+    processes = int(placement["devices"]) * int(placement["num_nodes"])  # type: ignore[call-overload]
+    if processes > 1:
+        tell(
+            f"training on {processes} processes ({placement['strategy']}, {t.accelerator}): each batch of "
+            f"{t.batch_size} rows is split across them"
+        )
     for number, stage in enumerate(plan, start=1):
         assert stage.lr is not None  # stage_plan fills it in
         if len(plan) > 1:
@@ -117,9 +125,7 @@ def fit_stages(
         with quiet_lightning():
             trainer = L.Trainer(
                 max_epochs=stage.epochs,
-                accelerator=t.accelerator,
-                devices=t.devices,
-                strategy=t.strategy,
+                **placement,  # type: ignore[arg-type]
                 precision=t.precision,  # type: ignore[arg-type]
                 callbacks=callbacks,
                 logger=False,
@@ -144,6 +150,7 @@ def fit_stages(
             "epochs": stage.epochs,
             "lr": stage.lr,
             "rows": len(train_rows),  # training rows (a contrastive stage adds safe unlabelled rows)
+            "processes": processes,  # > 1: DDP/FSDP, each global batch split across the processes
             "epochs_run": len(best.history),
             "best_epoch": best.best_epoch,
             "best_val_loss": best.best_score,
