@@ -250,10 +250,10 @@ class PlaitModule(L.LightningModule):
         """(total loss, task loss, probe outputs, model output or None) for one batch, in the
         current stage (a contrastive stage's task loss is its contrastive loss)."""
         encoded = self.model.encode(batch)
-        share = self._global_share(batch)
-        if self.stage == "contrastive":
+        if self.stage == "contrastive":  # gathered over the processes already: no weighting
             loss = self._contrastive(encoded, batch.present)
             return loss, loss, {}, None
+        share = self._global_share(batch)
         assert batch.target is not None  # internal invariant: supervised batches carry targets
         if self.stage == "unimodal":
             probe_out = self._probe_outputs(encoded, detach=False)
