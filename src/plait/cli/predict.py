@@ -26,7 +26,11 @@ TRUST_HELP = (
 
 def predict_command(
     bundle: Path = typer.Argument(..., help="A bundle directory written by `plait train`."),
-    data: Path = typer.Argument(..., help="A table of rows to predict (any subset of fields per row)."),
+    data: Path = typer.Argument(
+        ...,
+        help="A table of rows to predict (any subset of fields per row): a file, or a folder of Parquet "
+        "parts read in name order as one table.",
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Output file: .parquet, .csv or .jsonl."),
     root: Path | None = typer.Option(None, help="Media root for file paths (default: the table's folder)."),
     progress: bool = typer.Option(True, help="Show a spinner while the rows load and the model runs."),
@@ -53,12 +57,41 @@ def predict_command(
     chunk_rows: int = typer.Option(
         4096, min=1, help="Rows loaded and predicted at a time: memory is bounded by a chunk, not the table."
     ),
+    engine: str = typer.Option(
+        "local",
+        help="local: chunk after chunk in this process. ray: a Ray Data pipeline (Parquet in; decode, "
+        "encode and predict on --workers actors; the output is the same, in the same order). Needs "
+        "plait[ray].",
+    ),
+    workers: int = typer.Option(2, min=1, help="With --engine ray: actors predicting at once."),
+    ray_address: str | None = typer.Option(
+        None,
+        help="With --engine ray: the cluster to join (e.g. ray://host:10001); default RAY_ADDRESS, or a "
+        "Ray started on this machine for the run.",
+    ),
     trust_modified: bool = typer.Option(False, "--trust-modified", help=TRUST_HELP),
 ) -> None:
     """Predict every row of DATA, streamed chunk by chunk into OUT; the output keeps the row order."""
+    from plait.batch_predict import check_engine
+    from plait.errors import ConfigError
+
     check_output_file(out)
-    check_inputs(bundle, data, root)
+    check_inputs(bundle, data, root, parts=zero_shot is None)
     _check_modes(zero_shot, labels, prompt, impute, examples_from)
+    try:
+        check_engine(engine)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc).removeprefix("--engine: "), param_hint="--engine") from None
+    if engine == "local" and (workers != 2 or ray_address is not None):
+        raise typer.BadParameter("--workers and --ray-address go with --engine ray", param_hint="--engine")
+    if engine == "ray" and (zero_shot is not None or impute is not None):
+        raise typer.BadParameter(
+            "--engine ray predicts with the model's head; --zero-shot and --impute run with --engine local",
+            param_hint="--engine",
+        )
+    if engine == "ray":
+        _predict_ray(bundle, data, out, root, chunk_rows, workers, ray_address, trust_modified, progress)
+        return
     if examples_from is not None and not examples_from.is_file():
         raise typer.BadParameter(f"{examples_from} is not a table file", param_hint="--examples-from")
     import polars as pl
@@ -106,6 +139,41 @@ def predict_command(
         f"wrote {run.rows} predictions to {out} ({run.degraded} degraded"
         + (f", {run.imputed} with imputed fields" if impute else "")
         + f") in {seconds:.1f} s",
+        highlight=False,
+    )
+
+
+def _predict_ray(
+    bundle: Path,
+    data: Path,
+    out: Path,
+    root: Path | None,
+    chunk_rows: int,
+    workers: int,
+    address: str | None,
+    trust_modified: bool,
+    progress: bool,
+) -> None:
+    from plait.batch_predict_ray import predict_file_ray
+
+    console = Console()
+    with _busy(console, f"predicting the rows of {data} on Ray", progress) as status, said_warnings(console):
+        run = predict_file_ray(
+            bundle,
+            data,
+            out,
+            root=root,
+            chunk_rows=chunk_rows,
+            workers=workers,
+            address=address,
+            trust_modified=trust_modified,
+            say=None if status is None else lambda msg: status.update(f"{msg} of {data} on Ray"),
+        )
+    for line in run.report.lines():
+        console.print(line, highlight=False)
+    console.print(
+        f"wrote {run.rows} predictions to {out} ({run.degraded} degraded) in {run.seconds:.1f} s "
+        f"on {workers} Ray workers",
         highlight=False,
     )
 
@@ -172,18 +240,29 @@ def check_output_file(out: Path) -> None:
         raise typer.BadParameter(f"{out} is a folder; name a file inside it", param_hint="--out")
 
 
-def check_inputs(bundle: Path, data: Path, root: Path | None, *, bundle_hint: str = "BUNDLE") -> None:
-    """The bundle is a folder, DATA a table file with a readable extension, --root a folder."""
+def check_inputs(
+    bundle: Path, data: Path, root: Path | None, *, bundle_hint: str = "BUNDLE", parts: bool = False
+) -> None:
+    """The bundle is a folder, DATA a table file with a readable extension (or, with `parts`, a
+    folder of Parquet parts), --root a folder."""
     from plait.data.table import SUPPORTED_EXTENSIONS
 
     check_bundle_dir(bundle, bundle_hint)
-    if data.suffix.lower() not in SUPPORTED_EXTENSIONS:
+    if parts and data.is_dir():
+        from plait.data.chunks import table_sources
+        from plait.errors import DataError
+
+        try:
+            table_sources(data)
+        except DataError as exc:
+            raise typer.BadParameter(str(exc), param_hint="DATA") from None
+    elif data.suffix.lower() not in SUPPORTED_EXTENSIONS:
         raise typer.BadParameter(
             f"{data}: cannot read a table from '{data.suffix or '(no extension)'}'; expected one of "
             f"{', '.join(SUPPORTED_EXTENSIONS)}",
             param_hint="DATA",
         )
-    if not data.is_file():
+    elif not data.is_file():
         what = "is a folder" if data.is_dir() else "does not exist"
         raise typer.BadParameter(f"the table {data} {what}; name a table file", param_hint="DATA")
     if root is not None and not root.is_dir():

@@ -38,7 +38,8 @@ def train_command(
         "on every node, e.g. with torchrun or srun; see the README's 'Training on several processes').",
     ),
     strategy: str | None = typer.Option(
-        None, help="Override train.strategy: auto (DDP when more than one process), ddp or fsdp."
+        None,
+        help="Override train.strategy: auto (DDP when more than one process) or ddp (no fsdp yet).",
     ),
     accelerator: str | None = typer.Option(None, help="Override train.accelerator: cpu, gpu or auto."),
     progress: bool = typer.Option(True, help="Show progress bars."),
@@ -95,9 +96,10 @@ def train_command(
     cfg = with_allowed_leaks(cfg, allow_leak)
     from plait.training.distributed import is_main_process
 
-    console = Console(quiet=not is_main_process())  # a DDP worker runs this command too: one voice
-    target = out if out is not None else cfg.resolve(cfg.output)
     processes = cfg.train.devices * cfg.train.num_nodes
+    # a DDP worker runs this command too: one voice (a lone process speaks, whatever RANK says)
+    console = Console(quiet=processes > 1 and not is_main_process())
+    target = out if out is not None else cfg.resolve(cfg.output)
     if (folds != 1 or seeds != 1) and processes > 1:
         raise typer.BadParameter(
             f"cross-validation trains many models one after another; it runs on one process, and "

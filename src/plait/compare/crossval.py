@@ -75,7 +75,10 @@ def cross_validate(
 ) -> CrossValidation:
     """Train each fusion (each field alone, with `retrain` the first fusion without each field,
     and the boosting baseline) on every fold and seed; see the module doc."""
+    from plait.training.distributed import require_one_process
     from plait.training.fit import prepare, read_training_table  # Lightning: only when training
+
+    require_one_process(config.train, "cross-validation")
 
     tell: Say = say or (lambda _msg: None)
     names = resolve_fusions(fusions)

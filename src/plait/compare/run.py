@@ -96,7 +96,10 @@ def compare(
     (with `retrain`) the first fusion without each field, and (with `baseline`) gradient boosting
     on summary features, on the same rows and split. `out`: keep each model's bundle under
     out/bundles/NAME (None keeps none)."""
+    from plait.training.distributed import require_one_process
     from plait.training.fit import prepare  # Lightning: only when training
+
+    require_one_process(config.train, "plait compare")
 
     tell: Say = say or (lambda _msg: None)
     names = resolve_fusions(fusions)

@@ -1,6 +1,7 @@
 """A table file read in chunks of rows, so a command over a table larger than memory holds one chunk
 at a time: Parquet by row batches (pyarrow), CSV/TSV by polars' streaming engine, JSON Lines by lines.
-A .json array cannot be streamed: it is read whole (and the chunks are slices of it)."""
+A .json array cannot be streamed: it is read whole (and the chunks are slices of it). A folder of
+Parquet files (`table_sources`) is read file after file, in name order, as one table."""
 
 from __future__ import annotations
 
@@ -14,6 +15,42 @@ from plait.data.table import SUPPORTED_EXTENSIONS, read_table
 from plait.errors import DataError
 
 DEFAULT_CHUNK_ROWS = 4096
+
+
+def table_sources(path: Path) -> list[Path]:
+    """The files of the table at `path`: the file itself, or a folder's Parquet files (`*.parquet`,
+    `*.pq`, in name order; a dataset written in parts). Raises DataError for a folder without any."""
+    if not path.is_dir():
+        return [path]
+    parts = sorted(p for p in path.iterdir() if p.suffix.lower() in (".parquet", ".pq") and p.is_file())
+    if not parts:
+        raise DataError(
+            f"{path} is a folder with no .parquet files; give a table file, or a folder of Parquet parts"
+        )
+    import pyarrow.parquet as pq
+
+    try:  # empty parts (Spark and Dask write them) hold no rows to predict: skipped
+        kept = [p for p in parts if pq.read_metadata(p).num_rows > 0]
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: a part is not a readable Parquet file ({exc})") from None
+    if not kept:
+        raise DataError(f"{path}: its {len(parts)} Parquet parts have no rows")
+    return kept
+
+
+def source_chunks(sources: list[Path], rows: int = DEFAULT_CHUNK_ROWS) -> Iterator[pl.DataFrame]:
+    """`table_chunks` of each file in turn: one table. Every part must have the first one's columns."""
+    first: list[str] | None = None
+    for source in sources:
+        for chunk in table_chunks(source, rows):
+            if first is None:
+                first = chunk.columns
+            elif chunk.columns != first:
+                raise DataError(
+                    f"table {source}: its columns {chunk.columns} are not those of {sources[0]} ({first}); "
+                    "the parts of one table must have the same columns in the same order"
+                )
+            yield chunk
 
 
 def table_chunks(path: Path, rows: int = DEFAULT_CHUNK_ROWS) -> Iterator[pl.DataFrame]:

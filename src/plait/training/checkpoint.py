@@ -78,6 +78,8 @@ class Checkpoints:
 
     # ------------------------------------------------------------------ finished stages
     def finished(self, number: int) -> dict[str, Any] | None:
+        if not self.resume:  # a fresh run (under DDP a worker may look before rank 0 cleared the folder)
+            return None
         return next((s for s in self.state.stages if s["number"] == number), None)
 
     def finish_stage(self, number: int, module: L.LightningModule, done: dict[str, Any]) -> None:
@@ -97,6 +99,8 @@ class Checkpoints:
     # ------------------------------------------------------------------ the stage in progress
     def in_progress(self, number: int) -> tuple[Path, bool] | None:
         """(Lightning checkpoint, early stopping had fired) of stage `number`, if one was saved."""
+        if not self.resume:  # a fresh run: stale files of a killed one are not ours
+            return None
         ckpt, meta = self.folder / f"stage{number}.ckpt", self.folder / f"stage{number}.json"
         if not ckpt.is_file() or not meta.is_file():
             return None

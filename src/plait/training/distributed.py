@@ -34,6 +34,19 @@ def is_main_process() -> bool:
     return all(int(os.environ.get(name, "0") or 0) == 0 for name in _RANK_VARS)
 
 
+def require_one_process(train: TrainSpec, what: str) -> None:
+    """Refuse a multi-process `train` section where `what` trains many models one after another
+    (the processes part after the first one, so the others would train on one process)."""
+    processes = train.devices * train.num_nodes
+    if processes > 1:
+        from plait.errors import ConfigError
+
+        raise ConfigError(
+            f"{what} trains many models one after another and runs on one process, but train.devices × "
+            f"train.num_nodes is {processes}; set train.devices: 1 (and num_nodes: 1) for it"
+        )
+
+
 def is_distributed(train: TrainSpec) -> bool:
     """Whether `train` asks for more than one process (and this process has not parted already)."""
     return not _single and train.devices * train.num_nodes > 1
@@ -82,7 +95,9 @@ def check_ranks_agree(parameters: torch.Tensor) -> None:
     updated one process alone (a per-process statistic, a callback writing weights)."""
     if not dist.is_available() or not dist.is_initialized():
         return
-    mine = parameters.detach().double().sum().reshape(1)
+    # NCCL reduces CUDA tensors only (the model is back on the CPU once the fit ends)
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
+    mine = parameters.detach().double().sum().reshape(1).to(device)
     biggest, smallest = mine.clone(), mine.clone()
     dist.all_reduce(biggest, op=dist.ReduceOp.MAX)
     dist.all_reduce(smallest, op=dist.ReduceOp.MIN)

@@ -340,7 +340,15 @@ class PlaitModule(L.LightningModule):
                 sums = self.trainer.strategy.reduce(sums.to(self.device), reduce_op="sum").cpu()
             self._ogm = ogm_coefficients(scores_from_sums(list(probe_out), sums, self.task), self.ogm_ge)
         # off the bar: val_loss and val_accuracy fill what an 80-column bar has room for
-        self.log("train_loss", task_loss, prog_bar=False, batch_size=batch.size, on_step=False, on_epoch=True)
+        self.log(
+            "train_loss",
+            task_loss,
+            prog_bar=False,
+            batch_size=batch.size,
+            on_step=False,
+            on_epoch=True,
+            sync_dist=True,  # under DDP: the mean over the processes' shares, once per epoch
+        )
         return total
 
     def on_after_backward(self) -> None:

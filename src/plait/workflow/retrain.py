@@ -34,7 +34,10 @@ def retrain_without(
     names = list(trained.modalities)
     if len(names) < 2:
         return {}
-    config = trained.config.with_overrides(data={"root": str(root)}, train={"progress": False})
+    # one process: a bundle trained on several still retrains here, in this process, one by one
+    config = trained.config.with_overrides(
+        data={"root": str(root)}, train={"progress": False, "devices": 1, "num_nodes": 1}
+    )
     prepared = prepare(config, table=table)
     metric = trained.task.headline_metric
     out: dict[str, float] = {}
