@@ -140,3 +140,47 @@ def test_a_cache_another_layout_wrote_is_refused_not_misread(tmp_path: Path):
     fresh = EmbeddingCache(tmp_path)
     fresh.put_many("enc", {"a": _vec(1)})
     assert np.array_equal(fresh.get_many(["a"])["a"], _vec(1))
+
+
+def test_a_file_being_set_up_by_another_process_is_waited_for_not_refused(tmp_path: Path) -> None:
+    """Regression: one process had created the tables but not yet stamped the layout when another
+    opened the file, which took it for a foreign one ("layout 0"). Set-up is one transaction now:
+    the second waits for it. The interleaving is forced: the first pauses just before stamping."""
+    import sqlite3
+    import threading
+    import time
+
+    first = EmbeddingCache(tmp_path)
+    errors: list[Exception] = []
+
+    def second() -> None:
+        try:
+            EmbeddingCache(tmp_path).put_many("enc", {"k": np.ones(3, dtype=np.float32)})
+        except Exception as exc:
+            errors.append(exc)
+
+    opener = threading.Thread(target=second)
+
+    class Pausing:
+        """The first process's connection: lets the second in just before the layout is stamped."""
+
+        def __init__(self, db: sqlite3.Connection) -> None:
+            self.db = db
+
+        def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+            if sql.startswith("PRAGMA user_version ="):
+                opener.start()
+                time.sleep(0.5)
+            return self.db.execute(sql, *args)
+
+        def executescript(self, sql: str) -> sqlite3.Cursor:
+            return self.db.executescript(sql)
+
+    tmp_path.mkdir(exist_ok=True)
+    db = sqlite3.connect(first.path, isolation_level=None, timeout=60.0, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    first._check_schema(Pausing(db))  # type: ignore[arg-type]
+    db.close()
+    opener.join()
+    assert errors == []
+    assert list(first.get_many(["k"])) == ["k"]

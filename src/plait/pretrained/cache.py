@@ -182,15 +182,25 @@ class EmbeddingCache:
                 time.sleep(0.05)
 
     def _check_schema(self, db: sqlite3.Connection) -> None:
-        """Create the tables in a new file; refuse a file another layout wrote (CacheUnavailable)."""
-        version = int(db.execute("PRAGMA user_version").fetchone()[0])
-        tables = db.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
-        if tables and version != SCHEMA_VERSION:
-            raise sqlite3.DatabaseError(
-                f"written by another plait version (layout {version}, this plait reads {SCHEMA_VERSION})"
-            )
-        db.executescript(_SCHEMA)
-        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        """Create the tables in a new file; refuse a file another layout wrote (CacheUnavailable).
+        Checked and created in one write transaction: a process that looked between another one's
+        creating the tables and stamping the layout took a new file for a foreign one."""
+        db.execute("BEGIN IMMEDIATE")  # waits (busy timeout) for a process setting the file up
+        try:
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            tables = db.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+            if tables and version != SCHEMA_VERSION:
+                raise sqlite3.DatabaseError(
+                    f"written by another plait version (layout {version}, this plait reads {SCHEMA_VERSION})"
+                )
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     def _unavailable(self, exc: Exception) -> CacheUnavailable:
         return CacheUnavailable(
