@@ -4,10 +4,9 @@ sample table (one row per anchor, sorted by time then entity) and the alignment 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 
@@ -31,6 +30,12 @@ from plait.align.rules import STREAM_KINDS
 from plait.align.spec import StreamSpec, StreamsSpec
 
 TIME = "time"  # the anchor time in the sample table, Datetime(us, UTC)
+DROP_EMPTY = "no data in any stream (drop_empty)"
+
+
+def drop_reason(stream: str) -> str:
+    """Why anchors were dropped under `missing: drop` of `stream` (a key of the report's `dropped`)."""
+    return f"no {stream} data (missing: drop)"
 
 
 @dataclass(frozen=True)
@@ -50,32 +55,13 @@ def align(
         loaded[stream.name] = load_stream(stream, base_dir)
         stats = loaded[stream.name].stats
         tell(f"read {stream.name}: {stats.rows_kept} of {stats.rows_read} rows kept")
-    anchors = build_anchors(spec.anchors, base_dir, _spans(loaded.values(), lead_us=_lead_us(spec)))
-    ctx = RuleContext(base_dir=base_dir, media_dir=_media_dir(spec, base_dir))
+    anchors = build_anchors(
+        spec.anchors, base_dir, entity_spans((ls.frame for ls in loaded.values()), lead_us=lead_us(spec))
+    )
+    ctx = RuleContext(base_dir=base_dir, media_dir=media_dir_for(spec, base_dir))
     rules = {s.name: STREAM_KINDS.get(s.kind).align for s in spec.streams}
     outputs = {s.name: rules[s.name](loaded[s.name].frame, anchors.frame, s, ctx) for s in spec.streams}
-
-    table = pl.concat(
-        [_anchor_columns(anchors.frame, spec), *(o.columns for o in outputs.values())], how="horizontal"
-    )
-    keep = pl.Series([True] * table.height)
-    dropped: dict[str, int] = {}
-    if spec.drop_empty:
-        empty = pl.Series([True] * table.height)
-        for s in spec.streams:
-            empty = empty & (table[status_col(s.name)] == ABSENT)
-        if empty.any():
-            dropped["no data in any stream (drop_empty)"] = int(empty.sum())
-        keep = keep & ~empty
-    for s in spec.streams:
-        if s.missing != "drop":
-            continue
-        absent = table[status_col(s.name)] == ABSENT
-        newly = int((absent & keep).sum())
-        if newly:
-            dropped[f"no {s.name} data (missing: drop)"] = newly
-        keep = keep & ~absent
-    table = table.filter(keep)
+    table, dropped = sample_rows(spec, anchors.frame, outputs)
 
     report = AlignmentReport(
         anchors=anchors.frame.height,
@@ -97,7 +83,35 @@ def align(
     return AlignResult(table=table, report=report, table_path=table_path, report_path=report_path)
 
 
-def _media_dir(spec: StreamsSpec, base_dir: Path) -> Path:
+def sample_rows(
+    spec: StreamsSpec, anchors: pl.DataFrame, outputs: dict[str, RuleOutput]
+) -> tuple[pl.DataFrame, dict[str, int]]:
+    """The anchor columns and every rule's columns side by side, less the anchors `drop_empty` and
+    `missing: drop` remove; and reason → anchors dropped. Row by row: a shard's rows drop alone."""
+    table = pl.concat(
+        [anchor_columns(anchors, spec), *(outputs[s.name].columns for s in spec.streams)], how="horizontal"
+    )
+    keep = pl.Series([True] * table.height)
+    dropped: dict[str, int] = {}
+    if spec.drop_empty:
+        empty = pl.Series([True] * table.height)
+        for s in spec.streams:
+            empty = empty & (table[status_col(s.name)] == ABSENT)
+        if empty.any():
+            dropped[DROP_EMPTY] = int(empty.sum())
+        keep = keep & ~empty
+    for s in spec.streams:
+        if s.missing != "drop":
+            continue
+        absent = table[status_col(s.name)] == ABSENT
+        newly = int((absent & keep).sum())
+        if newly:
+            dropped[drop_reason(s.name)] = newly
+        keep = keep & ~absent
+    return table.filter(keep), dropped
+
+
+def media_dir_for(spec: StreamsSpec, base_dir: Path) -> Path:
     """Where audio clips spanning two recordings are written: under the data root, or training
     would refuse them (checked only when a stream's rule may write there)."""
     if not any(STREAM_KINDS.get(s.kind).writes_media for s in spec.streams):
@@ -109,7 +123,7 @@ def report_path_for(table_path: Path) -> Path:
     return table_path.with_name(table_path.stem + ".report.json")
 
 
-def _anchor_columns(anchors: pl.DataFrame, spec: StreamsSpec) -> pl.DataFrame:
+def anchor_columns(anchors: pl.DataFrame, spec: StreamsSpec) -> pl.DataFrame:
     """anchor id, entity, time (UTC datetime) and label, under the names the user gave them."""
     columns = [
         pl.col(ANCHOR),
@@ -121,16 +135,17 @@ def _anchor_columns(anchors: pl.DataFrame, spec: StreamsSpec) -> pl.DataFrame:
     return anchors.select(columns)
 
 
-def _lead_us(spec: StreamsSpec) -> int:
+def lead_us(spec: StreamsSpec) -> int:
     """The longest look-back of any stream: sliding anchors start this far into the data, so the
     first window is not empty by construction."""
     looks = [s.window_s or s.duration_s or 0.0 for s in spec.streams]
     return seconds_to_us(max(looks, default=0.0))
 
 
-def _spans(streams: Any, lead_us: int = 0) -> dict[str, tuple[int, int]]:
-    """Per entity, the first time any stream saw it (plus `lead_us`) and the last (for sliding anchors)."""
-    parts = [s.frame.select(KEY, T_US) for s in streams if s.frame.height]
+def entity_spans(frames: Iterable[pl.DataFrame], lead_us: int = 0) -> dict[str, tuple[int, int]]:
+    """Per entity, the first time any stream frame saw it (plus `lead_us`) and the last (for sliding
+    anchors); a frame holding only each entity's first and last time gives the same."""
+    parts = [f.select(KEY, T_US) for f in frames if f.height]
     if not parts:
         return {}
     spans = pl.concat(parts).group_by(KEY).agg(pl.col(T_US).min().alias("lo"), pl.col(T_US).max().alias("hi"))

@@ -3,7 +3,8 @@ frames.py, counting everything cleaning found: unreadable times, NaN/Inf reading
 backward clock jumps (segment splits) and exact duplicate timestamps.
 
 Row numbers in examples and notes are 0-based rows of the source (data rows of a table; files of a
-folder in sorted path order).
+folder in sorted path order), also when only some entities are read (`keep`, a shard's key group).
+Notes are kept in parts (`Note`) so that the notes of shards can be merged into the whole stream's.
 
 Every media file is held to training's data-root rule (paths.py) before anything opens it: a table
 entry or a folder file (symlinks followed) that leads outside the config's folder is dropped unread
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,16 +48,73 @@ _RESERVED = (KEY, T_US, SEGMENT, ROW, TIME, OUTSIDE)
 MAX_LISTED_OFFSETS = 5  # more per-entity offsets than this are summarised as a range
 
 
+# (the entity key column, its type as stored) -> which rows to read; the folder's keys are text
+KeepKeys = Callable[[pl.Expr, pl.DataType], pl.Expr]
+
+
+@dataclass(frozen=True)
+class Note:
+    """One line of a stream's load notes, in parts: `slot` names the step that wrote it (NOTE_SLOTS);
+    a counted note (an anomaly) has its row count, first rows and text, the others a fixed text."""
+
+    slot: str
+    text: str = ""  # a fixed note
+    count: int = 0  # a counted note: rows concerned, the first N_EXAMPLES of them, and its words
+    rows: tuple[int, ...] = ()
+    what: str = ""  # may hold {s} for the plural
+    example: str = ""  # after the rows: the value of the first row, a fix
+    names: tuple[str, ...] = ()  # unknown_offsets: entities named by offsets_s but not in the stream
+
+    def render(self) -> str:
+        if self.slot == "unknown_offsets":
+            return f"offsets_s names entities not in this stream: {', '.join(self.names)}; check the spelling"
+        if not self.what:
+            return self.text
+        more = ", …" if self.count > N_EXAMPLES else ""
+        plural = "" if self.count == 1 else "s"
+        shown = ", ".join(map(str, self.rows))
+        return f"{self.count} {self.what.format(s=plural)} (rows {shown}{more}){self.example}"
+
+
+# the steps of cleaning in the order they write notes; a shard's notes merge slot by slot
+NOTE_SLOTS = (
+    "parse",
+    "folder",
+    "empty",
+    "outside_root",
+    "unreadable",
+    "null_key",
+    "unreadable_file",
+    "offsets",
+    "unknown_offsets",
+    "non_finite",
+    "jumps",
+    "unsorted",
+    "duplicates",
+)
+EMPTY_NOTE = "the source has no rows: every anchor will find this stream absent"
+
+
 def load_stream(spec: StreamSpec, base_dir: Path) -> LoadedStream:
     """Read and clean one stream; see frames.py for the frame's columns and LoadStats for the counts."""
+    return load_stream_part(spec, base_dir)[0]
+
+
+def load_stream_part(
+    spec: StreamSpec, base_dir: Path, keep: KeepKeys | None = None
+) -> tuple[LoadedStream, tuple[Note, ...]]:
+    """The stream's rows whose entity `keep` selects (all when None), cleaned, with the notes in parts.
+    Cleaning works per entity, so the entities of a key group clean exactly as in the whole stream."""
     kind = STREAM_KINDS.get(spec.kind)
     source = resolve_source(spec.path, base_dir, f"stream '{spec.name}'", _config_key(spec, "path"))
     notes: tuple[str, ...] = ()
     if source.is_dir():
         raw, notes = _list_folder(spec, kind, source, base_dir)
+        if keep is not None:
+            raw = raw.filter(keep(pl.col(KEY), pl.String()))
         where = f"stream '{spec.name}' ({spec.path}, the `time` group of the file names)"
     else:
-        raw = _read_stream_table(spec, kind, source, base_dir)
+        raw = _read_stream_table(spec, kind, source, base_dir, keep)
         where = f"stream '{spec.name}' ({spec.path}, column '{spec.time}')"
     if kind.media is not None and kind.media.headers is not None:
         raw = kind.media.headers(raw, real_root(base_dir))
@@ -66,7 +125,9 @@ def _config_key(spec: StreamSpec, name: str) -> str:
     return f"streams.sources.{spec.name}.{name}"
 
 
-def _read_stream_table(spec: StreamSpec, kind: StreamKind, source: Path, base_dir: Path) -> pl.DataFrame:
+def _read_stream_table(
+    spec: StreamSpec, kind: StreamKind, source: Path, base_dir: Path, keep: KeepKeys | None = None
+) -> pl.DataFrame:
     media = kind.media is not None
     values = [spec.file] if media else list(spec.columns)
     for column in [] if media else values:
@@ -81,9 +142,11 @@ def _read_stream_table(spec: StreamSpec, kind: StreamKind, source: Path, base_di
     for column in values:
         columns.setdefault(column, _config_key(spec, "file" if media else "columns"))
     text = [spec.time, *([spec.key] if spec.key is not None else []), *([spec.file] if media else [])]
-    table = read_table(source, columns, where=f"stream '{spec.name}'", text=text)
+    key = spec.key
+    rows = None if keep is None or key is None else lambda schema: keep(pl.col(key), schema[key])
+    table = read_table(source, columns, where=f"stream '{spec.name}'", text=text, row_index=ROW, keep=rows)
     frame = table.select(
-        pl.int_range(pl.len(), dtype=pl.Int64).alias(ROW),
+        pl.col(ROW).cast(pl.Int64),
         pl.col(spec.time).alias(TIME),
         (pl.col(spec.key).cast(pl.String) if spec.key is not None else pl.lit("", pl.String)).alias(KEY),
         *([pl.col(spec.file).cast(pl.String).alias(FILE)] if media else [pl.col(c) for c in values]),
@@ -198,11 +261,11 @@ def _folder_pattern(spec: StreamSpec, kind: StreamKind) -> re.Pattern[str]:
 
 def _clean(
     spec: StreamSpec, kind: StreamKind, raw: pl.DataFrame, where: str, notes: tuple[str, ...]
-) -> LoadedStream:
+) -> tuple[LoadedStream, tuple[Note, ...]]:
     parsed = parse_times(raw[TIME], time_format=spec.time_format, timezone=spec.timezone, where=where)
-    log = _Log(notes=[*parsed.notes, *notes])
+    log = _Log(notes=[*(Note("parse", n) for n in parsed.notes), *(Note("folder", n) for n in notes)])
     if raw.height == 0:
-        log.notes.append("the source has no rows: every anchor will find this stream absent")
+        log.notes.append(Note("empty", EMPTY_NOTE))
     frame = raw.with_columns(parsed.t_us.alias(T_US))
     outside = 0
     if kind.media is not None:  # first: a file outside the root is that, whatever else
@@ -230,28 +293,24 @@ def _clean(
         unreadable=unreadable,
         outside_root=outside,
         time_format=parsed.format_used,
-        notes=tuple(log.notes),
+        notes=tuple(n.render() for n in log.notes),
         examples=dict(log.examples),
     )
-    return LoadedStream(frame=frame, stats=stats)
+    return LoadedStream(frame=frame, stats=stats), tuple(log.notes)
 
 
 @dataclass
 class _Log:
     """What cleaning found, in the words and rows the report shows."""
 
-    notes: list[str] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
     examples: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
     def add(self, anomaly: str, rows: pl.Series, what: str, example: str = "") -> None:
         """Note "<n> row(s) <what> (rows …)"; `what` may hold {s} for the plural."""
         shown = tuple(int(r) for r in rows.head(N_EXAMPLES))
         self.examples[anomaly] = shown
-        more = ", …" if rows.len() > N_EXAMPLES else ""
-        plural = "" if rows.len() == 1 else "s"
-        self.notes.append(
-            f"{rows.len()} {what.format(s=plural)} (rows {', '.join(map(str, shown))}{more}){example}"
-        )
+        self.notes.append(Note(anomaly, count=rows.len(), rows=shown, what=what, example=example))
 
 
 _DROP_TEXT = {
@@ -275,7 +334,8 @@ def _drop(
         if rows.len() == 0:
             continue
         shown = {"unreadable": TIME, "unreadable_file": FILE, "outside_root": FILE}.get(reason)
-        example = f", e.g. {raw[shown][int(rows[0])]!r}" if shown is not None else ""
+        first = raw.filter(pl.col(ROW) == rows[0])  # by source row: `raw` may hold some rows only
+        example = f", e.g. {first[shown][0]!r}" if shown is not None else ""
         log.add(reason, rows, _DROP_TEXT[reason], example + _DROP_FIX.get(reason, ""))
     n = int(flags.select(dropped.sum()).item())
     if n > 0 and len(reasons) > 1 and "unreadable" in reasons:
@@ -296,12 +356,10 @@ def _apply_offsets(frame: pl.DataFrame, spec: StreamSpec, log: _Log) -> pl.DataF
         parts.append(f"{len(spec.offsets_s)} entities from {min(values):+g} s to {max(values):+g} s")
     else:
         parts += [f"{k}: {v:+g} s" for k, v in sorted(spec.offsets_s.items())]
-    log.notes.append(f"clock offsets applied: {', '.join(parts)}")
+    log.notes.append(Note("offsets", f"clock offsets applied: {', '.join(parts)}"))
     unknown = sorted(set(per_key) - set(frame[KEY].unique().to_list()))
     if unknown:
-        log.notes.append(
-            f"offsets_s names entities not in this stream: {', '.join(unknown)}; check the spelling"
-        )
+        log.notes.append(Note("unknown_offsets", names=tuple(unknown)))
     return frame.with_columns(pl.col(T_US) + shift)
 
 

@@ -3,6 +3,7 @@ only the columns asked for, with errors that name the config key to fix."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -21,12 +22,23 @@ _READERS = {
 }
 
 
-def read_table(path: Path, columns: dict[str, str], *, where: str, text: list[str]) -> pl.DataFrame:
+def read_table(
+    path: Path,
+    columns: dict[str, str],
+    *,
+    where: str,
+    text: list[str],
+    row_index: str | None = None,
+    keep: Callable[[pl.Schema], pl.Expr] | None = None,
+) -> pl.DataFrame:
     """The named columns of a CSV/TSV/Parquet/JSONL table, read lazily (only those columns are read).
 
     `columns` maps each column to the config key that names it (for the error when it is missing);
     `text` columns of a CSV are read as strings: '007' stays '007', and one bad time cell does not
-    change the type of the whole column."""
+    change the type of the whole column. `row_index` names a first column holding each row's 0-based
+    row in the source; `keep`, given the table's schema, selects rows. The filter goes into the scan:
+    a Parquet reader skips the row groups whose statistics rule it out (when it compares a column in
+    its own type); a CSV/JSONL reader still parses every row, keeping only those."""
     kind = _READERS.get(path.suffix.lower())
     if kind is None:
         raise DataError(
@@ -34,8 +46,11 @@ def read_table(path: Path, columns: dict[str, str], *, where: str, text: list[st
             f"use one of {', '.join(sorted(_READERS))}"
         )
     try:
+        # the schema from a scan of its own: polars 2.1 skips no row group of a scan whose schema was
+        # asked for, so a shard's key filter would read the whole file
+        schema = _scan(path, kind, text, infer=10_000).collect_schema()
+        names = schema.names()
         lazy = _scan(path, kind, text, infer=10_000)
-        names = lazy.collect_schema().names()
         for column, config_key in columns.items():
             if column not in names:
                 raise ConfigError(
@@ -43,14 +58,24 @@ def read_table(path: Path, columns: dict[str, str], *, where: str, text: list[st
                     f"columns there: {', '.join(names[:30])}"
                 )
         wanted = list(columns)
+        rows = None if keep is None else keep(schema)  # its columns are there: checked above
         try:
-            return lazy.select(wanted).collect()
+            return _rows(lazy, wanted, row_index, rows).collect()
         except pl.exceptions.ComputeError:  # a column's type changes after the rows used to infer it
-            return _scan(path, kind, text, infer=None).select(wanted).collect()
+            return _rows(_scan(path, kind, text, infer=None), wanted, row_index, rows).collect()
     except PlaitError:
         raise
     except Exception as exc:
         raise DataError(f"{where}: cannot read {path}: {exc}") from None
+
+
+def _rows(lazy: pl.LazyFrame, wanted: list[str], row_index: str | None, keep: pl.Expr | None) -> pl.LazyFrame:
+    if row_index is not None:
+        lazy = lazy.with_row_index(row_index)
+        wanted = [row_index, *wanted]
+    if keep is not None:
+        lazy = lazy.filter(keep)
+    return lazy.select(wanted)
 
 
 def _scan(path: Path, kind: str, text: list[str], infer: int | None) -> pl.LazyFrame:
@@ -74,3 +99,34 @@ def resolve_source(path: str, base_dir: Path, where: str, config_key: str) -> Pa
             "(relative paths are read from the config file's folder)"
         )
     return source
+
+
+def count_rows(path: Path) -> int:
+    """Rows of a table without holding it (Parquet: from its metadata); 0 for a folder of files."""
+    kind = _READERS.get(path.suffix.lower())
+    if path.is_dir() or kind is None:
+        return 0
+    return int(_scan(path, kind, [], infer=10_000).select(pl.len()).collect().item())
+
+
+def count_keys(path: Path, key: str) -> pl.DataFrame:
+    """(key as text, n rows) of a table's entity column, streamed; empty for a folder, or when the
+    column is not there (reading the stream then says so)."""
+    kind = _READERS.get(path.suffix.lower())
+    empty = pl.DataFrame(schema={"key": pl.String, "n": pl.Int64})
+    if path.is_dir() or kind is None:
+        return empty
+    lazy = _scan(path, kind, [key], infer=10_000)
+    if key not in lazy.collect_schema().names():
+        return empty
+    counts = lazy.group_by(pl.col(key).cast(pl.String).alias("key")).agg(pl.len().cast(pl.Int64).alias("n"))
+    return counts.drop_nulls("key").collect(engine="streaming")
+
+
+def key_type(path: Path, key: str) -> pl.DataType | None:
+    """The type a table's entity column is read as (a CSV's is text: `read_table` reads it so);
+    None for a folder, or when the column is not there."""
+    kind = _READERS.get(path.suffix.lower())
+    if path.is_dir() or kind is None:
+        return None
+    return _scan(path, kind, [key], infer=10_000).collect_schema().get(key)

@@ -126,18 +126,49 @@ def status_counts(columns: pl.DataFrame, stream: str) -> dict[str, int]:
 
 def gap_percentiles(frame: pl.DataFrame) -> tuple[float | None, float | None, float | None]:
     """p50, p95 and max of the time between consecutive samples of one entity and clock segment."""
+    return percentiles_of_gaps(gap_counts(frame))
+
+
+GAP_US, GAP_N = "gap_us", "n"
+
+
+def gap_counts(frame: pl.DataFrame) -> pl.DataFrame:
+    """How often each gap (µs) between consecutive samples of one entity and clock segment occurs:
+    (gap_us, n), sorted by gap. Counts of parts of a stream (whole entities, or rows each counted in
+    one part with the gap to the row before) add up to the counts of the whole stream."""
     if frame.height < 2:
-        return None, None, None
+        return pl.DataFrame(schema={GAP_US: pl.Int64, GAP_N: pl.Int64})
     by = [KEY, SEGMENT] if SEGMENT in frame.columns else [KEY]
-    gaps = (
-        frame.select(pl.col(T_US).diff().over(by).alias("gap"))
-        .drop_nulls()
-        .get_column("gap")
-        .to_numpy()
-        .astype(np.float64)
-        / US_PER_S
-    )
-    if gaps.size == 0:
+    gaps = frame.select(pl.col(T_US).diff().over(by).alias(GAP_US)).drop_nulls()
+    return merge_gap_counts([gaps.group_by(GAP_US).agg(pl.len().cast(pl.Int64).alias(GAP_N))])
+
+
+def merge_gap_counts(parts: list[pl.DataFrame]) -> pl.DataFrame:
+    if not parts:
+        return pl.DataFrame(schema={GAP_US: pl.Int64, GAP_N: pl.Int64})
+    return pl.concat(parts).group_by(GAP_US).agg(pl.col(GAP_N).sum()).sort(GAP_US)
+
+
+def percentiles_of_gaps(counts: pl.DataFrame) -> tuple[float | None, float | None, float | None]:
+    """p50, p95 and max of the gaps that `counts` tallies, exactly as numpy's linear percentile of
+    the whole array of gaps in seconds would give them, without that array."""
+    n = int(counts[GAP_N].sum()) if counts.height else 0
+    if n == 0:
         return None, None, None
-    p50, p95 = np.percentile(gaps, [50, 95])
-    return round(float(p50), 6), round(float(p95), 6), round(float(gaps.max()), 6)
+    values = counts[GAP_US].to_numpy().astype(np.float64) / US_PER_S  # (U,) sorted
+    ends = np.cumsum(counts[GAP_N].to_numpy())  # (U,) one past the last sorted position of each value
+
+    def at(k: np.ndarray) -> np.ndarray:  # the k-th smallest gap
+        return values[np.searchsorted(ends, k, side="right")]
+
+    q = np.true_divide(np.array([50.0, 95.0]), 100)
+    virtual = (n - 1) * q  # numpy's "linear" method: index, neighbours, weight, then _lerp
+    previous = np.floor(virtual)
+    following = previous + 1
+    last = virtual >= n - 1
+    previous[last], following[last] = n - 1, n - 1
+    gamma = virtual - np.floor(virtual)
+    a, b = at(previous.astype(np.int64)), at(following.astype(np.int64))
+    diff = b - a
+    result = np.where(gamma >= 0.5, b - diff * (1 - gamma), a + diff * gamma)
+    return round(float(result[0]), 6), round(float(result[1]), 6), round(float(values[-1]), 6)

@@ -11,6 +11,8 @@ from rich.table import Table
 
 from plait.cli.show import add_number_column, add_text_column, narrow_table
 
+ROWS_PER_SHARD = 2_000_000  # --shards auto: under ~0.5 GB per worker for sensor rows (bench/align_sharded.py)
+
 if TYPE_CHECKING:
     from plait.align.report import AlignmentReport
     from plait.align.spec import StreamsSpec
@@ -28,6 +30,26 @@ def align_command(
     ),
     per_key: bool = typer.Option(False, help="With --estimate-offset: one offset per entity."),
     write: bool = typer.Option(False, help="With --estimate-offset: write the offset into CONFIG."),
+    shards: str = typer.Option(
+        "1",
+        help="Entity groups aligned one at a time or in parallel, so no process holds every stream: "
+        "1 aligns in one pass (in memory); N uses N groups; auto uses one group per "
+        f"{ROWS_PER_SHARD:,} source rows (one pass when the sources are smaller).",
+    ),
+    bucket_s: float | None = typer.Option(
+        None,
+        "--bucket-s",
+        help="Also cut each entity group into time buckets of this many seconds (bounds the rows and "
+        "anchors one shard aligns); the table and report are the same as in one pass.",
+    ),
+    engine: str = typer.Option(
+        "local",
+        help="Where shards run: local (worker processes here) or ray (RAY_ADDRESS's cluster, or a "
+        "Ray started here; needs Ray, the plait extra named ray).",
+    ),
+    workers: int | None = typer.Option(
+        None, help="Shards run at once (default: the CPU count, at most the number of entity groups)."
+    ),
 ) -> None:
     """Align the streams of CONFIG into one row per anchor, and report what was found and filled."""
     from plait.config import load_config
@@ -42,13 +64,53 @@ def align_command(
     if estimate_offset is not None:
         _estimate(config, cfg.streams, cfg.base_dir, estimate_offset, max_offset, per_key, write, console)
         return
-    from plait.align.align import align
+    say = lambda m: console.print(m, highlight=False)  # noqa: E731
+    groups = _shard_count(shards, cfg.streams, cfg.base_dir)
+    if groups == 1 and bucket_s is None and engine == "local":
+        from plait.align.align import align
 
-    result = align(cfg.streams, cfg.base_dir, say=lambda m: console.print(m, highlight=False))
-    show_report(result.report, console)
-    console.print(
-        f"wrote {result.table_path} ({result.table.height} rows) and {result.report_path}", highlight=False
+        if workers is not None and shards != "auto":  # refused, not ignored, as elsewhere
+            raise typer.BadParameter(
+                "--workers sets how many shards run at once; with --shards 1 (and no --bucket-s) "
+                "alignment runs in one pass, in this process: drop --workers, or shard "
+                "(--shards N or auto, --bucket-s S)",
+                param_hint="--workers",
+            )
+        if shards == "auto":  # the data decided: say so rather than refuse
+            unused = ", --workers unused" if workers is not None else ""
+            say(f"--shards auto: one entity group, aligning in one pass in this process{unused}")
+
+        result = align(cfg.streams, cfg.base_dir, say=say)
+        show_report(result.report, console)
+        console.print(
+            f"wrote {result.table_path} ({result.table.height} rows) and {result.report_path}",
+            highlight=False,
+        )
+        return
+    from plait.align.engines import ENGINES
+    from plait.align.sharded import align_sharded
+
+    ENGINES.get(engine)  # an unknown engine fails before any work, with the names there are
+    sharded = align_sharded(
+        cfg.streams, cfg.base_dir, shards=groups, bucket_s=bucket_s, engine=engine, workers=workers, say=say
     )
+    show_report(sharded.report, console)
+    console.print(
+        f"wrote {sharded.table_path} ({sharded.report.rows} rows, {sharded.shards} shards) and "
+        f"{sharded.report_path}",
+        highlight=False,
+    )
+
+
+def _shard_count(shards: str, spec: StreamsSpec, base_dir: Path) -> int:
+    from plait.align.shards import auto_shards
+    from plait.errors import ConfigError
+
+    if shards == "auto":
+        return auto_shards(spec, base_dir, ROWS_PER_SHARD)
+    if not shards.isdigit() or int(shards) < 1:
+        raise ConfigError(f"--shards: expected a number of entity groups ≥ 1 or auto, got {shards!r}")
+    return int(shards)
 
 
 def show_report(report: AlignmentReport, console: Console) -> None:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
+from plait.align.frames import ROW
 from plait.errors import DataError
 
 if TYPE_CHECKING:
@@ -15,10 +16,11 @@ if TYPE_CHECKING:
 
 
 def typed_channels(frame: pl.DataFrame, spec: StreamSpec) -> pl.DataFrame:
-    return frame.with_columns(_channel(frame[c], spec, c) for c in spec.columns)
+    rows = frame[ROW] if ROW in frame.columns else pl.int_range(frame.height, eager=True)  # source rows
+    return frame.with_columns(_channel(frame[c], spec, c, rows) for c in spec.columns)
 
 
-def _channel(values: pl.Series, spec: StreamSpec, column: str) -> pl.Series:
+def _channel(values: pl.Series, spec: StreamSpec, column: str, rows: pl.Series) -> pl.Series:
     if values.dtype.is_numeric():
         return values.cast(pl.Float64)
     if values.dtype == pl.String:
@@ -26,8 +28,8 @@ def _channel(values: pl.Series, spec: StreamSpec, column: str) -> pl.Series:
         bad = values.is_not_null() & numbers.is_null()
         if not bool(bad.any()):
             return numbers
-        row = int(bad.arg_true()[0])
-        example = f"'{values[row]}' at row {row}"
+        at = int(bad.arg_true()[0])
+        example = f"'{values[at]}' at row {rows[at]}"
     else:
         example = f"type {values.dtype}"
     raise DataError(
