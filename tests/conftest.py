@@ -124,3 +124,11 @@ def impute_run(tmp_path_factory: pytest.TempPathFactory):
     folder = tmp_path_factory.mktemp("impute")
     latent_pairs(400, seed=1).write_parquet(folder / "pairs.parquet")
     return train(_pairs_config(folder, {"dim": 16, "impute": True}), out=folder / "bundle")
+
+
+@pytest.fixture(scope="session")
+def pumps_onnx(pumps_bundle, tmp_path_factory: pytest.TempPathFactory):
+    """`pumps_bundle` exported to ONNX with its int8 graph (tests/export, tests/serving)."""
+    from plait.export import export_onnx
+
+    return export_onnx(pumps_bundle.bundle_path, tmp_path_factory.mktemp("onnx") / "bundle.onnx", int8=True)

@@ -12,6 +12,7 @@ from rich.console import Console
 
 from plait.cli import align, compare, demo, embed, evaluate, init, predict, search, serve, train
 from plait.cli.cache import cache_app
+from plait.cli.export import export_command
 
 app = typer.Typer(
     name="plait",
@@ -30,6 +31,7 @@ app.command("search")(search.search_command)
 app.command("demo")(demo.demo_command)
 app.command("compare")(compare.compare_command)
 app.command("serve")(serve.serve_command)
+app.command("export")(export_command)
 app.add_typer(cache_app, name="cache")
 
 

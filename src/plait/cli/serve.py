@@ -41,6 +41,17 @@ def serve_command(
         help="Any other server setting as NAME=VALUE (repeat), e.g. --set max_text_chars=5000 "
         "--set breaker_fail_max=3 --set batch_timeout_s=30; see plait.serving.settings.ServeSettings.",
     ),
+    runtime: str = typer.Option(
+        "torch",
+        help="What runs the model: 'torch', or 'onnx' — the bundle's export (`plait export BUNDLE --format "
+        "onnx`) run by onnxruntime; the same API, without /v1/embed and ?impute=embedding.",
+    ),
+    onnx_folder: Path | None = typer.Option(
+        None, help="With --runtime onnx: the export folder (default: BUNDLE.onnx beside the bundle)."
+    ),
+    int8: bool = typer.Option(
+        False, "--int8", help="With --runtime onnx: serve model.int8.onnx (export it with --int8)."
+    ),
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
     """Serve predictions over HTTP: POST /v1/predict, /v1/predict/upload; GET /v1/info, /healthz,
@@ -68,6 +79,9 @@ def serve_command(
         cors_origins=cors_origin,
         required_fields=required,
         trust_modified=trust_modified,
+        runtime=runtime,
+        onnx_folder=None if onnx_folder is None else str(onnx_folder.resolve()),
+        onnx_int8=int8,
     )
     settings = ServeSettings.from_json(
         {**options, **parse_overrides(set_)}, api_key=api_key_from_env(api_key_env)
@@ -75,6 +89,7 @@ def serve_command(
     auth = f"API key from ${api_key_env}" if settings.api_key else "no API key"
     host, port, workers = settings.host, settings.port, settings.workers  # --set may have changed them
     where = "the model in its own process" if settings.inference == "process" else "the model in-process"
+    where += f", {settings.runtime} runtime" + (" (int8)" if settings.onnx_int8 else "")
     typer.echo(
         f"plait serve: {bundle} on http://{host}:{port} ({workers} worker(s), {where}, batches of up to "
         f"{settings.max_batch_size}, {auth}); docs at /docs"

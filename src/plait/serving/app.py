@@ -49,14 +49,16 @@ from plait.json_safe import finite
 from plait.serving.batcher import Batcher, BatcherClosed
 from plait.serving.body import parse_json_body
 from plait.serving.docs import add_docs
-from plait.serving.engine import Engine, Served, ServingEngine
+from plait.serving.engine import Served, ServingEngine
 from plait.serving.guard import FieldGuard
 from plait.serving.info import server_info
 from plait.serving.inputs import InputSchema, ParsedRecord, RequestError, parse_form
 from plait.serving.metrics import CONTENT_TYPE, ServeMetrics
 from plait.serving.middleware import BodyLimit, RequestMetrics, add_error_handlers, api_key_check
+from plait.serving.onnx_engine import UNSUPPORTED
 from plait.serving.page import PAGE_HTML
 from plait.serving.process import EngineProcess, EngineStopped, GuardLimits
+from plait.serving.runtime import RuntimeChoice, build_engine, check_export, runtime_choice
 from plait.serving.schemas import openapi_patch
 from plait.serving.settings import API_KEY_ENV, ServeSettings, api_key_from_env
 from plait.serving.space_requests import asks_imputation, embedding_answer, space_fields
@@ -100,6 +102,7 @@ class _Server:
     metrics: ServeMetrics
     given_engine: ServingEngine | None
     bundle_dir: Path | None  # None: served from a TrainedModel in memory
+    runtime: RuntimeChoice  # what runs the model: torch, or the bundle's ONNX export
     report_html: str | None = None  # the bundle's report.html, read once, when it has one
     engine: ServingEngine | None = None
     batcher: Batcher[Job, Served] | None = None
@@ -126,6 +129,7 @@ class _Server:
                 call_timeout_s=s.batch_timeout_s,
                 decode_budget_s=s.max_batch_decode_s,
                 trust_modified=s.trust_modified,
+                runtime=self.runtime,
             )
         guard = FieldGuard(
             list(self.trained.modalities),
@@ -133,7 +137,7 @@ class _Server:
             reset_timeout_s=s.breaker_reset_timeout_s,
             timeout_s=s.field_timeout_s,
         )
-        return Engine(self.trained, guard=guard, decode_budget_s=s.max_batch_decode_s)
+        return build_engine(self.trained, self.runtime, guard=guard, decode_budget_s=s.max_batch_decode_s)
 
 
 def create_app(
@@ -155,10 +159,15 @@ def create_app(
         if isinstance(bundle, TrainedModel)
         else load_bundle(bundle, trust_modified=settings.trust_modified)
     )
-    metrics = ServeMetrics()
     bundle_dir = None if isinstance(bundle, TrainedModel) else Path(bundle)
+    runtime = runtime_choice(settings, bundle_dir)
+    if engine is None:
+        check_export(trained, runtime)  # here, once, rather than in the model process
+    metrics = ServeMetrics()
     report = None if bundle_dir is None else bundle_dir / "report.html"
-    state = _Server(trained, settings, InputSchema.build(trained, settings), metrics, engine, bundle_dir)
+    state = _Server(
+        trained, settings, InputSchema.build(trained, settings), metrics, engine, bundle_dir, runtime
+    )
     state.report_html = (
         report.read_text(encoding="utf-8") if report is not None and report.is_file() else None
     )
@@ -266,7 +275,7 @@ def _add_routes(app: FastAPI, state: _Server) -> None:
     @app.post("/v1/predict", dependencies=guarded, summary="Predict one record or a list", responses=errors)
     async def predict(request: Request, explain: bool = EXPLAIN, impute: str | None = IMPUTE) -> JSONResponse:
         started = time.perf_counter()
-        imputes = asks_imputation(state.trained, impute)
+        imputes = _asks_imputation(state, impute)
         single, records = await _json_records(request, state)
         results = await _predict(state, records, started, single, explain, imputes)
         if single:
@@ -287,8 +296,9 @@ def _add_routes(app: FastAPI, state: _Server) -> None:
         impute: str | None = IMPUTE,
     ) -> JSONResponse:
         started = time.perf_counter()
+        _require_space_runtime(state, "POST /v1/embed")
         fields = space_fields(state.trained, field)
-        imputes = asks_imputation(state.trained, impute)
+        imputes = _asks_imputation(state, impute)
         single, records = await _json_records(request, state)
         results = await _predict(state, records, started, single, False, imputes, fields)
         if single:
@@ -302,7 +312,7 @@ def _add_routes(app: FastAPI, state: _Server) -> None:
         request: Request, explain: bool = EXPLAIN, impute: str | None = IMPUTE
     ) -> JSONResponse:
         started = time.perf_counter()
-        imputes = asks_imputation(state.trained, impute)
+        imputes = _asks_imputation(state, impute)
         content_type = request.headers.get("content-type", "").lower()
         if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
             raise RequestError(
@@ -334,6 +344,7 @@ def _add_routes(app: FastAPI, state: _Server) -> None:
                     breakers=state.breaker_states(),
                     restarts=getattr(state.engine, "restarts", 0),
                     report=state.report_html is not None,
+                    runtime=state.runtime.info(),
                 )
             )
         )
@@ -363,6 +374,25 @@ def _add_routes(app: FastAPI, state: _Server) -> None:
         if state.report_html is None:
             raise StarletteHTTPException(404, "this bundle has no report.html; `plait train` writes one")
         return HTMLResponse(state.report_html)
+
+
+def _asks_imputation(state: _Server, impute: str | None) -> bool:
+    """`?impute=` checked against the bundle (`asks_imputation`) and the runtime."""
+    asked = asks_imputation(state.trained, impute)
+    if asked:
+        _require_space_runtime(state, "impute=embedding")
+    return asked
+
+
+def _require_space_runtime(state: _Server, what: str) -> None:
+    """The shared space runs on torch only: under another runtime, 422 that says so."""
+    if not state.runtime.info()["embed"]:
+        raise RequestError(
+            422,
+            "unsupported_by_runtime",
+            f"{what}: {UNSUPPORTED} (this server runs '{state.runtime.name}')",
+            None,
+        )
 
 
 async def _json_records(request: Request, state: _Server) -> tuple[bool, list[ParsedRecord]]:

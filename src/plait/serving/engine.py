@@ -23,7 +23,7 @@ from torch import Tensor
 from plait.bundle import TrainedModel
 from plait.errors import ConfigError
 from plait.modalities.base import Modality
-from plait.modalities.contract import input_spec
+from plait.modalities.contract import MediaProbe, input_spec
 from plait.models.answers import Prediction, contributions, row_answers
 from plait.models.imputer import impute_encoded
 from plait.serving.budget import COST_LIMITS, DecodeClock, decode_costs
@@ -104,13 +104,7 @@ class Engine:
                 f"FieldGuard({list(self.fields)})"
             )
         self.loader = RecordLoader(trained.modalities, root=root)
-        self._media = {  # media column -> the probe that reads its decoding cost from the header
-            column: spec.probe
-            for m in trained.modalities.values()
-            for spec in [input_spec(m, COST_LIMITS)]
-            if spec.probe is not None
-            for column in spec.media_columns
-        }
+        self._media = media_probes(trained.modalities)
         self.model = trained.model
         self.model.eval()
         # Each encoder's output for one absent row: stands in for a field nobody sent or whose
@@ -135,19 +129,8 @@ class Engine:
     def load_batch(self, records: Sequence[Mapping[str, Any]]) -> list[Loaded]:
         """Each record loaded, in order. With a decode budget, cheapest first: a record whose media
         would take the batch past it (or that comes after it is spent) has its media skipped."""
-        if self.decode_budget_s is None:
-            return [self.loader.load(record) for record in records]
-        costs = decode_costs(records, self._media)
-        loaded: list[Loaded | None] = [None] * len(records)
-        self._clock.start()
-        for i in sorted(range(len(records)), key=costs.__getitem__):
-            pixels = costs[i][0]
-            skip = self._clock.skip(pixels)
-            started = time.perf_counter()
-            loaded[i] = self.loader.load(records[i], skip_media=skip)
-            if skip is None:
-                self._clock.observe(pixels, time.perf_counter() - started)
-        return [one for one in loaded if one is not None]
+        clock = None if self.decode_budget_s is None else self._clock
+        return load_records(self.loader, records, clock, self._media)
 
     def predict_loaded(
         self,
@@ -160,7 +143,7 @@ class Engine:
         n = len(loaded)
         if n == 0:
             return []
-        wanted, imputing, embedding = _each(explain, n), _each(impute, n), _each(embed, n)
+        wanted, imputing, embedding = each(explain, n), each(impute, n), each(embed, n)
         statuses: dict[str, list[FieldStatus]] = {}
         encoded: dict[str, EncoderOutput] = {}
         present: dict[str, Tensor] = {}
@@ -271,7 +254,7 @@ class Engine:
             return statuses, self._absent_rows(field, n), present
         result = self.guard.call(field, lambda: self._run_encoder(field, modality, items, present))
         if isinstance(result, Skipped):
-            skipped = _skipped_status(field, result, "encoder")
+            skipped = skipped_status(field, result, "encoder")
             statuses = [skipped if item is not None else s for item, s in zip(items, statuses, strict=True)]
             return statuses, self._absent_rows(field, n), torch.zeros(n, dtype=torch.bool)  # (B,) nobody
         finite = torch.isfinite(result.pooled.float()).all(dim=1) | ~present  # (B,)
@@ -311,7 +294,41 @@ class Engine:
         )
 
 
-def _each(flag: Sequence[bool] | bool, n: int) -> list[bool]:
+def media_probes(modalities: Mapping[str, Modality]) -> dict[str, MediaProbe]:
+    """media column -> the probe that reads its decoding cost from the header."""
+    return {
+        column: spec.probe
+        for m in modalities.values()
+        for spec in [input_spec(m, COST_LIMITS)]
+        if spec.probe is not None
+        for column in spec.media_columns
+    }
+
+
+def load_records(
+    loader: RecordLoader,
+    records: Sequence[Mapping[str, Any]],
+    clock: DecodeClock | None,
+    media: Mapping[str, MediaProbe],
+) -> list[Loaded]:
+    """Each record loaded, in order (`Engine.load_batch`); with a clock, cheapest first within its
+    budget. Shared by the engines of every runtime."""
+    if clock is None:
+        return [loader.load(record) for record in records]
+    costs = decode_costs(records, media)
+    loaded: list[Loaded | None] = [None] * len(records)
+    clock.start()
+    for i in sorted(range(len(records)), key=costs.__getitem__):
+        pixels = costs[i][0]
+        skip = clock.skip(pixels)
+        started = time.perf_counter()
+        loaded[i] = loader.load(records[i], skip_media=skip)
+        if skip is None:
+            clock.observe(pixels, time.perf_counter() - started)
+    return [one for one in loaded if one is not None]
+
+
+def each(flag: Sequence[bool] | bool, n: int) -> list[bool]:
     """A flag for all n records, or one per record, as a list of n."""
     return [flag] * n if isinstance(flag, bool) else [bool(f) for f in flag]
 
@@ -320,7 +337,7 @@ def _repeat(x: Tensor, n: int) -> Tensor:
     return x.repeat(n, *([1] * (x.dim() - 1)))
 
 
-def _skipped_status(field: str, skipped: Skipped, stage: str) -> FieldStatus:
+def skipped_status(field: str, skipped: Skipped, stage: str) -> FieldStatus:
     if skipped.cause == "open":
         return FieldStatus(field, "skipped", skipped.reason)
     state: FieldState = "skipped" if skipped.cause == "timeout" else "failed"

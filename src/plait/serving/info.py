@@ -9,6 +9,7 @@ from typing import Any
 
 from plait.bundle import TrainedModel
 from plait.serving.inputs import InputSchema
+from plait.serving.runtime import RuntimeChoice
 from plait.serving.settings import ServeSettings
 
 PROVENANCE_KEYS = (
@@ -30,9 +31,11 @@ def server_info(
     breakers: Mapping[str, str],
     restarts: int,
     report: bool,
+    runtime: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The /v1/info document. `breakers`: field → breaker state; `restarts`: model processes
-    replaced so far; `report`: whether /report has the bundle's evaluation report."""
+    replaced so far; `report`: whether /report has the bundle's evaluation report; `runtime`: what
+    runs the model (`RuntimeChoice.info`; None: torch)."""
     metrics = trained.metrics
     provenance = trained.provenance
     return {
@@ -55,6 +58,7 @@ def server_info(
         },
         "batching": {"max_batch_size": s.max_batch_size, "max_wait_ms": s.max_wait_ms},
         "inference": {"where": s.inference, "restarts": restarts},
+        "runtime": dict(runtime) if runtime is not None else RuntimeChoice().info(),
         "metrics": {k: metrics[k] for k in ("split", "metrics", "interval") if k in metrics},
         "provenance": {k: provenance[k] for k in PROVENANCE_KEYS if k in provenance},
         "breakers": dict(breakers),

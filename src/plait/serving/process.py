@@ -39,6 +39,7 @@ from typing import Any
 
 from plait.errors import ConfigError, PlaitError
 from plait.serving.engine import Served
+from plait.serving.runtime import RuntimeChoice
 
 log = logging.getLogger(__name__)
 POLL_S = 0.25  # how often a waiting call checks that the child is still alive
@@ -75,6 +76,7 @@ class EngineProcess:
         call_timeout_s: float | None = 60.0,
         decode_budget_s: float | None = None,
         trust_modified: bool = False,
+        runtime: RuntimeChoice | None = None,
     ) -> None:
         if os.name != "posix":
             raise ConfigError(
@@ -83,6 +85,8 @@ class EngineProcess:
             )
         self.bundle = Path(bundle)
         self.trust_modified = trust_modified
+        # what the child runs the model with: torch, or an ONNX export (plait.serving.runtime)
+        self.runtime = runtime if runtime is not None else RuntimeChoice()
         self.limits = limits if limits is not None else GuardLimits()
         # torch's threads in the child: all cores but the one the server's own process needs. With
         # torch's default (every core) a batch of 16 took 37 ms instead of 30 on two cores, and
@@ -190,6 +194,7 @@ class EngineProcess:
                 "guard": asdict(self.limits),
                 "decode_budget_s": self.decode_budget_s,
                 "trust_modified": self.trust_modified,
+                "runtime": self.runtime.to_json(),
             }
         )
         command = [sys.executable, "-m", __name__, str(fd), str(self.bundle), settings]
@@ -328,15 +333,17 @@ def _child_main(fd: int, bundle: str, settings: Mapping[str, Any]) -> None:
         import torch
 
         from plait.bundle import load_bundle
-        from plait.serving.engine import Engine
         from plait.serving.guard import FieldGuard
+        from plait.serving.runtime import build_engine
 
         torch.set_num_threads(int(settings["threads"]))
         trained = load_bundle(bundle, trust_modified=bool(settings.get("trust_modified", False)))
-        engine = Engine(
+        engine = build_engine(
             trained,
+            RuntimeChoice.from_json(settings.get("runtime", {"name": "torch"})),
             guard=FieldGuard(list(trained.modalities), **settings["guard"]),
             decode_budget_s=settings.get("decode_budget_s"),
+            threads=int(settings["threads"]),
         )
     except Exception as exc:
         _send(conn, ("error", _sendable(exc), None))

@@ -31,6 +31,7 @@ from plait.registry import suggest
 API_KEY_ENV = "PLAIT_API_KEY"
 MIB = 1024 * 1024
 INFERENCE_MODES = ["process", "thread"]
+RUNTIMES = ["torch", "onnx"]
 
 
 def api_key_from_env(name: str = API_KEY_ENV) -> str | None:
@@ -91,6 +92,12 @@ class ServeSettings:
     # starts; the batch answers 503) — a process stuck in native code would otherwise hold every request.
     batch_timeout_s: float = 60.0
     trust_modified: bool = False  # load a bundle edited since it was written (a warning, not a refusal)
+    # What runs the model: "torch", or "onnx" — the bundle's ONNX export (`plait export`) run by
+    # onnxruntime, from `onnx_folder` (None: `<bundle>.onnx` beside the bundle), its int8 graph
+    # with `onnx_int8`. See plait.serving.onnx_engine for what the onnx runtime does not serve.
+    runtime: str = "torch"
+    onnx_folder: str | None = None
+    onnx_int8: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.host, str) or not self.host.strip():
@@ -103,6 +110,22 @@ class ServeSettings:
                 f"{suggest(str(self.inference), INFERENCE_MODES)}"
             )
         _int_in("inference_threads", self.inference_threads, 1, 256)
+        if self.runtime not in RUNTIMES:
+            raise ConfigError(
+                f"serve.runtime: expected one of {', '.join(RUNTIMES)}, got {self.runtime!r};"
+                f"{suggest(str(self.runtime), RUNTIMES)}"
+            )
+        if self.onnx_folder is not None and (
+            not isinstance(self.onnx_folder, str) or not self.onnx_folder.strip()
+        ):
+            raise ConfigError(f"serve.onnx_folder: expected a folder path or None, got {self.onnx_folder!r}")
+        if not isinstance(self.onnx_int8, bool):
+            raise ConfigError(f"serve.onnx_int8: expected true or false, got {self.onnx_int8!r}")
+        if self.runtime != "onnx" and (self.onnx_int8 or self.onnx_folder is not None):
+            raise ConfigError(
+                "serve.onnx_folder and serve.onnx_int8 choose the ONNX graph, but serve.runtime is "
+                f"{self.runtime!r}; add --runtime onnx (or drop them)"
+            )
         _int_in("max_batch_size", self.max_batch_size, 1, 65536)
         _number_in("max_wait_ms", self.max_wait_ms, 0.0, 60_000.0)
         _int_in("max_body_bytes", self.max_body_bytes, 1024, 2**40)
