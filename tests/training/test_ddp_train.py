@@ -184,3 +184,36 @@ def test_compare_and_cross_validation_refuse_several_processes(tmp_path: Path) -
         compare(cfg, ["concat"])
     with pytest.raises(ConfigError, match=r"cross-validation trains many models"):
         cross_validate(cfg, ["concat"], folds=2)
+
+
+def test_fewer_training_rows_than_processes_is_refused_before_any_process_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import polars as pl
+
+    import plait.training.stages as stages
+    from plait.config import Config
+    from plait.errors import DataError
+    from plait.workflow.train import train
+
+    def no_trainer(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a Trainer was built (it would start the other process)")
+
+    monkeypatch.setattr(stages.L, "Trainer", no_trainer)
+    table = pl.DataFrame({"x": [[0.1 * i, 0.2] for i in range(10)], "y": ["a", "b"] * 5})
+    cfg = Config.from_dict(
+        {
+            "data": {
+                "path": "t.parquet",
+                "split": {"kind": "random"},
+                "val_fraction": 0.6,
+                "test_fraction": 0.3,
+            },
+            "task": {"label": "y"},
+            "fields": {"x": "embedding"},
+            "train": {"devices": 3, "epochs": 1, "progress": False, "batch_size": 3},
+        },
+        base_dir=tmp_path,
+    )
+    with pytest.raises(DataError, match=r"^2 training rows cannot be shared across 3 processes"):
+        train(cfg, table=table)

@@ -91,11 +91,13 @@ def train_command(
         if value is not None:
             overrides[key] = value
     cfg = cfg.with_overrides(train=overrides)
+    from plait.training.distributed import is_main_process
+
+    if cfg.train.progress and cfg.train.devices * cfg.train.num_nodes > 1 and not is_main_process():
+        cfg = cfg.with_overrides(train={"progress": False})  # one set of bars: the main process's
     if fusion is not None:
         cfg = cfg.with_overrides(model={"fusion": fusion})
     cfg = with_allowed_leaks(cfg, allow_leak)
-    from plait.training.distributed import is_main_process
-
     processes = cfg.train.devices * cfg.train.num_nodes
     # a DDP worker runs this command too: one voice (a lone process speaks, whatever RANK says)
     console = Console(quiet=processes > 1 and not is_main_process())

@@ -22,6 +22,7 @@ from lightning.pytorch.callbacks import EarlyStopping
 from plait.config import Config
 from plait.data.dataset import TensorTable
 from plait.data.split import Split
+from plait.errors import DataError
 from plait.models.fusion_hooks import fit_fusion_held_out, prepare_fusion
 from plait.models.fusion_model import FusionModel
 from plait.task import Task
@@ -108,6 +109,11 @@ def fit_stages(
         train_rows = split.train
         if stage.kind == "contrastive" and len(split.unlabelled):  # no labels needed: every safe row
             train_rows = np.sort(np.concatenate([split.train, split.unlabelled]))
+        if processes > 1 and len(train_rows) < processes:
+            raise DataError(
+                f"{len(train_rows)} training rows cannot be shared across {processes} processes (each needs "
+                "at least one row per batch); train on fewer processes (train.devices)"
+            )
         data = TableDataModule(tensors, train=train_rows, val=val, batch_size=t.batch_size, seed=t.seed)
         best = BestWeights()
         callbacks: list[L.Callback] = [
