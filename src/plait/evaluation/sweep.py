@@ -34,6 +34,7 @@ from plait.evaluation.perturb import PERTURBATIONS, perturb_batch
 from plait.evaluation.perturb.apply import field_context
 from plait.models.fusion_model import FusionModel
 from plait.models.inference import only_fields
+from plait.models.modes import evaluating
 from plait.types import Batch, EncoderOutput
 
 ALL_FIELDS = "all"
@@ -92,14 +93,12 @@ def sweep(
     given = dict(contexts or {})
     perturbed = {f for point in points for f in point.fields}
     contexts = {f: given[f] if f in given else field_context(modalities[f]) for f in perturbed}
-    was_training = model.training
-    model.eval()
     idx = torch.as_tensor(rows, dtype=torch.long)
     out_subsets: dict[str, list[Tensor]] = {name: [] for name in subsets}
     out_points: dict[SweepPoint, list[Tensor]] = {p: [] for p in points}
     weights: list[Tensor] = []
     timer = _Timer()
-    try:
+    with evaluating(model):
         for number, begin in enumerate(range(0, len(idx), batch_size)):
             batch = table.batch(idx[begin : begin + batch_size])
             encoded = timer.encode(model, batch, tuple(model.encoders))
@@ -123,8 +122,6 @@ def sweep(
                 out_points[point].append(model.decide({**encoded, **redone}, changed.present).float().output)
                 if advance is not None:
                     advance(1)
-    finally:
-        model.train(was_training)
     return SweepResult(
         subsets={name: torch.cat(v) for name, v in out_subsets.items()},
         weights=torch.cat(weights) if weights else None,

@@ -19,6 +19,7 @@ from plait.errors import ConfigError, DataError
 from plait.modalities.base import Modality
 from plait.modalities.contract import text_column
 from plait.models.fusion_model import FusionModel
+from plait.models.modes import evaluating
 
 
 @dataclass(frozen=True)
@@ -83,15 +84,11 @@ def prompt_embeddings(
         raise DataError(
             f"zero-shot: field '{field}' could not read the prompts {absent}; give non-empty prompts"
         )
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         batch = tensors.batch(torch.arange(len(prompts)))
         encoder = model.encoders[field]
         out = encoder(batch.values[field], batch.present[field], batch.masks.get(field))
         return model.space.project(field, out.pooled).float()  # (K, D_f) -> (K, dim)
-    finally:
-        model.train(was_training)
 
 
 def zero_shot_scores(embedded: Tensor, prompts: Tensor) -> Tensor:

@@ -37,6 +37,7 @@ from plait.fusion.base import (
 )
 from plait.fusion.hooks import check_hook_inputs
 from plait.fusion.late import decision_heads
+from plait.models.modes import evaluating
 from plait.task import REGRESSION, TASK_TYPES
 from plait.types import EncoderOutput, FusionOutput
 
@@ -135,17 +136,13 @@ class StackingFusion(nn.Module):
         classification = self._check_target(target, task_type, n)
         device, dtype = self.fallback.device, self.fallback.dtype
         mask = stack_present(present, self.field_order).bool().to(device)  # (N, M)
-        was_training = self.training
-        self.eval()  # dropout off: the meta-learner sees the decisions it will combine
-        try:
-            with torch.no_grad():
-                inputs = [
-                    torch.where(mask[:, i : i + 1], pooled[f].to(device=device, dtype=dtype), 0.0)
-                    for i, f in enumerate(self.field_order)
-                ]
-                decisions = self._decisions(inputs, mask)  # (N, M, K)
-        finally:
-            self.train(was_training)
+        # dropout off: the meta-learner sees the decisions it will combine
+        with evaluating(self), torch.no_grad():
+            inputs = [
+                torch.where(mask[:, i : i + 1], pooled[f].to(device=device, dtype=dtype), 0.0)
+                for i, f in enumerate(self.field_order)
+            ]
+            decisions = self._decisions(inputs, mask)  # (N, M, K)
         x, y = self._meta_rows(decisions.double().cpu(), mask.cpu(), target.cpu(), classification)
         if x.shape[0] == 0:
             raise DataError(

@@ -12,6 +12,7 @@ from torch import Tensor
 from plait.data.dataset import TensorTable
 from plait.fusion.base import PREPARE_ROWS
 from plait.models.fusion_model import FusionModel
+from plait.models.modes import evaluating
 from plait.task import Task
 
 
@@ -21,20 +22,16 @@ def pooled_outputs(
 ) -> tuple[dict[str, Tensor], dict[str, Tensor], Tensor | None]:
     """Each field's pooled encoder output [N, D_f] and presence [N] over `rows`, in eval mode,
     and the rows' targets; all on the model's device."""
-    was_training = model.training
-    model.eval()
     idx = torch.as_tensor(np.asarray(rows), dtype=torch.long)
     pooled: dict[str, list[Tensor]] = {f: [] for f in model.encoders}
     present: dict[str, list[Tensor]] = {f: [] for f in model.encoders}
     device = next(model.parameters()).device
-    try:
+    with evaluating(model):
         for start in range(0, len(idx), batch_size):
             batch = table.batch(idx[start : start + batch_size]).to(device)
             for field, out in model.encode(batch).items():
                 pooled[field].append(out.pooled.float())
                 present[field].append(batch.present[field].bool())
-    finally:
-        model.train(was_training)
     target = None if table.target is None else table.target[idx].to(device)
     return (
         {f: torch.cat(v) for f, v in pooled.items()},

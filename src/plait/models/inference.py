@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from plait.data.dataset import TensorTable
 from plait.models.fusion_model import FusionModel
 from plait.models.imputer import impute_encoded
+from plait.models.modes import evaluating
 from plait.types import ModelOutput
 
 PresenceEdit = Callable[[Mapping[str, Tensor]], Mapping[str, Tensor]]
@@ -38,18 +39,14 @@ def run_model(
     batch_size: int = 512,
     edit_present: PresenceEdit | None = None,
 ) -> ModelOutput:
-    was_training = model.training
-    model.eval()
     idx = torch.arange(len(table)) if indices is None else torch.as_tensor(indices, dtype=torch.long)
     parts: list[ModelOutput] = []
-    try:
+    with evaluating(model):
         for start in range(0, len(idx), batch_size):
             batch = table.batch(idx[start : start + batch_size])
             if edit_present is not None:
                 batch = batch.with_present(edit_present(batch.present))
             parts.append(model(batch).float())
-    finally:
-        model.train(was_training)
     return _concat(parts)
 
 
@@ -64,19 +61,15 @@ def run_model_subsets(
 ) -> dict[str, ModelOutput]:
     """Encode each batch ONCE, then fuse and decide under each subset of fields (None: every
     present field). Exact, not an approximation: see `FusionModel.decide`."""
-    was_training = model.training
-    model.eval()
     idx = torch.as_tensor(indices, dtype=torch.long)
     parts: dict[str, list[ModelOutput]] = {name: [] for name in subsets}
-    try:
+    with evaluating(model):
         for start in range(0, len(idx), batch_size):
             batch = table.batch(idx[start : start + batch_size])
             encoded = model.encode(batch)
             for name, keep in subsets.items():
                 present = batch.present if keep is None else only_fields(keep)(batch.present)
                 parts[name].append(model.decide(encoded, present).float())
-    finally:
-        model.train(was_training)
     return {name: _concat(parts[name]) for name in subsets}
 
 
@@ -108,18 +101,14 @@ def run_embeddings(
     if space is None:
         raise ValueError("run_embeddings: the model has no shared space")
     chosen = tuple(fields) if fields is not None else space.fields
-    was_training = model.training
-    model.eval()
     idx = torch.arange(len(table)) if indices is None else torch.as_tensor(indices, dtype=torch.long)
     parts: dict[str, list[Tensor]] = {f: [] for f in chosen}
-    try:
+    with evaluating(model):
         for start in range(0, len(idx), batch_size):
             batch = table.batch(idx[start : start + batch_size])
             for f in chosen:
                 out = model.encoders[f](batch.values[f], batch.present[f], batch.masks.get(f))
                 parts[f].append(space.project(f, out.pooled).float())  # (B, D_f) -> (B, dim)
-    finally:
-        model.train(was_training)
     return {f: torch.cat(chunks) for f, chunks in parts.items()}
 
 
@@ -151,11 +140,9 @@ def run_imputed(
     if model.imputer is None or model.space is None:
         raise ValueError("run_imputed: the model has no embedding imputer (space.impute: true)")
     plan = subsets if subsets is not None else {"all": None}
-    was_training = model.training
-    model.eval()
     idx = torch.arange(len(table)) if indices is None else torch.as_tensor(indices, dtype=torch.long)
     parts: dict[str, list[ImputedRun]] = {name: [] for name in plan}
-    try:
+    with evaluating(model):
         for start in range(0, len(idx), batch_size):
             batch = table.batch(idx[start : start + batch_size])
             encoded = model.encode(batch)
@@ -166,8 +153,6 @@ def run_imputed(
                 out = model.decide(filled.encoded, filled.present).float()
                 observed = {f: present[f].bool() for f in present}
                 parts[name].append(ImputedRun(out, observed, filled.imputed, filled.embedded))
-    finally:
-        model.train(was_training)
     return {name: _concat_imputed(runs) for name, runs in parts.items()}
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from plait.models.modes import evaluating
 from plait.testing.checks import ATOL as _ATOL
 from plait.testing.checks import require as _require
 from plait.types import EncoderOutput
@@ -27,15 +28,11 @@ def check_encoder(encoder: nn.Module, x: Tensor, present: Tensor, mask: Tensor |
     )
     dim = getattr(encoder, "output_dim", None)
     _require(isinstance(dim, int), f"{name} must declare an integer output_dim; got {dim!r}")
-    was_training = encoder.training
-    encoder.eval()
-    try:
+    with evaluating(encoder):
         out = _check_encoder_output(encoder, x, present, mask, f"{name}")
         _check_encoder_output(encoder, x, torch.zeros_like(present), mask, f"{name} (every sample absent)")
         _check_encoder_absent_ignored(encoder, x, present, mask, out, name)
         _check_encoder_gradient(encoder, x, present, mask, name)
-    finally:
-        encoder.train(was_training)
 
 
 def _check_encoder_output(
