@@ -42,6 +42,24 @@ def labelled(rows: int, seed: int) -> pl.DataFrame:
     )
 
 
+def train_bundle(folder: Path) -> None:
+    """FOLDER/bundle: a small gated model on the two vector fields, trained on 3,000 labelled rows."""
+    from plait.config import Config
+    from plait.workflow.train import train
+
+    labelled(3000, 0).write_parquet(folder / "train.parquet")
+    config = Config.from_dict(
+        {
+            "data": {"path": "train.parquet", "split": {"kind": "random"}},
+            "task": {"label": "y"},
+            "fields": {"va": "embedding", "vb": "embedding"},
+            "train": {"epochs": 3, "progress": False},
+        },
+        base_dir=folder,
+    )
+    train(config, out=folder / "bundle")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -49,22 +67,9 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--chunk-rows", type=int, default=4096)
     args = parser.parse_args()
-    from plait.config import Config
-    from plait.workflow.train import train
-
     with tempfile.TemporaryDirectory(prefix="plait-predict-bench-") as tmp:
         folder = Path(tmp)
-        labelled(3000, 0).write_parquet(folder / "train.parquet")
-        config = Config.from_dict(
-            {
-                "data": {"path": "train.parquet", "split": {"kind": "random"}},
-                "task": {"label": "y"},
-                "fields": {"va": "embedding", "vb": "embedding"},
-                "train": {"epochs": 3, "progress": False},
-            },
-            base_dir=folder,
-        )
-        train(config, out=folder / "bundle")
+        train_bundle(folder)
         write_big(table(args.rows, 1).drop("id"), folder, args.chunk_rows)  # the model's columns
         compare_chunks(CHILD, folder, args.rows, args.chunk_rows)
     return 0

@@ -24,7 +24,7 @@ from pathlib import Path
 import polars as pl
 
 from embed_memory import table, write_big
-from predict_memory import labelled
+from predict_memory import train_bundle
 
 CHILD = """
 import json, sys, time
@@ -117,22 +117,9 @@ def main() -> int:
     parser.add_argument("--chunk-rows", type=int, default=4096)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    from plait.config import Config
-    from plait.workflow.train import train
-
     with tempfile.TemporaryDirectory(prefix="plait-predict-ray-") as tmp:
         folder = Path(tmp)
-        labelled(3000, 0).write_parquet(folder / "train.parquet")
-        config = Config.from_dict(
-            {
-                "data": {"path": "train.parquet", "split": {"kind": "random"}},
-                "task": {"label": "y"},
-                "fields": {"va": "embedding", "vb": "embedding"},
-                "train": {"epochs": 3, "progress": False},
-            },
-            base_dir=folder,
-        )
-        train(config, out=folder / "bundle")
+        train_bundle(folder)
         write_big(table(args.rows, 1).drop("id"), folder, args.chunk_rows)
         local = run(folder, "local", args.rows, args.chunk_rows, args.workers)
         ray = run(folder, "ray", args.rows, args.chunk_rows, args.workers)
