@@ -217,3 +217,18 @@ def test_fewer_training_rows_than_processes_is_refused_before_any_process_starts
     )
     with pytest.raises(DataError, match=r"^2 training rows cannot be shared across 3 processes"):
         train(cfg, table=table)
+
+
+def test_plait_train_folds_on_several_processes_is_refused_before_any_work(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from plait.cli.main import app
+
+    (tmp_path / "cfg.yaml").write_text(
+        "data: {path: t.parquet}\ntask: {label: y}\nfields: {x: embedding}\noutput: out/bundle\n"
+    )
+    done = CliRunner().invoke(app, ["train", str(tmp_path / "cfg.yaml"), "--folds", "2", "--devices", "2"])
+    assert done.exit_code != 0
+    assert "cross-validation trains many models" in str(done.exception) + done.output
+    assert "drop --devices/--num-nodes" in str(done.exception) + done.output
+    assert not (tmp_path / "out").exists()

@@ -102,13 +102,6 @@ def train_command(
     # a DDP worker runs this command too: one voice (a lone process speaks, whatever RANK says)
     console = Console(quiet=processes > 1 and not is_main_process())
     target = out if out is not None else cfg.resolve(cfg.output)
-    if (folds != 1 or seeds != 1) and processes > 1:
-        raise typer.BadParameter(
-            f"cross-validation trains many models one after another; it runs on one process, and "
-            f"train.devices × train.num_nodes is {processes}. Drop --devices/--num-nodes (or set "
-            "train.devices: 1) with --folds",
-            param_hint="--folds",
-        )
     if folds != 1 or seeds != 1:
         _cross_validate(
             cfg,

@@ -43,7 +43,8 @@ def require_one_process(train: TrainSpec, what: str) -> None:
 
         raise ConfigError(
             f"{what} trains many models one after another and runs on one process, but train.devices × "
-            f"train.num_nodes is {processes}; set train.devices: 1 (and num_nodes: 1) for it"
+            f"train.num_nodes is {processes}; set train.devices: 1 (and num_nodes: 1) for it, or drop "
+            "--devices/--num-nodes"
         )
 
 
