@@ -34,7 +34,7 @@ from plait.evaluation.perturb import PERTURBATIONS, perturb_batch
 from plait.evaluation.perturb.apply import field_context
 from plait.models.fusion_model import FusionModel
 from plait.models.inference import only_fields
-from plait.models.modes import evaluating
+from plait.modes import evaluating
 from plait.types import Batch, EncoderOutput
 
 ALL_FIELDS = "all"

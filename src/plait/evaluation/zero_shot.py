@@ -19,7 +19,7 @@ from plait.errors import ConfigError, DataError
 from plait.modalities.base import Modality
 from plait.modalities.contract import text_column
 from plait.models.fusion_model import FusionModel
-from plait.models.modes import evaluating
+from plait.modes import evaluating
 
 
 @dataclass(frozen=True)

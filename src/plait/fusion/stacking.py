@@ -37,7 +37,7 @@ from plait.fusion.base import (
 )
 from plait.fusion.hooks import check_hook_inputs
 from plait.fusion.late import decision_heads
-from plait.models.modes import evaluating
+from plait.modes import evaluating
 from plait.task import REGRESSION, TASK_TYPES
 from plait.types import EncoderOutput, FusionOutput
 

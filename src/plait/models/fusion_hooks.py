@@ -12,7 +12,7 @@ from torch import Tensor
 from plait.data.dataset import TensorTable
 from plait.fusion.base import PREPARE_ROWS
 from plait.models.fusion_model import FusionModel
-from plait.models.modes import evaluating
+from plait.modes import evaluating
 from plait.task import Task
 
 

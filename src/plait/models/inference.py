@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from plait.data.dataset import TensorTable
 from plait.models.fusion_model import FusionModel
 from plait.models.imputer import impute_encoded
-from plait.models.modes import evaluating
+from plait.modes import evaluating
 from plait.types import ModelOutput
 
 PresenceEdit = Callable[[Mapping[str, Tensor]], Mapping[str, Tensor]]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from plait.models.modes import evaluating
+from plait.modes import evaluating
 from plait.testing.checks import ATOL as _ATOL
 from plait.testing.checks import require as _require
 from plait.types import EncoderOutput

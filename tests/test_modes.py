@@ -3,7 +3,7 @@
 import pytest
 from torch import nn
 
-from plait.models.modes import evaluating
+from plait.modes import evaluating
 
 
 @pytest.mark.parametrize("training", [True, False])
